@@ -1,0 +1,493 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * devmig: the vfio-user message codec.
+ *
+ * Pure: no I/O, no allocation. Every field is host-endian and every struct
+ * packed, as the vfio-user specification requires. Decoders validate
+ * everything they can know from the bytes and the limits they are given,
+ * never read outside [buf, buf+len), and return a typed error that
+ * devmig_wire_errno() turns into the errno for an error reply.
+ *
+ * A decoded message keeps pointers into the caller's buffer for variable
+ * data (region data, JSON, bitmaps, ranges): the buffer must outlive it.
+ */
+#ifndef DEVMIG_WIRE_H
+#define DEVMIG_WIRE_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#define DEVMIG_PACKED __attribute__((packed))
+
+/* Protocol version spoken (the version QEMU and libvfio-user speak). */
+#define DEVMIG_VFIO_USER_MAJOR 0
+#define DEVMIG_VFIO_USER_MINOR 1
+
+#define DEVMIG_HDR_SIZE 16u
+#define DEVMIG_DEFAULT_MAX_MSG_FDS 1u
+#define DEVMIG_DEFAULT_MAX_DATA_XFER (1u << 20)
+#define DEVMIG_DEFAULT_MAX_DMA_MAPS 65535u
+#define DEVMIG_DEFAULT_PGSIZES 4096ull
+/* Largest message accepted by default: a max_data_xfer_size transfer plus headers. */
+#define DEVMIG_DEFAULT_MAX_MSG_SIZE (DEVMIG_DEFAULT_MAX_DATA_XFER + 4096u)
+#define DEVMIG_MULTI_DATA 8u   /* bytes of data in one REGION_WRITE_MULTI entry */
+#define DEVMIG_MULTI_MAX 200u  /* entries in one REGION_WRITE_MULTI message */
+#define DEVMIG_LOG_MAX_RANGES 256u /* DMA_LOGGING_START ranges, as the kernel */
+#define DEVMIG_MIN_PAGE_SIZE 4096ull
+
+enum devmig_cmd {
+	DEVMIG_CMD_VERSION = 1,
+	DEVMIG_CMD_DMA_MAP = 2,
+	DEVMIG_CMD_DMA_UNMAP = 3,
+	DEVMIG_CMD_DEVICE_GET_INFO = 4,
+	DEVMIG_CMD_DEVICE_GET_REGION_INFO = 5,
+	DEVMIG_CMD_DEVICE_GET_REGION_IO_FDS = 6,
+	DEVMIG_CMD_DEVICE_GET_IRQ_INFO = 7,
+	DEVMIG_CMD_DEVICE_SET_IRQS = 8,
+	DEVMIG_CMD_REGION_READ = 9,
+	DEVMIG_CMD_REGION_WRITE = 10,
+	DEVMIG_CMD_DMA_READ = 11,   /* server -> client */
+	DEVMIG_CMD_DMA_WRITE = 12,  /* server -> client */
+	DEVMIG_CMD_DEVICE_RESET = 13,
+	/* 14 was VFIO_USER_DIRTY_PAGES, withdrawn from the specification. */
+	DEVMIG_CMD_REGION_WRITE_MULTI = 15,
+	DEVMIG_CMD_DEVICE_FEATURE = 16,
+	DEVMIG_CMD_MIG_DATA_READ = 17,
+	DEVMIG_CMD_MIG_DATA_WRITE = 18,
+};
+#define DEVMIG_CMD_MAX 18
+
+/* Header flags. */
+#define DEVMIG_HDR_TYPE_MASK 0xfu
+#define DEVMIG_HDR_TYPE_COMMAND 0x0u
+#define DEVMIG_HDR_TYPE_REPLY 0x1u
+#define DEVMIG_HDR_NO_REPLY (1u << 4)
+#define DEVMIG_HDR_ERROR (1u << 5)
+
+/* DMA_MAP flags. */
+#define DEVMIG_DMA_READ (1u << 0)
+#define DEVMIG_DMA_WRITE (1u << 1)
+
+/* DEVICE_FEATURE flags. */
+#define DEVMIG_FEATURE_MASK 0xffffu
+#define DEVMIG_FEATURE_GET (1u << 16)
+#define DEVMIG_FEATURE_SET (1u << 17)
+#define DEVMIG_FEATURE_PROBE (1u << 18)
+
+/* Feature indexes (the kernel's VFIO_DEVICE_FEATURE_* numbers). */
+#define DEVMIG_FEATURE_MIGRATION 1u
+#define DEVMIG_FEATURE_MIG_DEVICE_STATE 2u
+#define DEVMIG_FEATURE_DMA_LOGGING_START 6u
+#define DEVMIG_FEATURE_DMA_LOGGING_STOP 7u
+#define DEVMIG_FEATURE_DMA_LOGGING_REPORT 8u
+#define DEVMIG_FEATURE_MIG_DATA_SIZE 9u
+/*
+ * Project extensions, offered only to a client that asked for them in the
+ * VERSION JSON ("devmig" member). The indexes sit far above the kernel's.
+ */
+#define DEVMIG_FEATURE_EXT_BASE 0xde00u
+#define DEVMIG_FEATURE_PRECOPY_INFO (DEVMIG_FEATURE_EXT_BASE + 1) /* GET */
+
+/* ---- wire structs (packed, host-endian) ---- */
+
+struct devmig_hdr {
+	uint16_t msg_id;
+	uint16_t cmd;
+	uint32_t msg_size; /* includes this header */
+	uint32_t flags;
+	uint32_t error_no;
+} DEVMIG_PACKED;
+
+struct devmig_version {
+	uint16_t major;
+	uint16_t minor;
+	/* followed by optional NUL-terminated JSON */
+} DEVMIG_PACKED;
+
+struct devmig_dma_map {
+	uint32_t argsz;
+	uint32_t flags;
+	uint64_t offset;
+	uint64_t addr;
+	uint64_t size;
+} DEVMIG_PACKED;
+
+struct devmig_dma_unmap {
+	uint32_t argsz;
+	uint32_t flags;
+	uint64_t addr;
+	uint64_t size;
+} DEVMIG_PACKED;
+
+struct devmig_device_info {
+	uint32_t argsz;
+	uint32_t flags;
+	uint32_t num_regions;
+	uint32_t num_irqs;
+} DEVMIG_PACKED;
+
+struct devmig_region_info {
+	uint32_t argsz;
+	uint32_t flags;
+	uint32_t index;
+	uint32_t cap_offset;
+	uint64_t size;
+	uint64_t offset;
+} DEVMIG_PACKED;
+
+/* struct vfio_info_cap_header */
+struct devmig_info_cap_hdr {
+	uint16_t id;
+	uint16_t version;
+	uint32_t next;
+} DEVMIG_PACKED;
+
+struct devmig_sparse_mmap_area {
+	uint64_t offset;
+	uint64_t size;
+} DEVMIG_PACKED;
+
+struct devmig_region_io_fds {
+	uint32_t argsz;
+	uint32_t flags;
+	uint32_t index;
+	uint32_t count;
+} DEVMIG_PACKED;
+
+struct devmig_sub_region_io_fd {
+	uint64_t offset;
+	uint64_t size;
+	uint32_t fd_index;
+	uint32_t type;
+	uint32_t flags;
+	uint32_t padding;
+	uint64_t datamatch; /* or user_data for ioregionfd */
+} DEVMIG_PACKED;
+
+struct devmig_irq_info {
+	uint32_t argsz;
+	uint32_t flags;
+	uint32_t index;
+	uint32_t count;
+} DEVMIG_PACKED;
+
+struct devmig_irq_set {
+	uint32_t argsz;
+	uint32_t flags;
+	uint32_t index;
+	uint32_t start;
+	uint32_t count;
+	/* DATA_BOOL: count bytes follow */
+} DEVMIG_PACKED;
+
+struct devmig_region_access {
+	uint64_t offset;
+	uint32_t region;
+	uint32_t count;
+	/* data follows in REGION_READ replies and REGION_WRITE requests */
+} DEVMIG_PACKED;
+
+struct devmig_dma_access {
+	uint64_t addr;
+	uint64_t count;
+	/* data follows in DMA_READ replies and DMA_WRITE requests */
+} DEVMIG_PACKED;
+
+struct devmig_write_one {
+	uint64_t offset;
+	uint32_t region;
+	uint32_t count; /* 1..8 */
+	uint8_t data[DEVMIG_MULTI_DATA];
+} DEVMIG_PACKED;
+
+struct devmig_feature {
+	uint32_t argsz;
+	uint32_t flags;
+	/* feature data follows */
+} DEVMIG_PACKED;
+
+struct devmig_feature_migration {
+	uint64_t flags; /* DEVMIG_MIG_* */
+} DEVMIG_PACKED;
+
+struct devmig_feature_mig_state {
+	uint32_t device_state;
+	uint32_t data_fd; /* unused in vfio-user */
+} DEVMIG_PACKED;
+
+struct devmig_feature_dma_logging_control {
+	uint64_t page_size;
+	uint32_t num_ranges;
+	uint32_t reserved;
+	/* num_ranges x struct devmig_dma_logging_range follow */
+} DEVMIG_PACKED;
+
+struct devmig_dma_logging_range {
+	uint64_t iova;
+	uint64_t length;
+} DEVMIG_PACKED;
+
+struct devmig_feature_dma_logging_report {
+	uint64_t iova;
+	uint64_t length;
+	uint64_t page_size;
+	/* reply: bitmap of u64 words follows */
+} DEVMIG_PACKED;
+
+struct devmig_feature_mig_data_size {
+	uint64_t stop_copy_length;
+} DEVMIG_PACKED;
+
+/* Extension: the kernel's VFIO_MIG_GET_PRECOPY_INFO, carried as a feature. */
+struct devmig_feature_precopy_info {
+	uint64_t initial_bytes;
+	uint64_t dirty_bytes;
+} DEVMIG_PACKED;
+
+struct devmig_mig_data {
+	uint32_t argsz;
+	uint32_t size;
+	/* data follows in MIG_DATA_READ replies and MIG_DATA_WRITE requests */
+} DEVMIG_PACKED;
+
+/* ---- errors ---- */
+
+enum devmig_wire_err {
+	DEVMIG_WIRE_OK = 0,
+	DEVMIG_WIRE_E_SHORT,       /* fewer bytes than the layout needs          -> EINVAL */
+	DEVMIG_WIRE_E_MSG_SIZE,    /* msg_size < 16, or not the bytes present    -> EINVAL */
+	DEVMIG_WIRE_E_TOO_BIG,     /* msg_size above the configured maximum      -> E2BIG */
+	DEVMIG_WIRE_E_HDR_FLAGS,   /* unknown type, reserved bits, reply flags on a command -> EINVAL */
+	DEVMIG_WIRE_E_UNKNOWN_CMD, /* command number not in the table          -> ENOSYS */
+	DEVMIG_WIRE_E_DIRECTION,   /* a server->client command sent to a server or vice versa -> EINVAL */
+	DEVMIG_WIRE_E_ARGSZ,       /* argsz inconsistent with the payload        -> EINVAL */
+	DEVMIG_WIRE_E_FIELD,       /* a flags/reserved/must-be-zero field is wrong -> EINVAL */
+	DEVMIG_WIRE_E_INDEX,       /* region or IRQ index out of range           -> EINVAL */
+	DEVMIG_WIRE_E_COUNT,       /* count 0, or above max_data_xfer_size       -> EINVAL */
+	DEVMIG_WIRE_E_OVERFLOW,    /* offset+count or iova+length wraps          -> EOVERFLOW */
+	DEVMIG_WIRE_E_ALIGN,       /* address/length not aligned to the page size -> EINVAL */
+	DEVMIG_WIRE_E_OVERLAP,     /* DMA logging ranges overlap                 -> EINVAL */
+	DEVMIG_WIRE_E_PAGE_SIZE,   /* page size not a power of two >= 4096       -> EINVAL */
+	DEVMIG_WIRE_E_TOO_MANY,    /* too many ranges / entries                  -> E2BIG */
+	DEVMIG_WIRE_E_FEATURE,     /* unknown device feature index               -> ENOTTY */
+	DEVMIG_WIRE_E_FEATURE_OP,  /* GET/SET/PROBE combination not valid for it -> EINVAL */
+	DEVMIG_WIRE_E_FDS,         /* missing or surplus file descriptors        -> EINVAL */
+	DEVMIG_WIRE_E_JSON,        /* VERSION JSON malformed or mistyped         -> EINVAL */
+	DEVMIG_WIRE_E_VERSION,     /* version/capability negotiation failed      -> ENOTSUP */
+	DEVMIG_WIRE_E_NOSPC,       /* encode: output buffer too small            -> ENOSPC */
+	DEVMIG_WIRE_E_STATE,       /* device_state value out of range            -> EINVAL */
+};
+
+/* The errno for an error reply (positive, e.g. EINVAL). */
+int devmig_wire_errno(enum devmig_wire_err err);
+/* One short sentence naming the problem. */
+const char *devmig_wire_strerror(enum devmig_wire_err err);
+/* "REGION_READ" for 9; "UNKNOWN" otherwise. */
+const char *devmig_cmd_name(uint32_t cmd);
+
+/* ---- limits a decoder validates against ---- */
+
+struct devmig_wire_limits {
+	uint32_t max_msg_size;       /* whole message, header included */
+	uint32_t max_data_xfer_size; /* REGION/DMA/MIG_DATA counts */
+	uint32_t max_msg_fds;        /* fds accepted with one message */
+	uint32_t num_regions;        /* region indexes must be below this */
+	uint32_t num_irqs;           /* IRQ indexes must be below this */
+	uint64_t dma_pgsize;         /* DMA_MAP alignment (a power of two >= 4096) */
+};
+
+/* Defaults of the specification; num_regions/num_irqs are set to 9 and 5 (PCI). */
+void devmig_wire_limits_default(struct devmig_wire_limits *lim);
+
+/* ---- decoded messages ---- */
+
+/*
+ * One message, command or reply. The union member used is the one named
+ * after hdr.cmd; its fields are the request's or the reply's according to
+ * hdr.flags & DEVMIG_HDR_TYPE_MASK. An error reply (DEVMIG_HDR_ERROR) has no
+ * payload and uses no member.
+ */
+struct devmig_msg {
+	struct devmig_hdr hdr;
+	union {
+		struct {
+			struct devmig_version v;
+			const char *json; /* NUL-terminated within the buffer, or NULL */
+			size_t json_len;  /* without the NUL */
+		} version;
+		struct devmig_dma_map dma_map;     /* request; reply has no payload */
+		struct devmig_dma_unmap dma_unmap; /* request and echoed reply */
+		struct devmig_device_info device_info;
+		struct {
+			struct devmig_region_info info;
+			const uint8_t *caps; /* reply: capability chain bytes after the struct */
+			size_t caps_len;
+		} region_info;
+		struct {
+			struct devmig_region_io_fds io;
+			const uint8_t *subs; /* reply: count x struct devmig_sub_region_io_fd */
+			size_t subs_len;
+		} io_fds;
+		struct devmig_irq_info irq_info;
+		struct {
+			struct devmig_irq_set set;
+			const uint8_t *bools; /* DATA_BOOL: set.count bytes, else NULL */
+		} irq_set;
+		struct {
+			struct devmig_region_access acc;
+			const uint8_t *data; /* REGION_READ reply / REGION_WRITE request */
+		} region;
+		struct {
+			struct devmig_dma_access acc;
+			const uint8_t *data; /* DMA_READ reply / DMA_WRITE request */
+		} dma;
+		struct {
+			uint64_t wr_cnt;
+			const uint8_t *wrs; /* request: wr_cnt x struct devmig_write_one */
+		} write_multi;
+		struct {
+			struct devmig_feature f;
+			uint32_t index; /* f.flags & DEVMIG_FEATURE_MASK */
+			const uint8_t *data; /* feature data as sent; NULL when none */
+			size_t data_len;
+			union {
+				struct devmig_feature_migration migration;
+				struct devmig_feature_mig_state mig_state;
+				struct {
+					struct devmig_feature_dma_logging_control ctl;
+					const uint8_t *ranges; /* ctl.num_ranges x range */
+				} log_start;
+				struct {
+					struct devmig_feature_dma_logging_report rep;
+					const uint8_t *bitmap; /* reply only */
+					size_t bitmap_len;
+				} log_report;
+				struct devmig_feature_mig_data_size data_size;
+				struct devmig_feature_precopy_info precopy;
+			} u; /* filled for the features above when their data is present */
+		} feature;
+		struct {
+			struct devmig_mig_data md;
+			const uint8_t *data; /* MIG_DATA_READ reply / MIG_DATA_WRITE request */
+		} mig_data;
+	} u;
+};
+
+/*
+ * Header: validates len >= 16, msg_size >= 16 and <= lim->max_msg_size,
+ * the type (command or reply), that no reserved flag bit is set, and that a
+ * command carries no ERROR flag. It does not need the body: a reader calls
+ * it on the first 16 bytes to learn how many more to read.
+ */
+enum devmig_wire_err devmig_decode_hdr(const void *buf, size_t len,
+				       const struct devmig_wire_limits *lim,
+				       struct devmig_hdr *out);
+
+/*
+ * A whole message, header included: len must equal msg_size. nfds is the
+ * number of file descriptors that arrived with it; the decoder checks it
+ * against what the command allows (DMA_MAP 0 or 1; SET_IRQS with
+ * DATA_EVENTFD 0 or count; others 0). For replies the same checks apply to
+ * the reply layout (REGION_INFO with MMAP: up to 1 fd, IO_FDS: >= 1).
+ */
+enum devmig_wire_err devmig_decode(const void *buf, size_t len, unsigned nfds,
+				   const struct devmig_wire_limits *lim,
+				   struct devmig_msg *out);
+
+/* Number of fds a decoded command expects to be closed/used (helper for servers). */
+unsigned devmig_msg_fds_expected(const struct devmig_msg *m);
+
+/* Entry i of a decoded REGION_WRITE_MULTI request (i < wr_cnt), copied out aligned. */
+void devmig_write_multi_entry(const struct devmig_msg *m, uint64_t i, struct devmig_write_one *out);
+
+/* Range i of a decoded DMA_LOGGING_START (i < num_ranges), copied out aligned. */
+void devmig_log_range(const struct devmig_msg *m, uint32_t i, struct devmig_dma_logging_range *out);
+
+/* Bytes of bitmap a DMA_LOGGING_REPORT of (length, page_size) returns: whole u64 words. */
+uint64_t devmig_log_bitmap_size(uint64_t length, uint64_t page_size);
+
+/* ---- encoding ---- */
+
+/*
+ * Encode m (header fields msg_id, cmd, flags, error_no are taken from m->hdr;
+ * msg_size is computed). Variable parts are taken from the pointers in the
+ * union member for hdr.cmd. Returns the bytes written, or 0 with *err set
+ * (DEVMIG_WIRE_E_NOSPC when cap is too small).
+ */
+size_t devmig_encode(void *buf, size_t cap, const struct devmig_msg *m,
+		     enum devmig_wire_err *err);
+
+/*
+ * Like devmig_encode, but leaves out the trailing bulk data (region, DMA,
+ * migration data, DMA log bitmap) so the caller can send it from where it
+ * lies (writev) without a copy. msg_size in the written header counts it.
+ * *tail and *tail_len say what to send after the returned bytes.
+ */
+size_t devmig_encode_head(void *buf, size_t cap, const struct devmig_msg *m,
+			  const void **tail, size_t *tail_len,
+			  enum devmig_wire_err *err);
+
+/* An error reply to req_hdr: the header alone, ERROR flag and errno set. */
+void devmig_encode_error_reply(struct devmig_hdr *out, const struct devmig_hdr *req_hdr,
+			       int error_no);
+
+/* ---- VERSION capabilities (JSON via json-c) ---- */
+
+/* Project extensions, negotiated in the "devmig" member of the capabilities. */
+#define DEVMIG_EXT_PRECOPY_INFO (1u << 0) /* "precopy_info": true */
+#define DEVMIG_EXT_ALL (DEVMIG_EXT_PRECOPY_INFO)
+
+struct devmig_caps {
+	uint32_t max_msg_fds;        /* default 1 */
+	uint32_t max_data_xfer_size; /* default 1 MiB */
+	uint32_t max_dma_maps;       /* default 65535 */
+	uint64_t pgsizes;            /* default 4096 */
+	bool write_multiple;         /* default false */
+	bool twin_socket;            /* twin_socket.supported, default false (never enabled here) */
+	uint32_t ext;                /* DEVMIG_EXT_* offered/accepted */
+};
+
+/* The specification's defaults (what an absent member means). */
+void devmig_caps_default(struct devmig_caps *caps);
+
+/*
+ * Parse a VERSION JSON text of json_len bytes (the NUL not counted; NULL or 0
+ * means no JSON: all defaults). Unknown members are ignored at every level;
+ * known members of the wrong type or out of range (max_data_xfer_size 0,
+ * pgsizes without a power-of-two >= 4096 bit, negative numbers) are refused.
+ */
+enum devmig_wire_err devmig_caps_parse(const char *json, size_t json_len,
+				       struct devmig_caps *out);
+
+/* Serialise caps as VERSION JSON (NUL-terminated). Returns strlen, or 0 if cap too small. */
+size_t devmig_caps_format(const struct devmig_caps *caps, char *buf, size_t cap);
+
+/*
+ * Server side: the capabilities to reply with, given what the client
+ * proposed and what this server supports: booleans and extensions are the
+ * intersection; numeric limits are the server's own (each side states what
+ * it can receive); pgsizes is the intersection, refused if empty.
+ */
+enum devmig_wire_err devmig_caps_negotiate(const struct devmig_caps *proposed,
+					   const struct devmig_caps *supported,
+					   struct devmig_caps *reply);
+
+/*
+ * Client side: is the server's reply acceptable? The reply's major must
+ * equal ours, its minor must not be above ours, and its booleans,
+ * extensions and pgsizes must be a subset of what we proposed.
+ */
+enum devmig_wire_err devmig_version_check_reply(uint16_t our_major, uint16_t our_minor,
+						const struct devmig_caps *proposed,
+						uint16_t reply_major, uint16_t reply_minor,
+						const struct devmig_caps *reply);
+
+#ifdef __cplusplus
+}
+#endif
+#endif /* DEVMIG_WIRE_H */

@@ -1,0 +1,129 @@
+/* SPDX-License-Identifier: MIT */
+/* devmig: the command-line tool. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "devmig/migration.h"
+
+static void usage(FILE *f)
+{
+	fprintf(f,
+		"usage: devmig <command> [options]\n"
+		"\n"
+		"commands:\n"
+		"  path FROM TO [--caps LIST]  print the arcs the state machine takes from FROM to TO\n"
+		"                              (LIST: comma-separated of stop_copy,p2p,pre_copy; default all)\n"
+		"  demo                        show the state machine on sample requests\n"
+		"  help                        this text\n");
+}
+
+static int parse_caps(const char *list, uint64_t *caps)
+{
+	char buf[128];
+	*caps = 0;
+	if (strlen(list) >= sizeof(buf))
+		return -1;
+	strcpy(buf, list);
+	for (char *save = NULL, *tok = strtok_r(buf, ",", &save); tok;
+	     tok = strtok_r(NULL, ",", &save)) {
+		if (!strcmp(tok, "stop_copy"))
+			*caps |= DEVMIG_MIG_STOP_COPY;
+		else if (!strcmp(tok, "p2p"))
+			*caps |= DEVMIG_MIG_P2P;
+		else if (!strcmp(tok, "pre_copy"))
+			*caps |= DEVMIG_MIG_PRE_COPY;
+		else
+			return -1;
+	}
+	return 0;
+}
+
+static int print_path(uint32_t from, uint32_t to, uint64_t caps)
+{
+	enum devmig_state path[DEVMIG_FSM_MAX_PATH];
+	size_t n;
+	enum devmig_fsm_err err = devmig_fsm_path(from, to, caps, path, &n);
+
+	printf("%s -> %s:", devmig_state_name(from), devmig_state_name(to));
+	if (err) {
+		printf(" refused: %s\n", devmig_fsm_strerror(err));
+		return 1;
+	}
+	uint32_t at = from;
+	printf(" %s", devmig_state_name(from));
+	for (size_t i = 0; i < n; i++) {
+		static const char *const effect[] = {
+			[DEVMIG_ARC_KEEP] = "",
+			[DEVMIG_ARC_OPEN_SAVE] = " [opens save session]",
+			[DEVMIG_ARC_OPEN_LOAD] = " [opens load session]",
+			[DEVMIG_ARC_END] = " [ends session]",
+		};
+		printf(" -> %s%s", devmig_state_name(path[i]), effect[devmig_arc_session(at, path[i])]);
+		at = path[i];
+	}
+	printf("\n");
+	return 0;
+}
+
+static int cmd_path(int argc, char **argv)
+{
+	enum devmig_state from, to;
+	uint64_t caps = DEVMIG_MIG_ALL;
+
+	if (argc < 3 || !devmig_state_parse(argv[1], &from) || !devmig_state_parse(argv[2], &to)) {
+		fprintf(stderr, "devmig path: need two state names (STOP, RUNNING, STOP_COPY, "
+				"RESUMING, RUNNING_P2P, PRE_COPY, PRE_COPY_P2P)\n");
+		return 2;
+	}
+	if (argc == 5 && !strcmp(argv[3], "--caps")) {
+		if (parse_caps(argv[4], &caps)) {
+			fprintf(stderr, "devmig path: --caps takes stop_copy,p2p,pre_copy\n");
+			return 2;
+		}
+	} else if (argc != 3) {
+		usage(stderr);
+		return 2;
+	}
+	return print_path(from, to, caps);
+}
+
+static int cmd_demo(void)
+{
+	static const struct {
+		uint32_t from, to;
+		uint64_t caps;
+	} samples[] = {
+		{ DEVMIG_STATE_RUNNING, DEVMIG_STATE_STOP_COPY, DEVMIG_MIG_ALL },
+		{ DEVMIG_STATE_RUNNING, DEVMIG_STATE_STOP_COPY, DEVMIG_MIG_STOP_COPY },
+		{ DEVMIG_STATE_PRE_COPY, DEVMIG_STATE_STOP_COPY, DEVMIG_MIG_ALL },
+		{ DEVMIG_STATE_RESUMING, DEVMIG_STATE_RUNNING, DEVMIG_MIG_ALL },
+		{ DEVMIG_STATE_STOP_COPY, DEVMIG_STATE_PRE_COPY, DEVMIG_MIG_ALL },
+	};
+	printf("devmig demo: the migration state machine on sample requests\n");
+	for (size_t i = 0; i < sizeof(samples) / sizeof(samples[0]); i++) {
+		printf("  caps=%s%s%s  ", samples[i].caps & DEVMIG_MIG_STOP_COPY ? "STOP_COPY" : "",
+		       samples[i].caps & DEVMIG_MIG_P2P ? "|P2P" : "",
+		       samples[i].caps & DEVMIG_MIG_PRE_COPY ? "|PRE_COPY" : "");
+		print_path(samples[i].from, samples[i].to, samples[i].caps);
+	}
+	return 0;
+}
+
+int main(int argc, char **argv)
+{
+	if (argc < 2) {
+		usage(stderr);
+		return 2;
+	}
+	if (!strcmp(argv[1], "help") || !strcmp(argv[1], "--help") || !strcmp(argv[1], "-h")) {
+		usage(stdout);
+		return 0;
+	}
+	if (!strcmp(argv[1], "path"))
+		return cmd_path(argc - 1, argv + 1);
+	if (!strcmp(argv[1], "demo"))
+		return cmd_demo();
+	fprintf(stderr, "devmig: unknown command '%s' (try 'devmig help')\n", argv[1]);
+	return 2;
+}
