@@ -292,7 +292,15 @@ const char *devmig_cmd_name(uint32_t cmd);
 
 /* ---- limits a decoder validates against ---- */
 
+/* Which side decodes: a server accepts only client->server commands, a client the reverse. */
+enum devmig_wire_role {
+	DEVMIG_WIRE_ROLE_ANY = 0,
+	DEVMIG_WIRE_ROLE_SERVER,
+	DEVMIG_WIRE_ROLE_CLIENT,
+};
+
 struct devmig_wire_limits {
+	enum devmig_wire_role role;
 	uint32_t max_msg_size;       /* whole message, header included */
 	uint32_t max_data_xfer_size; /* REGION/DMA/MIG_DATA counts */
 	uint32_t max_msg_fds;        /* fds accepted with one message */
@@ -301,7 +309,7 @@ struct devmig_wire_limits {
 	uint64_t dma_pgsize;         /* DMA_MAP alignment (a power of two >= 4096) */
 };
 
-/* Defaults of the specification; num_regions/num_irqs are set to 9 and 5 (PCI). */
+/* Defaults of the specification, role ANY; num_regions/num_irqs are set to 9 and 5 (PCI). */
 void devmig_wire_limits_default(struct devmig_wire_limits *lim);
 
 /* ---- decoded messages ---- */
