@@ -390,7 +390,9 @@ struct devmig_msg {
  * Header: validates len >= 16, msg_size >= 16 and <= lim->max_msg_size,
  * the type (command or reply), that no reserved flag bit is set, and that a
  * command carries no ERROR flag. It does not need the body: a reader calls
- * it on the first 16 bytes to learn how many more to read.
+ * it on the first 16 bytes to learn how many more to read. It also refuses
+ * a reply with NO_REPLY and a command with error_no != 0. lim may be NULL
+ * (devmig_wire_limits_default).
  */
 enum devmig_wire_err devmig_decode_hdr(const void *buf, size_t len,
 				       const struct devmig_wire_limits *lim,
@@ -402,12 +404,24 @@ enum devmig_wire_err devmig_decode_hdr(const void *buf, size_t len,
  * against what the command allows (DMA_MAP 0 or 1; SET_IRQS with
  * DATA_EVENTFD 0 or count; others 0). For replies the same checks apply to
  * the reply layout (REGION_INFO with MMAP: up to 1 fd, IO_FDS: >= 1).
+ *
+ * lim may be NULL (defaults). out is zeroed first; when the header itself
+ * was valid, out->hdr holds it even if the body is refused, so a server can
+ * answer with devmig_encode_error_reply(). Pointers for variable parts are
+ * NULL when the part is empty. DEVMIG_FEATURE_PRECOPY_INFO is accepted here
+ * whatever was negotiated: the server checks caps.ext before serving it.
  */
 enum devmig_wire_err devmig_decode(const void *buf, size_t len, unsigned nfds,
 				   const struct devmig_wire_limits *lim,
 				   struct devmig_msg *out);
 
-/* Number of fds a decoded command expects to be closed/used (helper for servers). */
+/*
+ * Number of fds a decoded message can carry (helper for servers): an upper
+ * bound computed from the message, not the count received. DMA_MAP
+ * request: 1 (0 was also accepted); SET_IRQS request with DATA_EVENTFD:
+ * set.count (0 was also accepted: de-assign); REGION_INFO reply with MMAP:
+ * 1; IO_FDS reply: the number of entries present; everything else 0.
+ */
 unsigned devmig_msg_fds_expected(const struct devmig_msg *m);
 
 /* Entry i of a decoded REGION_WRITE_MULTI request (i < wr_cnt), copied out aligned. */
@@ -426,6 +440,24 @@ uint64_t devmig_log_bitmap_size(uint64_t length, uint64_t page_size);
  * msg_size is computed). Variable parts are taken from the pointers in the
  * union member for hdr.cmd. Returns the bytes written, or 0 with *err set
  * (DEVMIG_WIRE_E_NOSPC when cap is too small).
+ *
+ * Fields are written as given (argsz included); only what decides the length
+ * is checked: a NULL pointer with a non-zero length, IO_FDS subs_len neither 0
+ * nor count * 40, a REPORT bitmap_len other than devmig_log_bitmap_size()
+ * (DEVMIG_WIRE_E_FIELD); header flags the decoder refuses
+ * (DEVMIG_WIRE_E_HDR_FLAGS); an unknown command; over 4 GiB (E_TOO_BIG).
+ * A reply with DEVMIG_HDR_ERROR is encoded as the header alone.
+ *
+ * DEVICE_FEATURE data: when feature.data (or data_len) is set, those raw
+ * bytes are the data. Otherwise the typed member for the operation and
+ * direction is the source: SET MIG_DEVICE_STATE (request and reply):
+ * u.mig_state; SET DMA_LOGGING_START (request and reply): u.log_start.ctl
+ * then ctl.num_ranges ranges from u.log_start.ranges; GET DMA_LOGGING_REPORT
+ * request: u.log_report.rep; GET replies: u.migration, u.mig_state,
+ * u.data_size, u.precopy, or u.log_report.rep then bitmap/bitmap_len. Any
+ * other case (PROBE, LOG_STOP, other GET requests) has no data.
+ * feature.index is output only (the encoder uses f.flags). decode(encode(m))
+ * reproduces every field; with a typed source it also sets data/data_len.
  */
 size_t devmig_encode(void *buf, size_t cap, const struct devmig_msg *m,
 		     enum devmig_wire_err *err);
