@@ -186,7 +186,7 @@ enum devmig_arc_session devmig_arc_session(uint32_t from, uint32_t to)
 {
 	/* Only primitive arcs of the full table have a session effect. */
 	if (from >= DEVMIG_STATE_COUNT || to >= DEVMIG_STATE_COUNT || from == to ||
-	    next_hop[from][to] != to)
+	    from == DEVMIG_STATE_ERROR || to == DEVMIG_STATE_ERROR || next_hop[from][to] != to)
 		return DEVMIG_ARC_KEEP;
 	if (to == S(RESUMING) && from == S(STOP))
 		return DEVMIG_ARC_OPEN_LOAD;

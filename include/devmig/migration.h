@@ -36,8 +36,8 @@ enum devmig_state {
 #define DEVMIG_MIG_ALL (DEVMIG_MIG_STOP_COPY | DEVMIG_MIG_P2P | DEVMIG_MIG_PRE_COPY)
 
 /*
- * Longest path any request can take: RUNNING->STOP_COPY with P2P is three
- * arcs (RUNNING_P2P, STOP, STOP_COPY); no table path is longer.
+ * Longest path any request can take: four arcs, e.g. RESUMING->PRE_COPY
+ * with every capability is STOP, RUNNING_P2P, RUNNING, PRE_COPY.
  */
 #define DEVMIG_FSM_MAX_PATH 4
 
