@@ -1,10 +1,14 @@
 /* SPDX-License-Identifier: MIT */
 /* devmig: the command-line tool. */
+#include <getopt.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "devices.h"
 #include "devmig/migration.h"
+#include "devmig/server.h"
 
 static void usage(FILE *f)
 {
@@ -12,6 +16,9 @@ static void usage(FILE *f)
 		"usage: devmig <command> [options]\n"
 		"\n"
 		"commands:\n"
+		"  serve --device NAME --socket PATH [--args OPTS] [--allow-other-uids] [--verbose]\n"
+		"                              serve a device variant over vfio-user until SIGINT/SIGTERM\n"
+		"  devices                     list the device variants\n"
 		"  path FROM TO [--caps LIST]  print the arcs the state machine takes from FROM to TO\n"
 		"                              (LIST: comma-separated of stop_copy,p2p,pre_copy; default all)\n"
 		"  demo                        show the state machine on sample requests\n"
@@ -110,6 +117,79 @@ static int cmd_demo(void)
 	return 0;
 }
 
+static int cmd_devices(void)
+{
+	for (size_t i = 0; devmig_variants[i]; i++)
+		printf("%-10s %s\n", devmig_variants[i]->name, devmig_variants[i]->summary);
+	return 0;
+}
+
+static int cmd_serve(int argc, char **argv)
+{
+	static const struct option opts[] = {
+		{ "device", required_argument, NULL, 'd' },
+		{ "socket", required_argument, NULL, 's' },
+		{ "args", required_argument, NULL, 'a' },
+		{ "allow-other-uids", no_argument, NULL, 'u' },
+		{ "verbose", no_argument, NULL, 'v' },
+		{ "help", no_argument, NULL, 'h' },
+		{ 0 },
+	};
+	const char *name = NULL, *args = NULL;
+	struct devmig_server_config cfg = { 0 };
+	int o;
+
+	while ((o = getopt_long(argc, argv, "d:s:a:uvh", opts, NULL)) != -1) {
+		switch (o) {
+		case 'd': name = optarg; break;
+		case 's': cfg.socket_path = optarg; break;
+		case 'a': args = optarg; break;
+		case 'u': cfg.allow_other_uids = true; break;
+		case 'v': cfg.verbose = true; break;
+		case 'h':
+			printf("usage: devmig serve --device NAME --socket PATH [--args OPTS] "
+			       "[--allow-other-uids] [--verbose]\n");
+			return 0;
+		default: return 2;
+		}
+	}
+	if (!name || !cfg.socket_path) {
+		fprintf(stderr, "devmig serve: --device and --socket are required\n");
+		return 2;
+	}
+	const struct devmig_variant *v = devmig_variant_find(name);
+	if (!v) {
+		fprintf(stderr, "devmig serve: no device variant '%s' (see 'devmig devices')\n", name);
+		return 2;
+	}
+	char err[256];
+	struct devmig_device *dev = v->create(args, err, sizeof(err));
+	if (!dev) {
+		fprintf(stderr, "devmig serve: %s\n", err);
+		return 1;
+	}
+	/* Signals are taken synchronously by this thread; the server runs in its own. */
+	sigset_t set;
+	sigemptyset(&set);
+	sigaddset(&set, SIGINT);
+	sigaddset(&set, SIGTERM);
+	pthread_sigmask(SIG_BLOCK, &set, NULL);
+	struct devmig_server *srv = devmig_server_new(dev, &cfg, err, sizeof(err));
+	if (!srv || devmig_server_start(srv)) {
+		fprintf(stderr, "devmig serve: %s\n", srv ? "cannot start the server thread" : err);
+		devmig_server_free(srv);
+		v->free(dev);
+		return 1;
+	}
+	if (cfg.verbose)
+		fprintf(stderr, "devmig serve: %s on %s\n", name, cfg.socket_path);
+	int sig;
+	sigwait(&set, &sig);
+	devmig_server_free(srv);
+	v->free(dev);
+	return 0;
+}
+
 int main(int argc, char **argv)
 {
 	if (argc < 2) {
@@ -120,6 +200,10 @@ int main(int argc, char **argv)
 		usage(stdout);
 		return 0;
 	}
+	if (!strcmp(argv[1], "serve"))
+		return cmd_serve(argc - 1, argv + 1);
+	if (!strcmp(argv[1], "devices"))
+		return cmd_devices();
 	if (!strcmp(argv[1], "path"))
 		return cmd_path(argc - 1, argv + 1);
 	if (!strcmp(argv[1], "demo"))

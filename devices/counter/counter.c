@@ -1,0 +1,203 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * counter: the smallest complete migratable device.
+ *
+ * BAR0 (4 KiB of registers, all 32-bit, little-endian):
+ *   0x00 COUNT     read: the counter; write: add the value written
+ *   0x04 THRESHOLD when COUNT reaches it (non-zero), MSI-X vector 0 fires
+ *   0x08 SCRATCH0..SCRATCH3 (0x08, 0x0c, 0x10, 0x14): plain storage
+ *   0x18 ID        read-only 0x434e5452 ("CNTR")
+ * BAR1 holds the MSI-X table (1 vector) and PBA.
+ *
+ * Migration is snapshot-style: the core streams, checks and applies the
+ * 24 bytes of state; the device only says how to save and check them.
+ */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "devices.h"
+#include "devmig/device.h"
+
+#define COUNTER_ID 0x434e5452u
+enum { REG_COUNT = 0x00, REG_THRESHOLD = 0x04, REG_SCRATCH = 0x08, REG_ID = 0x18, NSCRATCH = 4 };
+
+struct counter_state {
+	uint32_t count;
+	uint32_t threshold;
+	uint32_t scratch[NSCRATCH];
+};
+
+struct counter {
+	struct devmig_device dev;
+	pthread_mutex_t lock; /* registers vs. a concurrent snapshot */
+	struct counter_state st;
+};
+
+static struct counter *to_counter(struct devmig_device *dev)
+{
+	return devmig_container_of(dev, struct counter, dev);
+}
+
+static int counter_realize(struct devmig_device *dev, struct devmig_pci_config *cfg)
+{
+	(void)dev;
+	int rc = devmig_pci_set_ids(cfg, 0x1af4, 0x10f0);
+	if (!rc)
+		rc = devmig_pci_set_class(cfg, 0xff0000, 1);
+	if (!rc)
+		rc = devmig_pci_set_bar(cfg, 0, 4096, 0);
+	if (!rc)
+		rc = devmig_pci_set_bar(cfg, 1, 4096, 0);
+	if (rc >= 0)
+		rc = devmig_pci_add_pm(cfg, 0);
+	if (rc >= 0)
+		rc = devmig_pci_add_msix(cfg, 0, 1, 1, 0, 1, 2048);
+	if (rc >= 0)
+		rc = devmig_pci_add_pcie(cfg, 0, PCI_EXP_LNKCAP_SLS_2_5GB, 1);
+	return rc < 0 ? rc : 0;
+}
+
+static int counter_bar_access(struct devmig_device *dev, unsigned bar, uint64_t offset,
+			      void *buf, size_t len, bool is_write)
+{
+	struct counter *c = to_counter(dev);
+	uint32_t val = 0;
+	bool fire = false;
+
+	if (bar != 0 || len != 4 || (offset & 3))
+		return -EINVAL; /* 32-bit registers only */
+	if (is_write)
+		memcpy(&val, buf, 4);
+	pthread_mutex_lock(&c->lock);
+	switch (offset) {
+	case REG_COUNT:
+		if (is_write) {
+			uint32_t before = c->st.count;
+			c->st.count += val;
+			fire = c->st.threshold && before < c->st.threshold &&
+			       c->st.count >= c->st.threshold;
+		}
+		val = c->st.count;
+		break;
+	case REG_THRESHOLD:
+		if (is_write)
+			c->st.threshold = val;
+		val = c->st.threshold;
+		break;
+	case REG_ID:
+		val = COUNTER_ID;
+		break;
+	default:
+		if (offset >= REG_SCRATCH && offset < REG_SCRATCH + 4 * NSCRATCH) {
+			uint32_t *r = &c->st.scratch[(offset - REG_SCRATCH) / 4];
+			if (is_write)
+				*r = val;
+			val = *r;
+		} else {
+			val = 0;
+		}
+	}
+	pthread_mutex_unlock(&c->lock);
+	if (!is_write)
+		memcpy(buf, &val, 4);
+	if (fire)
+		devmig_device_irq(dev, 0);
+	return 0;
+}
+
+static void counter_reset(struct devmig_device *dev)
+{
+	struct counter *c = to_counter(dev);
+
+	pthread_mutex_lock(&c->lock);
+	memset(&c->st, 0, sizeof(c->st));
+	pthread_mutex_unlock(&c->lock);
+}
+
+static size_t counter_state_size(struct devmig_device *dev)
+{
+	(void)dev;
+	return sizeof(struct counter_state);
+}
+
+static int counter_save_state(struct devmig_device *dev, void *buf, size_t len)
+{
+	struct counter *c = to_counter(dev);
+
+	pthread_mutex_lock(&c->lock);
+	memcpy(buf, &c->st, len);
+	pthread_mutex_unlock(&c->lock);
+	return 0;
+}
+
+static int counter_check_state(struct devmig_device *dev, const void *buf, size_t len,
+			       char *why, size_t whylen)
+{
+	struct counter_state st;
+	(void)dev;
+	memcpy(&st, buf, len);
+	if (st.threshold && st.count > st.threshold && st.count - st.threshold > (1u << 31)) {
+		snprintf(why, whylen, "counter state inconsistent");
+		return -EINVAL;
+	}
+	return 0;
+}
+
+static void counter_load_state(struct devmig_device *dev, const void *buf, size_t len)
+{
+	struct counter *c = to_counter(dev);
+
+	pthread_mutex_lock(&c->lock);
+	memcpy(&c->st, buf, len);
+	pthread_mutex_unlock(&c->lock);
+}
+
+static const struct devmig_device_ops counter_ops = {
+	.name = "counter",
+	.version = "1af4:10f0-counter-v1",
+	.realize = counter_realize,
+	.reset = counter_reset,
+	.bar_access = counter_bar_access,
+	.migration_caps = DEVMIG_MIG_STOP_COPY | DEVMIG_MIG_P2P,
+	.state_size = counter_state_size,
+	.save_state = counter_save_state,
+	.check_state = counter_check_state,
+	.load_state = counter_load_state,
+};
+
+static struct devmig_device *counter_create(const char *args, char *err, size_t errlen)
+{
+	(void)args;
+	struct counter *c = calloc(1, sizeof(*c));
+	if (!c) {
+		snprintf(err, errlen, "out of memory");
+		return NULL;
+	}
+	pthread_mutex_init(&c->lock, NULL);
+	c->dev.ops = &counter_ops;
+	int rc = devmig_device_init(&c->dev);
+	if (rc) {
+		snprintf(err, errlen, "counter: %s", strerror(-rc));
+		free(c);
+		return NULL;
+	}
+	return &c->dev;
+}
+
+static void counter_free(struct devmig_device *dev)
+{
+	struct counter *c = to_counter(dev);
+
+	devmig_device_destroy(dev);
+	pthread_mutex_destroy(&c->lock);
+	free(c);
+}
+
+const struct devmig_variant devmig_variant_counter = {
+	.name = "counter",
+	.summary = "a counter with a threshold interrupt: the shortest complete variant",
+	.create = counter_create,
+	.free = counter_free,
+};

@@ -1,0 +1,117 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * devmig: the VMM side of one vfio-user connection.
+ *
+ * Works against any server that follows the vfio-user specification: the
+ * project's extensions are asked for in VERSION and used only when the
+ * server offered them. Every call is one or more request/reply exchanges;
+ * calls on one client are serialised by an internal lock, so a client may
+ * be shared by threads. While waiting for a reply the client answers the
+ * server's DMA_READ/DMA_WRITE commands for mappings registered without an
+ * fd (devmig_client_dma_map with vaddr).
+ *
+ * Errors are negative errnos; a server's error reply returns its errno.
+ */
+#ifndef DEVMIG_CLIENT_H
+#define DEVMIG_CLIENT_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+#include "devmig/migration.h"
+#include "devmig/wire.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+struct devmig_client;
+
+struct devmig_client_config {
+	uint32_t max_data_xfer_size; /* 0: 1 MiB */
+	uint32_t ext;                /* extensions to ask for; DEVMIG_EXT_ALL by default */
+	bool no_ext;                 /* ask for none: behave as a plain vfio-user client */
+	int timeout_ms;              /* per reply; 0: 30 s */
+};
+
+/* Connect and negotiate VERSION. cfg may be NULL. NULL on failure with err. */
+struct devmig_client *devmig_client_connect(const char *socket_path,
+					    const struct devmig_client_config *cfg, char *err,
+					    size_t errlen);
+void devmig_client_close(struct devmig_client *c);
+
+/* What the server replied in VERSION. */
+void devmig_client_server_caps(struct devmig_client *c, struct devmig_caps *caps);
+/* True when the server accepted extension ext (DEVMIG_EXT_*). */
+bool devmig_client_has_ext(struct devmig_client *c, uint32_t ext);
+/* The socket (for poll() in an event loop). */
+int devmig_client_fd(struct devmig_client *c);
+
+int devmig_client_device_info(struct devmig_client *c, struct devmig_device_info *info);
+/* Region info; *fd is the mappable fd (caller owns it) or -1. areas (may be
+ * NULL) receives up to *nareas sparse-mmap areas; *nareas is set to the count. */
+int devmig_client_region_info(struct devmig_client *c, uint32_t index,
+			      struct devmig_region_info *info, int *fd,
+			      struct devmig_sparse_mmap_area *areas, unsigned *nareas);
+int devmig_client_irq_info(struct devmig_client *c, uint32_t index, struct devmig_irq_info *info);
+/* SET_IRQS; fds (count of them) with VFIO_IRQ_SET_DATA_EVENTFD, else NULL. */
+int devmig_client_set_irqs(struct devmig_client *c, uint32_t index, uint32_t flags,
+			   uint32_t start, uint32_t count, const int *fds);
+
+/* Region access of any length (split into max_data_xfer_size messages). */
+int devmig_client_region_read(struct devmig_client *c, uint32_t region, uint64_t offset,
+			      void *buf, size_t len);
+int devmig_client_region_write(struct devmig_client *c, uint32_t region, uint64_t offset,
+			       const void *buf, size_t len);
+int devmig_client_reset(struct devmig_client *c);
+
+/*
+ * Map guest memory for the device. fd >= 0: the server mmaps it (fd is not
+ * consumed). fd < 0: vaddr must point at the memory; the server reaches it
+ * by DMA_READ/DMA_WRITE messages that this client answers.
+ */
+int devmig_client_dma_map(struct devmig_client *c, uint64_t iova, uint64_t size, uint32_t prot,
+			  int fd, uint64_t fd_offset, void *vaddr);
+int devmig_client_dma_unmap(struct devmig_client *c, uint64_t iova, uint64_t size);
+
+/* DEVICE_FEATURE PROBE of index with GET/SET bits: 0 if supported. */
+int devmig_client_feature_probe(struct devmig_client *c, uint32_t index, uint32_t ops);
+
+/* Migration. */
+int devmig_client_mig_caps(struct devmig_client *c, uint64_t *caps);
+int devmig_client_get_state(struct devmig_client *c, enum devmig_state *state);
+int devmig_client_set_state(struct devmig_client *c, enum devmig_state state);
+/* One MIG_DATA_READ of up to len bytes: returns the bytes read (fewer than
+ * asked: no more data for now, or the end in STOP_COPY). */
+ssize_t devmig_client_mig_read(struct devmig_client *c, void *buf, size_t len);
+/* MIG_DATA_WRITE of any length (split into max_data_xfer_size messages). */
+int devmig_client_mig_write(struct devmig_client *c, const void *buf, size_t len);
+/* PRE_COPY progress; -ENOTSUP when the server did not offer the extension. */
+int devmig_client_precopy_info(struct devmig_client *c, uint64_t *initial, uint64_t *dirty);
+int devmig_client_stop_copy_size(struct devmig_client *c, uint64_t *bytes);
+
+/* DMA logging. */
+int devmig_client_log_start(struct devmig_client *c, uint64_t *page_size,
+			    const struct devmig_dma_logging_range *ranges, uint32_t n);
+int devmig_client_log_stop(struct devmig_client *c);
+/* bitmap: devmig_log_bitmap_size(length, page_size) bytes. */
+int devmig_client_log_report(struct devmig_client *c, uint64_t iova, uint64_t length,
+			     uint64_t page_size, uint64_t *bitmap);
+
+/* Answer any server commands waiting on the socket (DMA_READ/WRITE), without blocking. */
+int devmig_client_poll(struct devmig_client *c);
+
+/*
+ * Send raw bytes (a whole message or not: tests use it for malformed input)
+ * with fds, then read one reply into reply (cap bytes). Returns the reply
+ * length, or -errno (-ECONNRESET when the server hung up).
+ */
+ssize_t devmig_client_raw(struct devmig_client *c, const void *msg, size_t len, const int *fds,
+			  unsigned nfds, void *reply, size_t cap);
+
+#ifdef __cplusplus
+}
+#endif
+#endif /* DEVMIG_CLIENT_H */

@@ -1,0 +1,736 @@
+/* SPDX-License-Identifier: MIT */
+/* The vfio-user client: one connection to one device server. */
+#include <errno.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/un.h>
+#include <unistd.h>
+
+#include "devmig/client.h"
+#include "msgio.h"
+
+#define CLIENT_MAX_FDS 8u
+
+/* Guest memory the server reaches through DMA_READ/DMA_WRITE messages. */
+struct msg_map {
+	uint64_t iova, size;
+	uint8_t *vaddr;
+	uint32_t prot;
+};
+
+struct devmig_client {
+	int sock;
+	pthread_mutex_t lock;
+	struct devmig_msg_reader rd;
+	struct devmig_wire_limits lim;
+	struct devmig_caps ours, server;
+	uint32_t xfer_max; /* largest data count in one message either way */
+	uint16_t next_id;
+	struct msg_map *maps;
+	size_t nmaps;
+	uint8_t head[4096];
+};
+
+static int send_msg(struct devmig_client *c, const struct devmig_msg *m, const int *fds,
+		    unsigned nfds)
+{
+	const void *tail;
+	size_t tail_len;
+	enum devmig_wire_err err;
+	size_t n = devmig_encode_head(c->head, sizeof(c->head), m, &tail, &tail_len, &err);
+	if (!n)
+		return -devmig_wire_errno(err);
+	struct iovec iov[2] = { { c->head, n }, { (void *)tail, tail_len } };
+	return devmig_msg_send(c->sock, iov, tail_len ? 2 : 1, fds, nfds);
+}
+
+static struct msg_map *find_map(struct devmig_client *c, uint64_t addr, uint64_t len)
+{
+	for (size_t i = 0; i < c->nmaps; i++) {
+		struct msg_map *m = &c->maps[i];
+		if (addr >= m->iova && len <= m->size && addr - m->iova <= m->size - len)
+			return m;
+	}
+	return NULL;
+}
+
+/* A DMA_READ/DMA_WRITE command from the server: answer from our memory. */
+static int serve_dma(struct devmig_client *c, const struct devmig_msg *m)
+{
+	const struct devmig_dma_access *a = &m->u.dma.acc;
+	bool is_write = m->hdr.cmd == DEVMIG_CMD_DMA_WRITE;
+	struct msg_map *map = find_map(c, a->addr, a->count);
+	struct devmig_msg r;
+
+	memset(&r, 0, sizeof(r));
+	r.hdr.msg_id = m->hdr.msg_id;
+	r.hdr.cmd = m->hdr.cmd;
+	r.hdr.flags = DEVMIG_HDR_TYPE_REPLY;
+	if (!map || !(map->prot & (is_write ? DEVMIG_DMA_WRITE : DEVMIG_DMA_READ))) {
+		struct devmig_hdr h;
+		devmig_encode_error_reply(&h, &m->hdr, map ? EACCES : EFAULT);
+		struct iovec iov = { &h, sizeof(h) };
+		return devmig_msg_send(c->sock, &iov, 1, NULL, 0);
+	}
+	uint8_t *mem = map->vaddr + (a->addr - map->iova);
+	r.u.dma.acc = *a;
+	if (is_write)
+		memcpy(mem, m->u.dma.data, a->count);
+	else
+		r.u.dma.data = mem;
+	return send_msg(c, &r, NULL, 0);
+}
+
+/*
+ * One request/reply exchange: send req, answer server commands meanwhile,
+ * return the matching reply in *rep (valid until the next exchange). The
+ * reply's fds are moved to rx_fds (caller closes) when given, else closed.
+ */
+static int xact(struct devmig_client *c, struct devmig_msg *req, const int *fds, unsigned nfds,
+		struct devmig_msg *rep, int *rx_fds, unsigned *rx_nfds)
+{
+	struct devmig_rx rx;
+
+	req->hdr.msg_id = c->next_id++;
+	req->hdr.flags = DEVMIG_HDR_TYPE_COMMAND;
+	int rc = send_msg(c, req, fds, nfds);
+	if (rc)
+		return rc;
+	for (;;) {
+		rc = devmig_msg_recv(&c->rd, &c->lim, &rx);
+		if (rc == 0)
+			return -ECONNRESET;
+		if (rc < 0)
+			return rc == -EAGAIN || rc == -EWOULDBLOCK ? -ETIMEDOUT : rc;
+		if (rx.skipped) {
+			devmig_rx_close_fds(&rx);
+			return -EPROTO;
+		}
+		enum devmig_wire_err err = devmig_decode(rx.msg, rx.len, rx.nfds, &c->lim, rep);
+		if (err) {
+			devmig_rx_close_fds(&rx);
+			return -EPROTO;
+		}
+		if ((rep->hdr.flags & DEVMIG_HDR_TYPE_MASK) == DEVMIG_HDR_TYPE_COMMAND) {
+			devmig_rx_close_fds(&rx);
+			rc = serve_dma(c, rep);
+			if (rc)
+				return rc;
+			continue;
+		}
+		if (rep->hdr.msg_id != req->hdr.msg_id || rep->hdr.cmd != req->hdr.cmd) {
+			devmig_rx_close_fds(&rx);
+			return -EPROTO;
+		}
+		if (rx_fds && rx_nfds) {
+			memcpy(rx_fds, rx.fds, rx.nfds * sizeof(int));
+			*rx_nfds = rx.nfds;
+			rx.nfds = 0;
+		}
+		devmig_rx_close_fds(&rx);
+		if (rep->hdr.flags & DEVMIG_HDR_ERROR)
+			return -(rep->hdr.error_no ? (int)rep->hdr.error_no : EIO);
+		return 0;
+	}
+}
+
+static void init_cmd(struct devmig_msg *m, uint16_t cmd)
+{
+	memset(m, 0, sizeof(*m));
+	m->hdr.cmd = cmd;
+}
+
+/* ---- connect ---- */
+
+struct devmig_client *devmig_client_connect(const char *path,
+					    const struct devmig_client_config *cfg_in, char *err,
+					    size_t errlen)
+{
+	struct devmig_client_config cfg = { 0 };
+	struct sockaddr_un sa = { .sun_family = AF_UNIX };
+	struct devmig_client *c;
+
+	if (cfg_in)
+		cfg = *cfg_in;
+	if (!cfg.max_data_xfer_size)
+		cfg.max_data_xfer_size = DEVMIG_DEFAULT_MAX_DATA_XFER;
+	if (!cfg.timeout_ms)
+		cfg.timeout_ms = 30000;
+	if (!cfg.ext && !cfg.no_ext)
+		cfg.ext = DEVMIG_EXT_ALL;
+	if (strlen(path) >= sizeof(sa.sun_path)) {
+		snprintf(err, errlen, "socket path too long: %s", path);
+		return NULL;
+	}
+	c = calloc(1, sizeof(*c));
+	if (!c) {
+		snprintf(err, errlen, "out of memory");
+		return NULL;
+	}
+	pthread_mutex_init(&c->lock, NULL);
+	c->sock = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	strcpy(sa.sun_path, path);
+	if (c->sock < 0 || connect(c->sock, (struct sockaddr *)&sa, sizeof(sa))) {
+		snprintf(err, errlen, "cannot connect to %s: %s", path, strerror(errno));
+		goto fail;
+	}
+	struct timeval tv = { cfg.timeout_ms / 1000, (cfg.timeout_ms % 1000) * 1000 };
+	setsockopt(c->sock, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
+	devmig_msg_tune_socket(c->sock);
+
+	devmig_wire_limits_default(&c->lim);
+	c->lim.role = DEVMIG_WIRE_ROLE_CLIENT;
+	c->lim.max_data_xfer_size = cfg.max_data_xfer_size;
+	c->lim.max_msg_size = cfg.max_data_xfer_size + 4096u;
+	c->lim.max_msg_fds = CLIENT_MAX_FDS;
+	if (devmig_msg_reader_init(&c->rd, c->sock, c->lim.max_msg_size + 65536u)) {
+		snprintf(err, errlen, "out of memory");
+		goto fail;
+	}
+
+	devmig_caps_default(&c->ours);
+	c->ours.max_msg_fds = CLIENT_MAX_FDS;
+	c->ours.max_data_xfer_size = cfg.max_data_xfer_size;
+	c->ours.ext = cfg.no_ext ? 0 : cfg.ext;
+	char json[512];
+	size_t jl = devmig_caps_format(&c->ours, json, sizeof(json));
+	struct devmig_msg req, rep;
+	init_cmd(&req, DEVMIG_CMD_VERSION);
+	req.u.version.v.major = DEVMIG_VFIO_USER_MAJOR;
+	req.u.version.v.minor = DEVMIG_VFIO_USER_MINOR;
+	req.u.version.json = json;
+	req.u.version.json_len = jl;
+	int rc = xact(c, &req, NULL, 0, &rep, NULL, NULL);
+	if (rc) {
+		snprintf(err, errlen, "VERSION refused by %s: %s", path, strerror(-rc));
+		goto fail;
+	}
+	enum devmig_wire_err werr = devmig_caps_parse(rep.u.version.json, rep.u.version.json_len,
+						      &c->server);
+	if (!werr)
+		werr = devmig_version_check_reply(DEVMIG_VFIO_USER_MAJOR, DEVMIG_VFIO_USER_MINOR,
+						  &c->ours, rep.u.version.v.major,
+						  rep.u.version.v.minor, &c->server);
+	if (werr) {
+		snprintf(err, errlen, "%s answered VERSION unacceptably: %s", path,
+			 devmig_wire_strerror(werr));
+		goto fail;
+	}
+	c->xfer_max = c->server.max_data_xfer_size < cfg.max_data_xfer_size
+			      ? c->server.max_data_xfer_size
+			      : cfg.max_data_xfer_size;
+	return c;
+fail:
+	devmig_client_close(c);
+	return NULL;
+}
+
+void devmig_client_close(struct devmig_client *c)
+{
+	if (!c)
+		return;
+	if (c->sock >= 0)
+		close(c->sock);
+	devmig_msg_reader_free(&c->rd);
+	pthread_mutex_destroy(&c->lock);
+	free(c->maps);
+	free(c);
+}
+
+void devmig_client_server_caps(struct devmig_client *c, struct devmig_caps *caps)
+{
+	*caps = c->server;
+}
+
+bool devmig_client_has_ext(struct devmig_client *c, uint32_t ext)
+{
+	return (c->server.ext & ext) == ext;
+}
+
+int devmig_client_fd(struct devmig_client *c)
+{
+	return c->sock;
+}
+
+/* ---- simple commands ---- */
+
+#define LOCKED(c, expr)                          \
+	({                                       \
+		pthread_mutex_lock(&(c)->lock);  \
+		int rc_ = (expr);                \
+		pthread_mutex_unlock(&(c)->lock); \
+		rc_;                             \
+	})
+
+static int device_info_locked(struct devmig_client *c, struct devmig_device_info *info)
+{
+	struct devmig_msg req, rep;
+	init_cmd(&req, DEVMIG_CMD_DEVICE_GET_INFO);
+	req.u.device_info.argsz = sizeof(*info);
+	int rc = xact(c, &req, NULL, 0, &rep, NULL, NULL);
+	if (!rc)
+		*info = rep.u.device_info;
+	return rc;
+}
+
+int devmig_client_device_info(struct devmig_client *c, struct devmig_device_info *info)
+{
+	return LOCKED(c, device_info_locked(c, info));
+}
+
+static int region_info_locked(struct devmig_client *c, uint32_t index,
+			      struct devmig_region_info *info, int *fd,
+			      struct devmig_sparse_mmap_area *areas, unsigned *nareas)
+{
+	struct devmig_msg req, rep;
+	int fds[CLIENT_MAX_FDS];
+	unsigned nfds = 0;
+	unsigned max_areas = nareas ? *nareas : 0;
+
+	*fd = -1;
+	if (nareas)
+		*nareas = 0;
+	init_cmd(&req, DEVMIG_CMD_DEVICE_GET_REGION_INFO);
+	req.u.region_info.info.argsz = 1024;
+	req.u.region_info.info.index = index;
+	int rc = xact(c, &req, NULL, 0, &rep, fds, &nfds);
+	if (rc)
+		return rc;
+	*info = rep.u.region_info.info;
+	if (nfds)
+		*fd = fds[0];
+	for (unsigned i = 1; i < nfds; i++)
+		close(fds[i]);
+	/* Walk the capability chain for the sparse-mmap areas. */
+	const uint8_t *caps = rep.u.region_info.caps;
+	size_t caps_len = rep.u.region_info.caps_len;
+	uint32_t off = info->cap_offset;
+	while (caps && off >= sizeof(*info) && off - sizeof(*info) + 8 <= caps_len) {
+		struct devmig_info_cap_hdr h;
+		const uint8_t *p = caps + (off - sizeof(*info));
+		memcpy(&h, p, sizeof(h));
+		if (h.id == 1 /* VFIO_REGION_INFO_CAP_SPARSE_MMAP */ && areas && nareas) {
+			uint32_t n;
+			memcpy(&n, p + 8, 4);
+			for (uint32_t i = 0; i < n && *nareas < max_areas; i++)
+				memcpy(&areas[(*nareas)++], p + 16 + 16 * i, sizeof(*areas));
+		}
+		if (h.next <= off)
+			break;
+		off = h.next;
+	}
+	return 0;
+}
+
+int devmig_client_region_info(struct devmig_client *c, uint32_t index,
+			      struct devmig_region_info *info, int *fd,
+			      struct devmig_sparse_mmap_area *areas, unsigned *nareas)
+{
+	return LOCKED(c, region_info_locked(c, index, info, fd, areas, nareas));
+}
+
+static int irq_info_locked(struct devmig_client *c, uint32_t index, struct devmig_irq_info *info)
+{
+	struct devmig_msg req, rep;
+	init_cmd(&req, DEVMIG_CMD_DEVICE_GET_IRQ_INFO);
+	req.u.irq_info.argsz = sizeof(*info);
+	req.u.irq_info.index = index;
+	int rc = xact(c, &req, NULL, 0, &rep, NULL, NULL);
+	if (!rc)
+		*info = rep.u.irq_info;
+	return rc;
+}
+
+int devmig_client_irq_info(struct devmig_client *c, uint32_t index, struct devmig_irq_info *info)
+{
+	return LOCKED(c, irq_info_locked(c, index, info));
+}
+
+static int set_irqs_locked(struct devmig_client *c, uint32_t index, uint32_t flags,
+			   uint32_t start, uint32_t count, const int *fds)
+{
+	struct devmig_msg req, rep;
+	init_cmd(&req, DEVMIG_CMD_DEVICE_SET_IRQS);
+	req.u.irq_set.set.argsz = sizeof(struct devmig_irq_set);
+	req.u.irq_set.set.flags = flags;
+	req.u.irq_set.set.index = index;
+	req.u.irq_set.set.start = start;
+	req.u.irq_set.set.count = count;
+	return xact(c, &req, fds, fds ? count : 0, &rep, NULL, NULL);
+}
+
+int devmig_client_set_irqs(struct devmig_client *c, uint32_t index, uint32_t flags,
+			   uint32_t start, uint32_t count, const int *fds)
+{
+	return LOCKED(c, set_irqs_locked(c, index, flags, start, count, fds));
+}
+
+static int region_rw_locked(struct devmig_client *c, uint32_t region, uint64_t offset,
+			    void *buf, size_t len, bool is_write)
+{
+	struct devmig_msg req, rep;
+
+	while (len) {
+		uint32_t n = len < c->xfer_max ? (uint32_t)len : c->xfer_max;
+		init_cmd(&req, is_write ? DEVMIG_CMD_REGION_WRITE : DEVMIG_CMD_REGION_READ);
+		req.u.region.acc.offset = offset;
+		req.u.region.acc.region = region;
+		req.u.region.acc.count = n;
+		req.u.region.data = is_write ? buf : NULL;
+		int rc = xact(c, &req, NULL, 0, &rep, NULL, NULL);
+		if (rc)
+			return rc;
+		if (rep.u.region.acc.count != n)
+			return -EPROTO;
+		if (!is_write)
+			memcpy(buf, rep.u.region.data, n);
+		offset += n;
+		buf = (uint8_t *)buf + n;
+		len -= n;
+	}
+	return 0;
+}
+
+int devmig_client_region_read(struct devmig_client *c, uint32_t region, uint64_t offset,
+			      void *buf, size_t len)
+{
+	return LOCKED(c, region_rw_locked(c, region, offset, buf, len, false));
+}
+
+int devmig_client_region_write(struct devmig_client *c, uint32_t region, uint64_t offset,
+			       const void *buf, size_t len)
+{
+	return LOCKED(c, region_rw_locked(c, region, offset, (void *)buf, len, true));
+}
+
+static int simple_locked(struct devmig_client *c, uint16_t cmd)
+{
+	struct devmig_msg req, rep;
+	init_cmd(&req, cmd);
+	return xact(c, &req, NULL, 0, &rep, NULL, NULL);
+}
+
+int devmig_client_reset(struct devmig_client *c)
+{
+	return LOCKED(c, simple_locked(c, DEVMIG_CMD_DEVICE_RESET));
+}
+
+static int dma_map_locked(struct devmig_client *c, uint64_t iova, uint64_t size, uint32_t prot,
+			  int fd, uint64_t fd_offset, void *vaddr)
+{
+	struct devmig_msg req, rep;
+
+	if (fd < 0 && !vaddr)
+		return -EINVAL;
+	init_cmd(&req, DEVMIG_CMD_DMA_MAP);
+	req.u.dma_map.argsz = sizeof(struct devmig_dma_map);
+	req.u.dma_map.flags = prot;
+	req.u.dma_map.offset = fd >= 0 ? fd_offset : 0;
+	req.u.dma_map.addr = iova;
+	req.u.dma_map.size = size;
+	int rc = xact(c, &req, fd >= 0 ? &fd : NULL, fd >= 0 ? 1 : 0, &rep, NULL, NULL);
+	if (rc || fd >= 0)
+		return rc;
+	struct msg_map *maps = realloc(c->maps, (c->nmaps + 1) * sizeof(*maps));
+	if (!maps)
+		return -ENOMEM;
+	c->maps = maps;
+	c->maps[c->nmaps++] = (struct msg_map){ iova, size, vaddr, prot };
+	return 0;
+}
+
+int devmig_client_dma_map(struct devmig_client *c, uint64_t iova, uint64_t size, uint32_t prot,
+			  int fd, uint64_t fd_offset, void *vaddr)
+{
+	return LOCKED(c, dma_map_locked(c, iova, size, prot, fd, fd_offset, vaddr));
+}
+
+static int dma_unmap_locked(struct devmig_client *c, uint64_t iova, uint64_t size)
+{
+	struct devmig_msg req, rep;
+	init_cmd(&req, DEVMIG_CMD_DMA_UNMAP);
+	req.u.dma_unmap.argsz = sizeof(struct devmig_dma_unmap);
+	req.u.dma_unmap.addr = iova;
+	req.u.dma_unmap.size = size;
+	int rc = xact(c, &req, NULL, 0, &rep, NULL, NULL);
+	if (rc)
+		return rc;
+	for (size_t i = 0; i < c->nmaps; i++) {
+		if (c->maps[i].iova == iova && c->maps[i].size == size) {
+			c->maps[i] = c->maps[--c->nmaps];
+			break;
+		}
+	}
+	return 0;
+}
+
+int devmig_client_dma_unmap(struct devmig_client *c, uint64_t iova, uint64_t size)
+{
+	return LOCKED(c, dma_unmap_locked(c, iova, size));
+}
+
+/* ---- features ---- */
+
+/* One DEVICE_FEATURE exchange; GET data is copied to out (out_len bytes). */
+static int feature_locked(struct devmig_client *c, uint32_t flags, const void *data,
+			  size_t data_len, void *out, size_t out_len)
+{
+	struct devmig_msg req, rep;
+	init_cmd(&req, DEVMIG_CMD_DEVICE_FEATURE);
+	req.u.feature.f.flags = flags;
+	req.u.feature.f.argsz = (uint32_t)(sizeof(struct devmig_feature) +
+					   (out_len > data_len ? out_len : data_len));
+	req.u.feature.index = flags & DEVMIG_FEATURE_MASK;
+	req.u.feature.data = data;
+	req.u.feature.data_len = data_len;
+	int rc = xact(c, &req, NULL, 0, &rep, NULL, NULL);
+	if (rc)
+		return rc;
+	if (out_len) {
+		if (rep.u.feature.data_len < out_len)
+			return -EPROTO;
+		memcpy(out, rep.u.feature.data, out_len);
+	}
+	return 0;
+}
+
+int devmig_client_feature_probe(struct devmig_client *c, uint32_t index, uint32_t ops)
+{
+	return LOCKED(c, feature_locked(c, index | ops | DEVMIG_FEATURE_PROBE, NULL, 0, NULL, 0));
+}
+
+int devmig_client_mig_caps(struct devmig_client *c, uint64_t *caps)
+{
+	return LOCKED(c, feature_locked(c, DEVMIG_FEATURE_MIGRATION | DEVMIG_FEATURE_GET, NULL, 0,
+					caps, sizeof(*caps)));
+}
+
+int devmig_client_get_state(struct devmig_client *c, enum devmig_state *state)
+{
+	struct devmig_feature_mig_state st;
+	int rc = LOCKED(c, feature_locked(c, DEVMIG_FEATURE_MIG_DEVICE_STATE | DEVMIG_FEATURE_GET,
+					  NULL, 0, &st, sizeof(st)));
+	if (!rc)
+		*state = (enum devmig_state)st.device_state;
+	return rc;
+}
+
+int devmig_client_set_state(struct devmig_client *c, enum devmig_state state)
+{
+	struct devmig_feature_mig_state st = { state, 0 };
+	return LOCKED(c, feature_locked(c, DEVMIG_FEATURE_MIG_DEVICE_STATE | DEVMIG_FEATURE_SET,
+					&st, sizeof(st), NULL, 0));
+}
+
+int devmig_client_precopy_info(struct devmig_client *c, uint64_t *initial, uint64_t *dirty)
+{
+	struct devmig_feature_precopy_info pi;
+
+	if (!devmig_client_has_ext(c, DEVMIG_EXT_PRECOPY_INFO))
+		return -ENOTSUP;
+	int rc = LOCKED(c, feature_locked(c, DEVMIG_FEATURE_PRECOPY_INFO | DEVMIG_FEATURE_GET, NULL,
+					  0, &pi, sizeof(pi)));
+	if (!rc) {
+		*initial = pi.initial_bytes;
+		*dirty = pi.dirty_bytes;
+	}
+	return rc;
+}
+
+int devmig_client_stop_copy_size(struct devmig_client *c, uint64_t *bytes)
+{
+	return LOCKED(c, feature_locked(c, DEVMIG_FEATURE_MIG_DATA_SIZE | DEVMIG_FEATURE_GET, NULL,
+					0, bytes, sizeof(*bytes)));
+}
+
+static int log_start_locked(struct devmig_client *c, uint64_t *page_size,
+			    const struct devmig_dma_logging_range *ranges, uint32_t n)
+{
+	size_t len = sizeof(struct devmig_feature_dma_logging_control) + (size_t)n * sizeof(*ranges);
+	uint8_t *data = malloc(len);
+	if (!data)
+		return -ENOMEM;
+	struct devmig_feature_dma_logging_control ctl = { *page_size, n, 0 };
+	memcpy(data, &ctl, sizeof(ctl));
+	if (n)
+		memcpy(data + sizeof(ctl), ranges, (size_t)n * sizeof(*ranges));
+	struct devmig_msg req, rep;
+	init_cmd(&req, DEVMIG_CMD_DEVICE_FEATURE);
+	req.u.feature.f.flags = DEVMIG_FEATURE_DMA_LOGGING_START | DEVMIG_FEATURE_SET;
+	req.u.feature.f.argsz = (uint32_t)(sizeof(struct devmig_feature) + len);
+	req.u.feature.index = DEVMIG_FEATURE_DMA_LOGGING_START;
+	req.u.feature.data = data;
+	req.u.feature.data_len = len;
+	req.u.feature.u.log_start.ctl = ctl;
+	req.u.feature.u.log_start.ranges = data + sizeof(ctl);
+	int rc = xact(c, &req, NULL, 0, &rep, NULL, NULL);
+	free(data);
+	if (!rc && rep.u.feature.data_len >= sizeof(ctl)) {
+		memcpy(&ctl, rep.u.feature.data, sizeof(ctl));
+		*page_size = ctl.page_size;
+	}
+	return rc;
+}
+
+int devmig_client_log_start(struct devmig_client *c, uint64_t *page_size,
+			    const struct devmig_dma_logging_range *ranges, uint32_t n)
+{
+	return LOCKED(c, log_start_locked(c, page_size, ranges, n));
+}
+
+int devmig_client_log_stop(struct devmig_client *c)
+{
+	return LOCKED(c, feature_locked(c, DEVMIG_FEATURE_DMA_LOGGING_STOP | DEVMIG_FEATURE_SET,
+					NULL, 0, NULL, 0));
+}
+
+static int log_report_locked(struct devmig_client *c, uint64_t iova, uint64_t length,
+			     uint64_t page_size, uint64_t *bitmap)
+{
+	struct devmig_feature_dma_logging_report rep_in = { iova, length, page_size };
+	uint64_t bytes = devmig_log_bitmap_size(length, page_size);
+	struct devmig_msg req, rep;
+
+	init_cmd(&req, DEVMIG_CMD_DEVICE_FEATURE);
+	req.u.feature.f.flags = DEVMIG_FEATURE_DMA_LOGGING_REPORT | DEVMIG_FEATURE_GET;
+	req.u.feature.f.argsz = (uint32_t)(sizeof(struct devmig_feature) + sizeof(rep_in) + bytes);
+	req.u.feature.index = DEVMIG_FEATURE_DMA_LOGGING_REPORT;
+	req.u.feature.data = (const uint8_t *)&rep_in;
+	req.u.feature.data_len = sizeof(rep_in);
+	req.u.feature.u.log_report.rep = rep_in;
+	int rc = xact(c, &req, NULL, 0, &rep, NULL, NULL);
+	if (rc)
+		return rc;
+	if (rep.u.feature.u.log_report.bitmap_len != bytes)
+		return -EPROTO;
+	memcpy(bitmap, rep.u.feature.u.log_report.bitmap, bytes);
+	return 0;
+}
+
+int devmig_client_log_report(struct devmig_client *c, uint64_t iova, uint64_t length,
+			     uint64_t page_size, uint64_t *bitmap)
+{
+	return LOCKED(c, log_report_locked(c, iova, length, page_size, bitmap));
+}
+
+/* ---- migration data ---- */
+
+static ssize_t mig_read_locked(struct devmig_client *c, void *buf, size_t len)
+{
+	struct devmig_msg req, rep;
+	uint32_t n = len < c->xfer_max ? (uint32_t)len : c->xfer_max;
+
+	init_cmd(&req, DEVMIG_CMD_MIG_DATA_READ);
+	req.u.mig_data.md.argsz = (uint32_t)sizeof(struct devmig_mig_data) + n;
+	req.u.mig_data.md.size = n;
+	int rc = xact(c, &req, NULL, 0, &rep, NULL, NULL);
+	if (rc)
+		return rc;
+	if (rep.u.mig_data.md.size > n)
+		return -EPROTO;
+	memcpy(buf, rep.u.mig_data.data, rep.u.mig_data.md.size);
+	return rep.u.mig_data.md.size;
+}
+
+ssize_t devmig_client_mig_read(struct devmig_client *c, void *buf, size_t len)
+{
+	if (!len)
+		return 0;
+	pthread_mutex_lock(&c->lock);
+	ssize_t n = mig_read_locked(c, buf, len);
+	pthread_mutex_unlock(&c->lock);
+	return n;
+}
+
+static int mig_write_locked(struct devmig_client *c, const void *buf, size_t len)
+{
+	struct devmig_msg req, rep;
+
+	while (len) {
+		uint32_t n = len < c->xfer_max ? (uint32_t)len : c->xfer_max;
+		init_cmd(&req, DEVMIG_CMD_MIG_DATA_WRITE);
+		req.u.mig_data.md.argsz = (uint32_t)sizeof(struct devmig_mig_data) + n;
+		req.u.mig_data.md.size = n;
+		req.u.mig_data.data = buf;
+		int rc = xact(c, &req, NULL, 0, &rep, NULL, NULL);
+		if (rc)
+			return rc;
+		buf = (const uint8_t *)buf + n;
+		len -= n;
+	}
+	return 0;
+}
+
+int devmig_client_mig_write(struct devmig_client *c, const void *buf, size_t len)
+{
+	return LOCKED(c, mig_write_locked(c, buf, len));
+}
+
+/* ---- raw and polling ---- */
+
+int devmig_client_poll(struct devmig_client *c)
+{
+	int rc = 0;
+	pthread_mutex_lock(&c->lock);
+	for (;;) {
+		struct devmig_rx rx;
+		struct devmig_msg m;
+		if (c->rd.end == c->rd.start) {
+			uint8_t probe;
+			ssize_t n = recv(c->sock, &probe, 1, MSG_PEEK | MSG_DONTWAIT);
+			if (n <= 0) {
+				rc = n == 0 ? -ECONNRESET : (errno == EAGAIN ? 0 : -errno);
+				break;
+			}
+		}
+		rc = devmig_msg_recv(&c->rd, &c->lim, &rx);
+		if (rc <= 0) {
+			rc = rc ? rc : -ECONNRESET;
+			break;
+		}
+		devmig_rx_close_fds(&rx);
+		if (rx.skipped || devmig_decode(rx.msg, rx.len, 0, &c->lim, &m) ||
+		    (m.hdr.flags & DEVMIG_HDR_TYPE_MASK) != DEVMIG_HDR_TYPE_COMMAND) {
+			rc = -EPROTO;
+			break;
+		}
+		rc = serve_dma(c, &m);
+		if (rc)
+			break;
+	}
+	pthread_mutex_unlock(&c->lock);
+	return rc;
+}
+
+ssize_t devmig_client_raw(struct devmig_client *c, const void *msg, size_t len, const int *fds,
+			  unsigned nfds, void *reply, size_t cap)
+{
+	struct iovec iov = { (void *)msg, len };
+	struct devmig_rx rx;
+	ssize_t ret;
+
+	pthread_mutex_lock(&c->lock);
+	int rc = devmig_msg_send(c->sock, &iov, 1, fds, nfds);
+	if (rc) {
+		ret = rc;
+		goto out;
+	}
+	rc = devmig_msg_recv(&c->rd, &c->lim, &rx);
+	if (rc <= 0) {
+		ret = rc ? rc : -ECONNRESET;
+		goto out;
+	}
+	devmig_rx_close_fds(&rx);
+	if (rx.skipped) {
+		ret = -EPROTO;
+		goto out;
+	}
+	ret = (ssize_t)(rx.len < cap ? rx.len : cap);
+	memcpy(reply, rx.msg, (size_t)ret);
+out:
+	pthread_mutex_unlock(&c->lock);
+	return ret;
+}

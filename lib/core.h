@@ -1,0 +1,65 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * The device core's interface to the server (private to the library).
+ * The server decodes messages and calls these; the core owns the device's
+ * state and serialises access to it with its own lock.
+ */
+#ifndef DEVMIG_LIB_CORE_H
+#define DEVMIG_LIB_CORE_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+#include "devmig/device.h"
+#include "devmig/wire.h"
+#include "dma.h"
+
+/* VFIO PCI region and IRQ index spaces (VFIO_PCI_NUM_REGIONS / _IRQS). */
+#define DEVMIG_NUM_REGIONS 9u
+#define DEVMIG_NUM_IRQS 5u
+#define DEVMIG_CONFIG_REGION 7u
+#define DEVMIG_CONFIG_SIZE 4096u
+
+/* GET_REGION_INFO: fills info (size, flags, offset), the capability chain
+ * (sparse mmap for mappable regions) into caps, and *fd (-1 if none; the
+ * core keeps ownership). Returns 0 or -errno. */
+int devmig_core_region_info(struct devmig_device *dev, uint32_t index,
+			    struct devmig_region_info *info, uint8_t *caps, size_t caps_cap,
+			    size_t *caps_len, int *fd);
+int devmig_core_irq_info(struct devmig_device *dev, uint32_t index, struct devmig_irq_info *info);
+/* SET_IRQS. On success the core owns fds; on failure the caller still does. */
+int devmig_core_set_irqs(struct devmig_device *dev, const struct devmig_irq_set *set,
+			 const uint8_t *bools, const int *fds, unsigned nfds);
+/* REGION_READ/WRITE (bounds checked here). */
+int devmig_core_region_rw(struct devmig_device *dev, uint32_t region, uint64_t offset,
+			  void *buf, uint32_t count, bool is_write);
+/* DEVICE_RESET: variant reset, config space, interrupts, migration to RUNNING. */
+void devmig_core_reset(struct devmig_device *dev);
+
+/* Migration (DEVICE_FEATURE MIGRATION / MIG_DEVICE_STATE / MIG_DATA_SIZE, MIG_DATA_*). */
+uint64_t devmig_core_mig_caps(struct devmig_device *dev);
+/* Walk to req arc by arc. On failure the device is at the last state reached
+ * (or ERROR), *now says which, and why is filled. */
+int devmig_core_set_state(struct devmig_device *dev, uint32_t req, enum devmig_state *now,
+			  char *why, size_t whylen);
+ssize_t devmig_core_mig_read(struct devmig_device *dev, void *buf, size_t len);
+int devmig_core_mig_write(struct devmig_device *dev, const void *buf, size_t len);
+int devmig_core_precopy_info(struct devmig_device *dev, uint64_t *initial, uint64_t *dirty);
+int devmig_core_stop_copy_size(struct devmig_device *dev, uint64_t *bytes);
+/* The reason for the last failed migration operation ("" if none). */
+void devmig_core_last_error(struct devmig_device *dev, char *buf, size_t len);
+
+/* DMA table and dirty log of the device. */
+struct devmig_dma *devmig_core_dma(struct devmig_device *dev);
+/* How the core reaches fd-less guest memory: set by the server per client. */
+void devmig_core_set_dma_xfer(struct devmig_device *dev,
+			      int (*xfer)(void *opaque, bool is_write, uint64_t iova, void *buf,
+					  size_t len),
+			      void *opaque);
+/* The client went away: drop DMA mappings, the DMA log and interrupt fds;
+ * keep device state (the vfio-user rule). */
+void devmig_core_client_gone(struct devmig_device *dev);
+
+#endif /* DEVMIG_LIB_CORE_H */

@@ -1,0 +1,1035 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * The device core: what every variant gets without writing it. PCI config
+ * space, BARs, interrupts, DMA and the migration plumbing (state machine
+ * walk, data session, stream framing, validate-before-apply on load).
+ *
+ * Locks. cfg_lock guards config space and interrupt fds; it is held only for
+ * short sections and never across a variant callback, so a variant's worker
+ * raising an interrupt can never deadlock against the server thread waiting
+ * for that worker inside an arc. mig_lock serialises migration operations
+ * (state changes and the data session); the state itself is an atomic that
+ * workers read without a lock.
+ */
+#include <errno.h>
+#include <linux/vfio.h>
+#include <pthread.h>
+#include <stdarg.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/eventfd.h>
+#include <sys/mman.h>
+#include <unistd.h>
+
+#include "core.h"
+#include "pci_config.h"
+#include "stream.h"
+
+struct irq_index {
+	uint32_t count;
+	int *efd; /* count entries, -1 when unset */
+	bool intx_masked;
+	bool intx_pending;
+};
+
+struct devmig_core {
+	struct devmig_device *dev;
+	const struct devmig_device_ops *ops;
+	uint64_t caps;
+
+	pthread_mutex_t cfg_lock;
+	struct devmig_pci_config *cfg;
+	unsigned cfg_events;          /* DEVMIG_CFG_* gathered during a write */
+	struct irq_index irq[DEVMIG_NUM_IRQS];
+	struct {
+		void *mem;
+		int fd;
+		uint64_t size;
+	} bar_mem[DEVMIG_PCI_NUM_BARS];
+
+	struct devmig_dma *dma;
+	pthread_mutex_t xfer_lock;
+	int (*xfer)(void *opaque, bool is_write, uint64_t iova, void *buf, size_t len);
+	void *xfer_opaque;
+
+	pthread_mutex_t mig_lock;
+	_Atomic uint32_t state;
+	struct devmig_stream_writer *writer;
+	struct devmig_stream_reader *reader;
+	/* snapshot-style devices: the saved state, or the state being loaded */
+	uint8_t *snap;
+	size_t snap_len, snap_pos;
+	bool snap_taken;
+	/* the config snapshot received in the stream, applied at commit */
+	uint8_t *cfg_blob;
+	size_t cfg_blob_len;
+	char last_error[256];
+};
+
+static struct devmig_core *core_of(struct devmig_device *dev)
+{
+	return dev->core;
+}
+
+void devmig_device_log(struct devmig_device *dev, const char *fmt, ...)
+{
+	va_list ap;
+	va_start(ap, fmt);
+	fprintf(stderr, "devmig %s: ", dev->ops && dev->ops->name ? dev->ops->name : "device");
+	vfprintf(stderr, fmt, ap);
+	fputc('\n', stderr);
+	va_end(ap);
+}
+
+/* ---- interrupts ---- */
+
+static void signal_efd(int fd)
+{
+	uint64_t one = 1;
+	if (fd >= 0 && write(fd, &one, sizeof(one)) < 0) {
+		/* An eventfd write only fails at counter overflow: the interrupt is
+		 * already pending, so dropping this one loses nothing. */
+	}
+}
+
+static int irq_fd(struct devmig_core *c, unsigned index, unsigned v)
+{
+	return v < c->irq[index].count ? c->irq[index].efd[v] : -1;
+}
+
+/* Deliver vector v of the enabled mode. cfg_lock held. */
+static int raise_locked(struct devmig_core *c, unsigned v)
+{
+	struct devmig_pci_config *cfg = c->cfg;
+
+	if (devmig_pcicfg_msix_enabled(cfg)) {
+		if (v >= devmig_pcicfg_msix_vectors(cfg))
+			return -EINVAL;
+		if (devmig_pcicfg_msix_vector_masked(cfg, v))
+			return devmig_pcicfg_msix_set_pending(cfg, v);
+		int fd = irq_fd(c, VFIO_PCI_MSIX_IRQ_INDEX, v);
+		if (fd < 0)
+			return -ENOENT;
+		signal_efd(fd);
+		return 0;
+	}
+	if (devmig_pcicfg_msi_enabled(cfg)) {
+		if (v >= devmig_pcicfg_msi_vectors_enabled(cfg))
+			return -EINVAL;
+		if (devmig_pcicfg_msi_vector_masked(cfg, v))
+			return devmig_pcicfg_msi_set_pending(cfg, v);
+		int fd = irq_fd(c, VFIO_PCI_MSI_IRQ_INDEX, v);
+		if (fd < 0)
+			return -ENOENT;
+		signal_efd(fd);
+		return 0;
+	}
+	if (v != 0 || !c->irq[VFIO_PCI_INTX_IRQ_INDEX].count)
+		return -EINVAL;
+	struct irq_index *ix = &c->irq[VFIO_PCI_INTX_IRQ_INDEX];
+	devmig_pcicfg_set_intx_status(cfg, true);
+	if (ix->intx_masked || devmig_pcicfg_intx_disabled(cfg)) {
+		ix->intx_pending = true;
+		return 0;
+	}
+	if (ix->efd[0] < 0)
+		return -ENOENT;
+	ix->intx_masked = true; /* INTx is automasked until the client unmasks it */
+	signal_efd(ix->efd[0]);
+	return 0;
+}
+
+int devmig_device_irq(struct devmig_device *dev, unsigned v)
+{
+	struct devmig_core *c = core_of(dev);
+
+	if (devmig_state_is_stopped(atomic_load(&c->state)))
+		return -EBUSY;
+	pthread_mutex_lock(&c->cfg_lock);
+	int rc = raise_locked(c, v);
+	pthread_mutex_unlock(&c->cfg_lock);
+	return rc;
+}
+
+/* Config-space events, called by pci_config under cfg_lock. */
+static void cfg_notify(void *opaque, enum devmig_pcicfg_event ev, unsigned index)
+{
+	struct devmig_core *c = opaque;
+
+	switch (ev) {
+	case DEVMIG_PCICFG_EV_COMMAND:
+		c->cfg_events |= DEVMIG_CFG_COMMAND;
+		break;
+	case DEVMIG_PCICFG_EV_BAR:
+		c->cfg_events |= DEVMIG_CFG_BAR;
+		break;
+	case DEVMIG_PCICFG_EV_MSI_CTRL:
+	case DEVMIG_PCICFG_EV_MSI_MESSAGE:
+	case DEVMIG_PCICFG_EV_MSI_MASK:
+		c->cfg_events |= DEVMIG_CFG_MSI;
+		break;
+	case DEVMIG_PCICFG_EV_MSIX_CTRL:
+	case DEVMIG_PCICFG_EV_MSIX_ENTRY:
+		c->cfg_events |= DEVMIG_CFG_MSIX;
+		break;
+	case DEVMIG_PCICFG_EV_MSI_FIRE:
+		/* A pending vector became deliverable; a stopped device holds it. */
+		if (devmig_state_is_stopped(atomic_load(&c->state)) ||
+		    irq_fd(c, VFIO_PCI_MSI_IRQ_INDEX, index) < 0)
+			devmig_pcicfg_msi_set_pending(c->cfg, index);
+		else
+			signal_efd(irq_fd(c, VFIO_PCI_MSI_IRQ_INDEX, index));
+		break;
+	case DEVMIG_PCICFG_EV_MSIX_FIRE:
+		if (devmig_state_is_stopped(atomic_load(&c->state)) ||
+		    irq_fd(c, VFIO_PCI_MSIX_IRQ_INDEX, index) < 0)
+			devmig_pcicfg_msix_set_pending(c->cfg, index);
+		else
+			signal_efd(irq_fd(c, VFIO_PCI_MSIX_IRQ_INDEX, index));
+		break;
+	}
+}
+
+static void close_irq_fds(struct irq_index *ix, uint32_t start, uint32_t count)
+{
+	for (uint32_t i = start; i < start + count && i < ix->count; i++) {
+		if (ix->efd[i] >= 0)
+			close(ix->efd[i]);
+		ix->efd[i] = -1;
+	}
+}
+
+int devmig_core_irq_info(struct devmig_device *dev, uint32_t index, struct devmig_irq_info *info)
+{
+	struct devmig_core *c = core_of(dev);
+
+	if (index >= DEVMIG_NUM_IRQS)
+		return -EINVAL;
+	memset(info, 0, sizeof(*info));
+	info->argsz = sizeof(*info);
+	info->index = index;
+	info->count = c->irq[index].count;
+	if (index == VFIO_PCI_INTX_IRQ_INDEX)
+		info->flags = VFIO_IRQ_INFO_EVENTFD | VFIO_IRQ_INFO_MASKABLE | VFIO_IRQ_INFO_AUTOMASKED;
+	else if (info->count)
+		info->flags = VFIO_IRQ_INFO_EVENTFD | VFIO_IRQ_INFO_NORESIZE;
+	return 0;
+}
+
+int devmig_core_set_irqs(struct devmig_device *dev, const struct devmig_irq_set *set,
+			 const uint8_t *bools, const int *fds, unsigned nfds)
+{
+	struct devmig_core *c = core_of(dev);
+	const uint32_t data = set->flags & VFIO_IRQ_SET_DATA_TYPE_MASK;
+	const uint32_t action = set->flags & VFIO_IRQ_SET_ACTION_TYPE_MASK;
+
+	if (set->index >= DEVMIG_NUM_IRQS)
+		return -EINVAL;
+	struct irq_index *ix = &c->irq[set->index];
+	bool disable_all = set->count == 0 && data == VFIO_IRQ_SET_DATA_NONE;
+	if (!disable_all &&
+	    (set->start >= ix->count || set->count > ix->count - set->start))
+		return -EINVAL;
+
+	int rc = 0;
+	pthread_mutex_lock(&c->cfg_lock);
+	if (action == VFIO_IRQ_SET_ACTION_TRIGGER) {
+		if (disable_all) {
+			close_irq_fds(ix, 0, ix->count);
+		} else if (data == VFIO_IRQ_SET_DATA_EVENTFD) {
+			close_irq_fds(ix, set->start, set->count);
+			for (unsigned i = 0; i < nfds; i++)
+				ix->efd[set->start + i] = fds[i];
+		} else {
+			/* The client triggers vectors itself (loopback testing). */
+			for (uint32_t i = 0; i < set->count; i++)
+				if (data == VFIO_IRQ_SET_DATA_NONE || bools[i])
+					signal_efd(ix->efd[set->start + i]);
+		}
+	} else if (set->index == VFIO_PCI_INTX_IRQ_INDEX && data != VFIO_IRQ_SET_DATA_EVENTFD) {
+		bool mask = action == VFIO_IRQ_SET_ACTION_MASK;
+		if (data == VFIO_IRQ_SET_DATA_NONE || bools[0]) {
+			ix->intx_masked = mask;
+			if (!mask && ix->intx_pending && ix->efd[0] >= 0 &&
+			    !devmig_pcicfg_intx_disabled(c->cfg)) {
+				ix->intx_pending = false;
+				ix->intx_masked = true;
+				signal_efd(ix->efd[0]);
+			}
+		}
+	} else {
+		rc = -EINVAL; /* MSI/MSI-X are masked through config space and the table */
+	}
+	pthread_mutex_unlock(&c->cfg_lock);
+	return rc;
+}
+
+/* ---- regions ---- */
+
+static uint64_t region_size(struct devmig_core *c, uint32_t index, unsigned *bar_flags)
+{
+	uint64_t size = 0;
+	unsigned flags = 0;
+
+	if (index == DEVMIG_CONFIG_REGION)
+		return DEVMIG_CONFIG_SIZE;
+	if (index < DEVMIG_PCI_NUM_BARS && devmig_pcicfg_bar_info(c->cfg, index, &size, &flags))
+		size = 0;
+	if (bar_flags)
+		*bar_flags = flags;
+	return size;
+}
+
+/* Does the MSI-X table or PBA live in this BAR? Then it cannot be mapped whole. */
+static bool bar_has_msix(struct devmig_core *c, unsigned bar)
+{
+	unsigned cap = devmig_pcicfg_find_cap(c->cfg, PCI_CAP_ID_MSIX, false);
+	uint32_t table = 0, pba = 0;
+
+	if (!cap)
+		return false;
+	devmig_pcicfg_read(c->cfg, cap + PCI_MSIX_TABLE, &table, 4);
+	devmig_pcicfg_read(c->cfg, cap + PCI_MSIX_PBA, &pba, 4);
+	return (table & PCI_MSIX_TABLE_BIR) == bar || (pba & PCI_MSIX_PBA_BIR) == bar;
+}
+
+int devmig_core_region_info(struct devmig_device *dev, uint32_t index,
+			    struct devmig_region_info *info, uint8_t *caps, size_t caps_cap,
+			    size_t *caps_len, int *fd)
+{
+	struct devmig_core *c = core_of(dev);
+
+	if (index >= DEVMIG_NUM_REGIONS)
+		return -EINVAL;
+	memset(info, 0, sizeof(*info));
+	*caps_len = 0;
+	*fd = -1;
+	pthread_mutex_lock(&c->cfg_lock);
+	info->size = region_size(c, index, NULL);
+	if (info->size)
+		info->flags = VFIO_REGION_INFO_FLAG_READ | VFIO_REGION_INFO_FLAG_WRITE;
+	if (index < DEVMIG_PCI_NUM_BARS && c->bar_mem[index].mem && !bar_has_msix(c, index)) {
+		/* Mappable: one sparse area covering the whole BAR. */
+		struct {
+			struct devmig_info_cap_hdr h;
+			uint32_t nr_areas;
+			uint32_t reserved;
+			struct devmig_sparse_mmap_area area;
+		} __attribute__((packed)) cap = {
+			.h = { VFIO_REGION_INFO_CAP_SPARSE_MMAP, 1, 0 },
+			.nr_areas = 1,
+			.area = { 0, info->size },
+		};
+		if (caps_cap >= sizeof(cap)) {
+			memcpy(caps, &cap, sizeof(cap));
+			*caps_len = sizeof(cap);
+			info->flags |= VFIO_REGION_INFO_FLAG_MMAP;
+			*fd = c->bar_mem[index].fd;
+		}
+	}
+	pthread_mutex_unlock(&c->cfg_lock);
+	return 0;
+}
+
+static void config_changed(struct devmig_core *c, unsigned what)
+{
+	if (what && c->ops->config_changed)
+		c->ops->config_changed(c->dev, what);
+}
+
+int devmig_core_region_rw(struct devmig_device *dev, uint32_t region, uint64_t offset,
+			  void *buf, uint32_t count, bool is_write)
+{
+	struct devmig_core *c = core_of(dev);
+	uint64_t size = region_size(c, region, NULL);
+
+	if (region >= DEVMIG_NUM_REGIONS || !count || offset >= size || count > size - offset)
+		return -EINVAL;
+
+	if (region == DEVMIG_CONFIG_REGION) {
+		pthread_mutex_lock(&c->cfg_lock);
+		c->cfg_events = 0;
+		int rc = is_write ? devmig_pcicfg_write(c->cfg, offset, buf, count)
+				  : devmig_pcicfg_read(c->cfg, offset, buf, count);
+		unsigned what = c->cfg_events;
+		pthread_mutex_unlock(&c->cfg_lock);
+		config_changed(c, what);
+		return rc;
+	}
+
+	/* The MSI-X table and PBA belong to the core. */
+	pthread_mutex_lock(&c->cfg_lock);
+	c->cfg_events = 0;
+	int hit = devmig_pcicfg_msix_access(c->cfg, region, offset, buf, count, is_write);
+	unsigned what = c->cfg_events;
+	pthread_mutex_unlock(&c->cfg_lock);
+	if (hit) {
+		config_changed(c, what);
+		return hit < 0 ? hit : 0;
+	}
+
+	if (c->bar_mem[region].mem) {
+		uint8_t *mem = (uint8_t *)c->bar_mem[region].mem + offset;
+		if (is_write)
+			memcpy(mem, buf, count);
+		else
+			memcpy(buf, mem, count);
+		return 0;
+	}
+	if (c->ops->bar_access)
+		return c->ops->bar_access(dev, region, offset, buf, count, is_write);
+	if (!is_write)
+		memset(buf, 0, count);
+	return 0;
+}
+
+void *devmig_device_bar_memory(struct devmig_device *dev, unsigned bar)
+{
+	struct devmig_core *c = core_of(dev);
+	uint64_t size;
+	unsigned flags;
+
+	if (bar >= DEVMIG_PCI_NUM_BARS || devmig_pcicfg_bar_info(c->cfg, bar, &size, &flags) ||
+	    (flags & PCI_BASE_ADDRESS_SPACE_IO))
+		return NULL;
+	if (c->bar_mem[bar].mem)
+		return c->bar_mem[bar].mem;
+	int fd = memfd_create("devmig-bar", MFD_CLOEXEC);
+	if (fd < 0)
+		return NULL;
+	void *mem = MAP_FAILED;
+	if (!ftruncate(fd, (off_t)size))
+		mem = mmap(NULL, size, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+	if (mem == MAP_FAILED) {
+		close(fd);
+		return NULL;
+	}
+	c->bar_mem[bar].mem = mem;
+	c->bar_mem[bar].fd = fd;
+	c->bar_mem[bar].size = size;
+	return mem;
+}
+
+/* ---- DMA ---- */
+
+static int core_dma_xfer(void *opaque, bool is_write, uint64_t iova, void *buf, size_t len)
+{
+	struct devmig_core *c = opaque;
+
+	pthread_mutex_lock(&c->xfer_lock);
+	int (*xfer)(void *, bool, uint64_t, void *, size_t) = c->xfer;
+	void *o = c->xfer_opaque;
+	pthread_mutex_unlock(&c->xfer_lock);
+	return xfer ? xfer(o, is_write, iova, buf, len) : -ENOTCONN;
+}
+
+void devmig_core_set_dma_xfer(struct devmig_device *dev,
+			      int (*xfer)(void *, bool, uint64_t, void *, size_t), void *opaque)
+{
+	struct devmig_core *c = core_of(dev);
+
+	pthread_mutex_lock(&c->xfer_lock);
+	c->xfer = xfer;
+	c->xfer_opaque = opaque;
+	pthread_mutex_unlock(&c->xfer_lock);
+}
+
+struct devmig_dma *devmig_core_dma(struct devmig_device *dev)
+{
+	return core_of(dev)->dma;
+}
+
+int devmig_device_dma_read(struct devmig_device *dev, uint64_t iova, void *buf, size_t len)
+{
+	struct devmig_core *c = core_of(dev);
+
+	if (devmig_state_is_quiesced(atomic_load(&c->state)))
+		return -EBUSY;
+	return devmig_dma_read(c->dma, iova, buf, len);
+}
+
+int devmig_device_dma_write(struct devmig_device *dev, uint64_t iova, const void *buf, size_t len)
+{
+	struct devmig_core *c = core_of(dev);
+
+	if (devmig_state_is_quiesced(atomic_load(&c->state)))
+		return -EBUSY;
+	return devmig_dma_write(c->dma, iova, buf, len);
+}
+
+void devmig_core_client_gone(struct devmig_device *dev)
+{
+	struct devmig_core *c = core_of(dev);
+
+	devmig_dma_log_stop(c->dma);
+	devmig_dma_unmap_all(c->dma);
+	pthread_mutex_lock(&c->cfg_lock);
+	for (unsigned i = 0; i < DEVMIG_NUM_IRQS; i++)
+		close_irq_fds(&c->irq[i], 0, c->irq[i].count);
+	pthread_mutex_unlock(&c->cfg_lock);
+}
+
+/* ---- migration: the data session ---- */
+
+enum devmig_state devmig_device_state(struct devmig_device *dev)
+{
+	return (enum devmig_state)atomic_load(&core_of(dev)->state);
+}
+
+uint64_t devmig_core_mig_caps(struct devmig_device *dev)
+{
+	return core_of(dev)->caps;
+}
+
+static bool snapshot_style(const struct devmig_core *c)
+{
+	return !c->ops->save && c->ops->save_state;
+}
+
+static void set_error(struct devmig_core *c, const char *fmt, ...)
+	__attribute__((format(printf, 2, 3)));
+static void set_error(struct devmig_core *c, const char *fmt, ...)
+{
+	va_list ap;
+	va_start(ap, fmt);
+	vsnprintf(c->last_error, sizeof(c->last_error), fmt, ap);
+	va_end(ap);
+}
+
+/* Writer source: the variant's data, or the core-held snapshot. */
+static ssize_t src_device_data(void *opaque, void *buf, size_t cap)
+{
+	struct devmig_core *c = opaque;
+
+	if (!snapshot_style(c))
+		return c->ops->save ? c->ops->save(c->dev, buf, cap) : 0;
+	/* Snapshot devices have nothing to send until they are stopped. */
+	if (atomic_load(&c->state) != DEVMIG_STATE_STOP_COPY)
+		return 0;
+	if (!c->snap_taken) {
+		size_t n = c->ops->state_size ? c->ops->state_size(c->dev) : 0;
+		free(c->snap);
+		c->snap = n ? malloc(n) : NULL;
+		if (n && !c->snap)
+			return -ENOMEM;
+		int rc = n ? c->ops->save_state(c->dev, c->snap, n) : 0;
+		if (rc)
+			return rc;
+		c->snap_len = n;
+		c->snap_pos = 0;
+		c->snap_taken = true;
+	}
+	size_t k = c->snap_len - c->snap_pos;
+	if (k > cap)
+		k = cap;
+	memcpy(buf, c->snap + c->snap_pos, k);
+	c->snap_pos += k;
+	return (ssize_t)k;
+}
+
+static ssize_t src_config_data(void *opaque, void *buf, size_t cap)
+{
+	struct devmig_core *c = opaque;
+
+	pthread_mutex_lock(&c->cfg_lock);
+	size_t n = devmig_pcicfg_save_size(c->cfg);
+	int rc = n <= cap ? devmig_pcicfg_save(c->cfg, buf, cap) : -ENOSPC;
+	pthread_mutex_unlock(&c->cfg_lock);
+	return rc ? rc : (ssize_t)n;
+}
+
+/* Reader sink: check the header, hand device bytes to the variant or stage them. */
+static int sink_header(void *opaque, const struct devmig_stream_header *h, char *why, size_t wl)
+{
+	struct devmig_core *c = opaque;
+	const char *name = c->ops->name ? c->ops->name : "";
+	const char *version = c->ops->version ? c->ops->version : "";
+
+	if (strcmp(h->name, name)) {
+		snprintf(why, wl, "stream is from a '%s' device, this device is '%s'", h->name, name);
+		return -EINVAL;
+	}
+	if (strcmp(h->version, version)) {
+		snprintf(why, wl, "stream device version '%s' is not accepted by version '%s'",
+			 h->version, version);
+		return -EINVAL;
+	}
+	pthread_mutex_lock(&c->cfg_lock);
+	uint64_t ours = devmig_pcicfg_fingerprint(c->cfg);
+	pthread_mutex_unlock(&c->cfg_lock);
+	if (h->config_fingerprint != ours) {
+		snprintf(why, wl,
+			 "config space layout differs (stream fingerprint %016llx, here %016llx)",
+			 (unsigned long long)h->config_fingerprint, (unsigned long long)ours);
+		return -EINVAL;
+	}
+	return 0;
+}
+
+static int sink_device_data(void *opaque, const void *buf, size_t len, char *why, size_t wl)
+{
+	struct devmig_core *c = opaque;
+
+	if (!snapshot_style(c)) {
+		if (!c->ops->load) {
+			snprintf(why, wl, "device takes no migration data");
+			return -EINVAL;
+		}
+		return c->ops->load(c->dev, buf, len, why, wl);
+	}
+	size_t want = c->ops->state_size ? c->ops->state_size(c->dev) : 0;
+	if (len > want - c->snap_len) {
+		snprintf(why, wl, "device state longer than this device's %zu bytes", want);
+		return -EINVAL;
+	}
+	if (!c->snap) {
+		c->snap = malloc(want ? want : 1);
+		if (!c->snap)
+			return -ENOMEM;
+	}
+	memcpy(c->snap + c->snap_len, buf, len);
+	c->snap_len += len;
+	return 0;
+}
+
+static int sink_config_data(void *opaque, const void *buf, size_t len, char *why, size_t wl)
+{
+	struct devmig_core *c = opaque;
+
+	free(c->cfg_blob);
+	c->cfg_blob = malloc(len ? len : 1);
+	if (!c->cfg_blob) {
+		snprintf(why, wl, "out of memory");
+		return -ENOMEM;
+	}
+	memcpy(c->cfg_blob, buf, len);
+	c->cfg_blob_len = len;
+	return 0;
+}
+
+static void drop_session(struct devmig_core *c)
+{
+	devmig_stream_writer_free(c->writer);
+	c->writer = NULL;
+	devmig_stream_reader_free(c->reader);
+	c->reader = NULL;
+	free(c->snap);
+	c->snap = NULL;
+	c->snap_len = c->snap_pos = 0;
+	c->snap_taken = false;
+	free(c->cfg_blob);
+	c->cfg_blob = NULL;
+	c->cfg_blob_len = 0;
+}
+
+static int open_load(struct devmig_core *c)
+{
+	static const struct devmig_stream_sink sink_ops = {
+		.header = sink_header,
+		.device_data = sink_device_data,
+		.config_data = sink_config_data,
+	};
+	struct devmig_stream_sink sink = sink_ops;
+
+	drop_session(c);
+	sink.opaque = c;
+	c->reader = devmig_stream_reader_new(&sink);
+	return c->reader ? 0 : -ENOMEM;
+}
+
+static int open_save(struct devmig_core *c)
+{
+	struct devmig_stream_header h = { .format = DEVMIG_STREAM_FORMAT, .caps = c->caps };
+	struct devmig_stream_source src = {
+		.opaque = c,
+		.device_data = src_device_data,
+		.config_data = src_config_data,
+	};
+
+	drop_session(c);
+	snprintf(h.name, sizeof(h.name), "%s", c->ops->name ? c->ops->name : "");
+	snprintf(h.version, sizeof(h.version), "%s", c->ops->version ? c->ops->version : "");
+	pthread_mutex_lock(&c->cfg_lock);
+	h.config_fingerprint = devmig_pcicfg_fingerprint(c->cfg);
+	src.config_size = devmig_pcicfg_save_size(c->cfg);
+	pthread_mutex_unlock(&c->cfg_lock);
+	c->writer = devmig_stream_writer_new(&h, &src);
+	return c->writer ? 0 : -ENOMEM;
+}
+
+static void abort_load(struct devmig_core *c)
+{
+	if (!snapshot_style(c) && c->ops->load_abort)
+		c->ops->load_abort(c->dev);
+}
+
+/*
+ * RESUMING->STOP: everything is checked before anything is applied; config
+ * space is applied first and put back if the device then refuses its data.
+ */
+static int commit_load(struct devmig_core *c, struct devmig_arc_result *res)
+{
+	char *why = res->why;
+	size_t wl = sizeof(res->why);
+
+	if (!c->reader || devmig_stream_reader_finish(c->reader)) {
+		snprintf(why, wl, "%s", c->reader ? devmig_stream_reader_error(c->reader)
+						  : "no load session");
+		return -EINVAL;
+	}
+	if (snapshot_style(c)) {
+		size_t want = c->ops->state_size ? c->ops->state_size(c->dev) : 0;
+		if (c->snap_len != want) {
+			snprintf(why, wl, "device state is %zu bytes, this device needs %zu",
+				 c->snap_len, want);
+			return -EINVAL;
+		}
+		if (c->ops->check_state && c->ops->check_state(c->dev, c->snap, want, why, wl))
+			return -EINVAL;
+	}
+
+	pthread_mutex_lock(&c->cfg_lock);
+	size_t old_len = devmig_pcicfg_save_size(c->cfg);
+	uint8_t *old = malloc(old_len);
+	int rc = old ? devmig_pcicfg_save(c->cfg, old, old_len) : -ENOMEM;
+	if (!rc)
+		rc = devmig_pcicfg_load(c->cfg, c->cfg_blob, c->cfg_blob_len, why, wl);
+	pthread_mutex_unlock(&c->cfg_lock);
+	if (rc) {
+		free(old);
+		return rc;
+	}
+
+	if (snapshot_style(c)) {
+		if (c->snap_len)
+			c->ops->load_state(c->dev, c->snap, c->snap_len);
+	} else if (c->ops->load_commit) {
+		rc = c->ops->load_commit(c->dev, why, wl);
+	}
+	if (rc) {
+		char ignore[8];
+		pthread_mutex_lock(&c->cfg_lock);
+		devmig_pcicfg_load(c->cfg, old, old_len, ignore, sizeof(ignore));
+		pthread_mutex_unlock(&c->cfg_lock);
+	}
+	free(old);
+	return rc;
+}
+
+/* One primitive arc: the variant's part and the session's. mig_lock held. */
+static int do_arc(struct devmig_core *c, enum devmig_state from, enum devmig_state to,
+		  struct devmig_arc_result *res)
+{
+	enum devmig_arc_session session = devmig_arc_session(from, to);
+	int rc = 0;
+
+	if (session == DEVMIG_ARC_END && from == DEVMIG_STATE_RESUMING) {
+		rc = commit_load(c, res);
+		if (rc) {
+			/* Nothing was applied; start over with an empty load session so
+			 * the user may write a whole stream again, or reset. */
+			abort_load(c);
+			open_load(c);
+			return rc;
+		}
+	}
+	if (c->ops->arc) {
+		rc = c->ops->arc(c->dev, from, to, res);
+		if (rc)
+			return rc;
+	}
+	switch (session) {
+	case DEVMIG_ARC_OPEN_SAVE:
+		rc = open_save(c);
+		break;
+	case DEVMIG_ARC_OPEN_LOAD:
+		rc = open_load(c);
+		break;
+	case DEVMIG_ARC_END:
+		drop_session(c);
+		break;
+	case DEVMIG_ARC_KEEP:
+		break;
+	}
+	if (rc)
+		snprintf(res->why, sizeof(res->why), "out of memory opening the data session");
+	return rc;
+}
+
+int devmig_core_set_state(struct devmig_device *dev, uint32_t req, enum devmig_state *now,
+			  char *why, size_t whylen)
+{
+	struct devmig_core *c = core_of(dev);
+	int rc = 0;
+
+	pthread_mutex_lock(&c->mig_lock);
+	enum devmig_state cur = (enum devmig_state)atomic_load(&c->state);
+	while (cur != req) {
+		enum devmig_state next;
+		enum devmig_fsm_err ferr = devmig_fsm_next(cur, req, c->caps, &next);
+		if (ferr) {
+			set_error(c, "%s -> %s: %s", devmig_state_name(cur), devmig_state_name(req),
+				  devmig_fsm_strerror(ferr));
+			rc = -EINVAL;
+			break;
+		}
+		struct devmig_arc_result res = { .broken = false };
+		rc = do_arc(c, cur, next, &res);
+		if (rc) {
+			if (res.broken) {
+				drop_session(c);
+				atomic_store(&c->state, DEVMIG_STATE_ERROR);
+			}
+			set_error(c, "%s -> %s failed%s: %s", devmig_state_name(cur),
+				  devmig_state_name(next), res.broken ? " (device in ERROR)" : "",
+				  res.why[0] ? res.why : strerror(-rc));
+			break;
+		}
+		atomic_store(&c->state, next);
+		cur = next;
+	}
+	if (cur == req && !rc) {
+		/* Validate even a no-op request: an unsupported state is refused. */
+		if (!devmig_state_supported(req, c->caps) || req == DEVMIG_STATE_ERROR) {
+			set_error(c, "%s is not a state this device supports", devmig_state_name(req));
+			rc = -EINVAL;
+		}
+	}
+	*now = (enum devmig_state)atomic_load(&c->state);
+	if (rc)
+		snprintf(why, whylen, "%s", c->last_error);
+	pthread_mutex_unlock(&c->mig_lock);
+	return rc;
+}
+
+ssize_t devmig_core_mig_read(struct devmig_device *dev, void *buf, size_t len)
+{
+	struct devmig_core *c = core_of(dev);
+	ssize_t n;
+
+	pthread_mutex_lock(&c->mig_lock);
+	uint32_t st = atomic_load(&c->state);
+	if (!devmig_state_is_saving(st) || !c->writer) {
+		set_error(c, "MIG_DATA_READ in %s: only the saving states have data",
+			  devmig_state_name(st));
+		n = -EINVAL;
+	} else {
+		n = devmig_stream_writer_read(c->writer, buf, len, st == DEVMIG_STATE_STOP_COPY);
+		if (n < 0)
+			set_error(c, "saving device data failed: %s", strerror((int)-n));
+	}
+	pthread_mutex_unlock(&c->mig_lock);
+	return n;
+}
+
+int devmig_core_mig_write(struct devmig_device *dev, const void *buf, size_t len)
+{
+	struct devmig_core *c = core_of(dev);
+	int rc;
+
+	pthread_mutex_lock(&c->mig_lock);
+	uint32_t st = atomic_load(&c->state);
+	if (st != DEVMIG_STATE_RESUMING || !c->reader) {
+		set_error(c, "MIG_DATA_WRITE in %s: only RESUMING takes data", devmig_state_name(st));
+		rc = -EINVAL;
+	} else {
+		rc = devmig_stream_reader_write(c->reader, buf, len);
+		if (rc)
+			set_error(c, "%s", devmig_stream_reader_error(c->reader));
+	}
+	pthread_mutex_unlock(&c->mig_lock);
+	return rc;
+}
+
+int devmig_core_precopy_info(struct devmig_device *dev, uint64_t *initial, uint64_t *dirty)
+{
+	struct devmig_core *c = core_of(dev);
+	int rc = 0;
+
+	pthread_mutex_lock(&c->mig_lock);
+	uint32_t st = atomic_load(&c->state);
+	*initial = *dirty = 0;
+	if (st != DEVMIG_STATE_PRE_COPY && st != DEVMIG_STATE_PRE_COPY_P2P) {
+		rc = -EINVAL;
+	} else {
+		if (c->ops->precopy_info)
+			c->ops->precopy_info(c->dev, initial, dirty);
+		/* Framing already produced but not yet read is data too. */
+		size_t pending = c->writer ? devmig_stream_writer_pending(c->writer) : 0;
+		if (*initial)
+			*initial += pending;
+		else
+			*dirty += pending;
+	}
+	pthread_mutex_unlock(&c->mig_lock);
+	return rc;
+}
+
+int devmig_core_stop_copy_size(struct devmig_device *dev, uint64_t *bytes)
+{
+	struct devmig_core *c = core_of(dev);
+	uint64_t dev_bytes = 0;
+
+	pthread_mutex_lock(&c->mig_lock);
+	if (snapshot_style(c))
+		dev_bytes = c->ops->state_size ? c->ops->state_size(dev) : 0;
+	else if (c->ops->stop_copy_size)
+		dev_bytes = c->ops->stop_copy_size(dev);
+	pthread_mutex_unlock(&c->mig_lock);
+	pthread_mutex_lock(&c->cfg_lock);
+	uint64_t cfg_bytes = devmig_pcicfg_save_size(c->cfg);
+	pthread_mutex_unlock(&c->cfg_lock);
+	/* Device data in records of up to 1 MiB, plus CONFIG and END. */
+	uint64_t records = dev_bytes / (1u << 20) + 3;
+	*bytes = dev_bytes + cfg_bytes + records * DEVMIG_STREAM_REC_OVERHEAD + 16;
+	return 0;
+}
+
+void devmig_core_last_error(struct devmig_device *dev, char *buf, size_t len)
+{
+	struct devmig_core *c = core_of(dev);
+
+	pthread_mutex_lock(&c->mig_lock);
+	snprintf(buf, len, "%s", c->last_error);
+	pthread_mutex_unlock(&c->mig_lock);
+}
+
+void devmig_core_reset(struct devmig_device *dev)
+{
+	struct devmig_core *c = core_of(dev);
+
+	pthread_mutex_lock(&c->mig_lock);
+	if (atomic_load(&c->state) == DEVMIG_STATE_RESUMING)
+		abort_load(c);
+	drop_session(c);
+	if (c->ops->reset)
+		c->ops->reset(dev);
+	atomic_store(&c->state, DEVMIG_STATE_RUNNING);
+	c->last_error[0] = 0;
+	pthread_mutex_unlock(&c->mig_lock);
+
+	pthread_mutex_lock(&c->cfg_lock);
+	devmig_pcicfg_reset(c->cfg);
+	struct irq_index *intx = &c->irq[VFIO_PCI_INTX_IRQ_INDEX];
+	intx->intx_masked = intx->intx_pending = false;
+	pthread_mutex_unlock(&c->cfg_lock);
+}
+
+/* ---- lifecycle ---- */
+
+static int alloc_irqs(struct devmig_core *c)
+{
+	uint8_t pin = 0;
+	uint16_t msi_ctl = 0;
+	unsigned msi = devmig_pcicfg_find_cap(c->cfg, PCI_CAP_ID_MSI, false);
+
+	devmig_pcicfg_read(c->cfg, PCI_INTERRUPT_PIN, &pin, 1);
+	if (msi)
+		devmig_pcicfg_read(c->cfg, msi + PCI_MSI_FLAGS, &msi_ctl, 2);
+	c->irq[VFIO_PCI_INTX_IRQ_INDEX].count = pin ? 1 : 0;
+	c->irq[VFIO_PCI_MSI_IRQ_INDEX].count = msi ? 1u << ((msi_ctl & PCI_MSI_FLAGS_QMASK) >> 1) : 0;
+	c->irq[VFIO_PCI_MSIX_IRQ_INDEX].count = devmig_pcicfg_msix_vectors(c->cfg);
+	for (unsigned i = 0; i < DEVMIG_NUM_IRQS; i++) {
+		struct irq_index *ix = &c->irq[i];
+		if (!ix->count)
+			continue;
+		ix->efd = malloc(sizeof(int) * ix->count);
+		if (!ix->efd)
+			return -ENOMEM;
+		for (uint32_t v = 0; v < ix->count; v++)
+			ix->efd[v] = -1;
+	}
+	return 0;
+}
+
+static void free_core(struct devmig_core *c)
+{
+	drop_session(c);
+	for (unsigned i = 0; i < DEVMIG_NUM_IRQS; i++) {
+		close_irq_fds(&c->irq[i], 0, c->irq[i].count);
+		free(c->irq[i].efd);
+	}
+	for (unsigned b = 0; b < DEVMIG_PCI_NUM_BARS; b++) {
+		if (c->bar_mem[b].mem) {
+			munmap(c->bar_mem[b].mem, c->bar_mem[b].size);
+			close(c->bar_mem[b].fd);
+		}
+	}
+	if (c->dma)
+		devmig_dma_destroy(c->dma);
+	if (c->cfg)
+		devmig_pcicfg_destroy(c->cfg);
+	pthread_mutex_destroy(&c->cfg_lock);
+	pthread_mutex_destroy(&c->mig_lock);
+	pthread_mutex_destroy(&c->xfer_lock);
+	free(c);
+}
+
+int devmig_device_init(struct devmig_device *dev)
+{
+	static const struct devmig_device_ops no_ops = { .name = "device" };
+	struct devmig_core *c = calloc(1, sizeof(*c));
+
+	if (!c)
+		return -ENOMEM;
+	if (!dev->ops)
+		dev->ops = &no_ops;
+	c->dev = dev;
+	c->ops = dev->ops;
+	dev->core = c;
+	pthread_mutex_init(&c->cfg_lock, NULL);
+	pthread_mutex_init(&c->mig_lock, NULL);
+	pthread_mutex_init(&c->xfer_lock, NULL);
+	atomic_store(&c->state, DEVMIG_STATE_RUNNING);
+
+	int rc = -EINVAL;
+	c->caps = c->ops->migration_caps;
+	if (c->caps && !devmig_caps_valid(c->caps)) {
+		devmig_device_log(dev, "invalid migration capabilities %#llx",
+				  (unsigned long long)c->caps);
+		goto fail;
+	}
+	if (c->caps && !c->ops->save && !c->ops->save_state) {
+		devmig_device_log(dev, "migratable but neither save nor save_state is given");
+		goto fail;
+	}
+	struct devmig_dma_transport t = { .xfer = core_dma_xfer, .opaque = c };
+	c->cfg = devmig_pcicfg_create(cfg_notify, c);
+	c->dma = devmig_dma_create(&t);
+	rc = -ENOMEM;
+	if (!c->cfg || !c->dma)
+		goto fail;
+	if (c->ops->realize) {
+		rc = c->ops->realize(dev, c->cfg);
+		if (rc)
+			goto fail;
+	}
+	devmig_pcicfg_seal(c->cfg);
+	rc = alloc_irqs(c);
+	if (rc)
+		goto fail_released;
+	return 0;
+fail_released:
+	if (c->ops->release)
+		c->ops->release(dev);
+fail:
+	free_core(c);
+	dev->core = NULL;
+	return rc;
+}
+
+void devmig_device_destroy(struct devmig_device *dev)
+{
+	struct devmig_core *c = core_of(dev);
+
+	if (!c)
+		return;
+	if (atomic_load(&c->state) == DEVMIG_STATE_RESUMING)
+		abort_load(c);
+	if (c->ops->release)
+		c->ops->release(dev);
+	free_core(c);
+	dev->core = NULL;
+}

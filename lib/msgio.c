@@ -1,0 +1,241 @@
+/* SPDX-License-Identifier: MIT */
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include "msgio.h"
+
+int devmig_msg_reader_init(struct devmig_msg_reader *r, int sock, size_t cap)
+{
+	memset(r, 0, sizeof(*r));
+	r->sock = sock;
+	r->cap = cap;
+	r->buf = malloc(cap);
+	return r->buf ? 0 : -ENOMEM;
+}
+
+static void close_fds(int *fds, unsigned n)
+{
+	for (unsigned i = 0; i < n; i++)
+		if (fds[i] >= 0)
+			close(fds[i]);
+}
+
+void devmig_msg_reader_free(struct devmig_msg_reader *r)
+{
+	close_fds(r->fds, r->nfds);
+	r->nfds = 0;
+	free(r->buf);
+	r->buf = NULL;
+}
+
+void devmig_rx_close_fds(struct devmig_rx *rx)
+{
+	close_fds(rx->fds, rx->nfds);
+	rx->nfds = 0;
+}
+
+/* Take the descriptors out of one control message batch. */
+static void collect_fds(struct devmig_msg_reader *r, struct msghdr *mh, uint64_t last_pos)
+{
+	for (struct cmsghdr *c = CMSG_FIRSTHDR(mh); c; c = CMSG_NXTHDR(mh, c)) {
+		if (c->cmsg_level != SOL_SOCKET || c->cmsg_type != SCM_RIGHTS)
+			continue;
+		unsigned n = (c->cmsg_len - CMSG_LEN(0)) / sizeof(int);
+		int fds[64];
+		if (n > 64)
+			n = 64;
+		memcpy(fds, CMSG_DATA(c), n * sizeof(int));
+		for (unsigned i = 0; i < n; i++) {
+			if (r->nfds < DEVMIG_MSGIO_MAX_FDS) {
+				r->fds[r->nfds++] = fds[i];
+			} else {
+				close(fds[i]);
+				r->fds_overflow = true;
+			}
+		}
+		r->fds_pos = last_pos;
+	}
+	if (mh->msg_flags & MSG_CTRUNC)
+		r->fds_overflow = true; /* the kernel closed what did not fit */
+}
+
+/* Read more bytes into the buffer; returns bytes read, 0 on EOF, -errno. */
+static ssize_t fill(struct devmig_msg_reader *r)
+{
+	if (r->end == r->cap) {
+		/* Make room: move the unconsumed bytes to the front. */
+		memmove(r->buf, r->buf + r->start, r->end - r->start);
+		r->base += r->start;
+		r->end -= r->start;
+		r->start = 0;
+		if (r->end == r->cap)
+			return -ENOBUFS;
+	}
+	union {
+		char buf[CMSG_SPACE(sizeof(int) * DEVMIG_MSGIO_MAX_FDS)];
+		struct cmsghdr align;
+	} ctl;
+	struct iovec iov = { r->buf + r->end, r->cap - r->end };
+	struct msghdr mh = {
+		.msg_iov = &iov, .msg_iovlen = 1,
+		.msg_control = ctl.buf, .msg_controllen = sizeof(ctl.buf),
+	};
+	ssize_t n;
+	do {
+		n = recvmsg(r->sock, &mh, MSG_CMSG_CLOEXEC);
+	} while (n < 0 && errno == EINTR);
+	if (n < 0)
+		return -errno;
+	if (mh.msg_controllen)
+		collect_fds(r, &mh, r->base + r->end + (n ? (uint64_t)n - 1 : 0));
+	r->end += (size_t)n;
+	return n;
+}
+
+/* Ensure at least want unconsumed bytes; 1 ok, 0 EOF with none, -errno. */
+static int want_bytes(struct devmig_msg_reader *r, size_t want)
+{
+	if (r->start + want > r->cap) {
+		memmove(r->buf, r->buf + r->start, r->end - r->start);
+		r->base += r->start;
+		r->end -= r->start;
+		r->start = 0;
+	}
+	while (r->end - r->start < want) {
+		ssize_t n = fill(r);
+		if (n < 0)
+			return (int)n;
+		if (n == 0)
+			return r->end == r->start ? 0 : -ECONNRESET;
+	}
+	return 1;
+}
+
+/* Discard n bytes of an oversized message body without buffering them. */
+static int skip_bytes(struct devmig_msg_reader *r, uint64_t n)
+{
+	while (n) {
+		size_t have = r->end - r->start;
+		if (have) {
+			size_t k = have < n ? have : (size_t)n;
+			r->start += k;
+			n -= k;
+			continue;
+		}
+		r->base += r->end;
+		r->start = r->end = 0;
+		ssize_t got = fill(r);
+		if (got < 0)
+			return (int)got;
+		if (got == 0)
+			return -ECONNRESET;
+	}
+	return 0;
+}
+
+int devmig_msg_recv(struct devmig_msg_reader *r, const struct devmig_wire_limits *lim,
+		    struct devmig_rx *rx)
+{
+	memset(rx, 0, sizeof(rx->hdr));
+	rx->nfds = 0;
+	rx->skipped = false;
+	rx->hdr_err = DEVMIG_WIRE_OK;
+
+	int rc = want_bytes(r, DEVMIG_HDR_SIZE);
+	if (rc <= 0)
+		return rc;
+	uint64_t msg_start = r->base + r->start;
+	enum devmig_wire_err err = devmig_decode_hdr(r->buf + r->start, DEVMIG_HDR_SIZE, lim, &rx->hdr);
+	if (err) {
+		/* Only msg_size frames the stream: with a sane one we can skip the
+		 * message and answer it; without one we cannot find the next. */
+		memcpy(&rx->hdr, r->buf + r->start, sizeof(rx->hdr));
+		if (rx->hdr.msg_size < DEVMIG_HDR_SIZE || rx->hdr.msg_size > DEVMIG_MSGIO_MAX_SKIP)
+			return -EPROTO;
+		rc = skip_bytes(r, rx->hdr.msg_size);
+		if (rc)
+			return rc;
+		rx->skipped = true;
+		rx->hdr_err = err;
+	} else {
+		rc = want_bytes(r, rx->hdr.msg_size);
+		if (rc <= 0)
+			return rc ? rc : -ECONNRESET;
+		rx->msg = r->buf + r->start;
+		rx->len = rx->hdr.msg_size;
+		r->start += rx->hdr.msg_size;
+	}
+
+	/* Descriptors that came with a byte of this message are its own. */
+	uint64_t msg_end = msg_start + rx->hdr.msg_size;
+	if (r->nfds && r->fds_pos >= msg_start && r->fds_pos < msg_end) {
+		memcpy(rx->fds, r->fds, r->nfds * sizeof(int));
+		rx->nfds = r->nfds;
+		r->nfds = 0;
+	}
+	if (r->fds_overflow) {
+		/* Descriptors were lost: the message cannot be trusted. */
+		r->fds_overflow = false;
+		devmig_rx_close_fds(rx);
+		rx->skipped = true;
+		rx->hdr_err = DEVMIG_WIRE_E_FDS;
+	}
+	return 1;
+}
+
+void devmig_msg_tune_socket(int sock)
+{
+	int sz = DEVMIG_SOCK_BUF;
+	/* Best effort: the kernel caps it at net.core.wmem_max/rmem_max. */
+	setsockopt(sock, SOL_SOCKET, SO_SNDBUF, &sz, sizeof(sz));
+	setsockopt(sock, SOL_SOCKET, SO_RCVBUF, &sz, sizeof(sz));
+}
+
+int devmig_msg_send(int sock, const struct iovec *iov_in, int iovcnt, const int *fds,
+		    unsigned nfds)
+{
+	struct iovec iov[8];
+	union {
+		char buf[CMSG_SPACE(sizeof(int) * DEVMIG_MSGIO_MAX_FDS)];
+		struct cmsghdr align;
+	} ctl;
+
+	if (iovcnt > 8 || nfds > DEVMIG_MSGIO_MAX_FDS)
+		return -EINVAL;
+	memcpy(iov, iov_in, sizeof(*iov) * (size_t)iovcnt);
+	struct msghdr mh = { .msg_iov = iov, .msg_iovlen = (size_t)iovcnt };
+	if (nfds) {
+		memset(&ctl, 0, sizeof(ctl));
+		mh.msg_control = ctl.buf;
+		mh.msg_controllen = CMSG_SPACE(sizeof(int) * nfds);
+		struct cmsghdr *c = CMSG_FIRSTHDR(&mh);
+		c->cmsg_level = SOL_SOCKET;
+		c->cmsg_type = SCM_RIGHTS;
+		c->cmsg_len = CMSG_LEN(sizeof(int) * nfds);
+		memcpy(CMSG_DATA(c), fds, sizeof(int) * nfds);
+	}
+	while (mh.msg_iovlen) {
+		ssize_t n = sendmsg(sock, &mh, MSG_NOSIGNAL);
+		if (n < 0) {
+			if (errno == EINTR)
+				continue;
+			return -errno;
+		}
+		/* Descriptors go with the first bytes only. */
+		mh.msg_control = NULL;
+		mh.msg_controllen = 0;
+		while (mh.msg_iovlen && (size_t)n >= mh.msg_iov->iov_len) {
+			n -= (ssize_t)mh.msg_iov->iov_len;
+			mh.msg_iov++;
+			mh.msg_iovlen--;
+		}
+		if (mh.msg_iovlen) {
+			mh.msg_iov->iov_base = (char *)mh.msg_iov->iov_base + n;
+			mh.msg_iov->iov_len -= (size_t)n;
+		}
+	}
+	return 0;
+}

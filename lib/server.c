@@ -1,0 +1,804 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * The vfio-user server: accepts one client at a time on an AF_UNIX socket,
+ * decodes each message with the codec and answers it through the core.
+ *
+ * The server thread reads and executes commands in order (the protocol's
+ * model) with no hand-off on the hot path. Device worker threads may send
+ * DMA_READ/DMA_WRITE commands to the client at the same time: sends are
+ * serialised by send_lock and the replies, read by the server thread, are
+ * handed to the waiting worker.
+ */
+#include <errno.h>
+#include <pthread.h>
+#include <stdarg.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "core.h"
+#include "devmig/server.h"
+#include "msgio.h"
+
+#define REPLY_HEAD_MAX 4096u
+#define DMA_REPLY_TIMEOUT_S 10
+
+/* A worker thread waiting for the client's reply to its DMA_READ/WRITE. */
+struct dma_waiter {
+	struct dma_waiter *next;
+	uint16_t msg_id;
+	bool done;
+	int error;      /* errno from the reply, or ours */
+	void *buf;      /* DMA_READ: where the data goes */
+	size_t len;
+};
+
+struct devmig_server {
+	struct devmig_device *dev;
+	struct devmig_server_config cfg;
+	char *path;
+	int listen_fd;
+	pthread_t thread;
+	bool thread_started;
+	atomic_bool stopping;
+
+	/* The current client (one at a time). */
+	pthread_mutex_t conn_lock;   /* guards sock, peer caps, waiters */
+	pthread_cond_t conn_cv;
+	int sock;
+	struct devmig_caps peer;     /* what the client can receive */
+	uint32_t ext;                /* extensions the client asked for */
+	bool negotiated;
+	uint16_t next_dma_id;
+	struct dma_waiter *waiters;
+	pthread_mutex_t send_lock;
+
+	struct devmig_wire_limits lim;
+	uint8_t *data;               /* reply data: region reads, migration data, bitmaps */
+	size_t data_cap;
+	uint8_t head[REPLY_HEAD_MAX];
+
+	struct devmig_server_stats stats;
+};
+
+static void vlog(struct devmig_server *s, const char *fmt, ...)
+	__attribute__((format(printf, 2, 3)));
+static void vlog(struct devmig_server *s, const char *fmt, ...)
+{
+	if (!s->cfg.verbose)
+		return;
+	va_list ap;
+	va_start(ap, fmt);
+	fprintf(stderr, "devmig server %s: ", s->path);
+	vfprintf(stderr, fmt, ap);
+	fputc('\n', stderr);
+	va_end(ap);
+}
+
+/* ---- sending ---- */
+
+static int send_locked_iov(struct devmig_server *s, int sock, struct iovec *iov, int n,
+			   const int *fds, unsigned nfds)
+{
+	pthread_mutex_lock(&s->send_lock);
+	int rc = devmig_msg_send(sock, iov, n, fds, nfds);
+	pthread_mutex_unlock(&s->send_lock);
+	return rc;
+}
+
+/* Encode m (head into s->head, bulk data sent from where it lies) and send. */
+static int send_msg(struct devmig_server *s, int sock, const struct devmig_msg *m, const int *fds,
+		    unsigned nfds)
+{
+	const void *tail;
+	size_t tail_len;
+	enum devmig_wire_err err;
+	size_t n = devmig_encode_head(s->head, sizeof(s->head), m, &tail, &tail_len, &err);
+	if (!n)
+		return -devmig_wire_errno(err);
+	struct iovec iov[2] = { { s->head, n }, { (void *)tail, tail_len } };
+	return send_locked_iov(s, sock, iov, tail_len ? 2 : 1, fds, nfds);
+}
+
+static int send_error(struct devmig_server *s, int sock, const struct devmig_hdr *req, int error_no)
+{
+	struct devmig_hdr h;
+	if (req->flags & DEVMIG_HDR_NO_REPLY)
+		return 0;
+	devmig_encode_error_reply(&h, req, error_no);
+	s->stats.errors_replied++;
+	struct iovec iov = { &h, sizeof(h) };
+	return send_locked_iov(s, sock, &iov, 1, NULL, 0);
+}
+
+/* Handlers return 0 when replied, a positive errno to reply with, -1 when the send failed. */
+static int sent(int send_rc)
+{
+	return send_rc ? -1 : 0;
+}
+
+static void reply_init(struct devmig_msg *r, const struct devmig_hdr *req)
+{
+	memset(r, 0, sizeof(*r));
+	r->hdr.msg_id = req->msg_id;
+	r->hdr.cmd = req->cmd;
+	r->hdr.flags = DEVMIG_HDR_TYPE_REPLY;
+}
+
+/* ---- DMA through messages (fd-less mappings) ---- */
+
+static int dma_xfer_one(struct devmig_server *s, bool is_write, uint64_t iova, void *buf,
+			size_t len)
+{
+	struct dma_waiter w = { .buf = buf, .len = len };
+	struct devmig_msg m;
+
+	pthread_mutex_lock(&s->conn_lock);
+	int sock = s->sock;
+	if (sock < 0) {
+		pthread_mutex_unlock(&s->conn_lock);
+		return -ENOTCONN;
+	}
+	w.msg_id = s->next_dma_id++;
+	w.next = s->waiters;
+	s->waiters = &w;
+	pthread_mutex_unlock(&s->conn_lock);
+
+	memset(&m, 0, sizeof(m));
+	m.hdr.msg_id = w.msg_id;
+	m.hdr.cmd = is_write ? DEVMIG_CMD_DMA_WRITE : DEVMIG_CMD_DMA_READ;
+	m.hdr.flags = DEVMIG_HDR_TYPE_COMMAND;
+	m.u.dma.acc.addr = iova;
+	m.u.dma.acc.count = len;
+	m.u.dma.data = is_write ? buf : NULL;
+
+	/* Encode into a private head: s->head belongs to the server thread. */
+	uint8_t head[64];
+	const void *tail;
+	size_t tail_len;
+	enum devmig_wire_err err;
+	size_t n = devmig_encode_head(head, sizeof(head), &m, &tail, &tail_len, &err);
+	int rc = n ? 0 : -devmig_wire_errno(err);
+	if (!rc) {
+		struct iovec iov[2] = { { head, n }, { (void *)tail, tail_len } };
+		rc = send_locked_iov(s, sock, iov, tail_len ? 2 : 1, NULL, 0);
+	}
+
+	struct timespec deadline;
+	clock_gettime(CLOCK_REALTIME, &deadline);
+	deadline.tv_sec += DMA_REPLY_TIMEOUT_S;
+	pthread_mutex_lock(&s->conn_lock);
+	while (!rc && !w.done) {
+		if (pthread_cond_timedwait(&s->conn_cv, &s->conn_lock, &deadline) == ETIMEDOUT)
+			rc = -ETIMEDOUT;
+	}
+	if (!rc)
+		rc = w.error ? -w.error : 0;
+	/* Unlink ourselves if the reply never came. */
+	for (struct dma_waiter **p = &s->waiters; *p; p = &(*p)->next) {
+		if (*p == &w) {
+			*p = w.next;
+			break;
+		}
+	}
+	pthread_mutex_unlock(&s->conn_lock);
+	return rc;
+}
+
+static int dma_xfer(void *opaque, bool is_write, uint64_t iova, void *buf, size_t len)
+{
+	struct devmig_server *s = opaque;
+
+	while (len) {
+		pthread_mutex_lock(&s->conn_lock);
+		size_t chunk = s->peer.max_data_xfer_size;
+		pthread_mutex_unlock(&s->conn_lock);
+		if (chunk > len)
+			chunk = len;
+		int rc = dma_xfer_one(s, is_write, iova, buf, chunk);
+		if (rc)
+			return rc;
+		iova += chunk;
+		buf = (uint8_t *)buf + chunk;
+		len -= chunk;
+	}
+	return 0;
+}
+
+/* A reply from the client to one of our DMA commands: wake its waiter. */
+static void route_reply(struct devmig_server *s, const struct devmig_msg *m)
+{
+	pthread_mutex_lock(&s->conn_lock);
+	for (struct dma_waiter *w = s->waiters; w; w = w->next) {
+		if (w->msg_id != m->hdr.msg_id || w->done)
+			continue;
+		if (m->hdr.flags & DEVMIG_HDR_ERROR) {
+			w->error = m->hdr.error_no ? (int)m->hdr.error_no : EIO;
+		} else if (m->u.dma.acc.count != w->len) {
+			w->error = EIO;
+		} else if (m->hdr.cmd == DEVMIG_CMD_DMA_READ) {
+			memcpy(w->buf, m->u.dma.data, w->len);
+		}
+		w->done = true;
+		pthread_cond_broadcast(&s->conn_cv);
+		break;
+	}
+	pthread_mutex_unlock(&s->conn_lock);
+}
+
+/* ---- command handlers: each returns 0 after replying, or a positive errno ---- */
+
+static int handle_version(struct devmig_server *s, int sock, const struct devmig_msg *m)
+{
+	struct devmig_caps proposed, supported, reply;
+	enum devmig_wire_err err;
+
+	if (s->negotiated)
+		return EINVAL; /* VERSION is the first message, once */
+	if (m->u.version.v.major != DEVMIG_VFIO_USER_MAJOR)
+		return ENOTSUP;
+	err = devmig_caps_parse(m->u.version.json, m->u.version.json_len, &proposed);
+	if (err)
+		return devmig_wire_errno(err);
+
+	devmig_caps_default(&supported);
+	supported.max_msg_fds = DEVMIG_MSGIO_MAX_FDS;
+	supported.max_data_xfer_size = s->cfg.max_data_xfer_size;
+	supported.write_multiple = true;
+	supported.ext = DEVMIG_EXT_ALL;
+	err = devmig_caps_negotiate(&proposed, &supported, &reply);
+	if (err)
+		return devmig_wire_errno(err);
+
+	char json[512];
+	size_t jl = devmig_caps_format(&reply, json, sizeof(json));
+	if (!jl)
+		return EINVAL;
+
+	struct devmig_msg r;
+	reply_init(&r, &m->hdr);
+	r.u.version.v.major = DEVMIG_VFIO_USER_MAJOR;
+	r.u.version.v.minor = m->u.version.v.minor < DEVMIG_VFIO_USER_MINOR
+				      ? m->u.version.v.minor
+				      : DEVMIG_VFIO_USER_MINOR;
+	r.u.version.json = json;
+	r.u.version.json_len = jl;
+
+	pthread_mutex_lock(&s->conn_lock);
+	s->peer = proposed;
+	s->ext = reply.ext;
+	s->negotiated = true;
+	pthread_mutex_unlock(&s->conn_lock);
+	return sent(send_msg(s, sock, &r, NULL, 0));
+}
+
+static int handle_region_info(struct devmig_server *s, int sock, const struct devmig_msg *m)
+{
+	uint8_t caps[512];
+	size_t caps_len = 0;
+	int fd = -1;
+	struct devmig_msg r;
+
+	reply_init(&r, &m->hdr);
+	int rc = devmig_core_region_info(s->dev, m->u.region_info.info.index, &r.u.region_info.info,
+					 caps, sizeof(caps), &caps_len, &fd);
+	if (rc)
+		return -rc;
+	struct devmig_region_info *info = &r.u.region_info.info;
+	info->index = m->u.region_info.info.index;
+	info->argsz = (uint32_t)(sizeof(*info) + caps_len);
+	if (caps_len && m->u.region_info.info.argsz >= info->argsz) {
+		info->flags |= 1u << 3; /* VFIO_REGION_INFO_FLAG_CAPS */
+		info->cap_offset = sizeof(*info);
+		r.u.region_info.caps = caps;
+		r.u.region_info.caps_len = caps_len;
+	} else if (caps_len) {
+		/* The client's buffer is too small: tell it the size to retry with. */
+		info->flags |= 1u << 3;
+		info->cap_offset = 0;
+	}
+	return sent(send_msg(s, sock, &r, fd >= 0 ? &fd : NULL, fd >= 0 ? 1 : 0));
+}
+
+static int handle_feature(struct devmig_server *s, int sock, const struct devmig_msg *m)
+{
+	const uint32_t flags = m->u.feature.f.flags;
+	const uint32_t index = m->u.feature.index;
+	const bool probe = flags & DEVMIG_FEATURE_PROBE;
+	const bool get = flags & DEVMIG_FEATURE_GET;
+	const uint64_t caps = devmig_core_mig_caps(s->dev);
+	struct devmig_dma *dma = devmig_core_dma(s->dev);
+	struct devmig_msg r;
+	size_t data_len = 0; /* feature data after the header, for argsz */
+	size_t tail_len = 0;
+
+	/* Which features this device answers (migration ones only if migratable). */
+	bool supported;
+	switch (index) {
+	case DEVMIG_FEATURE_MIGRATION:
+	case DEVMIG_FEATURE_MIG_DEVICE_STATE:
+	case DEVMIG_FEATURE_MIG_DATA_SIZE:
+		supported = caps != 0;
+		break;
+	case DEVMIG_FEATURE_PRECOPY_INFO:
+		supported = (caps & DEVMIG_MIG_PRE_COPY) && (s->ext & DEVMIG_EXT_PRECOPY_INFO);
+		break;
+	default:
+		supported = true; /* DMA logging: the core's, for every device */
+	}
+	if (!supported)
+		return ENOTTY;
+
+	reply_init(&r, &m->hdr);
+	r.u.feature.f = m->u.feature.f;
+	r.u.feature.index = index;
+	r.u.feature.u = m->u.feature.u;
+
+	if (probe) {
+		data_len = 0;
+	} else {
+		switch (index) {
+		case DEVMIG_FEATURE_MIGRATION: {
+			r.u.feature.u.migration.flags = caps;
+			data_len = 8;
+			break;
+		}
+		case DEVMIG_FEATURE_MIG_DEVICE_STATE: {
+			struct devmig_feature_mig_state st = { 0, 0 };
+			if (get) {
+				st.device_state = devmig_device_state(s->dev);
+			} else {
+				enum devmig_state now;
+				char why[256];
+				int rc = devmig_core_set_state(s->dev, m->u.feature.u.mig_state.device_state,
+							       &now, why, sizeof(why));
+				if (rc) {
+					vlog(s, "state change to %s refused: %s",
+					     devmig_state_name(m->u.feature.u.mig_state.device_state), why);
+					return -rc;
+				}
+				st = m->u.feature.u.mig_state;
+			}
+			r.u.feature.u.mig_state = st;
+			data_len = sizeof(st);
+			break;
+		}
+		case DEVMIG_FEATURE_MIG_DATA_SIZE: {
+			uint64_t bytes;
+			int rc = devmig_core_stop_copy_size(s->dev, &bytes);
+			if (rc)
+				return -rc;
+			r.u.feature.u.data_size.stop_copy_length = bytes;
+			data_len = 8;
+			break;
+		}
+		case DEVMIG_FEATURE_PRECOPY_INFO: {
+			uint64_t initial, dirty;
+			int rc = devmig_core_precopy_info(s->dev, &initial, &dirty);
+			if (rc)
+				return -rc;
+			struct devmig_feature_precopy_info pi = { initial, dirty };
+			r.u.feature.u.precopy = pi;
+			data_len = sizeof(pi);
+			break;
+		}
+		case DEVMIG_FEATURE_DMA_LOGGING_START: {
+			struct devmig_feature_dma_logging_control ctl = m->u.feature.u.log_start.ctl;
+			uint32_t n = ctl.num_ranges;
+			struct devmig_dma_logging_range *ranges = NULL;
+			if (n) {
+				ranges = calloc(n, sizeof(*ranges));
+				if (!ranges)
+					return ENOMEM;
+				for (uint32_t i = 0; i < n; i++)
+					devmig_log_range(m, i, &ranges[i]);
+			}
+			uint64_t page_size = ctl.page_size;
+			int rc = devmig_dma_log_start(dma, &page_size, ranges, n);
+			free(ranges);
+			if (rc)
+				return -rc;
+			/* Echo the request with the page size actually chosen. */
+			ctl.page_size = page_size;
+			r.u.feature.u.log_start.ctl = ctl;
+			r.u.feature.u.log_start.ranges = m->u.feature.u.log_start.ranges;
+			data_len = sizeof(ctl);
+			tail_len = (size_t)n * sizeof(struct devmig_dma_logging_range);
+			break;
+		}
+		case DEVMIG_FEATURE_DMA_LOGGING_STOP:
+			devmig_dma_log_stop(dma);
+			data_len = 0;
+			break;
+		case DEVMIG_FEATURE_DMA_LOGGING_REPORT: {
+			const struct devmig_feature_dma_logging_report *rep =
+				&m->u.feature.u.log_report.rep;
+			uint64_t bytes = devmig_log_bitmap_size(rep->length, rep->page_size);
+			if (bytes > s->data_cap)
+				return E2BIG;
+			int rc = devmig_dma_log_report(dma, rep->iova, rep->length, rep->page_size,
+						       (uint64_t *)(void *)s->data);
+			if (rc)
+				return -rc;
+			r.u.feature.u.log_report.rep = *rep;
+			r.u.feature.u.log_report.bitmap = s->data;
+			r.u.feature.u.log_report.bitmap_len = bytes;
+			data_len = sizeof(*rep);
+			tail_len = bytes;
+			break;
+		}
+		default:
+			return ENOTTY;
+		}
+	}
+
+	/* No raw data: the encoder sends the typed member, a REPORT bitmap from where it lies. */
+	r.u.feature.data = NULL;
+	r.u.feature.data_len = 0;
+	r.u.feature.f.argsz = (uint32_t)(sizeof(struct devmig_feature) + data_len + tail_len);
+	int rc = send_msg(s, sock, &r, NULL, 0);
+	return sent(rc);
+}
+
+static int handle_command(struct devmig_server *s, int sock, const struct devmig_msg *m,
+			  int *fds, unsigned nfds)
+{
+	struct devmig_msg r;
+	struct devmig_dma *dma = devmig_core_dma(s->dev);
+	int rc;
+
+	if (!s->negotiated && m->hdr.cmd != DEVMIG_CMD_VERSION)
+		return EINVAL; /* VERSION must come first */
+
+	reply_init(&r, &m->hdr);
+	switch (m->hdr.cmd) {
+	case DEVMIG_CMD_VERSION:
+		return handle_version(s, sock, m);
+
+	case DEVMIG_CMD_DMA_MAP: {
+		const struct devmig_dma_map *dm = &m->u.dma_map;
+		int fd = nfds ? fds[0] : -1;
+		rc = devmig_dma_map(dma, dm->addr, dm->size, dm->flags, fd, dm->offset);
+		if (rc)
+			return -rc; /* the caller closes fds */
+		if (nfds)
+			fds[0] = -1; /* the table owns it now */
+		break;
+	}
+	case DEVMIG_CMD_DMA_UNMAP:
+		rc = devmig_dma_unmap(dma, m->u.dma_unmap.addr, m->u.dma_unmap.size);
+		if (rc)
+			return -rc;
+		r.u.dma_unmap = m->u.dma_unmap;
+		break;
+
+	case DEVMIG_CMD_DEVICE_GET_INFO:
+		r.u.device_info.argsz = sizeof(struct devmig_device_info);
+		r.u.device_info.flags = (1u << 0) | (1u << 1); /* RESET | PCI */
+		r.u.device_info.num_regions = DEVMIG_NUM_REGIONS;
+		r.u.device_info.num_irqs = DEVMIG_NUM_IRQS;
+		break;
+
+	case DEVMIG_CMD_DEVICE_GET_REGION_INFO:
+		return handle_region_info(s, sock, m);
+
+	case DEVMIG_CMD_DEVICE_GET_REGION_IO_FDS:
+		/* No ioeventfds are offered: an empty list is a valid answer. */
+		r.u.io_fds.io.argsz = sizeof(struct devmig_region_io_fds);
+		r.u.io_fds.io.index = m->u.io_fds.io.index;
+		break;
+
+	case DEVMIG_CMD_DEVICE_GET_IRQ_INFO:
+		rc = devmig_core_irq_info(s->dev, m->u.irq_info.index, &r.u.irq_info);
+		if (rc)
+			return -rc;
+		break;
+
+	case DEVMIG_CMD_DEVICE_SET_IRQS:
+		rc = devmig_core_set_irqs(s->dev, &m->u.irq_set.set, m->u.irq_set.bools, fds, nfds);
+		if (rc)
+			return -rc;
+		for (unsigned i = 0; i < nfds; i++)
+			fds[i] = -1; /* the core owns them now */
+		break;
+
+	case DEVMIG_CMD_REGION_READ:
+	case DEVMIG_CMD_REGION_WRITE: {
+		const struct devmig_region_access *a = &m->u.region.acc;
+		bool is_write = m->hdr.cmd == DEVMIG_CMD_REGION_WRITE;
+		void *buf = is_write ? (void *)m->u.region.data : s->data;
+		rc = devmig_core_region_rw(s->dev, a->region, a->offset, buf, a->count, is_write);
+		if (rc)
+			return -rc;
+		r.u.region.acc = *a;
+		r.u.region.data = is_write ? NULL : s->data;
+		break;
+	}
+	case DEVMIG_CMD_DEVICE_RESET:
+		devmig_core_reset(s->dev);
+		break;
+
+	case DEVMIG_CMD_REGION_WRITE_MULTI: {
+		uint64_t done = 0;
+		for (uint64_t i = 0; i < m->u.write_multi.wr_cnt; i++) {
+			struct devmig_write_one w;
+			devmig_write_multi_entry(m, i, &w);
+			rc = devmig_core_region_rw(s->dev, w.region, w.offset, w.data, w.count, true);
+			if (rc)
+				return -rc;
+			done++;
+		}
+		r.u.write_multi.wr_cnt = done;
+		break;
+	}
+	case DEVMIG_CMD_DEVICE_FEATURE:
+		return handle_feature(s, sock, m);
+
+	case DEVMIG_CMD_MIG_DATA_READ: {
+		uint32_t want = m->u.mig_data.md.size;
+		if (want > s->data_cap)
+			return EINVAL;
+		ssize_t n = devmig_core_mig_read(s->dev, s->data, want);
+		if (n < 0)
+			return (int)-n;
+		r.u.mig_data.md.argsz = (uint32_t)(sizeof(struct devmig_mig_data) + (size_t)n);
+		r.u.mig_data.md.size = (uint32_t)n;
+		r.u.mig_data.data = s->data;
+		break;
+	}
+	case DEVMIG_CMD_MIG_DATA_WRITE:
+		rc = devmig_core_mig_write(s->dev, m->u.mig_data.data, m->u.mig_data.md.size);
+		if (rc)
+			return -rc;
+		break;
+
+	default:
+		return ENOSYS;
+	}
+	if (m->hdr.flags & DEVMIG_HDR_NO_REPLY)
+		return 0;
+	return sent(send_msg(s, sock, &r, NULL, 0));
+}
+
+/* Serve one connected client until it leaves or breaks the framing. */
+static void serve_client(struct devmig_server *s, int sock)
+{
+	struct devmig_msg_reader rd;
+	struct devmig_rx rx;
+	struct devmig_msg m;
+
+	if (devmig_msg_reader_init(&rd, sock, s->lim.max_msg_size + 65536u)) {
+		close(sock);
+		return;
+	}
+	pthread_mutex_lock(&s->conn_lock);
+	s->sock = sock;
+	s->negotiated = false;
+	s->ext = 0;
+	devmig_caps_default(&s->peer);
+	pthread_mutex_unlock(&s->conn_lock);
+	s->stats.connections++;
+	vlog(s, "client connected");
+
+	for (;;) {
+		int rc = devmig_msg_recv(&rd, &s->lim, &rx);
+		if (rc <= 0) {
+			if (rc < 0) {
+				s->stats.disconnects_bad++;
+				vlog(s, "dropping client: %s", strerror(-rc));
+			}
+			break;
+		}
+		s->stats.messages++;
+		if (rx.skipped) {
+			/* Framed but refused (too big, bad flags, lost fds): answer it. */
+			devmig_rx_close_fds(&rx);
+			vlog(s, "refused %s: %s", devmig_cmd_name(rx.hdr.cmd),
+			     devmig_wire_strerror(rx.hdr_err));
+			if ((rx.hdr.flags & DEVMIG_HDR_TYPE_MASK) != DEVMIG_HDR_TYPE_REPLY &&
+			    send_error(s, sock, &rx.hdr, devmig_wire_errno(rx.hdr_err)))
+				break;
+			continue;
+		}
+		enum devmig_wire_err err = devmig_decode(rx.msg, rx.len, rx.nfds, &s->lim, &m);
+		if (err) {
+			vlog(s, "refused %s: %s", devmig_cmd_name(rx.hdr.cmd), devmig_wire_strerror(err));
+			devmig_rx_close_fds(&rx);
+			if ((rx.hdr.flags & DEVMIG_HDR_TYPE_MASK) == DEVMIG_HDR_TYPE_COMMAND &&
+			    send_error(s, sock, &rx.hdr, devmig_wire_errno(err)))
+				break;
+			continue;
+		}
+		if ((m.hdr.flags & DEVMIG_HDR_TYPE_MASK) == DEVMIG_HDR_TYPE_REPLY) {
+			route_reply(s, &m);
+			devmig_rx_close_fds(&rx);
+			continue;
+		}
+		int error_no = handle_command(s, sock, &m, rx.fds, rx.nfds);
+		devmig_rx_close_fds(&rx); /* whatever the handler did not take */
+		if (error_no > 0) {
+			if (error_no != EPIPE && error_no != ECONNRESET)
+				vlog(s, "%s failed: %s", devmig_cmd_name(m.hdr.cmd), strerror(error_no));
+			if (send_error(s, sock, &m.hdr, error_no))
+				break;
+		} else if (error_no < 0) {
+			break; /* a send failed: the client is gone */
+		}
+	}
+
+	/* The vfio-user rule: drop the client's mappings and fds, keep the device. */
+	pthread_mutex_lock(&s->conn_lock);
+	s->sock = -1;
+	for (struct dma_waiter *w = s->waiters; w; w = w->next) {
+		w->done = true;
+		w->error = ENOTCONN;
+	}
+	pthread_cond_broadcast(&s->conn_cv);
+	pthread_mutex_unlock(&s->conn_lock);
+	devmig_core_client_gone(s->dev);
+	devmig_msg_reader_free(&rd);
+	close(sock);
+	vlog(s, "client disconnected");
+}
+
+static bool peer_allowed(struct devmig_server *s, int sock)
+{
+	struct ucred cred;
+	socklen_t len = sizeof(cred);
+
+	if (s->cfg.allow_other_uids)
+		return true;
+	if (getsockopt(sock, SOL_SOCKET, SO_PEERCRED, &cred, &len))
+		return false;
+	return cred.uid == geteuid();
+}
+
+int devmig_server_run(struct devmig_server *s)
+{
+	while (!atomic_load(&s->stopping)) {
+		int sock = accept4(s->listen_fd, NULL, NULL, SOCK_CLOEXEC);
+		if (sock < 0) {
+			if (errno == EINTR || errno == ECONNABORTED)
+				continue;
+			if (atomic_load(&s->stopping))
+				break;
+			return -errno;
+		}
+		devmig_msg_tune_socket(sock);
+		if (!peer_allowed(s, sock)) {
+			vlog(s, "refused a client with another uid");
+			close(sock);
+			continue;
+		}
+		serve_client(s, sock);
+	}
+	return 0;
+}
+
+static void *server_thread(void *arg)
+{
+	devmig_server_run(arg);
+	return NULL;
+}
+
+int devmig_server_start(struct devmig_server *s)
+{
+	int rc = pthread_create(&s->thread, NULL, server_thread, s);
+	if (rc)
+		return -rc;
+	s->thread_started = true;
+	return 0;
+}
+
+void devmig_server_stop(struct devmig_server *s)
+{
+	if (atomic_exchange(&s->stopping, true))
+		goto join;
+	/* shutdown() wakes a blocked accept() and recvmsg() without a poll on the hot path. */
+	shutdown(s->listen_fd, SHUT_RDWR);
+	pthread_mutex_lock(&s->conn_lock);
+	if (s->sock >= 0)
+		shutdown(s->sock, SHUT_RDWR);
+	pthread_mutex_unlock(&s->conn_lock);
+join:
+	if (s->thread_started) {
+		pthread_join(s->thread, NULL);
+		s->thread_started = false;
+	}
+}
+
+struct devmig_server *devmig_server_new(struct devmig_device *dev,
+					const struct devmig_server_config *cfg, char *err,
+					size_t errlen)
+{
+	struct sockaddr_un sa = { .sun_family = AF_UNIX };
+	struct devmig_server *s;
+
+	if (!cfg->socket_path || strlen(cfg->socket_path) >= sizeof(sa.sun_path)) {
+		snprintf(err, errlen, "socket path missing or longer than %zu bytes",
+			 sizeof(sa.sun_path) - 1);
+		return NULL;
+	}
+	s = calloc(1, sizeof(*s));
+	if (!s) {
+		snprintf(err, errlen, "out of memory");
+		return NULL;
+	}
+	s->dev = dev;
+	s->cfg = *cfg;
+	if (!s->cfg.max_data_xfer_size)
+		s->cfg.max_data_xfer_size = DEVMIG_DEFAULT_MAX_DATA_XFER;
+	if (!s->cfg.max_msg_size)
+		s->cfg.max_msg_size = s->cfg.max_data_xfer_size + 4096u;
+	s->path = strdup(cfg->socket_path);
+	s->sock = -1;
+	s->listen_fd = -1;
+	pthread_mutex_init(&s->conn_lock, NULL);
+	pthread_mutex_init(&s->send_lock, NULL);
+	pthread_cond_init(&s->conn_cv, NULL);
+
+	devmig_wire_limits_default(&s->lim);
+	s->lim.role = DEVMIG_WIRE_ROLE_SERVER;
+	s->lim.max_msg_size = s->cfg.max_msg_size;
+	s->lim.max_data_xfer_size = s->cfg.max_data_xfer_size;
+	s->lim.max_msg_fds = DEVMIG_MSGIO_MAX_FDS;
+	s->lim.num_regions = DEVMIG_NUM_REGIONS;
+	s->lim.num_irqs = DEVMIG_NUM_IRQS;
+	s->data_cap = s->cfg.max_msg_size;
+	s->data = malloc(s->data_cap);
+	if (!s->path || !s->data) {
+		snprintf(err, errlen, "out of memory");
+		goto fail;
+	}
+
+	strcpy(sa.sun_path, cfg->socket_path);
+	s->listen_fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	if (s->listen_fd < 0) {
+		snprintf(err, errlen, "socket: %s", strerror(errno));
+		goto fail;
+	}
+	unlink(cfg->socket_path);
+	/* 0600 before listen(): nobody else can connect in between (connect
+	 * fails until listen), and the process umask is left alone. */
+	if (bind(s->listen_fd, (struct sockaddr *)&sa, sizeof(sa)) ||
+	    chmod(cfg->socket_path, 0600) || listen(s->listen_fd, 4)) {
+		snprintf(err, errlen, "cannot listen on %s: %s", cfg->socket_path, strerror(errno));
+		goto fail;
+	}
+	devmig_core_set_dma_xfer(dev, dma_xfer, s);
+	return s;
+fail:
+	if (s->listen_fd >= 0)
+		close(s->listen_fd);
+	free(s->data);
+	free(s->path);
+	free(s);
+	return NULL;
+}
+
+void devmig_server_free(struct devmig_server *s)
+{
+	if (!s)
+		return;
+	devmig_server_stop(s);
+	devmig_core_set_dma_xfer(s->dev, NULL, NULL);
+	close(s->listen_fd);
+	unlink(s->path);
+	pthread_mutex_destroy(&s->conn_lock);
+	pthread_mutex_destroy(&s->send_lock);
+	pthread_cond_destroy(&s->conn_cv);
+	free(s->data);
+	free(s->path);
+	free(s);
+}
+
+void devmig_server_get_stats(struct devmig_server *s, struct devmig_server_stats *st)
+{
+	*st = s->stats;
+}
