@@ -25,6 +25,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/uio.h>
 
 #include "stream.h"
 
@@ -98,6 +99,8 @@ struct devmig_stream_writer {
 	uint64_t total;
 	uint64_t dev_bytes;
 	uint64_t dev_count;
+	uint8_t *scratch; /* segment mode's framing and copies */
+	size_t scratch_cap;
 };
 
 /* Make room for need more bytes at the end of the queue. */
@@ -179,6 +182,7 @@ void devmig_stream_writer_free(struct devmig_stream_writer *w)
 	if (!w)
 		return;
 	free(w->q);
+	free(w->scratch);
 	free(w);
 }
 
@@ -190,15 +194,61 @@ static ssize_t writer_fail(struct devmig_stream_writer *w, ssize_t err)
 	return err;
 }
 
-/* Pull device bytes into buf; 0 also when there is no callback. */
-static ssize_t pull_device(struct devmig_stream_writer *w, uint8_t *buf, size_t cap)
-{
-	if (!w->src.device_data)
-		return 0;
-	ssize_t n = w->src.device_data(w->src.opaque, buf, cap);
+/*
+ * Where a read's bytes go. Copy mode (devmig_stream_writer_read): scratch is
+ * the caller's buffer and nothing is referenced. Segment mode
+ * (devmig_stream_writer_read_iov): scratch is the writer's own, and device
+ * memory handed out by device_ref is pointed at by a segment of its own.
+ */
+struct wout {
+	uint8_t *scratch;  /* bytes built here */
+	size_t pos;        /* scratch bytes used */
+	size_t seg_start;  /* first scratch byte not yet in a segment */
+	size_t total;      /* bytes of stream produced, references included */
+	struct iovec *iov; /* NULL in copy mode */
+	int max_iov, niov;
+};
 
+/* Close the pending scratch bytes into a segment. */
+static void flush_scratch(struct wout *o)
+{
+	if (o->iov && o->pos > o->seg_start) {
+		o->iov[o->niov++] = (struct iovec){ o->scratch + o->seg_start, o->pos - o->seg_start };
+		o->seg_start = o->pos;
+	}
+}
+
+static void put_bytes(struct wout *o, const void *p, size_t n)
+{
+	memcpy(o->scratch + o->pos, p, n);
+	o->pos += n;
+	o->total += n;
+}
+
+/*
+ * Pull the next device bytes for a record whose payload space is buf (cap
+ * bytes, inside scratch). *data says where they are: buf, or device memory
+ * when a reference may be kept (room for two more segments); a reference
+ * that cannot be kept is copied into buf.
+ */
+static ssize_t pull_device(struct devmig_stream_writer *w, struct wout *o, uint8_t *buf,
+			   size_t cap, const void **data)
+{
+	ssize_t n;
+
+	*data = buf;
+	if (w->src.device_ref && (o->iov || !w->src.device_data))
+		n = w->src.device_ref(w->src.opaque, buf, cap, data);
+	else if (w->src.device_data)
+		n = w->src.device_data(w->src.opaque, buf, cap);
+	else
+		return 0;
 	if (n > 0 && (size_t)n > cap)
 		return -EPROTO; /* the source overran its buffer */
+	if (n > 0 && *data != buf && (!o->iov || o->niov + 3 > o->max_iov)) {
+		memcpy(buf, *data, (size_t)n);
+		*data = buf;
+	}
 	return n;
 }
 
@@ -206,6 +256,32 @@ static void count_device(struct devmig_stream_writer *w, size_t n)
 {
 	w->dev_bytes += n;
 	w->dev_count++;
+}
+
+/* Emit a DEVICE record whose header is at scratch[pos] and payload at data. */
+static void emit_device(struct devmig_stream_writer *w, struct wout *o, const void *data, size_t n)
+{
+	uint8_t *rec = o->scratch + o->pos;
+
+	if (data == rec + DEVMIG_STREAM_REC_HDR) {
+		size_t len = frame(rec, DEVMIG_REC_DEVICE, n);
+		o->pos += len;
+		o->total += len;
+	} else {
+		/* Header and CRC in scratch, the payload where it lies. */
+		put32(rec, DEVMIG_REC_DEVICE);
+		put32(rec + 4, (uint32_t)n);
+		uint32_t crc = devmig_crc32c(devmig_crc32c(0, rec, DEVMIG_STREAM_REC_HDR), data, n);
+		o->pos += DEVMIG_STREAM_REC_HDR;
+		o->total += DEVMIG_STREAM_REC_HDR;
+		flush_scratch(o);
+		o->iov[o->niov++] = (struct iovec){ (void *)data, n };
+		o->total += n;
+		uint8_t tail[4];
+		put32(tail, crc);
+		put_bytes(o, tail, sizeof(tail));
+	}
+	count_device(w, n);
 }
 
 /* CONFIG then END at dst (which has room for both); returns bytes built. */
@@ -232,30 +308,26 @@ static ssize_t build_trailer(struct devmig_stream_writer *w, uint8_t *dst)
 	return (ssize_t)len;
 }
 
-ssize_t devmig_stream_writer_read(struct devmig_stream_writer *w, void *out, size_t cap,
-				  bool final)
+/* The one algorithm behind both reads: up to cap bytes of stream into o. */
+static ssize_t produce(struct devmig_stream_writer *w, struct wout *o, size_t cap, bool final)
 {
-	uint8_t *o = out;
-	size_t filled = 0;
-
 	if (w->err)
 		return w->err;
 	if (cap > SSIZE_MAX)
 		cap = SSIZE_MAX;
 	for (;;) {
 		if (w->qlen) {
-			size_t n = w->qlen < cap - filled ? w->qlen : cap - filled;
+			size_t n = w->qlen < cap - o->total ? w->qlen : cap - o->total;
 
-			memcpy(o + filled, w->q + w->qoff, n);
+			put_bytes(o, w->q + w->qoff, n);
 			w->qoff += n;
 			w->qlen -= n;
-			filled += n;
 			if (w->qlen)
 				break; /* out is full */
 		}
 		if (w->phase == W_DONE)
 			break;
-		size_t room = cap - filled;
+		size_t room = cap - o->total;
 
 		if (w->phase == W_DEVICE) {
 			/* The END record counts DEVICE records in a u32. */
@@ -266,8 +338,9 @@ ssize_t devmig_stream_writer_read(struct devmig_stream_writer *w, void *out, siz
 
 				if (pcap > DEVMIG_STREAM_MAX_RECORD)
 					pcap = DEVMIG_STREAM_MAX_RECORD;
-				uint8_t *rec = o + filled;
-				ssize_t n = pull_device(w, rec + DEVMIG_STREAM_REC_HDR, pcap);
+				uint8_t *rec = o->scratch + o->pos;
+				const void *data;
+				ssize_t n = pull_device(w, o, rec + DEVMIG_STREAM_REC_HDR, pcap, &data);
 
 				if (n < 0)
 					return writer_fail(w, n);
@@ -277,11 +350,10 @@ ssize_t devmig_stream_writer_read(struct devmig_stream_writer *w, void *out, siz
 					w->phase = W_TRAILER;
 					continue;
 				}
-				filled += frame(rec, DEVMIG_REC_DEVICE, (size_t)n);
-				count_device(w, (size_t)n);
+				emit_device(w, o, data, (size_t)n);
 				continue;
 			}
-			if (filled)
+			if (o->total)
 				break; /* a fresh buffer will hold a useful record */
 			/* The caller's buffer is too small: frame a chunk in the queue. */
 			int rc = queue_reserve(w, DEVMIG_STREAM_REC_OVERHEAD + QUEUE_CHUNK);
@@ -289,7 +361,9 @@ ssize_t devmig_stream_writer_read(struct devmig_stream_writer *w, void *out, siz
 			if (rc)
 				return writer_fail(w, rc);
 			uint8_t *rec = queue_tail(w);
-			ssize_t n = pull_device(w, rec + DEVMIG_STREAM_REC_HDR, QUEUE_CHUNK);
+			struct wout copy = { .scratch = rec + DEVMIG_STREAM_REC_HDR };
+			const void *data;
+			ssize_t n = pull_device(w, &copy, copy.scratch, QUEUE_CHUNK, &data);
 
 			if (n < 0)
 				return writer_fail(w, n);
@@ -308,10 +382,11 @@ ssize_t devmig_stream_writer_read(struct devmig_stream_writer *w, void *out, siz
 		ssize_t n;
 
 		if (room >= need) {
-			n = build_trailer(w, o + filled);
+			n = build_trailer(w, o->scratch + o->pos);
 			if (n < 0)
 				return writer_fail(w, n);
-			filled += (size_t)n;
+			o->pos += (size_t)n;
+			o->total += (size_t)n;
 		} else {
 			int rc = queue_reserve(w, need);
 
@@ -324,13 +399,43 @@ ssize_t devmig_stream_writer_read(struct devmig_stream_writer *w, void *out, siz
 		}
 		w->phase = W_DONE;
 	}
-	w->total += filled;
+	flush_scratch(o);
+	w->total += o->total;
 	if (w->phase == W_DONE && !w->qlen) {
 		free(w->q);
 		w->q = NULL;
 		w->qcap = w->qoff = 0;
 	}
-	return (ssize_t)filled;
+	return (ssize_t)o->total;
+}
+
+ssize_t devmig_stream_writer_read(struct devmig_stream_writer *w, void *out, size_t cap,
+				  bool final)
+{
+	struct wout o = { .scratch = out };
+
+	return produce(w, &o, cap, final);
+}
+
+ssize_t devmig_stream_writer_read_iov(struct devmig_stream_writer *w, struct iovec *iov,
+				      int max_iov, int *niov, size_t cap, bool final)
+{
+	*niov = 0;
+	if (max_iov < 4)
+		return -EINVAL;
+	/* Scratch can hold everything when references cannot be kept. */
+	if (w->scratch_cap < cap) {
+		uint8_t *p = realloc(w->scratch, cap);
+		if (!p)
+			return -ENOMEM;
+		w->scratch = p;
+		w->scratch_cap = cap;
+	}
+	struct wout o = { .scratch = w->scratch, .iov = iov, .max_iov = max_iov };
+	ssize_t n = produce(w, &o, cap, final);
+
+	*niov = o.niov;
+	return n;
 }
 
 bool devmig_stream_writer_done(const struct devmig_stream_writer *w)

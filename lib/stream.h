@@ -67,6 +67,10 @@ struct devmig_stream_source {
 	 * length (<= cap), or -errno. config_size gives the bound. */
 	ssize_t (*config_data)(void *opaque, void *buf, size_t cap);
 	size_t config_size;
+	/* Optional, for devmig_stream_writer_read_iov: copy the next device
+	 * bytes into buf (*data = buf) or point *data at memory that stays
+	 * unchanged until the writer is freed. Same returns as device_data. */
+	ssize_t (*device_ref)(void *opaque, void *buf, size_t cap, const void **data);
 };
 
 struct devmig_stream_writer;
@@ -85,6 +89,19 @@ void devmig_stream_writer_free(struct devmig_stream_writer *w);
  */
 ssize_t devmig_stream_writer_read(struct devmig_stream_writer *w, void *out, size_t cap,
 				  bool final);
+
+/*
+ * Zero-copy form of devmig_stream_writer_read for a stopped device: the
+ * same stream, returned as up to max_iov segments totalling at most cap
+ * bytes. Framing and small pieces lie in the writer's own scratch memory,
+ * device memory referenced by device_ref is pointed at, not copied. The
+ * segments stay valid until the next call on w. As with _read, the result
+ * is shorter than cap only when the device data ended (final) or has no
+ * more for now. *niov is set to the segments used.
+ */
+struct iovec;
+ssize_t devmig_stream_writer_read_iov(struct devmig_stream_writer *w, struct iovec *iov,
+				      int max_iov, int *niov, size_t cap, bool final);
 
 /* True once END has been fully returned. */
 bool devmig_stream_writer_done(const struct devmig_stream_writer *w);
