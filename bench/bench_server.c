@@ -1,0 +1,285 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * Server benchmarks, each beside the physical ceiling measured in the same
+ * run on the same machine:
+ *   - REGION_READ of 4 bytes, round trip, vs a raw AF_UNIX ping-pong of the
+ *     same message sizes;
+ *   - MIG_DATA_READ at 1 MiB chunks vs raw AF_UNIX stream throughput.
+ * Every figure is the median of RUNS runs.
+ */
+#include <errno.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "devmig/client.h"
+#include "devmig/device.h"
+#include "devmig/server.h"
+#include "msgio.h"
+
+#define RUNS 5
+#define PINGS 20000
+#define CHUNK (1u << 20)
+#define STREAM_BYTES (2ull << 30)
+
+static double now(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return ts.tv_sec + ts.tv_nsec / 1e9;
+}
+
+static int cmp_double(const void *a, const void *b)
+{
+	double x = *(const double *)a, y = *(const double *)b;
+	return x < y ? -1 : x > y;
+}
+
+static double median(double *v, int n)
+{
+	qsort(v, (size_t)n, sizeof(*v), cmp_double);
+	return v[n / 2];
+}
+
+static void xfer_all(int fd, void *buf, size_t len, bool is_send)
+{
+	uint8_t *p = buf;
+	while (len) {
+		ssize_t n = is_send ? send(fd, p, len, MSG_NOSIGNAL) : recv(fd, p, len, 0);
+		if (n <= 0) {
+			perror("bench socket");
+			exit(1);
+		}
+		p += n;
+		len -= (size_t)n;
+	}
+}
+
+/* ---- raw ceilings ---- */
+
+struct echo_arg {
+	int fd;
+	size_t req, rep;
+	long count;
+};
+
+static void *echo_thread(void *p)
+{
+	struct echo_arg *a = p;
+	uint8_t buf[64] = { 0 };
+	for (long i = 0; i < a->count; i++) {
+		xfer_all(a->fd, buf, a->req, false);
+		xfer_all(a->fd, buf, a->rep, true);
+	}
+	return NULL;
+}
+
+/* Round trip of a 32-byte request and a 36-byte reply: REGION_READ's sizes. */
+static double raw_pingpong_us(void)
+{
+	int sv[2];
+	pthread_t t;
+	uint8_t buf[64] = { 0 };
+
+	socketpair(AF_UNIX, SOCK_STREAM, 0, sv);
+	struct echo_arg a = { sv[1], 32, 36, PINGS };
+	pthread_create(&t, NULL, echo_thread, &a);
+	double t0 = now();
+	for (long i = 0; i < PINGS; i++) {
+		xfer_all(sv[0], buf, 32, true);
+		xfer_all(sv[0], buf, 36, false);
+	}
+	double dt = now() - t0;
+	pthread_join(t, NULL);
+	close(sv[0]);
+	close(sv[1]);
+	return dt / PINGS * 1e6;
+}
+
+struct sink_arg {
+	int fd;
+	uint64_t bytes;
+};
+
+static void *sink_thread(void *p)
+{
+	struct sink_arg *a = p;
+	uint8_t *buf = malloc(CHUNK);
+	for (uint64_t got = 0; got < a->bytes;) {
+		ssize_t n = recv(a->fd, buf, CHUNK, 0);
+		if (n <= 0)
+			break;
+		got += (uint64_t)n;
+	}
+	free(buf);
+	return NULL;
+}
+
+static double raw_stream_gbps(void)
+{
+	int sv[2];
+	pthread_t t;
+	uint8_t *buf = malloc(CHUNK);
+
+	memset(buf, 0x5a, CHUNK);
+	socketpair(AF_UNIX, SOCK_STREAM, 0, sv);
+	/* The same socket buffers the library uses: the ceiling for that setting. */
+	devmig_msg_tune_socket(sv[0]);
+	devmig_msg_tune_socket(sv[1]);
+	struct sink_arg a = { sv[1], STREAM_BYTES };
+	pthread_create(&t, NULL, sink_thread, &a);
+	double t0 = now();
+	for (uint64_t sent = 0; sent < STREAM_BYTES; sent += CHUNK)
+		xfer_all(sv[0], buf, CHUNK, true);
+	pthread_join(t, NULL);
+	double dt = now() - t0;
+	close(sv[0]);
+	close(sv[1]);
+	free(buf);
+	return STREAM_BYTES / dt / 1e9;
+}
+
+/* ---- a bulk device: streams STREAM_BYTES of state from memory ---- */
+
+struct bulk {
+	struct devmig_device dev;
+	uint8_t *src;
+	size_t src_len;
+	uint64_t produced;
+	uint32_t reg;
+};
+
+static struct bulk *to_bulk(struct devmig_device *dev)
+{
+	return devmig_container_of(dev, struct bulk, dev);
+}
+
+static int bulk_realize(struct devmig_device *dev, struct devmig_pci_config *cfg)
+{
+	(void)dev;
+	int rc = devmig_pci_set_ids(cfg, 0x1af4, 0x10ff);
+	return rc ? rc : devmig_pci_set_bar(cfg, 0, 4096, 0);
+}
+
+static int bulk_bar(struct devmig_device *dev, unsigned bar, uint64_t off, void *buf, size_t len,
+		    bool is_write)
+{
+	struct bulk *b = to_bulk(dev);
+	(void)bar;
+	(void)off;
+	if (len != 4)
+		return -EINVAL;
+	if (is_write)
+		memcpy(&b->reg, buf, 4);
+	else
+		memcpy(buf, &b->reg, 4);
+	return 0;
+}
+
+static ssize_t bulk_save(struct devmig_device *dev, void *buf, size_t len)
+{
+	struct bulk *b = to_bulk(dev);
+	uint64_t left = STREAM_BYTES - b->produced;
+	size_t n = len < left ? len : (size_t)left;
+	size_t off = (size_t)(b->produced % b->src_len);
+	if (n > b->src_len - off)
+		n = b->src_len - off;
+	memcpy(buf, b->src + off, n);
+	b->produced += n;
+	return (ssize_t)n;
+}
+
+static int bulk_arc(struct devmig_device *dev, enum devmig_state from, enum devmig_state to,
+		    struct devmig_arc_result *res)
+{
+	(void)from;
+	(void)res;
+	if (to == DEVMIG_STATE_STOP_COPY)
+		to_bulk(dev)->produced = 0;
+	return 0;
+}
+
+static const struct devmig_device_ops bulk_ops = {
+	.name = "bulk",
+	.version = "bench-bulk-1",
+	.realize = bulk_realize,
+	.bar_access = bulk_bar,
+	.migration_caps = DEVMIG_MIG_STOP_COPY,
+	.arc = bulk_arc,
+	.save = bulk_save,
+};
+
+int main(void)
+{
+	char dir[] = "/tmp/devmig-bench-XXXXXX", path[64], err[256];
+	struct bulk b = { .dev.ops = &bulk_ops, .src_len = 64u << 20 };
+	double v[RUNS];
+
+	if (!mkdtemp(dir))
+		return 1;
+	snprintf(path, sizeof(path), "%s/bulk.sock", dir);
+	b.src = malloc(b.src_len);
+	for (size_t i = 0; i < b.src_len; i++)
+		b.src[i] = (uint8_t)(i * 131);
+	if (devmig_device_init(&b.dev))
+		return 1;
+	struct devmig_server_config cfg = { .socket_path = path };
+	struct devmig_server *srv = devmig_server_new(&b.dev, &cfg, err, sizeof(err));
+	if (!srv || devmig_server_start(srv)) {
+		fprintf(stderr, "bench: %s\n", err);
+		return 1;
+	}
+	struct devmig_client *c = devmig_client_connect(path, NULL, err, sizeof(err));
+	if (!c) {
+		fprintf(stderr, "bench: %s\n", err);
+		return 1;
+	}
+
+	/* Latency. */
+	for (int r = 0; r < RUNS; r++)
+		v[r] = raw_pingpong_us();
+	double raw_rtt = median(v, RUNS);
+	for (int r = 0; r < RUNS; r++) {
+		uint32_t val;
+		double t0 = now();
+		for (int i = 0; i < PINGS; i++)
+			devmig_client_region_read(c, 0, 0, &val, 4);
+		v[r] = (now() - t0) / PINGS * 1e6;
+	}
+	double rr_rtt = median(v, RUNS);
+	printf("REGION_READ 4 B round trip: %.2f us median; raw AF_UNIX ping-pong %.2f us; "
+	       "ratio %.2fx (target <= 1.5x)\n", rr_rtt, raw_rtt, rr_rtt / raw_rtt);
+
+	/* Throughput. */
+	for (int r = 0; r < RUNS; r++)
+		v[r] = raw_stream_gbps();
+	double raw_bw = median(v, RUNS);
+	uint8_t *buf = malloc(CHUNK);
+	for (int r = 0; r < RUNS; r++) {
+		uint64_t got = 0;
+		ssize_t n;
+		if (devmig_client_set_state(c, DEVMIG_STATE_STOP_COPY))
+			return 1;
+		double t0 = now();
+		while ((n = devmig_client_mig_read(c, buf, CHUNK)) > 0)
+			got += (uint64_t)n;
+		v[r] = got / (now() - t0) / 1e9;
+		if (n < 0 || got < STREAM_BYTES || devmig_client_set_state(c, DEVMIG_STATE_RUNNING))
+			return 1;
+	}
+	double mig_bw = median(v, RUNS);
+	printf("MIG_DATA_READ 1 MiB chunks: %.2f GB/s median; raw AF_UNIX stream %.2f GB/s; "
+	       "ratio %.0f%% (target >= 60%%)\n", mig_bw, raw_bw, 100 * mig_bw / raw_bw);
+
+	devmig_client_close(c);
+	devmig_server_free(srv);
+	devmig_device_destroy(&b.dev);
+	free(b.src);
+	free(buf);
+	rmdir(dir);
+	return 0;
+}
