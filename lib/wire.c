@@ -578,6 +578,60 @@ static enum devmig_wire_err dec_mig_data(const uint8_t *p, size_t plen, bool rea
 	return no_fds(nfds);
 }
 
+/* Fixed bytes before the bulk data of a message that ends in some, else 0. */
+static size_t bulk_fixed_len(uint32_t cmd, bool reply)
+{
+	switch (cmd) {
+	case DEVMIG_CMD_REGION_READ:
+	case DEVMIG_CMD_DMA_READ:
+		return reply ? sizeof(struct devmig_region_access) : 0;
+	case DEVMIG_CMD_REGION_WRITE:
+	case DEVMIG_CMD_DMA_WRITE:
+		return reply ? 0 : sizeof(struct devmig_region_access);
+	case DEVMIG_CMD_MIG_DATA_READ:
+		return reply ? sizeof(struct devmig_mig_data) : 0;
+	case DEVMIG_CMD_MIG_DATA_WRITE:
+		return reply ? 0 : sizeof(struct devmig_mig_data);
+	}
+	return 0;
+}
+
+enum devmig_wire_err devmig_decode_head(const void *buf, size_t len, size_t msg_len,
+					unsigned nfds, const struct devmig_wire_limits *lim,
+					struct devmig_msg *out)
+{
+	struct devmig_hdr h;
+	enum devmig_wire_err err;
+
+	if (len == msg_len)
+		return devmig_decode(buf, len, nfds, lim, out);
+	memset(out, 0, sizeof(*out));
+	if ((err = devmig_decode_hdr(buf, len, lim, &h)))
+		return err;
+	bool reply = (h.flags & DEVMIG_HDR_TYPE_MASK) == DEVMIG_HDR_TYPE_REPLY;
+	size_t fixed = (h.flags & DEVMIG_HDR_ERROR) ? 0 : bulk_fixed_len(h.cmd, reply);
+	if (!fixed || msg_len != h.msg_size || len != DEVMIG_HDR_SIZE + fixed || len > msg_len)
+		return E(MSG_SIZE);
+	/*
+	 * The decoders of these messages read only the fixed part and check
+	 * the bulk length arithmetically, so the missing bytes are never read.
+	 */
+	err = devmig_decode(buf, msg_len, nfds, lim, out);
+	switch (h.cmd) {
+	case DEVMIG_CMD_REGION_READ:
+	case DEVMIG_CMD_REGION_WRITE:
+		out->u.region.data = NULL;
+		break;
+	case DEVMIG_CMD_DMA_READ:
+	case DEVMIG_CMD_DMA_WRITE:
+		out->u.dma.data = NULL;
+		break;
+	default:
+		out->u.mig_data.data = NULL;
+	}
+	return err;
+}
+
 enum devmig_wire_err devmig_decode(const void *buf, size_t len, unsigned nfds,
 				   const struct devmig_wire_limits *lim,
 				   struct devmig_msg *out)
@@ -718,13 +772,15 @@ static enum devmig_wire_err need_ptr(const void *p, uint64_t n)
 	return (n && !p) ? E(FIELD) : OK;
 }
 
-static enum devmig_wire_err plan_msg(const struct devmig_msg *m, struct devmig__plan *pl)
+static enum devmig_wire_err plan_msg(const struct devmig_msg *m, struct devmig__plan *pl,
+				     bool head_only)
 {
 	const struct devmig_hdr *h = &m->hdr;
 	bool reply = (h->flags & DEVMIG_HDR_TYPE_MASK) == DEVMIG_HDR_TYPE_REPLY;
 	enum devmig_wire_err err;
 
 	memset(pl, 0, sizeof(*pl));
+	pl->head_only = head_only;
 	if ((err = hdr_flags_check(h)))
 		return err;
 	if (!cmd_known(h->cmd))
@@ -795,10 +851,8 @@ static enum devmig_wire_err plan_msg(const struct devmig_msg *m, struct devmig__
 	case DEVMIG_CMD_REGION_WRITE:
 		devmig__plan_add(pl, &m->u.region.acc, sizeof(m->u.region.acc));
 		if (reply == (h->cmd == DEVMIG_CMD_REGION_READ)) {
-			if ((err = need_ptr(m->u.region.data, m->u.region.acc.count)))
-				return err;
-			pl->tail = m->u.region.data;
-			pl->tail_len = m->u.region.acc.count;
+			if (!devmig__plan_tail(pl, m->u.region.data, m->u.region.acc.count))
+				return E(FIELD);
 		}
 		return OK;
 	case DEVMIG_CMD_DMA_READ:
@@ -807,10 +861,8 @@ static enum devmig_wire_err plan_msg(const struct devmig_msg *m, struct devmig__
 		if (reply == (h->cmd == DEVMIG_CMD_DMA_READ)) {
 			if (m->u.dma.acc.count > UINT32_MAX)
 				return E(TOO_BIG);
-			if ((err = need_ptr(m->u.dma.data, m->u.dma.acc.count)))
-				return err;
-			pl->tail = m->u.dma.data;
-			pl->tail_len = (size_t)m->u.dma.acc.count;
+			if (!devmig__plan_tail(pl, m->u.dma.data, (size_t)m->u.dma.acc.count))
+				return E(FIELD);
 		}
 		return OK;
 	case DEVMIG_CMD_DEVICE_RESET:
@@ -835,10 +887,8 @@ static enum devmig_wire_err plan_msg(const struct devmig_msg *m, struct devmig__
 			return OK;
 		devmig__plan_add(pl, &m->u.mig_data.md, sizeof(m->u.mig_data.md));
 		if (reply == (h->cmd == DEVMIG_CMD_MIG_DATA_READ)) {
-			if ((err = need_ptr(m->u.mig_data.data, m->u.mig_data.md.size)))
-				return err;
-			pl->tail = m->u.mig_data.data;
-			pl->tail_len = m->u.mig_data.md.size;
+			if (!devmig__plan_tail(pl, m->u.mig_data.data, m->u.mig_data.md.size))
+				return E(FIELD);
 		}
 		return OK;
 	}
@@ -847,11 +897,11 @@ static enum devmig_wire_err plan_msg(const struct devmig_msg *m, struct devmig__
 
 /* Plan m and size it: *head (header + head segments) and *total (msg_size). */
 static enum devmig_wire_err plan_sized(const struct devmig_msg *m, struct devmig__plan *pl,
-				       uint64_t *head, uint64_t *total)
+				       uint64_t *head, uint64_t *total, bool head_only)
 {
 	enum devmig_wire_err err;
 
-	if ((err = plan_msg(m, pl)))
+	if ((err = plan_msg(m, pl, head_only)))
 		return err;
 	*head = DEVMIG_HDR_SIZE;
 	for (unsigned i = 0; i < pl->nseg; i++)
@@ -893,7 +943,7 @@ size_t devmig_encode(void *buf, size_t cap, const struct devmig_msg *m,
 	uint64_t head, total;
 	enum devmig_wire_err e;
 
-	if ((e = plan_sized(m, &pl, &head, &total)))
+	if ((e = plan_sized(m, &pl, &head, &total, false)))
 		return fail(err, e);
 	if (total > cap)
 		return fail(err, E(NOSPC));
@@ -915,7 +965,7 @@ size_t devmig_encode_head(void *buf, size_t cap, const struct devmig_msg *m,
 
 	*tail = NULL;
 	*tail_len = 0;
-	if ((e = plan_sized(m, &pl, &head, &total)))
+	if ((e = plan_sized(m, &pl, &head, &total, true)))
 		return fail(err, e);
 	if (head > cap)
 		return fail(err, E(NOSPC));

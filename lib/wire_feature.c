@@ -342,11 +342,9 @@ enum devmig_wire_err devmig__plan_feature(const struct devmig_msg *m, bool reply
 
 		if (F->u.log_report.bitmap_len != devmig_log_bitmap_size(r->length, r->page_size))
 			return E(FIELD);
-		if (F->u.log_report.bitmap_len && !F->u.log_report.bitmap)
-			return E(FIELD);
 		devmig__plan_add(pl, r, rep_len);
-		pl->tail = F->u.log_report.bitmap;
-		pl->tail_len = F->u.log_report.bitmap_len;
+		if (!devmig__plan_tail(pl, F->u.log_report.bitmap, F->u.log_report.bitmap_len))
+			return E(FIELD);
 		return OK;
 	}
 	}

@@ -54,7 +54,18 @@ struct devmig__plan {
 	unsigned nseg;
 	const void *tail;
 	size_t tail_len;
+	bool head_only; /* devmig_encode_head: the tail is not read, so it may be NULL */
 };
+
+/* Record the bulk tail; without head_only a length needs a pointer. */
+static inline bool devmig__plan_tail(struct devmig__plan *pl, const void *p, size_t n)
+{
+	if (n && !p && !pl->head_only)
+		return false;
+	pl->tail = p;
+	pl->tail_len = n;
+	return true;
+}
 
 static inline void devmig__plan_add(struct devmig__plan *pl, const void *p, size_t n)
 {

@@ -416,6 +416,19 @@ enum devmig_wire_err devmig_decode(const void *buf, size_t len, unsigned nfds,
 				   struct devmig_msg *out);
 
 /*
+ * The mirror of devmig_encode_head, for a receiver that lets bulk data land
+ * where it is wanted: buf holds the first len bytes of a message of msg_len
+ * bytes, exactly the header and the fixed part of a message that ends in
+ * bulk data (REGION_READ/DMA_READ/MIG_DATA_READ replies, REGION_WRITE/
+ * DMA_WRITE/MIG_DATA_WRITE commands); the rest is that data, delivered
+ * elsewhere. Everything is validated as devmig_decode would, lengths
+ * included; the data pointer is NULL. len == msg_len is devmig_decode.
+ */
+enum devmig_wire_err devmig_decode_head(const void *buf, size_t len, size_t msg_len,
+					unsigned nfds, const struct devmig_wire_limits *lim,
+					struct devmig_msg *out);
+
+/*
  * Number of fds a decoded message can carry (helper for servers): an upper
  * bound computed from the message, not the count received. DMA_MAP
  * request: 1 (0 was also accepted); SET_IRQS request with DATA_EVENTFD:
@@ -467,6 +480,8 @@ size_t devmig_encode(void *buf, size_t cap, const struct devmig_msg *m,
  * migration data, DMA log bitmap) so the caller can send it from where it
  * lies (writev) without a copy. msg_size in the written header counts it.
  * *tail and *tail_len say what to send after the returned bytes.
+ * The bulk data is not read, so its pointer may be NULL (only the length
+ * in the fixed part counts): a sender may gather it from several places.
  */
 size_t devmig_encode_head(void *buf, size_t cap, const struct devmig_msg *m,
 			  const void **tail, size_t *tail_len,
