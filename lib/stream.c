@@ -353,9 +353,9 @@ static ssize_t produce(struct devmig_stream_writer *w, struct wout *o, size_t ca
 				emit_device(w, o, data, (size_t)n);
 				continue;
 			}
-			if (o->total)
-				break; /* a fresh buffer will hold a useful record */
-			/* The caller's buffer is too small: frame a chunk in the queue. */
+			/* Too little room for a record of its own: frame a chunk in the
+			 * queue and hand out what fits. Stopping short here would tell
+			 * the reader the data has ended. */
 			int rc = queue_reserve(w, DEVMIG_STREAM_REC_OVERHEAD + QUEUE_CHUNK);
 
 			if (rc)
