@@ -89,18 +89,32 @@ static int serve_dma(struct devmig_client *c, const struct devmig_msg *m)
  * return the matching reply in *rep (valid until the next exchange). The
  * reply's fds are moved to rx_fds (caller closes) when given, else closed.
  */
-static int xact(struct devmig_client *c, struct devmig_msg *req, const int *fds, unsigned nfds,
-		struct devmig_msg *rep, int *rx_fds, unsigned *rx_nfds)
+/* Send a command; its msg_id is set here. */
+static int send_cmd(struct devmig_client *c, struct devmig_msg *req, const int *fds, unsigned nfds)
+{
+	req->hdr.msg_id = c->next_id++;
+	req->hdr.flags = DEVMIG_HDR_TYPE_COMMAND;
+	return send_msg(c, req, fds, nfds);
+}
+
+/*
+ * Wait for the reply to command (cmd, msg_id), answering the server's own
+ * commands meanwhile. With tail, bulk data lands in tail->buf. The reply's
+ * fds go to rx_fds when given, else they are closed.
+ */
+static int recv_reply(struct devmig_client *c, uint16_t cmd, uint16_t msg_id,
+		      struct devmig_msg *rep, int *rx_fds, unsigned *rx_nfds,
+		      struct devmig_rx_tail *tail)
 {
 	struct devmig_rx rx;
 
-	req->hdr.msg_id = c->next_id++;
-	req->hdr.flags = DEVMIG_HDR_TYPE_COMMAND;
-	int rc = send_msg(c, req, fds, nfds);
-	if (rc)
-		return rc;
+	if (tail) {
+		tail->cmd = cmd;
+		tail->msg_id = msg_id;
+	}
 	for (;;) {
-		rc = devmig_msg_recv(&c->rd, &c->lim, &rx);
+		int rc = tail ? devmig_msg_recv_tail(&c->rd, &c->lim, &rx, tail)
+			      : devmig_msg_recv(&c->rd, &c->lim, &rx);
 		if (rc == 0)
 			return -ECONNRESET;
 		if (rc < 0)
@@ -109,7 +123,8 @@ static int xact(struct devmig_client *c, struct devmig_msg *req, const int *fds,
 			devmig_rx_close_fds(&rx);
 			return -EPROTO;
 		}
-		enum devmig_wire_err err = devmig_decode(rx.msg, rx.len, rx.nfds, &c->lim, rep);
+		enum devmig_wire_err err = devmig_decode_head(rx.msg, rx.len, rx.len + rx.tail_len,
+							      rx.nfds, &c->lim, rep);
 		if (err) {
 			devmig_rx_close_fds(&rx);
 			return -EPROTO;
@@ -121,7 +136,7 @@ static int xact(struct devmig_client *c, struct devmig_msg *req, const int *fds,
 				return rc;
 			continue;
 		}
-		if (rep->hdr.msg_id != req->hdr.msg_id || rep->hdr.cmd != req->hdr.cmd) {
+		if (rep->hdr.msg_id != msg_id || rep->hdr.cmd != cmd) {
 			devmig_rx_close_fds(&rx);
 			return -EPROTO;
 		}
@@ -135,6 +150,22 @@ static int xact(struct devmig_client *c, struct devmig_msg *req, const int *fds,
 			return -(rep->hdr.error_no ? (int)rep->hdr.error_no : EIO);
 		return 0;
 	}
+}
+
+static int xact_tail(struct devmig_client *c, struct devmig_msg *req, const int *fds,
+		     unsigned nfds, struct devmig_msg *rep, int *rx_fds, unsigned *rx_nfds,
+		     struct devmig_rx_tail *tail)
+{
+	int rc = send_cmd(c, req, fds, nfds);
+	if (rc)
+		return rc;
+	return recv_reply(c, req->hdr.cmd, req->hdr.msg_id, rep, rx_fds, rx_nfds, tail);
+}
+
+static int xact(struct devmig_client *c, struct devmig_msg *req, const int *fds, unsigned nfds,
+		struct devmig_msg *rep, int *rx_fds, unsigned *rx_nfds)
+{
+	return xact_tail(c, req, fds, nfds, rep, rx_fds, rx_nfds, NULL);
 }
 
 static void init_cmd(struct devmig_msg *m, uint16_t cmd)
@@ -623,15 +654,18 @@ static ssize_t mig_read_locked(struct devmig_client *c, void *buf, size_t len)
 	struct devmig_msg req, rep;
 	uint32_t n = len < c->xfer_max ? (uint32_t)len : c->xfer_max;
 
+	/* The data lands straight in buf. */
+	struct devmig_rx_tail tail = { .head_len = sizeof(struct devmig_mig_data), .buf = buf, .cap = n };
 	init_cmd(&req, DEVMIG_CMD_MIG_DATA_READ);
 	req.u.mig_data.md.argsz = (uint32_t)sizeof(struct devmig_mig_data) + n;
 	req.u.mig_data.md.size = n;
-	int rc = xact(c, &req, NULL, 0, &rep, NULL, NULL);
+	int rc = xact_tail(c, &req, NULL, 0, &rep, NULL, NULL, &tail);
 	if (rc)
 		return rc;
 	if (rep.u.mig_data.md.size > n)
 		return -EPROTO;
-	memcpy(buf, rep.u.mig_data.data, rep.u.mig_data.md.size);
+	if (rep.u.mig_data.data) /* small replies arrive whole */
+		memcpy(buf, rep.u.mig_data.data, rep.u.mig_data.md.size);
 	return rep.u.mig_data.md.size;
 }
 
@@ -641,6 +675,80 @@ ssize_t devmig_client_mig_read(struct devmig_client *c, void *buf, size_t len)
 		return 0;
 	pthread_mutex_lock(&c->lock);
 	ssize_t n = mig_read_locked(c, buf, len);
+	pthread_mutex_unlock(&c->lock);
+	return n;
+}
+
+/*
+ * Read the stream with up to depth MIG_DATA_READ requests in flight, so the
+ * server prepares the next chunk while this one is on its way. Stops asking
+ * after the first short reply; replies to requests already sent are still
+ * delivered, in order (in PRE_COPY they may carry data).
+ */
+static ssize_t mig_read_stream_locked(struct devmig_client *c, size_t chunk, unsigned depth,
+				      int (*sink)(void *opaque, const void *data, size_t len),
+				      void *opaque)
+{
+	uint32_t n = chunk < c->xfer_max ? (uint32_t)chunk : c->xfer_max;
+	uint16_t ids[DEVMIG_CLIENT_MAX_DEPTH];
+	uint8_t *bufs;
+	unsigned head = 0, inflight = 0;
+	bool more = true;
+	ssize_t total = 0;
+	int rc = 0;
+
+	if (!n || !depth)
+		return -EINVAL;
+	if (depth > DEVMIG_CLIENT_MAX_DEPTH)
+		depth = DEVMIG_CLIENT_MAX_DEPTH;
+	bufs = malloc((size_t)n * depth);
+	if (!bufs)
+		return -ENOMEM;
+	while (more || inflight) {
+		/* Keep the pipe full while the stream has not come up short. */
+		while (more && inflight < depth && !rc) {
+			struct devmig_msg req;
+			init_cmd(&req, DEVMIG_CMD_MIG_DATA_READ);
+			req.u.mig_data.md.argsz = (uint32_t)sizeof(struct devmig_mig_data) + n;
+			req.u.mig_data.md.size = n;
+			rc = send_cmd(c, &req, NULL, 0);
+			if (!rc)
+				ids[(head + inflight++) % depth] = req.hdr.msg_id;
+		}
+		if (rc || !inflight)
+			break;
+		uint8_t *buf = bufs + (size_t)(head % depth) * n;
+		struct devmig_rx_tail tail = { .head_len = sizeof(struct devmig_mig_data), .buf = buf, .cap = n };
+		struct devmig_msg rep;
+		rc = recv_reply(c, DEVMIG_CMD_MIG_DATA_READ, ids[head % depth], &rep, NULL, NULL, &tail);
+		head++;
+		inflight--;
+		if (rc)
+			break;
+		uint32_t got = rep.u.mig_data.md.size;
+		if (got > n) {
+			rc = -EPROTO;
+			break;
+		}
+		if (rep.u.mig_data.data)
+			memcpy(buf, rep.u.mig_data.data, got);
+		if (got < n)
+			more = false;
+		if (got && (rc = sink(opaque, buf, got)))
+			break;
+		total += got;
+	}
+	/* After an error the connection's framing is unknown: drain nothing, report. */
+	free(bufs);
+	return rc ? rc : total;
+}
+
+ssize_t devmig_client_mig_read_stream(struct devmig_client *c, size_t chunk, unsigned depth,
+				      int (*sink)(void *opaque, const void *data, size_t len),
+				      void *opaque)
+{
+	pthread_mutex_lock(&c->lock);
+	ssize_t n = mig_read_stream_locked(c, chunk, depth, sink, opaque);
 	pthread_mutex_unlock(&c->lock);
 	return n;
 }

@@ -11,6 +11,7 @@
 #include <stddef.h>
 #include <stdint.h>
 #include <sys/types.h>
+#include <sys/uio.h>
 
 #include "devmig/device.h"
 #include "devmig/wire.h"
@@ -44,7 +45,11 @@ uint64_t devmig_core_mig_caps(struct devmig_device *dev);
  * (or ERROR), *now says which, and why is filled. */
 int devmig_core_set_state(struct devmig_device *dev, uint32_t req, enum devmig_state *now,
 			  char *why, size_t whylen);
-ssize_t devmig_core_mig_read(struct devmig_device *dev, void *buf, size_t len);
+/* MIG_DATA_READ: up to len bytes of stream as at most max_iov segments,
+ * valid until the next migration call on dev. Returns the byte count. */
+#define DEVMIG_CORE_MAX_IOV 128
+ssize_t devmig_core_mig_read(struct devmig_device *dev, struct iovec *iov, int max_iov,
+			     int *niov, size_t len);
 int devmig_core_mig_write(struct devmig_device *dev, const void *buf, size_t len);
 int devmig_core_precopy_info(struct devmig_device *dev, uint64_t *initial, uint64_t *dirty);
 int devmig_core_stop_copy_size(struct devmig_device *dev, uint64_t *bytes);

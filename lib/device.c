@@ -529,6 +529,20 @@ static ssize_t src_device_data(void *opaque, void *buf, size_t cap)
 	return (ssize_t)k;
 }
 
+/*
+ * Zero-copy source: a stopped device with save_ref may point at its memory;
+ * otherwise (and always while running) the bytes are copied into buf.
+ */
+static ssize_t src_device_ref(void *opaque, void *buf, size_t cap, const void **data)
+{
+	struct devmig_core *c = opaque;
+
+	if (c->ops->save_ref && atomic_load(&c->state) == DEVMIG_STATE_STOP_COPY)
+		return c->ops->save_ref(c->dev, buf, cap, data);
+	*data = buf;
+	return src_device_data(opaque, buf, cap);
+}
+
 static ssize_t src_config_data(void *opaque, void *buf, size_t cap)
 {
 	struct devmig_core *c = opaque;
@@ -646,6 +660,7 @@ static int open_save(struct devmig_core *c)
 		.opaque = c,
 		.device_data = src_device_data,
 		.config_data = src_config_data,
+		.device_ref = src_device_ref,
 	};
 
 	drop_session(c);
@@ -804,19 +819,22 @@ int devmig_core_set_state(struct devmig_device *dev, uint32_t req, enum devmig_s
 	return rc;
 }
 
-ssize_t devmig_core_mig_read(struct devmig_device *dev, void *buf, size_t len)
+ssize_t devmig_core_mig_read(struct devmig_device *dev, struct iovec *iov, int max_iov,
+			     int *niov, size_t len)
 {
 	struct devmig_core *c = core_of(dev);
 	ssize_t n;
 
 	pthread_mutex_lock(&c->mig_lock);
 	uint32_t st = atomic_load(&c->state);
+	*niov = 0;
 	if (!devmig_state_is_saving(st) || !c->writer) {
 		set_error(c, "MIG_DATA_READ in %s: only the saving states have data",
 			  devmig_state_name(st));
 		n = -EINVAL;
 	} else {
-		n = devmig_stream_writer_read(c->writer, buf, len, st == DEVMIG_STATE_STOP_COPY);
+		n = devmig_stream_writer_read_iov(c->writer, iov, max_iov, niov, len,
+						  st == DEVMIG_STATE_STOP_COPY);
 		if (n < 0)
 			set_error(c, "saving device data failed: %s", strerror((int)-n));
 	}

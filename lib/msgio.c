@@ -1,4 +1,5 @@
 /* SPDX-License-Identifier: MIT */
+#include <assert.h>
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
@@ -136,11 +137,93 @@ static int skip_bytes(struct devmig_msg_reader *r, uint64_t n)
 	return 0;
 }
 
+/* Receive tail_len bytes into dst: what is buffered first, then straight from the socket. */
+static int recv_direct(struct devmig_msg_reader *r, uint8_t *dst, size_t tail_len)
+{
+	size_t have = r->end - r->start;
+	size_t k = have < tail_len ? have : tail_len;
+
+	memcpy(dst, r->buf + r->start, k);
+	r->start += k;
+	while (k < tail_len) {
+		union {
+			char buf[CMSG_SPACE(sizeof(int) * DEVMIG_MSGIO_MAX_FDS)];
+			struct cmsghdr align;
+		} ctl;
+		struct iovec iov = { dst + k, tail_len - k };
+		struct msghdr mh = {
+			.msg_iov = &iov, .msg_iovlen = 1,
+			.msg_control = ctl.buf, .msg_controllen = sizeof(ctl.buf),
+		};
+		ssize_t n = recvmsg(r->sock, &mh, MSG_CMSG_CLOEXEC);
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0)
+			return -errno;
+		if (n == 0)
+			return -ECONNRESET;
+		/* Bulk data carries no descriptors: any that come are surplus. */
+		if (mh.msg_controllen) {
+			collect_fds(r, &mh, r->base + r->end + (uint64_t)n - 1);
+			r->fds_overflow = true;
+		}
+		k += (size_t)n;
+		r->base += (size_t)n; /* the stream moved on without the buffer */
+	}
+	return 0;
+}
+
+int devmig_msg_recv_tail(struct devmig_msg_reader *r, const struct devmig_wire_limits *lim,
+			 struct devmig_rx *rx, const struct devmig_rx_tail *t)
+{
+	struct devmig_hdr h;
+
+	int rc = want_bytes(r, DEVMIG_HDR_SIZE);
+	if (rc <= 0)
+		return rc;
+	memcpy(&h, r->buf + r->start, sizeof(h));
+	size_t head = DEVMIG_HDR_SIZE + t->head_len;
+	if (h.cmd != t->cmd || h.msg_id != t->msg_id ||
+	    (h.flags & (DEVMIG_HDR_TYPE_MASK | DEVMIG_HDR_ERROR)) != DEVMIG_HDR_TYPE_REPLY ||
+	    h.msg_size <= head || h.msg_size - head > t->cap ||
+	    devmig_decode_hdr(&h, sizeof(h), lim, &rx->hdr))
+		return devmig_msg_recv(r, lim, rx);
+
+	rc = want_bytes(r, head);
+	if (rc <= 0)
+		return rc ? rc : -ECONNRESET;
+	rx->nfds = 0;
+	rx->skipped = false;
+	rx->hdr_err = DEVMIG_WIRE_OK;
+	/* The head stays in the buffer: copy it aside, as the buffer is reused below. */
+	static_assert(sizeof(rx->head) >= DEVMIG_HDR_SIZE + 64, "head room");
+	if (head > sizeof(rx->head))
+		return -EINVAL;
+	memcpy(rx->head, r->buf + r->start, head);
+	r->start += head;
+	rx->msg = rx->head;
+	rx->len = head;
+	rx->tail_len = h.msg_size - head;
+	rc = recv_direct(r, t->buf, rx->tail_len);
+	if (rc)
+		return rc;
+	if (r->nfds || r->fds_overflow) {
+		/* Descriptors with a bulk reply cannot be right. */
+		close_fds(r->fds, r->nfds);
+		r->nfds = 0;
+		r->fds_overflow = false;
+		rx->skipped = true;
+		rx->hdr_err = DEVMIG_WIRE_E_FDS;
+	}
+	return 1;
+}
+
 int devmig_msg_recv(struct devmig_msg_reader *r, const struct devmig_wire_limits *lim,
 		    struct devmig_rx *rx)
 {
 	memset(rx, 0, sizeof(rx->hdr));
 	rx->nfds = 0;
+	rx->tail_len = 0;
 	rx->skipped = false;
 	rx->hdr_err = DEVMIG_WIRE_OK;
 
@@ -197,13 +280,13 @@ void devmig_msg_tune_socket(int sock)
 int devmig_msg_send(int sock, const struct iovec *iov_in, int iovcnt, const int *fds,
 		    unsigned nfds)
 {
-	struct iovec iov[8];
+	struct iovec iov[DEVMIG_MSGIO_MAX_IOV];
 	union {
 		char buf[CMSG_SPACE(sizeof(int) * DEVMIG_MSGIO_MAX_FDS)];
 		struct cmsghdr align;
 	} ctl;
 
-	if (iovcnt > 8 || nfds > DEVMIG_MSGIO_MAX_FDS)
+	if (iovcnt > DEVMIG_MSGIO_MAX_IOV || nfds > DEVMIG_MSGIO_MAX_FDS)
 		return -EINVAL;
 	memcpy(iov, iov_in, sizeof(*iov) * (size_t)iovcnt);
 	struct msghdr mh = { .msg_iov = iov, .msg_iovlen = (size_t)iovcnt };

@@ -20,6 +20,7 @@
 #include "devmig/wire.h"
 
 #define DEVMIG_MSGIO_MAX_FDS 16u
+#define DEVMIG_MSGIO_MAX_IOV 136 /* a head and the core's migration data segments */
 /* An oversized message is skipped (so the peer gets an error reply) up to this size; past it we disconnect. */
 #define DEVMIG_MSGIO_MAX_SKIP (64u << 20)
 
@@ -38,10 +39,12 @@ struct devmig_msg_reader {
 /* One received message; msg points into the reader's buffer until the next call. */
 struct devmig_rx {
 	struct devmig_hdr hdr;
-	const uint8_t *msg; /* whole message, header included */
+	const uint8_t *msg; /* whole message, header included (or only its head, see tail_len) */
+	uint8_t head[80];   /* the head of a message whose bulk went to a tail buffer */
 	size_t len;
 	int fds[DEVMIG_MSGIO_MAX_FDS]; /* owned by the caller now */
 	unsigned nfds;
+	size_t tail_len;    /* bulk bytes delivered to the caller's tail buffer */
 	bool skipped;       /* refused header (oversized, bad flags) or lost fds: body
 			     * discarded, hdr holds the raw header, hdr_err says why */
 	enum devmig_wire_err hdr_err;
@@ -60,6 +63,22 @@ void devmig_msg_reader_free(struct devmig_msg_reader *r);
  */
 int devmig_msg_recv(struct devmig_msg_reader *r, const struct devmig_wire_limits *lim,
 		    struct devmig_rx *rx);
+
+/*
+ * Where the bulk data of an expected reply should land: a message matching
+ * cmd and msg_id (a reply, not an error) whose size exceeds the header plus
+ * head_len bytes by at most cap gets those bytes received straight into buf
+ * (rx->msg then holds only the header and head_len bytes; decode it with
+ * devmig_decode_head). Any other message is received as usual.
+ */
+struct devmig_rx_tail {
+	uint16_t cmd, msg_id;
+	size_t head_len;
+	void *buf;
+	size_t cap;
+};
+int devmig_msg_recv_tail(struct devmig_msg_reader *r, const struct devmig_wire_limits *lim,
+			 struct devmig_rx *rx, const struct devmig_rx_tail *tail);
 
 /* Close the descriptors still owned by rx. */
 void devmig_rx_close_fds(struct devmig_rx *rx);

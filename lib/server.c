@@ -541,16 +541,27 @@ static int handle_command(struct devmig_server *s, int sock, const struct devmig
 		return handle_feature(s, sock, m);
 
 	case DEVMIG_CMD_MIG_DATA_READ: {
-		uint32_t want = m->u.mig_data.md.size;
-		if (want > s->data_cap)
-			return EINVAL;
-		ssize_t n = devmig_core_mig_read(s->dev, s->data, want);
+		/* The stream comes as segments (device memory included): send
+		 * them after the head, gathered by one sendmsg. */
+		struct iovec iov[1 + DEVMIG_CORE_MAX_IOV];
+		int niov;
+		ssize_t n = devmig_core_mig_read(s->dev, iov + 1, DEVMIG_CORE_MAX_IOV, &niov,
+						 m->u.mig_data.md.size);
 		if (n < 0)
 			return (int)-n;
 		r.u.mig_data.md.argsz = (uint32_t)(sizeof(struct devmig_mig_data) + (size_t)n);
 		r.u.mig_data.md.size = (uint32_t)n;
-		r.u.mig_data.data = s->data;
-		break;
+		if (m->hdr.flags & DEVMIG_HDR_NO_REPLY)
+			return 0;
+		const void *tail;
+		size_t tail_len;
+		enum devmig_wire_err err;
+		iov[0].iov_base = s->head;
+		iov[0].iov_len = devmig_encode_head(s->head, sizeof(s->head), &r, &tail, &tail_len,
+						    &err);
+		if (!iov[0].iov_len)
+			return devmig_wire_errno(err);
+		return sent(send_locked_iov(s, sock, iov, 1 + niov, NULL, 0));
 	}
 	case DEVMIG_CMD_MIG_DATA_WRITE:
 		rc = devmig_core_mig_write(s->dev, m->u.mig_data.data, m->u.mig_data.md.size);
