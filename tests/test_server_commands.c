@@ -1,0 +1,677 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * Every vfio-user command, answered by a real server over a real socket,
+ * driven by the project's client against the counter device.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <poll.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/eventfd.h>
+#include <sys/mman.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <linux/vfio.h>
+
+#include <stdarg.h>
+#include <stddef.h>
+#include <setjmp.h>
+#include <cmocka.h>
+
+#include "devices.h"
+#include "devmig/client.h"
+#include "devmig/device.h"
+#include "devmig/server.h"
+#include "devmig/wire.h"
+
+/* Counter registers (BAR0) and layout. */
+#define REG_COUNT 0x00
+#define REG_THRESHOLD 0x04
+#define REG_SCRATCH0 0x08
+#define REG_SCRATCH1 0x0c
+#define REG_SCRATCH2 0x10
+#define REG_ID 0x18
+#define COUNTER_ID 0x434e5452u
+#define CFG_REGION 7
+#define MIB (1ull << 20)
+#define PG 4096ull
+
+/* ---- fixture ---- */
+
+struct fx {
+	char dir[64];
+	char path[128];
+	struct devmig_device *dev;
+	struct devmig_server *srv;
+	struct devmig_client *c;
+};
+
+/* A device served at path; asserts on failure. */
+static void serve(const char *path, struct devmig_device **dev, struct devmig_server **srv)
+{
+	char err[256] = "";
+
+	*dev = devmig_variant_counter.create(NULL, err, sizeof(err));
+	if (!*dev)
+		fail_msg("counter create: %s", err);
+	*srv = devmig_server_new(*dev, &(struct devmig_server_config){ .socket_path = path }, err,
+				 sizeof(err));
+	if (!*srv)
+		fail_msg("server new: %s", err);
+	assert_int_equal(devmig_server_start(*srv), 0);
+}
+
+static struct devmig_client *connect_to(const char *path, const struct devmig_client_config *cfg)
+{
+	char err[256] = "";
+	struct devmig_client *c = devmig_client_connect(path, cfg, err, sizeof(err));
+	if (!c)
+		fail_msg("connect: %s", err);
+	return c;
+}
+
+static int setup(void **state)
+{
+	struct fx *f = calloc(1, sizeof(*f));
+	assert_non_null(f);
+	snprintf(f->dir, sizeof(f->dir), "/tmp/devmig-tc-XXXXXX");
+	assert_non_null(mkdtemp(f->dir));
+	snprintf(f->path, sizeof(f->path), "%s/dev.sock", f->dir);
+	serve(f->path, &f->dev, &f->srv);
+	f->c = connect_to(f->path, NULL);
+	*state = f;
+	return 0;
+}
+
+static int teardown(void **state)
+{
+	struct fx *f = *state;
+
+	if (f->c)
+		devmig_client_close(f->c);
+	devmig_server_free(f->srv);
+	devmig_variant_counter.free(f->dev);
+	rmdir(f->dir);
+	free(f);
+	return 0;
+}
+
+/* ---- helpers ---- */
+
+static uint32_t rd32(struct devmig_client *c, uint32_t region, uint64_t off)
+{
+	uint32_t v = 0xdeadbeef;
+	assert_int_equal(devmig_client_region_read(c, region, off, &v, 4), 0);
+	return v;
+}
+
+static void wr32(struct devmig_client *c, uint32_t region, uint64_t off, uint32_t v)
+{
+	assert_int_equal(devmig_client_region_write(c, region, off, &v, 4), 0);
+}
+
+static uint8_t cfg8(struct devmig_client *c, uint64_t off)
+{
+	uint8_t v = 0;
+	assert_int_equal(devmig_client_region_read(c, CFG_REGION, off, &v, 1), 0);
+	return v;
+}
+
+/* Offset of standard capability id in config space, 0 when absent. */
+static unsigned find_cap(struct devmig_client *c, uint8_t id)
+{
+	unsigned pos = cfg8(c, 0x34) & ~3u;
+	for (int guard = 0; pos && guard < 48; guard++) {
+		if (cfg8(c, pos) == id)
+			return pos;
+		pos = cfg8(c, pos + 1) & ~3u;
+	}
+	return 0;
+}
+
+/* Guest memory: a memfd and the test's own view of it. */
+static int guest_mem(size_t size, uint8_t **view)
+{
+	int fd = memfd_create("guest", MFD_CLOEXEC);
+	assert_true(fd >= 0);
+	assert_int_equal(ftruncate(fd, (off_t)size), 0);
+	void *p = mmap(NULL, size, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+	assert_true(p != MAP_FAILED);
+	*view = p;
+	return fd;
+}
+
+/* Wait up to ms for the eventfd; returns its counter (0 on timeout). */
+static uint64_t wait_efd(int efd, int ms)
+{
+	struct pollfd p = { .fd = efd, .events = POLLIN };
+	int n = poll(&p, 1, ms);
+	assert_true(n >= 0);
+	if (n == 0)
+		return 0;
+	uint64_t v = 0;
+	assert_int_equal(read(efd, &v, sizeof(v)), (ssize_t)sizeof(v));
+	return v;
+}
+
+static int64_t now_ms(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/* ---- 1. VERSION ---- */
+
+static void test_version_negotiates_extensions_and_caps(void **state)
+{
+	struct fx *f = *state;
+	struct devmig_caps caps;
+
+	assert_true(devmig_client_has_ext(f->c, DEVMIG_EXT_PRECOPY_INFO));
+	memset(&caps, 0, sizeof(caps));
+	devmig_client_server_caps(f->c, &caps);
+	assert_int_equal(caps.max_data_xfer_size, 1u << 20);
+
+	/* One client at a time: close the default one before the plain one. */
+	devmig_client_close(f->c);
+	f->c = connect_to(f->path, &(struct devmig_client_config){ .no_ext = true });
+	assert_false(devmig_client_has_ext(f->c, DEVMIG_EXT_PRECOPY_INFO));
+	memset(&caps, 0, sizeof(caps));
+	devmig_client_server_caps(f->c, &caps);
+	assert_int_equal(caps.ext, 0);
+	assert_int_equal(caps.max_data_xfer_size, 1u << 20);
+}
+
+/* ---- 2. DEVICE_GET_INFO ---- */
+
+static void test_device_info_reports_pci_regions_irqs(void **state)
+{
+	struct fx *f = *state;
+	struct devmig_device_info info;
+
+	memset(&info, 0xff, sizeof(info));
+	assert_int_equal(devmig_client_device_info(f->c, &info), 0);
+	assert_int_equal(info.num_regions, 9);
+	assert_int_equal(info.num_irqs, 5);
+	assert_int_equal(info.flags, VFIO_DEVICE_FLAGS_RESET | VFIO_DEVICE_FLAGS_PCI);
+}
+
+/* ---- 3. GET_REGION_INFO ---- */
+
+static void region_info(struct devmig_client *c, uint32_t idx, struct devmig_region_info *ri)
+{
+	int fd = -1;
+	unsigned nareas = 0;
+
+	memset(ri, 0, sizeof(*ri));
+	assert_int_equal(devmig_client_region_info(c, idx, ri, &fd, NULL, &nareas), 0);
+	if (fd >= 0)
+		close(fd);
+	assert_int_equal(ri->index, idx);
+}
+
+static void test_region_info_sizes_and_flags(void **state)
+{
+	struct fx *f = *state;
+	struct devmig_region_info ri;
+	const uint32_t rw = VFIO_REGION_INFO_FLAG_READ | VFIO_REGION_INFO_FLAG_WRITE;
+
+	for (uint32_t bar = 0; bar <= 1; bar++) {
+		region_info(f->c, bar, &ri);
+		assert_int_equal(ri.size, 4096);
+		assert_int_equal(ri.flags & rw, rw);
+	}
+	region_info(f->c, CFG_REGION, &ri);
+	assert_int_equal(ri.size, 4096);
+	assert_int_equal(ri.flags & rw, rw);
+	region_info(f->c, 6, &ri); /* ROM: none */
+	assert_int_equal(ri.size, 0);
+	region_info(f->c, 8, &ri); /* VGA: none */
+	assert_int_equal(ri.size, 0);
+}
+
+/* ---- 4. config space ---- */
+
+static void test_config_space_ids_caps_and_command(void **state)
+{
+	struct fx *f = *state;
+	uint16_t ids[2] = { 0, 0 };
+
+	assert_int_equal(devmig_client_region_read(f->c, CFG_REGION, 0, ids, 4), 0);
+	assert_int_equal(ids[0], 0x1af4);
+	assert_int_equal(ids[1], 0x10f0);
+	assert_int_not_equal(cfg8(f->c, 0x34), 0);
+	assert_int_not_equal(find_cap(f->c, 0x11), 0); /* MSI-X */
+	assert_int_not_equal(find_cap(f->c, 0x10), 0); /* PCI Express */
+
+	uint16_t cmd = 0;
+	assert_int_equal(devmig_client_region_read(f->c, CFG_REGION, 4, &cmd, 2), 0);
+	assert_int_equal(cmd & 2, 0);
+	cmd |= 2; /* memory space enable */
+	assert_int_equal(devmig_client_region_write(f->c, CFG_REGION, 4, &cmd, 2), 0);
+	cmd = 0;
+	assert_int_equal(devmig_client_region_read(f->c, CFG_REGION, 4, &cmd, 2), 0);
+	assert_int_equal(cmd & 2, 2);
+}
+
+/* ---- 5. BAR0 ---- */
+
+static void test_bar0_registers_read_write(void **state)
+{
+	struct fx *f = *state;
+
+	assert_int_equal(rd32(f->c, 0, REG_ID), COUNTER_ID);
+	assert_int_equal(rd32(f->c, 0, REG_COUNT), 0);
+	wr32(f->c, 0, REG_COUNT, 5);
+	wr32(f->c, 0, REG_COUNT, 3);
+	assert_int_equal(rd32(f->c, 0, REG_COUNT), 8);
+	wr32(f->c, 0, REG_SCRATCH0 + 12, 0x12345678); /* SCRATCH3 */
+	assert_int_equal(rd32(f->c, 0, REG_SCRATCH0 + 12), 0x12345678);
+	assert_int_equal(rd32(f->c, 0, 4092), 0); /* last dword of the BAR */
+}
+
+/* ---- 6. REGION_WRITE_MULTI ---- */
+
+static void test_region_write_multi_raw(void **state)
+{
+	struct fx *f = *state;
+	struct devmig_write_one wrs[3];
+	uint8_t msg[256], reply[64];
+	enum devmig_wire_err werr = DEVMIG_WIRE_OK;
+
+	memset(wrs, 0, sizeof(wrs));
+	for (unsigned i = 0; i < 3; i++) {
+		uint32_t v = 0xa0 + i;
+		wrs[i].offset = REG_SCRATCH0 + 4 * i;
+		wrs[i].region = 0;
+		wrs[i].count = 4;
+		memcpy(wrs[i].data, &v, 4);
+	}
+	struct devmig_msg m;
+	memset(&m, 0, sizeof(m));
+	m.hdr.msg_id = 0x4242;
+	m.hdr.cmd = DEVMIG_CMD_REGION_WRITE_MULTI;
+	m.hdr.flags = 0;
+	m.u.write_multi.wr_cnt = 3;
+	m.u.write_multi.wrs = (const uint8_t *)wrs;
+	size_t n = devmig_encode(msg, sizeof(msg), &m, &werr);
+	assert_int_equal(werr, DEVMIG_WIRE_OK);
+	assert_int_equal(n, DEVMIG_HDR_SIZE + 8 + 3 * sizeof(struct devmig_write_one));
+
+	ssize_t r = devmig_client_raw(f->c, msg, n, NULL, 0, reply, sizeof(reply));
+	assert_int_equal(r, DEVMIG_HDR_SIZE + 8);
+	struct devmig_hdr h;
+	memcpy(&h, reply, sizeof(h));
+	assert_int_equal(h.msg_id, 0x4242);
+	assert_int_equal(h.cmd, DEVMIG_CMD_REGION_WRITE_MULTI);
+	assert_int_equal(h.msg_size, DEVMIG_HDR_SIZE + 8);
+	assert_int_equal(h.flags & DEVMIG_HDR_TYPE_MASK, DEVMIG_HDR_TYPE_REPLY);
+	assert_int_equal(h.flags & DEVMIG_HDR_ERROR, 0);
+	assert_int_equal(h.error_no, 0);
+	uint64_t cnt;
+	memcpy(&cnt, reply + DEVMIG_HDR_SIZE, 8);
+	assert_int_equal(cnt, 3);
+
+	for (unsigned i = 0; i < 3; i++)
+		assert_int_equal(rd32(f->c, 0, REG_SCRATCH0 + 4 * i), 0xa0 + i);
+}
+
+/* ---- 7. DEVICE_RESET ---- */
+
+static void test_device_reset_clears_registers(void **state)
+{
+	struct fx *f = *state;
+	enum devmig_state st = DEVMIG_STATE_ERROR;
+
+	wr32(f->c, 0, REG_SCRATCH0, 0x5555);
+	assert_int_equal(rd32(f->c, 0, REG_SCRATCH0), 0x5555);
+	assert_int_equal(devmig_client_reset(f->c), 0);
+	assert_int_equal(rd32(f->c, 0, REG_SCRATCH0), 0);
+	assert_int_equal(devmig_client_get_state(f->c, &st), 0);
+	assert_int_equal(st, DEVMIG_STATE_RUNNING);
+	assert_int_equal(devmig_device_state(f->dev), DEVMIG_STATE_RUNNING);
+}
+
+/* ---- 8. GET_IRQ_INFO ---- */
+
+static void test_irq_info_counts(void **state)
+{
+	struct fx *f = *state;
+	struct devmig_irq_info ii;
+
+	memset(&ii, 0, sizeof(ii));
+	assert_int_equal(devmig_client_irq_info(f->c, VFIO_PCI_MSIX_IRQ_INDEX, &ii), 0);
+	assert_int_equal(ii.index, VFIO_PCI_MSIX_IRQ_INDEX);
+	assert_int_equal(ii.count, 1);
+	assert_true(ii.flags & VFIO_IRQ_INFO_EVENTFD);
+
+	memset(&ii, 0xff, sizeof(ii));
+	assert_int_equal(devmig_client_irq_info(f->c, VFIO_PCI_INTX_IRQ_INDEX, &ii), 0);
+	assert_int_equal(ii.count, 0);
+
+	memset(&ii, 0xff, sizeof(ii));
+	assert_int_equal(devmig_client_irq_info(f->c, VFIO_PCI_MSI_IRQ_INDEX, &ii), 0);
+	assert_int_equal(ii.count, 0);
+}
+
+/* ---- 9. SET_IRQS and a real MSI-X interrupt ---- */
+
+static void test_set_irqs_msix_delivery_mask_pending(void **state)
+{
+	struct fx *f = *state;
+	int efd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+	assert_true(efd >= 0);
+
+	assert_int_equal(devmig_client_set_irqs(f->c, VFIO_PCI_MSIX_IRQ_INDEX,
+						VFIO_IRQ_SET_DATA_EVENTFD |
+							VFIO_IRQ_SET_ACTION_TRIGGER,
+						0, 1, &efd),
+			 0);
+
+	unsigned msix = find_cap(f->c, 0x11);
+	assert_int_not_equal(msix, 0);
+	uint16_t ctl = 0;
+	assert_int_equal(devmig_client_region_read(f->c, CFG_REGION, msix + 2, &ctl, 2), 0);
+	ctl |= 0x8000; /* MSI-X enable */
+	assert_int_equal(devmig_client_region_write(f->c, CFG_REGION, msix + 2, &ctl, 2), 0);
+	/* PCI: MSI-X vectors come out of reset masked (vector control bit 0). */
+	assert_int_equal(rd32(f->c, 1, 12) & 1, 1);
+	wr32(f->c, 1, 12, 0);
+
+	wr32(f->c, 0, REG_THRESHOLD, 10);
+	wr32(f->c, 0, REG_COUNT, 10);
+	assert_int_equal(wait_efd(efd, 5000), 1);
+
+	/* Mask vector 0: the interrupt stays pending in the PBA. */
+	wr32(f->c, 1, 12, 1);
+	wr32(f->c, 0, REG_THRESHOLD, 30);
+	wr32(f->c, 0, REG_COUNT, 20);
+	assert_int_equal(wait_efd(efd, 200), 0);
+	assert_int_equal(rd32(f->c, 1, 2048) & 1, 1);
+
+	/* Unmask: the pending interrupt is delivered. */
+	wr32(f->c, 1, 12, 0);
+	assert_int_equal(wait_efd(efd, 5000), 1);
+	close(efd);
+}
+
+/* ---- 10. DMA_MAP/UNMAP with an fd ---- */
+
+static void test_dma_map_fd_device_access_and_unmap(void **state)
+{
+	struct fx *f = *state;
+	uint8_t *mem;
+	int mfd = guest_mem(MIB, &mem);
+	char buf[16];
+
+	assert_int_equal(devmig_client_dma_map(f->c, 0x100000, MIB,
+					       DEVMIG_DMA_READ | DEVMIG_DMA_WRITE, mfd, 0, NULL),
+			 0);
+	assert_int_equal(devmig_device_dma_write(f->dev, 0x100010, "hello", 5), 0);
+	assert_memory_equal(mem + 0x10, "hello", 5);
+
+	memcpy(mem + 0x2000, "from-guest", 10);
+	memset(buf, 0, sizeof(buf));
+	assert_int_equal(devmig_device_dma_read(f->dev, 0x102000, buf, 10), 0);
+	assert_memory_equal(buf, "from-guest", 10);
+
+	assert_int_equal(devmig_client_dma_unmap(f->c, 0x100000, MIB), 0);
+	assert_int_equal(devmig_device_dma_read(f->dev, 0x102000, buf, 10), -EFAULT);
+
+	munmap(mem, MIB);
+	close(mfd);
+}
+
+/* ---- 11. DMA through messages ---- */
+
+struct dma_job {
+	struct devmig_device *dev;
+	uint8_t data[100];
+	uint8_t got[100];
+	int wrc, rrc;
+	atomic_bool done;
+};
+
+static void *dma_thread(void *arg)
+{
+	struct dma_job *j = arg;
+
+	j->wrc = devmig_device_dma_write(j->dev, 0x200000, j->data, sizeof(j->data));
+	j->rrc = devmig_device_dma_read(j->dev, 0x201000, j->got, sizeof(j->got));
+	atomic_store(&j->done, true);
+	return NULL;
+}
+
+static void test_dma_map_without_fd_uses_messages(void **state)
+{
+	struct fx *f = *state;
+	static uint8_t buf[8192];
+	static struct dma_job j;
+	pthread_t th;
+
+	memset(buf, 0, sizeof(buf));
+	for (unsigned i = 0; i < 100; i++)
+		buf[4096 + i] = (uint8_t)(0x80 + i);
+	memset(&j, 0, sizeof(j));
+	j.dev = f->dev;
+	for (unsigned i = 0; i < sizeof(j.data); i++)
+		j.data[i] = (uint8_t)(i * 7 + 1);
+	atomic_init(&j.done, false);
+
+	assert_int_equal(devmig_client_dma_map(f->c, 0x200000, sizeof(buf),
+					       DEVMIG_DMA_READ | DEVMIG_DMA_WRITE, -1, 0, buf),
+			 0);
+	assert_int_equal(pthread_create(&th, NULL, dma_thread, &j), 0);
+
+	int64_t deadline = now_ms() + 10000;
+	while (!atomic_load(&j.done) && now_ms() < deadline) {
+		int rc = devmig_client_poll(f->c);
+		assert_true(rc >= 0);
+		struct pollfd p = { .fd = devmig_client_fd(f->c), .events = POLLIN };
+		poll(&p, 1, 10);
+	}
+	bool finished = atomic_load(&j.done);
+	if (!finished) {
+		/* Let the thread finish (it is blocked on the server) before failing. */
+		while (!atomic_load(&j.done)) {
+			devmig_client_poll(f->c);
+			struct pollfd p = { .fd = devmig_client_fd(f->c), .events = POLLIN };
+			poll(&p, 1, 10);
+		}
+	}
+	pthread_join(th, NULL);
+	assert_true(finished);
+	assert_int_equal(j.wrc, 0);
+	assert_int_equal(j.rrc, 0);
+	assert_memory_equal(buf, j.data, sizeof(j.data));
+	assert_memory_equal(j.got, buf + 4096, sizeof(j.got));
+
+	assert_int_equal(devmig_client_dma_unmap(f->c, 0x200000, sizeof(buf)), 0);
+}
+
+/* ---- 12. DEVICE_FEATURE ---- */
+
+static void test_device_feature_migration_queries(void **state)
+{
+	struct fx *f = *state;
+	uint64_t caps = 0, bytes = 0, a = 0, b = 0;
+	enum devmig_state st = DEVMIG_STATE_ERROR;
+
+	assert_int_equal(devmig_client_feature_probe(f->c, DEVMIG_FEATURE_MIGRATION,
+						     DEVMIG_FEATURE_GET),
+			 0);
+	assert_int_equal(devmig_client_mig_caps(f->c, &caps), 0);
+	assert_int_equal(caps, DEVMIG_MIG_STOP_COPY | DEVMIG_MIG_P2P);
+	assert_int_equal(devmig_client_get_state(f->c, &st), 0);
+	assert_int_equal(st, DEVMIG_STATE_RUNNING);
+	assert_int_equal(devmig_client_stop_copy_size(f->c, &bytes), 0);
+	assert_true(bytes > 0);
+	assert_int_equal(devmig_client_precopy_info(f->c, &a, &b), -ENOTTY);
+	assert_int_equal(devmig_client_feature_probe(f->c, 0x55, DEVMIG_FEATURE_GET), -ENOTTY);
+}
+
+/* ---- 13. DMA logging ---- */
+
+static void dirty(struct devmig_device *dev, unsigned page)
+{
+	uint32_t v = page;
+	assert_int_equal(devmig_device_dma_write(dev, 0x100000 + page * PG, &v, 4), 0);
+}
+
+static void test_dma_logging_start_report_stop(void **state)
+{
+	struct fx *f = *state;
+	uint8_t *mem;
+	int mfd = guest_mem(MIB, &mem);
+	uint64_t pgsz = PG, bm[4];
+	const struct devmig_dma_logging_range range = { .iova = 0x100000, .length = MIB };
+
+	assert_int_equal(devmig_log_bitmap_size(MIB, PG), sizeof(bm));
+	assert_int_equal(devmig_client_dma_map(f->c, 0x100000, MIB,
+					       DEVMIG_DMA_READ | DEVMIG_DMA_WRITE, mfd, 0, NULL),
+			 0);
+	assert_int_equal(devmig_client_log_start(f->c, &pgsz, &range, 1), 0);
+	assert_int_equal(pgsz, PG);
+
+	dirty(f->dev, 0);
+	dirty(f->dev, 5);
+	dirty(f->dev, 255);
+	memset(bm, 0xff, sizeof(bm));
+	assert_int_equal(devmig_client_log_report(f->c, 0x100000, MIB, PG, bm), 0);
+	assert_int_equal(bm[0], (1ull << 0) | (1ull << 5));
+	assert_int_equal(bm[1], 0);
+	assert_int_equal(bm[2], 0);
+	assert_int_equal(bm[3], 1ull << 63);
+
+	/* Read-and-clear. */
+	memset(bm, 0xff, sizeof(bm));
+	assert_int_equal(devmig_client_log_report(f->c, 0x100000, MIB, PG, bm), 0);
+	for (unsigned i = 0; i < 4; i++)
+		assert_int_equal(bm[i], 0);
+
+	/* A coarser page size: page 5 (4 KiB) is page 2 (8 KiB). */
+	dirty(f->dev, 5);
+	memset(bm, 0xff, sizeof(bm));
+	assert_int_equal(devmig_client_log_report(f->c, 0x100000, MIB, 8192, bm), 0);
+	assert_int_equal(bm[0], 1ull << 2);
+	assert_int_equal(bm[1], 0);
+
+	/* A sub-range: one page, 0x105000. */
+	dirty(f->dev, 5);
+	memset(bm, 0xff, sizeof(bm));
+	assert_int_equal(devmig_client_log_report(f->c, 0x105000, 0x1000, PG, bm), 0);
+	assert_int_equal(bm[0], 1);
+
+	assert_int_equal(devmig_client_log_stop(f->c), 0);
+	assert_int_equal(devmig_client_log_report(f->c, 0x100000, MIB, PG, bm), -EINVAL);
+
+	assert_int_equal(devmig_client_dma_unmap(f->c, 0x100000, MIB), 0);
+	munmap(mem, MIB);
+	close(mfd);
+}
+
+/* ---- 14. MIG_DATA_READ / MIG_DATA_WRITE ---- */
+
+static void test_migration_data_read_write_round_trip(void **state)
+{
+	struct fx *f = *state;
+	size_t cap = 1 << 16, total = 0;
+	uint8_t *stream = malloc(cap);
+	assert_non_null(stream);
+
+	wr32(f->c, 0, REG_COUNT, 7);
+	wr32(f->c, 0, REG_SCRATCH1, 0xabcd);
+	assert_int_equal(devmig_client_set_state(f->c, DEVMIG_STATE_STOP_COPY), 0);
+	for (;;) {
+		if (total + 100 > cap) {
+			cap *= 2;
+			stream = realloc(stream, cap);
+			assert_non_null(stream);
+		}
+		ssize_t r = devmig_client_mig_read(f->c, stream + total, 100);
+		assert_true(r >= 0);
+		total += (size_t)r;
+		if (r < 100)
+			break;
+		assert_true(total < (64u << 20)); /* no endless stream */
+	}
+	if (total <= 4096)
+		fail_msg("migration stream is %zu bytes, expected > 4096", total);
+	assert_int_equal(devmig_client_set_state(f->c, DEVMIG_STATE_RUNNING), 0);
+
+	/* The destination: a second device and server in this process. */
+	char dpath[160];
+	struct devmig_device *ddev;
+	struct devmig_server *dsrv;
+	snprintf(dpath, sizeof(dpath), "%s/dst.sock", f->dir);
+	serve(dpath, &ddev, &dsrv);
+	struct devmig_client *dc = connect_to(dpath, NULL);
+
+	assert_int_equal(devmig_client_set_state(dc, DEVMIG_STATE_RESUMING), 0);
+	for (size_t i = 0; i < total; i++)
+		assert_int_equal(devmig_client_mig_write(dc, stream + i, 1), 0);
+	assert_int_equal(devmig_client_set_state(dc, DEVMIG_STATE_RUNNING), 0);
+	assert_int_equal(rd32(dc, 0, REG_COUNT), 7);
+	assert_int_equal(rd32(dc, 0, REG_SCRATCH1), 0xabcd);
+
+	devmig_client_close(dc);
+	devmig_server_free(dsrv);
+	devmig_variant_counter.free(ddev);
+	free(stream);
+}
+
+/* ---- 15. reconnect ---- */
+
+static void test_reconnect_keeps_state_drops_dma(void **state)
+{
+	struct fx *f = *state;
+	uint8_t *mem;
+	int mfd = guest_mem(MIB, &mem);
+	uint32_t v;
+
+	wr32(f->c, 0, REG_SCRATCH2, 0x600d);
+	assert_int_equal(devmig_client_dma_map(f->c, 0x100000, MIB,
+					       DEVMIG_DMA_READ | DEVMIG_DMA_WRITE, mfd, 0, NULL),
+			 0);
+	assert_int_equal(devmig_device_dma_read(f->dev, 0x100000, &v, 4), 0);
+
+	devmig_client_close(f->c);
+	f->c = connect_to(f->path, NULL);
+	assert_int_equal(rd32(f->c, 0, REG_SCRATCH2), 0x600d);
+	assert_int_equal(devmig_device_dma_read(f->dev, 0x100000, &v, 4), -EFAULT);
+
+	munmap(mem, MIB);
+	close(mfd);
+}
+
+#define T(fn) cmocka_unit_test_setup_teardown(fn, setup, teardown)
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		T(test_version_negotiates_extensions_and_caps),
+		T(test_device_info_reports_pci_regions_irqs),
+		T(test_region_info_sizes_and_flags),
+		T(test_config_space_ids_caps_and_command),
+		T(test_bar0_registers_read_write),
+		T(test_region_write_multi_raw),
+		T(test_device_reset_clears_registers),
+		T(test_irq_info_counts),
+		T(test_set_irqs_msix_delivery_mask_pending),
+		T(test_dma_map_fd_device_access_and_unmap),
+		T(test_dma_map_without_fd_uses_messages),
+		T(test_device_feature_migration_queries),
+		T(test_dma_logging_start_report_stop),
+		T(test_migration_data_read_write_round_trip),
+		T(test_reconnect_keeps_state_drops_dma),
+	};
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
