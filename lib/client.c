@@ -93,7 +93,7 @@ static int serve_dma(struct devmig_client *c, const struct devmig_msg *m)
 static int send_cmd(struct devmig_client *c, struct devmig_msg *req, const int *fds, unsigned nfds)
 {
 	req->hdr.msg_id = c->next_id++;
-	req->hdr.flags = DEVMIG_HDR_TYPE_COMMAND;
+	req->hdr.flags = DEVMIG_HDR_TYPE_COMMAND | (req->hdr.flags & DEVMIG_HDR_NO_REPLY);
 	return send_msg(c, req, fds, nfds);
 }
 
@@ -775,6 +775,51 @@ static int mig_write_locked(struct devmig_client *c, const void *buf, size_t len
 int devmig_client_mig_write(struct devmig_client *c, const void *buf, size_t len)
 {
 	return LOCKED(c, mig_write_locked(c, buf, len));
+}
+
+static int mig_write_nowait_locked(struct devmig_client *c, const void *buf, size_t len)
+{
+	struct devmig_msg req;
+
+	while (len) {
+		uint32_t n = len < c->xfer_max ? (uint32_t)len : c->xfer_max;
+		init_cmd(&req, DEVMIG_CMD_MIG_DATA_WRITE);
+		req.hdr.flags = DEVMIG_HDR_NO_REPLY;
+		req.u.mig_data.md.argsz = (uint32_t)sizeof(struct devmig_mig_data) + n;
+		req.u.mig_data.md.size = n;
+		req.u.mig_data.data = buf;
+		int rc = send_cmd(c, &req, NULL, 0);
+		if (rc)
+			return rc;
+		buf = (const uint8_t *)buf + n;
+		len -= n;
+	}
+	return 0;
+}
+
+int devmig_client_mig_write_nowait(struct devmig_client *c, const void *buf, size_t len)
+{
+	if (!devmig_client_has_ext(c, DEVMIG_EXT_MIG_STATUS))
+		return -ENOTSUP;
+	return LOCKED(c, mig_write_nowait_locked(c, buf, len));
+}
+
+int devmig_client_mig_status(struct devmig_client *c, uint64_t *bytes_loaded, int *load_error,
+			     char *reason, size_t reason_len)
+{
+	struct devmig_feature_mig_status st;
+
+	if (!devmig_client_has_ext(c, DEVMIG_EXT_MIG_STATUS))
+		return -ENOTSUP;
+	int rc = LOCKED(c, feature_locked(c, DEVMIG_FEATURE_MIG_STATUS | DEVMIG_FEATURE_GET, NULL, 0,
+					  &st, sizeof(st)));
+	if (rc)
+		return rc;
+	*bytes_loaded = st.bytes_loaded;
+	*load_error = st.load_error;
+	if (reason && reason_len)
+		snprintf(reason, reason_len, "%s", st.reason);
+	return 0;
 }
 
 /* ---- raw and polling ---- */

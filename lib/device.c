@@ -905,6 +905,16 @@ int devmig_core_stop_copy_size(struct devmig_device *dev, uint64_t *bytes)
 	return 0;
 }
 
+void devmig_core_mig_status(struct devmig_device *dev, uint64_t *bytes_loaded, int *load_error)
+{
+	struct devmig_core *c = core_of(dev);
+
+	pthread_mutex_lock(&c->mig_lock);
+	*bytes_loaded = c->reader ? devmig_stream_reader_total(c->reader) : 0;
+	*load_error = c->reader && devmig_stream_reader_error(c->reader)[0] ? -EINVAL : 0;
+	pthread_mutex_unlock(&c->mig_lock);
+}
+
 void devmig_core_last_error(struct devmig_device *dev, char *buf, size_t len)
 {
 	struct devmig_core *c = core_of(dev);

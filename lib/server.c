@@ -329,6 +329,9 @@ static int handle_feature(struct devmig_server *s, int sock, const struct devmig
 	case DEVMIG_FEATURE_PRECOPY_INFO:
 		supported = (caps & DEVMIG_MIG_PRE_COPY) && (s->ext & DEVMIG_EXT_PRECOPY_INFO);
 		break;
+	case DEVMIG_FEATURE_MIG_STATUS:
+		supported = caps && (s->ext & DEVMIG_EXT_MIG_STATUS);
+		break;
 	default:
 		supported = true; /* DMA logging: the core's, for every device */
 	}
@@ -386,6 +389,18 @@ static int handle_feature(struct devmig_server *s, int sock, const struct devmig
 			struct devmig_feature_precopy_info pi = { initial, dirty };
 			r.u.feature.u.precopy = pi;
 			data_len = sizeof(pi);
+			break;
+		}
+		case DEVMIG_FEATURE_MIG_STATUS: {
+			struct devmig_feature_mig_status *st = &r.u.feature.u.mig_status;
+			uint64_t bytes;
+			int load_error;
+			memset(st, 0, sizeof(*st));
+			devmig_core_mig_status(s->dev, &bytes, &load_error);
+			st->bytes_loaded = bytes;
+			st->load_error = load_error;
+			devmig_core_last_error(s->dev, st->reason, sizeof(st->reason));
+			data_len = sizeof(*st);
 			break;
 		}
 		case DEVMIG_FEATURE_DMA_LOGGING_START: {

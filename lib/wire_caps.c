@@ -89,6 +89,15 @@ static enum devmig_wire_err member_object(struct json_object *obj, const char *n
 	return OK;
 }
 
+/* The project's extensions: their names in the "devmig" member. */
+static const struct {
+	const char *name;
+	uint32_t flag;
+} extensions[] = {
+	{ "precopy_info", DEVMIG_EXT_PRECOPY_INFO },
+	{ "mig_status", DEVMIG_EXT_MIG_STATUS },
+};
+
 static enum devmig_wire_err parse_caps(struct json_object *caps, struct devmig_caps *out)
 {
 	struct json_object *sub;
@@ -128,12 +137,12 @@ static enum devmig_wire_err parse_caps(struct json_object *caps, struct devmig_c
 
 	if ((err = member_object(caps, "devmig", &sub)))
 		return err;
-	if (sub) {
+	for (size_t i = 0; sub && i < sizeof(extensions) / sizeof(extensions[0]); i++) {
 		b = false;
-		if ((err = member_bool(sub, "precopy_info", &b)))
+		if ((err = member_bool(sub, extensions[i].name, &b)))
 			return err;
 		if (b)
-			out->ext |= DEVMIG_EXT_PRECOPY_INFO;
+			out->ext |= extensions[i].flag;
 	}
 	return OK;
 }
@@ -142,6 +151,7 @@ static bool json_space(char c)
 {
 	return c == ' ' || c == '\t' || c == '\n' || c == '\r';
 }
+
 
 enum devmig_wire_err devmig_caps_parse(const char *json, size_t json_len,
 				       struct devmig_caps *out)
@@ -190,17 +200,26 @@ out:
 
 size_t devmig_caps_format(const struct devmig_caps *caps, char *buf, size_t cap)
 {
-	int n;
+	char ext[128] = "";
+	size_t el = 0;
 
-	n = snprintf(buf, cap,
-		     "{\"capabilities\":{\"max_msg_fds\":%" PRIu32
-		     ",\"max_data_xfer_size\":%" PRIu32 ",\"max_dma_maps\":%" PRIu32
-		     ",\"pgsizes\":%" PRIu64 ",\"write_multiple\":%s%s%s}}",
-		     caps->max_msg_fds, caps->max_data_xfer_size, caps->max_dma_maps,
-		     caps->pgsizes, caps->write_multiple ? "true" : "false",
-		     caps->twin_socket ? ",\"twin_socket\":{\"supported\":true}" : "",
-		     (caps->ext & DEVMIG_EXT_PRECOPY_INFO)
-			     ? ",\"devmig\":{\"precopy_info\":true}" : "");
+	/* "devmig":{...} only when some extension is offered or asked for. */
+	for (size_t i = 0; i < sizeof(extensions) / sizeof(extensions[0]); i++) {
+		if (!(caps->ext & extensions[i].flag))
+			continue;
+		el += (size_t)snprintf(ext + el, sizeof(ext) - el, "%s\"%s\":true",
+				       el ? "," : ",\"devmig\":{", extensions[i].name);
+	}
+	if (el)
+		snprintf(ext + el, sizeof(ext) - el, "}");
+
+	int n = snprintf(buf, cap,
+			 "{\"capabilities\":{\"max_msg_fds\":%" PRIu32
+			 ",\"max_data_xfer_size\":%" PRIu32 ",\"max_dma_maps\":%" PRIu32
+			 ",\"pgsizes\":%" PRIu64 ",\"write_multiple\":%s%s%s}}",
+			 caps->max_msg_fds, caps->max_data_xfer_size, caps->max_dma_maps,
+			 caps->pgsizes, caps->write_multiple ? "true" : "false",
+			 caps->twin_socket ? ",\"twin_socket\":{\"supported\":true}" : "", ext);
 	if (n < 0 || (size_t)n >= cap)
 		return 0;
 	return (size_t)n;

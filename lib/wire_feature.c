@@ -31,6 +31,8 @@ static const struct feat_desc feats[] = {
 	  sizeof(struct devmig_feature_mig_data_size) },
 	{ DEVMIG_FEATURE_PRECOPY_INFO, DEVMIG_FEATURE_GET,
 	  sizeof(struct devmig_feature_precopy_info) },
+	{ DEVMIG_FEATURE_MIG_STATUS, DEVMIG_FEATURE_GET,
+	  sizeof(struct devmig_feature_mig_status) },
 };
 
 static const struct feat_desc *feat_lookup(uint32_t index)
@@ -51,6 +53,7 @@ enum typed {
 	T_REPORT_REP,
 	T_DATA_SIZE,
 	T_PRECOPY,
+	T_MIG_STATUS,
 };
 
 static enum typed typed_kind(uint32_t flags, bool reply)
@@ -71,6 +74,8 @@ static enum typed typed_kind(uint32_t flags, bool reply)
 			return reply ? T_DATA_SIZE : T_NONE;
 		case DEVMIG_FEATURE_PRECOPY_INFO:
 			return reply ? T_PRECOPY : T_NONE;
+		case DEVMIG_FEATURE_MIG_STATUS:
+			return reply ? T_MIG_STATUS : T_NONE;
 		}
 		return T_NONE;
 	}
@@ -211,6 +216,13 @@ static enum devmig_wire_err dec_get_reply(const struct feat_desc *fd, const uint
 	case DEVMIG_FEATURE_PRECOPY_INFO:
 		memcpy(&out->u.feature.u.precopy, d, dlen);
 		break;
+	case DEVMIG_FEATURE_MIG_STATUS: {
+		struct devmig_feature_mig_status *st = &out->u.feature.u.mig_status;
+		memcpy(st, d, dlen);
+		if (st->reserved || !memchr(st->reason, 0, sizeof(st->reason)))
+			return E(FIELD);
+		break;
+	}
 	}
 	return OK;
 }
@@ -321,6 +333,9 @@ enum devmig_wire_err devmig__plan_feature(const struct devmig_msg *m, bool reply
 		return OK;
 	case T_PRECOPY:
 		devmig__plan_add(pl, &F->u.precopy, sizeof(F->u.precopy));
+		return OK;
+	case T_MIG_STATUS:
+		devmig__plan_add(pl, &F->u.mig_status, sizeof(F->u.mig_status));
 		return OK;
 	case T_LOG_START: {
 		uint32_t n = F->u.log_start.ctl.num_ranges;

@@ -510,6 +510,42 @@ static void pipelined_stream_read_equals_plain_reads(void **state)
 }
 
 
+static void nowait_writes_then_status_reports_the_load(void **state)
+{
+	struct fx *f = *state;
+	uint8_t *stream = malloc(4u << 20);
+	uint64_t bytes;
+	int load_error;
+	char reason[256];
+
+	assert_true(devmig_client_has_ext(f->dst.c, DEVMIG_EXT_MIG_STATUS));
+	assert_int_equal(devmig_client_set_state(f->src.c, DEVMIG_STATE_STOP_COPY), 0);
+	size_t got = drain(&f->src, stream, 4u << 20, 1u << 20);
+
+	assert_int_equal(devmig_client_set_state(f->dst.c, DEVMIG_STATE_RESUMING), 0);
+	for (size_t off = 0; off < got; off += 65536)
+		assert_int_equal(devmig_client_mig_write_nowait(f->dst.c, stream + off,
+								got - off < 65536 ? got - off : 65536), 0);
+	assert_int_equal(devmig_client_mig_status(f->dst.c, &bytes, &load_error, reason,
+						  sizeof(reason)), 0);
+	assert_int_equal(bytes, got);
+	assert_int_equal(load_error, 0);
+	assert_int_equal(devmig_client_set_state(f->dst.c, DEVMIG_STATE_RUNNING), 0);
+	assert_memory_equal(f->dst.p.state, f->src.p.state, STATE_BYTES);
+
+	/* A corrupted stream: the unanswered writes fail silently, the status says why. */
+	assert_int_equal(devmig_client_set_state(f->dst.c, DEVMIG_STATE_RESUMING), 0);
+	stream[got / 3] ^= 1;
+	assert_int_equal(devmig_client_mig_write_nowait(f->dst.c, stream, got), 0);
+	assert_int_equal(devmig_client_mig_status(f->dst.c, &bytes, &load_error, reason,
+						  sizeof(reason)), 0);
+	assert_int_equal(load_error, -EINVAL);
+	assert_true(bytes < got);
+	assert_non_null(strstr(reason, "CRC mismatch"));
+	assert_int_equal(devmig_client_set_state(f->dst.c, DEVMIG_STATE_STOP), -EINVAL);
+	free(stream);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -532,6 +568,8 @@ int main(void)
 		cmocka_unit_test_setup_teardown(client_reconnect_keeps_the_migration_state, setup_all,
 						teardown),
 		cmocka_unit_test_setup_teardown(pipelined_stream_read_equals_plain_reads, setup_all,
+						teardown),
+		cmocka_unit_test_setup_teardown(nowait_writes_then_status_reports_the_load, setup_all,
 						teardown),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);

@@ -3,6 +3,8 @@
  * DEVICE_FEATURE (lib/wire_feature.c): every feature's GET/SET/PROBE
  * request and reply, typed and raw encoding, and every refusal.
  */
+#include <stdio.h>
+
 #include "wire_test_util.h"
 
 #define FEAT(op, idx) (DEVMIG_FEATURE_##op | (idx))
@@ -173,6 +175,20 @@ static void b_precopy_rep(struct fx *f)
 	f->m.u.feature.u.precopy.dirty_bytes = 200;
 }
 
+static void b_mig_status_req(struct fx *f)
+{
+	feat(f, false, GET | DEVMIG_FEATURE_MIG_STATUS, 8 + 256);
+}
+
+static void b_mig_status_rep(struct fx *f)
+{
+	feat(f, true, GET | DEVMIG_FEATURE_MIG_STATUS, 8 + 256);
+	f->m.u.feature.u.mig_status.bytes_loaded = 4096;
+	f->m.u.feature.u.mig_status.load_error = -22;
+	snprintf(f->m.u.feature.u.mig_status.reason, sizeof(f->m.u.feature.u.mig_status.reason),
+		 "record 3 (DEVICE): CRC mismatch");
+}
+
 static void b_probe_req(struct fx *f)
 {
 	feat(f, false, PROBE | GET | SET | STATE, 8);
@@ -215,6 +231,8 @@ static void b_probe_start_with_data(struct fx *f)
 	X(data_size_rep)        \
 	X(precopy_req)          \
 	X(precopy_rep)          \
+	X(mig_status_req)       \
+	X(mig_status_rep)       \
 	X(probe_req)            \
 	X(probe_rep)            \
 	X(probe_only_req)       \
@@ -250,7 +268,7 @@ BASES(DEF_RT)
 	X(feature_index_3_is_unknown, b_get_migration_req, FEATURE, FF.flags = GET | 3)          \
 	X(feature_index_5_is_unknown, b_get_migration_req, FEATURE, FF.flags = GET | 5)          \
 	X(feature_index_10_is_unknown, b_get_migration_req, FEATURE, FF.flags = GET | 10)        \
-	X(feature_index_0xde02_is_unknown, b_get_migration_req, FEATURE, FF.flags = GET | 0xde02) \
+	X(feature_index_0xde03_is_unknown, b_get_migration_req, FEATURE, FF.flags = GET | 0xde03) \
 	X(feature_probe_unknown_index_is_unknown, b_probe_req, FEATURE, FF.flags = PROBE | 4)    \
 	X(feature_set_migration_is_refused, b_get_migration_req, FEATURE_OP, FF.flags = SET | MIGRATION) \
 	X(feature_get_log_start_is_refused, b_log_stop_req, FEATURE_OP, FF.flags = GET | LOG_START) \
@@ -322,6 +340,9 @@ BASES(DEF_RT)
 	X(get_state_reply_state_8_is_refused, b_get_state_rep, STATE, FU.mig_state.device_state = 8) \
 	X(get_data_size_reply_short_is_refused, b_data_size_rep, SHORT, f->adjust = -1)          \
 	X(get_precopy_reply_8_bytes_is_refused, b_precopy_rep, SHORT, f->adjust = -8)            \
+	X(mig_status_reason_unterminated_is_refused, b_mig_status_rep, FIELD, memset(FU.mig_status.reason, 'x', sizeof(FU.mig_status.reason))) \
+	X(mig_status_reserved_nonzero_is_refused, b_mig_status_rep, FIELD, FU.mig_status.reserved = 1) \
+	X(get_mig_status_argsz_below_reply_is_refused, b_mig_status_req, ARGSZ, FF.argsz = 263) \
 	X(get_precopy_reply_long_is_refused, b_precopy_rep, MSG_SIZE, f->adjust = 8; FF.argsz = 32) \
 	X(report_reply_bitmap_short_is_refused, b_report_rep, SHORT, f->adjust = -8)             \
 	X(report_reply_bitmap_long_is_refused, b_report_rep, MSG_SIZE, f->adjust = 8; FF.argsz = 56) \

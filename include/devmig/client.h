@@ -101,6 +101,20 @@ ssize_t devmig_client_mig_read_stream(struct devmig_client *c, size_t chunk, uns
 				      void *opaque);
 /* MIG_DATA_WRITE of any length (split into max_data_xfer_size messages). */
 int devmig_client_mig_write(struct devmig_client *c, const void *buf, size_t len);
+/*
+ * MIG_DATA_WRITE without waiting for replies (the NO_REPLY flag): the
+ * destination loads while the caller reads the next chunk. A refusal shows
+ * in devmig_client_mig_status and at RESUMING->STOP. Needs the mig_status
+ * extension (-ENOTSUP otherwise: use devmig_client_mig_write).
+ */
+int devmig_client_mig_write_nowait(struct devmig_client *c, const void *buf, size_t len);
+/*
+ * The mig_status extension: bytes of migration data the device accepted
+ * while RESUMING, its load error (0 or -errno), and the reason for the last
+ * failed migration operation. Also waits for every command sent before.
+ */
+int devmig_client_mig_status(struct devmig_client *c, uint64_t *bytes_loaded, int *load_error,
+			     char *reason, size_t reason_len);
 /* PRE_COPY progress; -ENOTSUP when the server did not offer the extension. */
 int devmig_client_precopy_info(struct devmig_client *c, uint64_t *initial, uint64_t *dirty);
 int devmig_client_stop_copy_size(struct devmig_client *c, uint64_t *bytes);

@@ -92,6 +92,7 @@ enum devmig_cmd {
  */
 #define DEVMIG_FEATURE_EXT_BASE 0xde00u
 #define DEVMIG_FEATURE_PRECOPY_INFO (DEVMIG_FEATURE_EXT_BASE + 1) /* GET */
+#define DEVMIG_FEATURE_MIG_STATUS (DEVMIG_FEATURE_EXT_BASE + 2)   /* GET */
 
 /* ---- wire structs (packed, host-endian) ---- */
 
@@ -249,6 +250,19 @@ struct devmig_feature_precopy_info {
 	uint64_t dirty_bytes;
 } DEVMIG_PACKED;
 
+/*
+ * Extension: the migration status of the device, so a client that sends
+ * MIG_DATA_WRITE without waiting for replies (NO_REPLY) can learn whether
+ * everything so far was accepted, and a refusal's reason in words.
+ */
+#define DEVMIG_MIG_STATUS_REASON 240u
+struct devmig_feature_mig_status {
+	uint64_t bytes_loaded; /* RESUMING: migration data accepted so far */
+	int32_t load_error;    /* 0, or the -errno that stopped the load */
+	uint32_t reserved;     /* 0 */
+	char reason[DEVMIG_MIG_STATUS_REASON]; /* the last failed migration operation, NUL-terminated */
+} DEVMIG_PACKED;
+
 struct devmig_mig_data {
 	uint32_t argsz;
 	uint32_t size;
@@ -377,6 +391,7 @@ struct devmig_msg {
 				} log_report;
 				struct devmig_feature_mig_data_size data_size;
 				struct devmig_feature_precopy_info precopy;
+				struct devmig_feature_mig_status mig_status;
 			} u; /* filled for the features above when their data is present */
 		} feature;
 		struct {
@@ -495,7 +510,8 @@ void devmig_encode_error_reply(struct devmig_hdr *out, const struct devmig_hdr *
 
 /* Project extensions, negotiated in the "devmig" member of the capabilities. */
 #define DEVMIG_EXT_PRECOPY_INFO (1u << 0) /* "precopy_info": true */
-#define DEVMIG_EXT_ALL (DEVMIG_EXT_PRECOPY_INFO)
+#define DEVMIG_EXT_MIG_STATUS (1u << 1)   /* "mig_status": true */
+#define DEVMIG_EXT_ALL (DEVMIG_EXT_PRECOPY_INFO | DEVMIG_EXT_MIG_STATUS)
 
 struct devmig_caps {
 	uint32_t max_msg_fds;        /* default 1 */
