@@ -306,7 +306,7 @@ int main(void)
 		if (devmig_client_set_state(c, DEVMIG_STATE_STOP_COPY))
 			return 1;
 		double t0 = now();
-		ssize_t got = devmig_client_mig_read_stream(c, CHUNK, 2, count_sink, NULL);
+		ssize_t got = devmig_client_mig_read_stream(c, CHUNK, 2, 0, NULL, count_sink, NULL);
 		v[r] = got / (now() - t0) / 1e9;
 		if (got < (ssize_t)STREAM_BYTES || devmig_client_set_state(c, DEVMIG_STATE_RUNNING))
 			return 1;

@@ -686,9 +686,12 @@ ssize_t devmig_client_mig_read(struct devmig_client *c, void *buf, size_t len)
  * delivered, in order (in PRE_COPY they may carry data).
  */
 static ssize_t mig_read_stream_locked(struct devmig_client *c, size_t chunk, unsigned depth,
+				      uint64_t limit, bool *ended,
 				      int (*sink)(void *opaque, const void *data, size_t len),
 				      void *opaque)
 {
+	uint64_t asked = 0;
+
 	uint32_t n = chunk < c->xfer_max ? (uint32_t)chunk : c->xfer_max;
 	uint16_t ids[DEVMIG_CLIENT_MAX_DEPTH];
 	uint8_t *bufs;
@@ -706,14 +709,16 @@ static ssize_t mig_read_stream_locked(struct devmig_client *c, size_t chunk, uns
 		return -ENOMEM;
 	while (more || inflight) {
 		/* Keep the pipe full while the stream has not come up short. */
-		while (more && inflight < depth && !rc) {
+		while (more && inflight < depth && !rc && (!limit || asked < limit)) {
 			struct devmig_msg req;
 			init_cmd(&req, DEVMIG_CMD_MIG_DATA_READ);
 			req.u.mig_data.md.argsz = (uint32_t)sizeof(struct devmig_mig_data) + n;
 			req.u.mig_data.md.size = n;
 			rc = send_cmd(c, &req, NULL, 0);
-			if (!rc)
+			if (!rc) {
 				ids[(head + inflight++) % depth] = req.hdr.msg_id;
+				asked += n;
+			}
 		}
 		if (rc || !inflight)
 			break;
@@ -732,8 +737,10 @@ static ssize_t mig_read_stream_locked(struct devmig_client *c, size_t chunk, uns
 		}
 		if (rep.u.mig_data.data)
 			memcpy(buf, rep.u.mig_data.data, got);
-		if (got < n)
+		if (got < n) {
 			more = false;
+			*ended = true;
+		}
 		if (got && (rc = sink(opaque, buf, got)))
 			break;
 		total += got;
@@ -744,11 +751,16 @@ static ssize_t mig_read_stream_locked(struct devmig_client *c, size_t chunk, uns
 }
 
 ssize_t devmig_client_mig_read_stream(struct devmig_client *c, size_t chunk, unsigned depth,
+				      uint64_t limit, bool *ended,
 				      int (*sink)(void *opaque, const void *data, size_t len),
 				      void *opaque)
 {
+	bool dummy;
+	if (!ended)
+		ended = &dummy;
+	*ended = false;
 	pthread_mutex_lock(&c->lock);
-	ssize_t n = mig_read_stream_locked(c, chunk, depth, sink, opaque);
+	ssize_t n = mig_read_stream_locked(c, chunk, depth, limit, ended, sink, opaque);
 	pthread_mutex_unlock(&c->lock);
 	return n;
 }

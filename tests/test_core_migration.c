@@ -497,7 +497,7 @@ static void pipelined_stream_read_equals_plain_reads(void **state)
 	struct fx *f = *state;
 	struct acc acc = { malloc(2 * STATE_BYTES), 0 };
 	assert_int_equal(devmig_client_set_state(f->src.c, DEVMIG_STATE_STOP_COPY), 0);
-	ssize_t n = devmig_client_mig_read_stream(f->src.c, 64 * 1024, 4, append_sink, &acc);
+	ssize_t n = devmig_client_mig_read_stream(f->src.c, 64 * 1024, 4, 0, NULL, append_sink, &acc);
 	assert_true(n > (ssize_t)STATE_BYTES);
 	assert_int_equal((size_t)n, acc.len);
 	/* A read after the end is empty, and the stream loads. */

@@ -89,14 +89,17 @@ ssize_t devmig_client_mig_read(struct devmig_client *c, void *buf, size_t len);
 /*
  * Read the migration stream in chunks of chunk bytes with up to depth
  * requests in flight (the server prepares the next while one is on the
- * wire), handing each chunk to sink in order; stops after the first short
- * reply (the end in STOP_COPY, no more for now in PRE_COPY) once the
- * replies already asked for are in. sink returns 0 or -errno to stop.
- * Returns the bytes read or -errno. After an error the connection should
- * be closed: replies may still be on their way.
+ * wire), handing each chunk to sink in order. Stops after the first short
+ * reply (*ended: the end in STOP_COPY, no more for now in PRE_COPY), or
+ * once limit bytes were asked for (0: no limit), when the replies already
+ * asked for are in. The client is held for the call: a limit lets other
+ * threads' commands through between calls. sink returns 0 or -errno to
+ * stop. Returns the bytes read or -errno. After an error the connection
+ * should be closed: replies may still be on their way.
  */
 #define DEVMIG_CLIENT_MAX_DEPTH 8u
 ssize_t devmig_client_mig_read_stream(struct devmig_client *c, size_t chunk, unsigned depth,
+				      uint64_t limit, bool *ended,
 				      int (*sink)(void *opaque, const void *data, size_t len),
 				      void *opaque);
 /* MIG_DATA_WRITE of any length (split into max_data_xfer_size messages). */

@@ -1,0 +1,153 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * devmig: the live-migration engine (the VMM side).
+ *
+ * Moves one or more devices, and the guest memory they DMA into, from
+ * source servers to destination servers:
+ *   1. destination devices go to RESUMING;
+ *   2. source devices with PRE_COPY enter it while the guest runs; their data
+ *      streams to the destination as it is read; guest memory is pre-copied
+ *      with the devices' DMA dirty logs (plus the VMM's own CPU dirty marks);
+ *      rounds go on while the estimated stop time exceeds the downtime
+ *      budget, up to a round limit; switchover waits until every destination
+ *      accepted the initial data;
+ *   3. the guest is paused; every source device reaches RUNNING_P2P or
+ *      PRE_COPY_P2P before any goes to STOP or STOP_COPY; the STOP_COPY
+ *      streams and the last dirty pages are sent; every destination must
+ *      pass RESUMING->STOP; then every destination goes to RUNNING_P2P, then
+ *      RUNNING, and the guest resumes there;
+ *   4. on any failure the source devices return to RUNNING with their state,
+ *      the destination devices are reset, the guest resumes on the source,
+ *      and the error names the device and the reason.
+ * The destination can be in this process (sockets of local servers), on
+ * another host (a channel socket to `devmig receive`), or a checkpoint file.
+ */
+#ifndef DEVMIG_ENGINE_H
+#define DEVMIG_ENGINE_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "devmig/client.h"
+#include "devmig/migration.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/* ---- guest memory the engine owns (the demo's and the tests' guest RAM) ---- */
+
+struct devmig_guest_mem;
+
+/* size bytes of shared memory (a memfd), mapped here and DMA-mapped into devices. */
+struct devmig_guest_mem *devmig_guest_mem_new(size_t size, char *err, size_t errlen);
+void devmig_guest_mem_free(struct devmig_guest_mem *gm);
+void *devmig_guest_mem_ptr(struct devmig_guest_mem *gm);
+size_t devmig_guest_mem_size(const struct devmig_guest_mem *gm);
+int devmig_guest_mem_fd(const struct devmig_guest_mem *gm);
+/*
+ * The VMM's own writes to guest memory (what KVM's dirty log reports for
+ * vCPUs): the engine copies these pages again. Thread-safe.
+ */
+void devmig_guest_mem_mark_dirty(struct devmig_guest_mem *gm, uint64_t offset, uint64_t len);
+
+/* ---- events: progress, the arcs requested, the phases ---- */
+
+enum devmig_engine_event_type {
+	DEVMIG_EV_ARC,        /* dev asked to go from -> to (side says source or destination) */
+	DEVMIG_EV_ROUND,      /* a pre-copy round ended */
+	DEVMIG_EV_SWITCHOVER, /* the guest is paused, the stop phase begins */
+	DEVMIG_EV_DONE,       /* the guest runs on the destination */
+	DEVMIG_EV_UNWIND,     /* a failure: the source is being restored */
+};
+
+struct devmig_engine_event {
+	enum devmig_engine_event_type type;
+	unsigned dev;
+	bool destination;             /* DEVMIG_EV_ARC: which side */
+	enum devmig_state from, to;   /* DEVMIG_EV_ARC */
+	unsigned round;
+	uint64_t bytes;               /* moved so far (device + guest) */
+	uint64_t remaining;           /* estimated bytes still to move */
+	double rate;                  /* bytes/s measured so far */
+	uint64_t elapsed_ns;
+	const char *why;              /* DEVMIG_EV_UNWIND */
+};
+
+struct devmig_engine_config {
+	uint64_t downtime_budget_ns;  /* 0: 300 ms */
+	unsigned max_rounds;          /* 0: 30 */
+	size_t chunk;                 /* MIG_DATA_READ size; 0: 1 MiB */
+	unsigned read_depth;          /* reads in flight per device; 0: 2 */
+	bool no_precopy;              /* stop-and-copy only, even if devices offer PRE_COPY */
+	uint64_t guest_iova;          /* where guest memory is DMA-mapped in devices */
+	uint64_t timeout_ms;          /* per device operation; 0: 30 s */
+	void (*event)(void *opaque, const struct devmig_engine_event *ev);
+	/* Stop and restart the guest's vCPUs (and the demo's workload). */
+	int (*pause_guest)(void *opaque);
+	int (*resume_guest)(void *opaque, bool on_destination);
+	void *opaque;
+};
+
+struct devmig_migration_report {
+	unsigned devices;
+	unsigned rounds;
+	bool precopy;                 /* some device was pre-copied */
+	uint64_t device_bytes;        /* migration stream bytes moved */
+	uint64_t guest_bytes;         /* guest memory bytes moved */
+	uint64_t device_state_bytes;  /* sum of the devices' STOP_COPY estimates at the start */
+	uint64_t stop_copy_bytes;     /* bytes moved while the guest was paused */
+	uint64_t total_ns;
+	uint64_t downtime_ns;         /* guest paused -> guest resumed */
+	double throughput;            /* bytes/s over the whole migration */
+	bool completed;               /* the guest runs on the destination */
+	char error[512];              /* set on failure: which device and why */
+};
+
+/* ---- running a migration ----
+ *
+ * The engine drives the VMM's own connections (vfio-user allows one client
+ * per device): the caller connects, maps guest memory and sets interrupts,
+ * and keeps using the clients meanwhile (the engine holds a client only
+ * for bounded batches). src[i] migrates to dst[i]. Guest memory (may be
+ * NULL) is what the engine copies; it must be DMA-mapped in the devices at
+ * cfg->guest_iova. Each call returns 0 when the guest runs on the
+ * destination, else -errno with report->error naming the device and the
+ * reason, and the source devices back in RUNNING with their state.
+ */
+
+/* Both sides in this process. */
+int devmig_migrate_local(const struct devmig_engine_config *cfg,
+			 struct devmig_client *const *src, struct devmig_client *const *dst,
+			 unsigned n, struct devmig_guest_mem *src_mem,
+			 struct devmig_guest_mem *dst_mem, struct devmig_migration_report *report);
+
+/* Source half of a two-host migration: the peer is devmig_receive_from_fd on fd. */
+int devmig_migrate_to_fd(const struct devmig_engine_config *cfg,
+			 struct devmig_client *const *src, unsigned n,
+			 struct devmig_guest_mem *src_mem, int fd,
+			 struct devmig_migration_report *report);
+
+/* Destination half: serve one migration arriving on fd into dst. */
+int devmig_receive_from_fd(const struct devmig_engine_config *cfg, int fd,
+			   struct devmig_client *const *dst, unsigned n,
+			   struct devmig_guest_mem *dst_mem, struct devmig_migration_report *report);
+
+/*
+ * Checkpoint: pause the guest, stop the devices, write their state and the
+ * guest memory to fd, then let the source run on. Restore reads a seekable
+ * checkpoint: it checks every frame of the file before any device is
+ * touched, then loads with the same checks as a migration.
+ */
+int devmig_save(const struct devmig_engine_config *cfg, struct devmig_client *const *src,
+		unsigned n, struct devmig_guest_mem *src_mem, int fd,
+		struct devmig_migration_report *report);
+int devmig_restore(const struct devmig_engine_config *cfg, int fd,
+		   struct devmig_client *const *dst, unsigned n,
+		   struct devmig_guest_mem *dst_mem, struct devmig_migration_report *report);
+
+#ifdef __cplusplus
+}
+#endif
+#endif /* DEVMIG_ENGINE_H */

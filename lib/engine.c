@@ -1,0 +1,484 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * The source half of the migration engine: pre-copy rounds, the stop
+ * phase, and the unwind. It talks to the destination only through a peer
+ * (engine_internal.h), so a local migration, a two-host one and a
+ * checkpoint run the same steps.
+ */
+#include <errno.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "engine_internal.h"
+
+#define DEFAULT_BUDGET_NS (300ull * 1000 * 1000)
+#define DEFAULT_ROUNDS 30u
+#define DEFAULT_CHUNK (1u << 20)
+#define DEFAULT_DEPTH 2u
+/* Bytes read from one device per hold of its client: the guest's own
+ * commands on that connection wait at most this long. */
+#define READ_BATCH (8u << 20)
+#define MEM_FRAME (1u << 20)
+
+uint64_t engine_now_ns(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
+}
+
+void engine_event(const struct devmig_engine_config *cfg, const struct devmig_engine_event *ev)
+{
+	if (cfg->event)
+		cfg->event(cfg->opaque, ev);
+}
+
+struct src_dev {
+	struct devmig_client *c;
+	uint64_t caps;
+	enum devmig_state state;
+	bool precopy;         /* this device is pre-copied */
+	bool initial_done;    /* its initial data has all been read and sent */
+	bool logging;         /* DMA logging started on it */
+	bool progress;        /* the precopy_info extension is there */
+	uint64_t initial, dirty, stop_copy;
+};
+
+struct engine {
+	struct devmig_engine_config cfg;
+	struct src_dev *d;
+	unsigned n;
+	struct devmig_guest_mem *mem;
+	struct peer *peer;
+	struct devmig_migration_report *rep;
+	uint64_t t0, t_pause;
+	bool paused;
+	uint64_t *bitmap;     /* guest pages to send */
+	size_t words;
+	uint64_t mem_dirty_last; /* dirty guest bytes found by the last pass */
+	unsigned cur_dev;     /* for the data sink */
+	char why[400];
+};
+
+static int fail(struct engine *e, int rc, const char *fmt, ...)
+	__attribute__((format(printf, 3, 4)));
+static int fail(struct engine *e, int rc, const char *fmt, ...)
+{
+	va_list ap;
+	va_start(ap, fmt);
+	vsnprintf(e->rep->error, sizeof(e->rep->error), fmt, ap);
+	va_end(ap);
+	return rc < 0 ? rc : -EIO;
+}
+
+static void progress(struct engine *e, enum devmig_engine_event_type type, unsigned round,
+		     uint64_t remaining)
+{
+	uint64_t moved = e->rep->device_bytes + e->rep->guest_bytes;
+	uint64_t el = engine_now_ns() - e->t0;
+	struct devmig_engine_event ev = {
+		.type = type, .round = round, .bytes = moved, .remaining = remaining,
+		.rate = el ? moved * 1e9 / el : 0, .elapsed_ns = el,
+	};
+	engine_event(&e->cfg, &ev);
+}
+
+/* One state change request on a source device, announced first. */
+static int src_set(struct engine *e, unsigned i, enum devmig_state to)
+{
+	struct devmig_engine_event ev = {
+		.type = DEVMIG_EV_ARC, .dev = i, .from = e->d[i].state, .to = to,
+	};
+	engine_event(&e->cfg, &ev);
+	int rc = devmig_client_set_state(e->d[i].c, to);
+	if (rc) {
+		char reason[DEVMIG_MIG_STATUS_REASON] = "";
+		uint64_t b;
+		int le;
+		devmig_client_mig_status(e->d[i].c, &b, &le, reason, sizeof(reason));
+		devmig_client_get_state(e->d[i].c, &e->d[i].state);
+		return fail(e, rc, "source device %u: %s -> %s refused: %s", i,
+			    devmig_state_name(ev.from), devmig_state_name(to),
+			    reason[0] ? reason : strerror(-rc));
+	}
+	e->d[i].state = to;
+	return 0;
+}
+
+/* ---- device data ---- */
+
+static int forward(void *opaque, const void *data, size_t len)
+{
+	struct engine *e = opaque;
+	char why[256];
+	int rc = e->peer->ops->data(e->peer, e->cur_dev, data, len, why, sizeof(why));
+	if (rc)
+		return fail(e, rc, "destination device %u refused data: %s", e->cur_dev, why);
+	e->rep->device_bytes += len;
+	return 0;
+}
+
+/* Read device i's stream until a short reply (or forever=false: one batch at a time). */
+static int drain_device(struct engine *e, unsigned i)
+{
+	bool ended = false;
+
+	e->cur_dev = i;
+	while (!ended) {
+		ssize_t n = devmig_client_mig_read_stream(e->d[i].c, e->cfg.chunk, e->cfg.read_depth,
+							  READ_BATCH, &ended, forward, e);
+		if (n < 0)
+			return e->rep->error[0] ? (int)n
+						: fail(e, (int)n, "source device %u: reading its state: %s",
+						       i, strerror((int)-n));
+	}
+	return 0;
+}
+
+/* ---- guest memory ---- */
+
+static int mem_collect(struct engine *e, bool all)
+{
+	if (!e->mem)
+		return 0;
+	if (all) {
+		memset(e->bitmap, 0xff, e->words * 8);
+	}
+	guest_mem_take_dirty(e->mem, e->bitmap);
+	uint64_t size = devmig_guest_mem_size(e->mem);
+	uint64_t *rep = calloc(e->words, 8);
+	if (!rep)
+		return fail(e, -ENOMEM, "out of memory for a dirty bitmap");
+	for (unsigned i = 0; i < e->n; i++) {
+		if (!e->d[i].logging)
+			continue;
+		int rc = devmig_client_log_report(e->d[i].c, e->cfg.guest_iova, size, GUEST_PAGE, rep);
+		if (rc) {
+			/* The log is lost: every page must be treated as dirty. */
+			e->d[i].logging = false;
+			memset(e->bitmap, 0xff, e->words * 8);
+			continue;
+		}
+		for (size_t w = 0; w < e->words; w++)
+			e->bitmap[w] |= rep[w];
+	}
+	free(rep);
+	return 0;
+}
+
+/* Send every page marked in the bitmap, in runs, and clear it. */
+static int mem_send(struct engine *e)
+{
+	if (!e->mem)
+		return 0;
+	const uint8_t *base = devmig_guest_mem_ptr(e->mem);
+	uint64_t pages = devmig_guest_mem_size(e->mem) / GUEST_PAGE;
+	uint64_t sent = 0;
+
+	for (uint64_t p = 0; p < pages;) {
+		if (!(e->bitmap[p / 64] & (1ull << (p % 64)))) {
+			p++;
+			continue;
+		}
+		uint64_t q = p;
+		while (q < pages && (e->bitmap[q / 64] & (1ull << (q % 64))) &&
+		       (q - p + 1) * GUEST_PAGE <= MEM_FRAME)
+			q++;
+		uint64_t off = p * GUEST_PAGE, len = (q - p) * GUEST_PAGE;
+		char why[256];
+		int rc = e->peer->ops->mem(e->peer, off, base + off, len, why, sizeof(why));
+		if (rc)
+			return fail(e, rc, "destination refused guest memory: %s", why);
+		sent += len;
+		p = q;
+	}
+	memset(e->bitmap, 0, e->words * 8);
+	e->rep->guest_bytes += sent;
+	e->mem_dirty_last = sent;
+	return 0;
+}
+
+/* ---- phases ---- */
+
+static int prepare(struct engine *e)
+{
+	for (unsigned i = 0; i < e->n; i++) {
+		struct src_dev *d = &e->d[i];
+		int rc = devmig_client_mig_caps(d->c, &d->caps);
+		if (rc)
+			return fail(e, rc, "source device %u is not migratable: %s", i, strerror(-rc));
+		rc = devmig_client_get_state(d->c, &d->state);
+		if (rc || d->state != DEVMIG_STATE_RUNNING)
+			return fail(e, rc ? rc : -EBUSY, "source device %u is %s, not RUNNING", i,
+				    devmig_state_name(d->state));
+		d->progress = devmig_client_has_ext(d->c, DEVMIG_EXT_PRECOPY_INFO);
+		d->precopy = !e->cfg.no_precopy && (d->caps & DEVMIG_MIG_PRE_COPY);
+		devmig_client_stop_copy_size(d->c, &d->stop_copy);
+		e->rep->device_state_bytes += d->stop_copy;
+		if (e->mem) {
+			struct devmig_dma_logging_range r = { e->cfg.guest_iova,
+							      devmig_guest_mem_size(e->mem) };
+			uint64_t pgsz = GUEST_PAGE;
+			d->logging = devmig_client_log_start(d->c, &pgsz, &r, 1) == 0;
+			if (d->logging && pgsz != GUEST_PAGE) {
+				devmig_client_log_stop(d->c);
+				d->logging = false;
+			}
+		}
+	}
+	return 0;
+}
+
+/* Bytes that would move while the guest is paused, if we stopped now. */
+static uint64_t remaining_estimate(struct engine *e)
+{
+	uint64_t left = e->mem ? e->mem_dirty_last : 0;
+	for (unsigned i = 0; i < e->n; i++) {
+		struct src_dev *d = &e->d[i];
+		if (d->precopy && d->progress)
+			left += d->initial + d->dirty;
+		else
+			left += d->stop_copy;
+	}
+	return left;
+}
+
+static int precopy(struct engine *e)
+{
+	bool any = false;
+	for (unsigned i = 0; i < e->n; i++)
+		any |= e->d[i].precopy;
+	e->rep->precopy = any || e->mem;
+	if (!e->rep->precopy)
+		return 0;
+
+	for (unsigned i = 0; i < e->n; i++) {
+		if (!e->d[i].precopy)
+			continue;
+		int rc = src_set(e, i, DEVMIG_STATE_PRE_COPY);
+		if (rc)
+			return rc;
+	}
+	uint64_t t_start = engine_now_ns(), moved_start = e->rep->device_bytes + e->rep->guest_bytes;
+	unsigned extra_rounds = 0;
+	for (unsigned round = 1;; round++) {
+		for (unsigned i = 0; i < e->n; i++) {
+			struct src_dev *d = &e->d[i];
+			if (!d->precopy)
+				continue;
+			int rc = drain_device(e, i);
+			if (rc)
+				return rc;
+			if (d->progress) {
+				rc = devmig_client_precopy_info(d->c, &d->initial, &d->dirty);
+				if (rc)
+					return fail(e, rc, "source device %u: PRE_COPY progress: %s", i,
+						    strerror(-rc));
+			} else {
+				/* A plain vfio-user server: a short read ends the first pass. */
+				d->initial = 0;
+				devmig_client_stop_copy_size(d->c, &d->stop_copy);
+			}
+			if (!d->initial && !d->initial_done) {
+				char why[256];
+				rc = e->peer->ops->initial_done(e->peer, i, why, sizeof(why));
+				if (rc)
+					return fail(e, rc, "destination device %u: %s", i, why);
+				d->initial_done = true;
+			}
+		}
+		int rc = mem_collect(e, round == 1);
+		if (!rc)
+			rc = mem_send(e);
+		if (rc)
+			return rc;
+		e->rep->rounds = round;
+
+		uint64_t left = remaining_estimate(e);
+		uint64_t el = engine_now_ns() - t_start;
+		uint64_t moved = e->rep->device_bytes + e->rep->guest_bytes - moved_start;
+		double rate = el ? moved * 1e9 / el : 0;
+		progress(e, DEVMIG_EV_ROUND, round, left);
+
+		bool initial = true;
+		for (unsigned i = 0; i < e->n; i++)
+			initial &= !e->d[i].precopy || e->d[i].initial_done;
+		if (!initial)
+			continue; /* PRE_COPY is left only once its initial data is out */
+		uint64_t est_ns = rate > 0 ? (uint64_t)(left / rate * 1e9) : UINT64_MAX;
+		if (est_ns <= e->cfg.downtime_budget_ns || ++extra_rounds >= e->cfg.max_rounds)
+			break;
+	}
+	/* Switch over only when the destination has accepted the initial data. */
+	char why[256];
+	int rc = e->peer->ops->sync(e->peer, why, sizeof(why));
+	if (rc)
+		return fail(e, rc, "destination did not accept the initial data: %s", why);
+	return 0;
+}
+
+static int stop_and_copy(struct engine *e, bool checkpoint)
+{
+	uint64_t before = e->rep->device_bytes + e->rep->guest_bytes;
+
+	if (e->cfg.pause_guest && e->cfg.pause_guest(e->cfg.opaque))
+		return fail(e, -EIO, "the guest could not be paused");
+	e->paused = true;
+	e->t_pause = engine_now_ns();
+	progress(e, DEVMIG_EV_SWITCHOVER, e->rep->rounds, remaining_estimate(e));
+
+	/* Every device stops initiating P2P DMA before any one stops. */
+	for (unsigned i = 0; i < e->n; i++) {
+		if (!(e->d[i].caps & DEVMIG_MIG_P2P))
+			continue;
+		int rc = src_set(e, i, e->d[i].state == DEVMIG_STATE_PRE_COPY
+					       ? DEVMIG_STATE_PRE_COPY_P2P
+					       : DEVMIG_STATE_RUNNING_P2P);
+		if (rc)
+			return rc;
+	}
+	for (unsigned i = 0; i < e->n; i++) {
+		int rc = src_set(e, i, DEVMIG_STATE_STOP_COPY);
+		if (rc)
+			return rc;
+	}
+	for (unsigned i = 0; i < e->n; i++) {
+		int rc = drain_device(e, i);
+		if (rc)
+			return rc;
+	}
+	/* The devices are stopped: the last dirty guest pages are final. */
+	int rc = mem_collect(e, !e->rep->precopy);
+	if (!rc)
+		rc = mem_send(e);
+	if (rc)
+		return rc;
+	e->rep->stop_copy_bytes = e->rep->device_bytes + e->rep->guest_bytes - before;
+
+	char why[300];
+	if (checkpoint) {
+		rc = e->peer->ops->end(e->peer, why, sizeof(why));
+		return rc ? fail(e, rc, "writing the checkpoint: %s", why) : 0;
+	}
+	rc = e->peer->ops->commit(e->peer, why, sizeof(why));
+	if (rc)
+		return fail(e, rc, "%s", why);
+	rc = e->peer->ops->run(e->peer, why, sizeof(why));
+	if (rc)
+		return fail(e, rc, "%s", why);
+	return 0;
+}
+
+/* Put every source device back to RUNNING with its state; the guest runs on. */
+static void unwind(struct engine *e)
+{
+	struct devmig_engine_event ev = { .type = DEVMIG_EV_UNWIND, .why = e->rep->error };
+	engine_event(&e->cfg, &ev);
+	if (e->peer)
+		e->peer->ops->abort(e->peer, e->rep->error);
+	for (unsigned i = 0; i < e->n; i++) {
+		struct src_dev *d = &e->d[i];
+		if (devmig_client_get_state(d->c, &d->state))
+			continue; /* the source itself is gone: nothing to restore */
+		if (d->state == DEVMIG_STATE_ERROR) {
+			/* Only a reset recovers, and it loses the device's state: say so. */
+			devmig_client_reset(d->c);
+			size_t l = strlen(e->rep->error);
+			snprintf(e->rep->error + l, sizeof(e->rep->error) - l,
+				 "; source device %u was in ERROR and had to be reset", i);
+			continue;
+		}
+		if (d->state != DEVMIG_STATE_RUNNING) {
+			struct devmig_engine_event a = {
+				.type = DEVMIG_EV_ARC, .dev = i, .from = d->state,
+				.to = DEVMIG_STATE_RUNNING,
+			};
+			engine_event(&e->cfg, &a);
+			devmig_client_set_state(d->c, DEVMIG_STATE_RUNNING);
+		}
+	}
+	if (e->paused && e->cfg.resume_guest)
+		e->cfg.resume_guest(e->cfg.opaque, false);
+	e->paused = false;
+}
+
+static void stop_logging(struct engine *e)
+{
+	for (unsigned i = 0; i < e->n; i++)
+		if (e->d[i].logging)
+			devmig_client_log_stop(e->d[i].c), e->d[i].logging = false;
+}
+
+int engine_run(const struct devmig_engine_config *cfg_in, struct devmig_client *const *src,
+	       unsigned n, struct devmig_guest_mem *mem, struct peer *peer, bool checkpoint,
+	       struct devmig_migration_report *rep)
+{
+	struct engine e = { .n = n, .mem = mem, .peer = peer, .rep = rep };
+	int rc;
+
+	memset(rep, 0, sizeof(*rep));
+	rep->devices = n;
+	e.cfg = *cfg_in;
+	if (!e.cfg.downtime_budget_ns)
+		e.cfg.downtime_budget_ns = DEFAULT_BUDGET_NS;
+	if (!e.cfg.max_rounds)
+		e.cfg.max_rounds = DEFAULT_ROUNDS;
+	if (!e.cfg.chunk)
+		e.cfg.chunk = DEFAULT_CHUNK;
+	if (!e.cfg.read_depth)
+		e.cfg.read_depth = DEFAULT_DEPTH;
+	if (checkpoint)
+		e.cfg.no_precopy = true;
+	e.t0 = engine_now_ns();
+	if (!n || n > 64)
+		return fail(&e, -EINVAL, "between 1 and 64 devices can be migrated, not %u", n);
+	e.d = calloc(n, sizeof(*e.d));
+	if (mem) {
+		e.words = guest_mem_bitmap_words(mem);
+		e.bitmap = calloc(e.words, 8);
+	}
+	if (!e.d || (mem && !e.bitmap)) {
+		free(e.d);
+		return fail(&e, -ENOMEM, "out of memory");
+	}
+	for (unsigned i = 0; i < n; i++)
+		e.d[i].c = src[i];
+
+	char why[300];
+	rc = prepare(&e);
+	if (!rc) {
+		rc = peer->ops->hello(peer, n, mem ? devmig_guest_mem_size(mem) : 0, why, sizeof(why));
+		if (rc)
+			rc = fail(&e, rc, "destination not ready: %s", why);
+	}
+	if (!rc)
+		rc = precopy(&e);
+	if (!rc)
+		rc = stop_and_copy(&e, checkpoint);
+	stop_logging(&e);
+	if (rc) {
+		unwind(&e);
+	} else if (checkpoint) {
+		/* A checkpoint leaves the source running on. */
+		for (unsigned i = 0; i < n; i++)
+			devmig_client_set_state(e.d[i].c, DEVMIG_STATE_RUNNING);
+		if (e.paused && e.cfg.resume_guest)
+			e.cfg.resume_guest(e.cfg.opaque, false);
+		rep->downtime_ns = engine_now_ns() - e.t_pause;
+		rep->completed = true;
+	} else {
+		if (e.cfg.resume_guest)
+			e.cfg.resume_guest(e.cfg.opaque, true);
+		rep->downtime_ns = engine_now_ns() - e.t_pause;
+		rep->completed = true;
+		progress(&e, DEVMIG_EV_DONE, rep->rounds, 0);
+	}
+	rep->total_ns = engine_now_ns() - e.t0;
+	rep->throughput = rep->total_ns ? (rep->device_bytes + rep->guest_bytes) * 1e9 / rep->total_ns : 0;
+	free(e.bitmap);
+	free(e.d);
+	return rc;
+}

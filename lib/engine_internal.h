@@ -1,0 +1,85 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * Inside the engine: the destination ("peer") the source algorithm talks
+ * to, whatever it is, and the destination's own work on its devices.
+ */
+#ifndef DEVMIG_LIB_ENGINE_INTERNAL_H
+#define DEVMIG_LIB_ENGINE_INTERNAL_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "devmig/client.h"
+#include "devmig/engine.h"
+
+#define GUEST_PAGE 4096u
+
+void guest_mem_take_dirty(struct devmig_guest_mem *gm, uint64_t *bitmap);
+size_t guest_mem_bitmap_words(const struct devmig_guest_mem *gm);
+
+/*
+ * The destination as the source algorithm sees it: in this process
+ * (direct), across a channel socket, or a checkpoint file. Every call
+ * returns 0 or -errno with why filled.
+ */
+struct peer {
+	const struct peer_ops *ops;
+};
+
+struct peer_ops {
+	/* Destination devices to RESUMING; n devices, guest memory of guest_size. */
+	int (*hello)(struct peer *p, unsigned n, uint64_t guest_size, char *why, size_t wl);
+	int (*data)(struct peer *p, unsigned dev, const void *buf, size_t len, char *why, size_t wl);
+	int (*mem)(struct peer *p, uint64_t offset, const void *buf, size_t len, char *why,
+		   size_t wl);
+	int (*initial_done)(struct peer *p, unsigned dev, char *why, size_t wl);
+	/* Everything sent so far has been accepted. */
+	int (*sync)(struct peer *p, char *why, size_t wl);
+	/* Every device RESUMING -> STOP (validate and apply). */
+	int (*commit)(struct peer *p, char *why, size_t wl);
+	/* Every device to RUNNING_P2P, then every one to RUNNING. */
+	int (*run)(struct peer *p, char *why, size_t wl);
+	/* Give up: reset the destination devices. Best effort. */
+	void (*abort)(struct peer *p, const char *why);
+	/* A checkpoint's last frame. */
+	int (*end)(struct peer *p, char *why, size_t wl);
+};
+
+/* ---- the destination's work on its own devices (direct peer and receiver) ---- */
+
+struct dest {
+	struct peer peer;
+	const struct devmig_engine_config *cfg;
+	struct devmig_client *const *c;
+	unsigned n;
+	struct devmig_guest_mem *mem;
+	uint64_t *caps;
+	bool resuming;
+	int first_error; /* a refused write, reported at the next sync */
+	char first_why[256];
+	struct devmig_migration_report *report;
+};
+
+int dest_init(struct dest *d, const struct devmig_engine_config *cfg,
+	      struct devmig_client *const *c, unsigned n, struct devmig_guest_mem *mem,
+	      struct devmig_migration_report *report);
+void dest_fini(struct dest *d);
+
+/* The channel (socket or file) as a peer. acks: wait for the receiver's answers. */
+struct peer *chan_peer_new(int fd, bool acks);
+void chan_peer_free(struct peer *p);
+
+/* Send one frame (header, up to two payload parts, CRC). */
+int chan_send(int fd, uint32_t type, uint32_t dev, const void *a, size_t alen, const void *b,
+	      size_t blen);
+
+/* The source algorithm: migrate (or save, when checkpoint) to peer. */
+int engine_run(const struct devmig_engine_config *cfg, struct devmig_client *const *src,
+	       unsigned n, struct devmig_guest_mem *mem, struct peer *peer, bool checkpoint,
+	       struct devmig_migration_report *report);
+
+void engine_event(const struct devmig_engine_config *cfg, const struct devmig_engine_event *ev);
+uint64_t engine_now_ns(void);
+
+#endif /* DEVMIG_LIB_ENGINE_INTERNAL_H */
