@@ -78,26 +78,17 @@ static void *echo_thread(void *p)
 	return NULL;
 }
 
-/* Round trip of a 32-byte request and a 36-byte reply: REGION_READ's sizes. */
-static double raw_pingpong_us(void)
+/* Round trip of a 32-byte request and a 36-byte reply: REGION_READ's sizes.
+ * The echo thread lives for all runs, like the server thread it is compared with. */
+static double raw_pingpong_us(int fd)
 {
-	int sv[2];
-	pthread_t t;
 	uint8_t buf[64] = { 0 };
-
-	socketpair(AF_UNIX, SOCK_STREAM, 0, sv);
-	struct echo_arg a = { sv[1], 32, 36, PINGS };
-	pthread_create(&t, NULL, echo_thread, &a);
 	double t0 = now();
 	for (long i = 0; i < PINGS; i++) {
-		xfer_all(sv[0], buf, 32, true);
-		xfer_all(sv[0], buf, 36, false);
+		xfer_all(fd, buf, 32, true);
+		xfer_all(fd, buf, 36, false);
 	}
-	double dt = now() - t0;
-	pthread_join(t, NULL);
-	close(sv[0]);
-	close(sv[1]);
-	return dt / PINGS * 1e6;
+	return (now() - t0) / PINGS * 1e6;
 }
 
 struct sink_arg {
@@ -119,13 +110,14 @@ static void *sink_thread(void *p)
 	return NULL;
 }
 
-static double raw_stream_gbps(bool tuned)
+/* Stream STREAM_BYTES from a source of src_len bytes (1 MiB: in cache; 64 MiB: not). */
+static double raw_stream_gbps(bool tuned, size_t src_len)
 {
 	int sv[2];
 	pthread_t t;
-	uint8_t *buf = malloc(CHUNK);
+	uint8_t *buf = malloc(src_len);
 
-	memset(buf, 0x5a, CHUNK);
+	memset(buf, 0x5a, src_len);
 	socketpair(AF_UNIX, SOCK_STREAM, 0, sv);
 	/* The library's socket buffers, or the kernel's defaults: the ceiling is the faster. */
 	if (tuned) {
@@ -136,7 +128,7 @@ static double raw_stream_gbps(bool tuned)
 	pthread_create(&t, NULL, sink_thread, &a);
 	double t0 = now();
 	for (uint64_t sent = 0; sent < STREAM_BYTES; sent += CHUNK)
-		xfer_all(sv[0], buf, CHUNK, true);
+		xfer_all(sv[0], buf + sent % src_len, CHUNK, true);
 	pthread_join(t, NULL);
 	double dt = now() - t0;
 	close(sv[0]);
@@ -265,58 +257,73 @@ int main(void)
 		return 1;
 	}
 
-	/* Latency. */
-	for (int r = 0; r < RUNS; r++)
-		v[r] = raw_pingpong_us();
-	double raw_rtt = median(v, RUNS);
+	/* Latency: raw and devmig runs interleaved, so both see the same machine. */
+	int sv[2];
+	pthread_t echo;
+	double raw[RUNS];
+	socketpair(AF_UNIX, SOCK_STREAM, 0, sv);
+	struct echo_arg ea = { sv[1], 32, 36, (long)RUNS * PINGS };
+	pthread_create(&echo, NULL, echo_thread, &ea);
 	for (int r = 0; r < RUNS; r++) {
+		raw[r] = raw_pingpong_us(sv[0]);
 		uint32_t val;
 		double t0 = now();
 		for (int i = 0; i < PINGS; i++)
 			devmig_client_region_read(c, 0, 0, &val, 4);
 		v[r] = (now() - t0) / PINGS * 1e6;
 	}
+	pthread_join(echo, NULL);
+	close(sv[0]);
+	close(sv[1]);
+	double raw_rtt = median(raw, RUNS);
 	double rr_rtt = median(v, RUNS);
 	printf("REGION_READ 4 B round trip: %.2f us median; raw AF_UNIX ping-pong %.2f us; "
 	       "ratio %.2fx (target <= 1.5x)\n", rr_rtt, raw_rtt, rr_rtt / raw_rtt);
 
-	/* Throughput. */
-	for (int r = 0; r < RUNS; r++)
-		v[r] = raw_stream_gbps(false);
-	double raw_default = median(v, RUNS);
-	for (int r = 0; r < RUNS; r++)
-		v[r] = raw_stream_gbps(true);
-	double raw_tuned = median(v, RUNS);
-	double raw_bw = raw_default > raw_tuned ? raw_default : raw_tuned;
+	/* Throughput, from device memory that fits in cache (1 MiB) and that does not (64 MiB). */
 	uint8_t *buf = malloc(CHUNK);
-	for (int r = 0; r < RUNS; r++) {
-		uint64_t got = 0;
-		ssize_t n;
-		if (devmig_client_set_state(c, DEVMIG_STATE_STOP_COPY))
-			return 1;
-		double t0 = now();
-		while ((n = devmig_client_mig_read(c, buf, CHUNK)) > 0)
-			got += (uint64_t)n;
-		v[r] = got / (now() - t0) / 1e9;
-		if (n < 0 || got < STREAM_BYTES || devmig_client_set_state(c, DEVMIG_STATE_RUNNING))
-			return 1;
+	static const size_t sources[] = { CHUNK, 64u << 20 };
+	for (int k = 0; k < 2; k++) {
+		b.src_len = sources[k];
+		for (int r = 0; r < RUNS; r++)
+			v[r] = raw_stream_gbps(false, b.src_len);
+		double raw_default = median(v, RUNS);
+		for (int r = 0; r < RUNS; r++)
+			v[r] = raw_stream_gbps(true, b.src_len);
+		double raw_tuned = median(v, RUNS);
+		double raw_bw = raw_default > raw_tuned ? raw_default : raw_tuned;
+		for (int r = 0; r < RUNS; r++) {
+			uint64_t got = 0;
+			ssize_t n;
+			if (devmig_client_set_state(c, DEVMIG_STATE_STOP_COPY))
+				return 1;
+			double t0 = now();
+			while ((n = devmig_client_mig_read(c, buf, CHUNK)) > 0)
+				got += (uint64_t)n;
+			v[r] = got / (now() - t0) / 1e9;
+			if (n < 0 || got < STREAM_BYTES || devmig_client_set_state(c, DEVMIG_STATE_RUNNING))
+				return 1;
+		}
+		double mig_bw = median(v, RUNS);
+		for (int r = 0; r < RUNS; r++) {
+			if (devmig_client_set_state(c, DEVMIG_STATE_STOP_COPY))
+				return 1;
+			double t0 = now();
+			ssize_t got = devmig_client_mig_read_stream(c, CHUNK, 2, 0, NULL, count_sink, NULL);
+			v[r] = got / (now() - t0) / 1e9;
+			if (got < (ssize_t)STREAM_BYTES || devmig_client_set_state(c, DEVMIG_STATE_RUNNING))
+				return 1;
+		}
+		double pipe_bw = median(v, RUNS);
+		printf("device memory %s (%zu MiB source):\n", k ? "not in cache" : "in cache",
+		       b.src_len >> 20);
+		printf("  raw AF_UNIX stream %.2f GB/s (default buffers %.2f, 4 MiB buffers %.2f)\n",
+		       raw_bw, raw_default, raw_tuned);
+		printf("  MIG_DATA_READ 1 MiB, one at a time:   %.2f GB/s, %.0f%% of raw (target >= 60%%)\n",
+		       mig_bw, 100 * mig_bw / raw_bw);
+		printf("  MIG_DATA_READ 1 MiB, 2 in flight:     %.2f GB/s, %.0f%% of raw (target >= 60%%)\n",
+		       pipe_bw, 100 * pipe_bw / raw_bw);
 	}
-	double mig_bw = median(v, RUNS);
-	for (int r = 0; r < RUNS; r++) {
-		if (devmig_client_set_state(c, DEVMIG_STATE_STOP_COPY))
-			return 1;
-		double t0 = now();
-		ssize_t got = devmig_client_mig_read_stream(c, CHUNK, 2, 0, NULL, count_sink, NULL);
-		v[r] = got / (now() - t0) / 1e9;
-		if (got < (ssize_t)STREAM_BYTES || devmig_client_set_state(c, DEVMIG_STATE_RUNNING))
-			return 1;
-	}
-	double pipe_bw = median(v, RUNS);
-	printf("MIG_DATA_READ 1 MiB chunks: %.2f GB/s median; raw AF_UNIX stream %.2f GB/s "
-	       "(default buffers %.2f, 4 MiB buffers %.2f); ratio %.0f%% (target >= 60%%)\n",
-	       mig_bw, raw_bw, raw_default, raw_tuned, 100 * mig_bw / raw_bw);
-	printf("MIG_DATA_READ 1 MiB chunks, 2 requests in flight: %.2f GB/s median; "
-	       "ratio %.0f%% of raw (target >= 60%%)\n", pipe_bw, 100 * pipe_bw / raw_bw);
 
 	devmig_client_close(c);
 	devmig_server_free(srv);
