@@ -28,6 +28,7 @@
 #include <sys/uio.h>
 
 #include "stream.h"
+#include "le.h"
 
 #define HEADER_FIXED 24u   /* format, reserved, flags, caps, fingerprint */
 #define HEADER_MIN (HEADER_FIXED + 2u)
@@ -38,39 +39,11 @@
 /* Device bytes framed per record through the queue (small reads). */
 #define QUEUE_CHUNK (16u << 10)
 
-static inline void put16(uint8_t *p, uint16_t v)
-{
-	p[0] = (uint8_t)v;
-	p[1] = (uint8_t)(v >> 8);
-}
 
-static inline void put32(uint8_t *p, uint32_t v)
-{
-	for (int i = 0; i < 4; i++)
-		p[i] = (uint8_t)(v >> (8 * i));
-}
 
-static inline void put64(uint8_t *p, uint64_t v)
-{
-	for (int i = 0; i < 8; i++)
-		p[i] = (uint8_t)(v >> (8 * i));
-}
 
-static inline uint16_t get16(const uint8_t *p)
-{
-	return (uint16_t)(p[0] | (p[1] << 8));
-}
 
-static inline uint32_t get32(const uint8_t *p)
-{
-	return (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 |
-	       (uint32_t)p[3] << 24;
-}
 
-static inline uint64_t get64(const uint8_t *p)
-{
-	return (uint64_t)get32(p) | (uint64_t)get32(p + 4) << 32;
-}
 
 /* Frame a record whose payload already sits at rec + 8; returns its size. */
 static size_t frame(uint8_t *rec, uint32_t type, size_t len)
