@@ -10,6 +10,7 @@
 #include <unistd.h>
 
 #include "devmig/client.h"
+#include "devmig/compat.h"
 #include "msgio.h"
 
 #define CLIENT_MAX_FDS 8u
@@ -569,6 +570,25 @@ int devmig_client_precopy_info(struct devmig_client *c, uint64_t *initial, uint6
 		*dirty = pi.dirty_bytes;
 	}
 	return rc;
+}
+
+int devmig_client_compat_info(struct devmig_client *c, struct devmig_compat_info *info)
+{
+	struct devmig_feature_compat fc;
+
+	if (!devmig_client_has_ext(c, DEVMIG_EXT_COMPAT))
+		return -ENOTSUP;
+	int rc = LOCKED(c, feature_locked(c, DEVMIG_FEATURE_COMPAT | DEVMIG_FEATURE_GET, NULL, 0, &fc,
+					  sizeof(fc)));
+	if (rc)
+		return rc;
+	memset(info, 0, sizeof(*info));
+	memcpy(info->version, fc.version, sizeof(info->version));
+	info->naccepts = fc.naccepts;
+	memcpy(info->accepts, fc.accepts, sizeof(info->accepts));
+	info->config_fingerprint = fc.config_fingerprint;
+	info->caps = fc.caps;
+	return 0;
 }
 
 int devmig_client_stop_copy_size(struct devmig_client *c, uint64_t *bytes)

@@ -53,6 +53,9 @@ ssize_t devmig_core_mig_read(struct devmig_device *dev, struct iovec *iov, int m
 int devmig_core_mig_write(struct devmig_device *dev, const void *buf, size_t len);
 int devmig_core_precopy_info(struct devmig_device *dev, uint64_t *initial, uint64_t *dirty);
 int devmig_core_stop_copy_size(struct devmig_device *dev, uint64_t *bytes);
+/* The device's migration identity: version, accepted sources, config fingerprint. */
+struct devmig_compat_info;
+void devmig_core_compat_info(struct devmig_device *dev, struct devmig_compat_info *info);
 /* MIG_STATUS: stream bytes loaded in RESUMING, the load's error (0 or -errno). */
 void devmig_core_mig_status(struct devmig_device *dev, uint64_t *bytes_loaded, int *load_error);
 /* The reason for the last failed migration operation ("" if none). */

@@ -24,6 +24,7 @@
 #include <unistd.h>
 
 #include "core.h"
+#include "devmig/compat.h"
 #include "pci_config.h"
 #include "stream.h"
 
@@ -555,31 +556,29 @@ static ssize_t src_config_data(void *opaque, void *buf, size_t cap)
 }
 
 /* Reader sink: check the header, hand device bytes to the variant or stage them. */
+void devmig_core_compat_info(struct devmig_device *dev, struct devmig_compat_info *info)
+{
+	struct devmig_core *c = core_of(dev);
+
+	memset(info, 0, sizeof(*info));
+	snprintf(info->version, sizeof(info->version), "%s", c->ops->version ? c->ops->version : "");
+	for (unsigned i = 0; c->ops->accepts && c->ops->accepts[i] && i < DEVMIG_ACCEPTS_MAX; i++)
+		snprintf(info->accepts[info->naccepts++], sizeof(info->accepts[0]), "%s",
+			 c->ops->accepts[i]);
+	pthread_mutex_lock(&c->cfg_lock);
+	info->config_fingerprint = devmig_pcicfg_fingerprint(c->cfg);
+	pthread_mutex_unlock(&c->cfg_lock);
+	info->caps = c->caps;
+}
+
+/* The stream's header: is its source one this device accepts? The same rule tools check. */
 static int sink_header(void *opaque, const struct devmig_stream_header *h, char *why, size_t wl)
 {
 	struct devmig_core *c = opaque;
-	const char *name = c->ops->name ? c->ops->name : "";
-	const char *version = c->ops->version ? c->ops->version : "";
+	struct devmig_compat_info self;
 
-	if (strcmp(h->name, name)) {
-		snprintf(why, wl, "stream is from a '%s' device, this device is '%s'", h->name, name);
-		return -EINVAL;
-	}
-	if (strcmp(h->version, version)) {
-		snprintf(why, wl, "stream device version '%s' is not accepted by version '%s'",
-			 h->version, version);
-		return -EINVAL;
-	}
-	pthread_mutex_lock(&c->cfg_lock);
-	uint64_t ours = devmig_pcicfg_fingerprint(c->cfg);
-	pthread_mutex_unlock(&c->cfg_lock);
-	if (h->config_fingerprint != ours) {
-		snprintf(why, wl,
-			 "config space layout differs (stream fingerprint %016llx, here %016llx)",
-			 (unsigned long long)h->config_fingerprint, (unsigned long long)ours);
-		return -EINVAL;
-	}
-	return 0;
+	devmig_core_compat_info(c->dev, &self);
+	return devmig_compat_check(&self, h->version, h->config_fingerprint, why, wl);
 }
 
 static int sink_device_data(void *opaque, const void *buf, size_t len, char *why, size_t wl)

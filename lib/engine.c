@@ -44,6 +44,7 @@ struct src_dev {
 	bool initial_done;    /* its initial data has all been read and sent */
 	bool logging;         /* DMA logging started on it */
 	bool progress;        /* the precopy_info extension is there */
+	struct devmig_compat_info compat; /* version "" when the server does not say */
 	uint64_t initial, dirty, stop_copy;
 };
 
@@ -215,6 +216,8 @@ static int prepare(struct engine *e)
 			return fail(e, rc ? rc : -EBUSY, "source device %u is %s, not RUNNING", i,
 				    devmig_state_name(d->state));
 		d->progress = devmig_client_has_ext(d->c, DEVMIG_EXT_PRECOPY_INFO);
+		if (devmig_client_compat_info(d->c, &d->compat))
+			memset(&d->compat, 0, sizeof(d->compat));
 		d->precopy = !e->cfg.no_precopy && (d->caps & DEVMIG_MIG_PRE_COPY);
 		devmig_client_stop_copy_size(d->c, &d->stop_copy);
 		e->rep->device_state_bytes += d->stop_copy;
@@ -450,7 +453,13 @@ int engine_run(const struct devmig_engine_config *cfg_in, struct devmig_client *
 	char why[300];
 	rc = prepare(&e);
 	if (!rc) {
-		rc = peer->ops->hello(peer, n, mem ? devmig_guest_mem_size(mem) : 0, why, sizeof(why));
+		struct devmig_compat_info *ci = calloc(n, sizeof(*ci));
+		for (unsigned i = 0; ci && i < n; i++)
+			ci[i] = e.d[i].compat;
+		rc = ci ? peer->ops->hello(peer, n, ci, mem ? devmig_guest_mem_size(mem) : 0, why,
+					   sizeof(why))
+			: -ENOMEM;
+		free(ci);
 		if (rc)
 			rc = fail(&e, rc, "destination not ready: %s", why);
 	}

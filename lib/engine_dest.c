@@ -59,7 +59,8 @@ static int dst_set(struct dest *d, unsigned i, enum devmig_state from, enum devm
 	return rc;
 }
 
-static int direct_hello(struct peer *p, unsigned n, uint64_t guest_size, char *why, size_t wl)
+static int direct_hello(struct peer *p, unsigned n, const struct devmig_compat_info *src,
+			uint64_t guest_size, char *why, size_t wl)
 {
 	struct dest *d = to_dest(p);
 
@@ -71,6 +72,18 @@ static int direct_hello(struct peer *p, unsigned n, uint64_t guest_size, char *w
 		snprintf(why, wl, "guest memory differs: %llu bytes at the source, %zu here",
 			 (unsigned long long)guest_size, d->mem ? devmig_guest_mem_size(d->mem) : 0);
 		return -EINVAL;
+	}
+	/* Every pair is checked before any device changes state. */
+	for (unsigned i = 0; i < n; i++) {
+		struct devmig_compat_info target;
+		char reason[256];
+		if (!src[i].version[0] || devmig_client_compat_info(d->c[i], &target))
+			continue; /* not known on one side: the stream header will decide */
+		if (devmig_compat_check(&target, src[i].version, src[i].config_fingerprint, reason,
+					sizeof(reason))) {
+			snprintf(why, wl, "destination device %u cannot take this source: %s", i, reason);
+			return -EINVAL;
+		}
 	}
 	for (unsigned i = 0; i < n; i++) {
 		enum devmig_state st;
@@ -354,21 +367,38 @@ static int chan_wait_ack(struct chan_peer *cp, uint32_t type, char *why, size_t 
 	}
 }
 
-static int chan_hello(struct peer *p, unsigned n, uint64_t guest_size, char *why, size_t wl)
+/* HELLO: u32 version, u32 n, u64 guest size, then per device u64 fingerprint, u8 len, version. */
+#define HELLO_FIXED 16u
+#define HELLO_DEV(len) (9u + (len))
+
+static int chan_hello(struct peer *p, unsigned n, const struct devmig_compat_info *src,
+		      uint64_t guest_size, char *why, size_t wl)
 {
 	struct chan_peer *cp = to_chan(p);
-	uint8_t hello[16];
+	uint8_t hello[HELLO_FIXED + DEVMIG_CHAN_MAX_DEVICES * HELLO_DEV(DEVMIG_VERSION_MAX)];
+	size_t len = HELLO_FIXED;
 
+	if (n > DEVMIG_CHAN_MAX_DEVICES) {
+		snprintf(why, wl, "at most %u devices per channel", DEVMIG_CHAN_MAX_DEVICES);
+		return -EINVAL;
+	}
 	put32(hello, DEVMIG_CHAN_VERSION);
 	put32(hello + 4, n);
 	put64(hello + 8, guest_size);
+	for (unsigned i = 0; i < n; i++) {
+		size_t vl = strnlen(src[i].version, DEVMIG_VERSION_MAX - 1);
+		put64(hello + len, src[i].config_fingerprint);
+		hello[len + 8] = (uint8_t)vl;
+		memcpy(hello + len + 9, src[i].version, vl);
+		len += HELLO_DEV(vl);
+	}
 	struct iovec magic = { (void *)DEVMIG_CHAN_MAGIC, DEVMIG_CHAN_MAGIC_LEN };
 	int rc = write_all_iov(cp->fd, &magic, 1);
 	if (rc) {
 		snprintf(why, wl, "the channel to the destination failed: %s", strerror(-rc));
 		return rc;
 	}
-	rc = chan_frame(cp, DEVMIG_CHAN_HELLO, 0, hello, sizeof(hello), NULL, 0, why, wl);
+	rc = chan_frame(cp, DEVMIG_CHAN_HELLO, 0, hello, len, NULL, 0, why, wl);
 	return rc ? rc : chan_wait_ack(cp, DEVMIG_CHAN_HELLO, why, wl);
 }
 
@@ -476,6 +506,41 @@ static int send_ack(int fd, uint32_t type, int status, const char *why)
 	return chan_send(fd, DEVMIG_CHAN_ACK, 0, a, 12, why, status ? strlen(why) : 0);
 }
 
+/* HELLO from the source: check its shape, then hand it to the destination. */
+static int parse_hello(struct dest *d, const struct devmig_chan_frame *f, char *why, size_t wl)
+{
+	struct devmig_compat_info src[DEVMIG_CHAN_MAX_DEVICES];
+	size_t off = HELLO_FIXED;
+
+	if (f->len < HELLO_FIXED || get32(f->payload) != DEVMIG_CHAN_VERSION) {
+		snprintf(why, wl, "unsupported migration channel version %u",
+			 f->len >= 4 ? get32(f->payload) : 0);
+		return -EPROTO;
+	}
+	uint32_t n = get32(f->payload + 4);
+	if (n > DEVMIG_CHAN_MAX_DEVICES) {
+		snprintf(why, wl, "HELLO announces %u devices, at most %u", n, DEVMIG_CHAN_MAX_DEVICES);
+		return -EPROTO;
+	}
+	memset(src, 0, sizeof(src[0]) * n);
+	for (uint32_t i = 0; i < n; i++) {
+		if (f->len - off < 9 || f->len - off - 9 < f->payload[off + 8] ||
+		    f->payload[off + 8] >= DEVMIG_VERSION_MAX) {
+			snprintf(why, wl, "HELLO is cut short at device %u", i);
+			return -EPROTO;
+		}
+		src[i].config_fingerprint = get64(f->payload + off);
+		memcpy(src[i].version, f->payload + off + 9, f->payload[off + 8]);
+		off += HELLO_DEV(f->payload[off + 8]);
+	}
+	if (off != f->len) {
+		snprintf(why, wl, "HELLO has %llu bytes past its last device",
+			 (unsigned long long)(f->len - off));
+		return -EPROTO;
+	}
+	return d->peer.ops->hello(&d->peer, n, src, get64(f->payload + 8), why, wl);
+}
+
 /*
  * Apply one frame to the destination. Returns 1 when the migration is over
  * (RUN done, or END of a checkpoint), 0 to go on, -errno to stop.
@@ -488,13 +553,7 @@ static int receive_frame(struct dest *d, const struct devmig_chan_frame *f, int 
 
 	switch (f->type) {
 	case DEVMIG_CHAN_HELLO:
-		if (f->len != 16 || get32(f->payload) != DEVMIG_CHAN_VERSION) {
-			snprintf(why, wl, "unsupported migration channel version %u",
-				 f->len >= 4 ? get32(f->payload) : 0);
-			rc = -EPROTO;
-		} else {
-			rc = p->ops->hello(p, get32(f->payload + 4), get64(f->payload + 8), why, wl);
-		}
+		rc = parse_hello(d, f, why, wl);
 		if (ack_fd >= 0)
 			send_ack(ack_fd, f->type, rc, why);
 		return rc;

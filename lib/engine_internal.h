@@ -11,6 +11,7 @@
 #include <stdint.h>
 
 #include "devmig/client.h"
+#include "devmig/compat.h"
 #include "devmig/engine.h"
 
 #define GUEST_PAGE 4096u
@@ -28,8 +29,10 @@ struct peer {
 };
 
 struct peer_ops {
-	/* Destination devices to RESUMING; n devices, guest memory of guest_size. */
-	int (*hello)(struct peer *p, unsigned n, uint64_t guest_size, char *why, size_t wl);
+	/* Check each destination device accepts src[i] (version, config fingerprint; an
+	 * empty version: unknown, the stream header decides), then all to RESUMING. */
+	int (*hello)(struct peer *p, unsigned n, const struct devmig_compat_info *src,
+		     uint64_t guest_size, char *why, size_t wl);
 	int (*data)(struct peer *p, unsigned dev, const void *buf, size_t len, char *why, size_t wl);
 	int (*mem)(struct peer *p, uint64_t offset, const void *buf, size_t len, char *why,
 		   size_t wl);

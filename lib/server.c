@@ -23,6 +23,7 @@
 #include <unistd.h>
 
 #include "core.h"
+#include "devmig/compat.h"
 #include "devmig/server.h"
 #include "msgio.h"
 
@@ -332,6 +333,9 @@ static int handle_feature(struct devmig_server *s, int sock, const struct devmig
 	case DEVMIG_FEATURE_MIG_STATUS:
 		supported = caps && (s->ext & DEVMIG_EXT_MIG_STATUS);
 		break;
+	case DEVMIG_FEATURE_COMPAT:
+		supported = caps && (s->ext & DEVMIG_EXT_COMPAT);
+		break;
 	default:
 		supported = true; /* DMA logging: the core's, for every device */
 	}
@@ -401,6 +405,19 @@ static int handle_feature(struct devmig_server *s, int sock, const struct devmig
 			st->load_error = load_error;
 			devmig_core_last_error(s->dev, st->reason, sizeof(st->reason));
 			data_len = sizeof(*st);
+			break;
+		}
+		case DEVMIG_FEATURE_COMPAT: {
+			struct devmig_compat_info ci;
+			struct devmig_feature_compat *fc = &r.u.feature.u.compat;
+			devmig_core_compat_info(s->dev, &ci);
+			memset(fc, 0, sizeof(*fc));
+			memcpy(fc->version, ci.version, sizeof(fc->version));
+			fc->naccepts = ci.naccepts;
+			memcpy(fc->accepts, ci.accepts, sizeof(fc->accepts));
+			fc->config_fingerprint = ci.config_fingerprint;
+			fc->caps = ci.caps;
+			data_len = sizeof(*fc);
 			break;
 		}
 		case DEVMIG_FEATURE_DMA_LOGGING_START: {

@@ -96,6 +96,7 @@ static const struct {
 } extensions[] = {
 	{ "precopy_info", DEVMIG_EXT_PRECOPY_INFO },
 	{ "mig_status", DEVMIG_EXT_MIG_STATUS },
+	{ "compat", DEVMIG_EXT_COMPAT },
 };
 
 static enum devmig_wire_err parse_caps(struct json_object *caps, struct devmig_caps *out)

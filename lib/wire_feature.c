@@ -33,6 +33,7 @@ static const struct feat_desc feats[] = {
 	  sizeof(struct devmig_feature_precopy_info) },
 	{ DEVMIG_FEATURE_MIG_STATUS, DEVMIG_FEATURE_GET,
 	  sizeof(struct devmig_feature_mig_status) },
+	{ DEVMIG_FEATURE_COMPAT, DEVMIG_FEATURE_GET, sizeof(struct devmig_feature_compat) },
 };
 
 static const struct feat_desc *feat_lookup(uint32_t index)
@@ -54,6 +55,7 @@ enum typed {
 	T_DATA_SIZE,
 	T_PRECOPY,
 	T_MIG_STATUS,
+	T_COMPAT,
 };
 
 static enum typed typed_kind(uint32_t flags, bool reply)
@@ -76,6 +78,8 @@ static enum typed typed_kind(uint32_t flags, bool reply)
 			return reply ? T_PRECOPY : T_NONE;
 		case DEVMIG_FEATURE_MIG_STATUS:
 			return reply ? T_MIG_STATUS : T_NONE;
+		case DEVMIG_FEATURE_COMPAT:
+			return reply ? T_COMPAT : T_NONE;
 		}
 		return T_NONE;
 	}
@@ -223,6 +227,16 @@ static enum devmig_wire_err dec_get_reply(const struct feat_desc *fd, const uint
 			return E(FIELD);
 		break;
 	}
+	case DEVMIG_FEATURE_COMPAT: {
+		struct devmig_feature_compat *ci = &out->u.feature.u.compat;
+		memcpy(ci, d, dlen);
+		if (ci->reserved || ci->naccepts > 8 || !memchr(ci->version, 0, sizeof(ci->version)))
+			return E(FIELD);
+		for (uint32_t i = 0; i < ci->naccepts; i++)
+			if (!memchr(ci->accepts[i], 0, sizeof(ci->accepts[i])))
+				return E(FIELD);
+		break;
+	}
 	}
 	return OK;
 }
@@ -336,6 +350,9 @@ enum devmig_wire_err devmig__plan_feature(const struct devmig_msg *m, bool reply
 		return OK;
 	case T_MIG_STATUS:
 		devmig__plan_add(pl, &F->u.mig_status, sizeof(F->u.mig_status));
+		return OK;
+	case T_COMPAT:
+		devmig__plan_add(pl, &F->u.compat, sizeof(F->u.compat));
 		return OK;
 	case T_LOG_START: {
 		uint32_t n = F->u.log_start.ctl.num_ranges;

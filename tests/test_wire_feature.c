@@ -189,6 +189,16 @@ static void b_mig_status_rep(struct fx *f)
 		 "record 3 (DEVICE): CRC mismatch");
 }
 
+static void b_compat_rep(struct fx *f)
+{
+	feat(f, true, GET | DEVMIG_FEATURE_COMPAT, 8 + sizeof(struct devmig_feature_compat));
+	snprintf(f->m.u.feature.u.compat.version, 128, "1af4:10f1-memblk-v2");
+	f->m.u.feature.u.compat.naccepts = 1;
+	snprintf(f->m.u.feature.u.compat.accepts[0], 128, "1af4:10f1-memblk-v1");
+	f->m.u.feature.u.compat.config_fingerprint = 0x1234;
+	f->m.u.feature.u.compat.caps = 7;
+}
+
 static void b_probe_req(struct fx *f)
 {
 	feat(f, false, PROBE | GET | SET | STATE, 8);
@@ -233,6 +243,7 @@ static void b_probe_start_with_data(struct fx *f)
 	X(precopy_rep)          \
 	X(mig_status_req)       \
 	X(mig_status_rep)       \
+	X(compat_rep)           \
 	X(probe_req)            \
 	X(probe_rep)            \
 	X(probe_only_req)       \
@@ -268,7 +279,7 @@ BASES(DEF_RT)
 	X(feature_index_3_is_unknown, b_get_migration_req, FEATURE, FF.flags = GET | 3)          \
 	X(feature_index_5_is_unknown, b_get_migration_req, FEATURE, FF.flags = GET | 5)          \
 	X(feature_index_10_is_unknown, b_get_migration_req, FEATURE, FF.flags = GET | 10)        \
-	X(feature_index_0xde03_is_unknown, b_get_migration_req, FEATURE, FF.flags = GET | 0xde03) \
+	X(feature_index_0xde7f_is_unknown, b_get_migration_req, FEATURE, FF.flags = GET | 0xde7f) \
 	X(feature_probe_unknown_index_is_unknown, b_probe_req, FEATURE, FF.flags = PROBE | 4)    \
 	X(feature_set_migration_is_refused, b_get_migration_req, FEATURE_OP, FF.flags = SET | MIGRATION) \
 	X(feature_get_log_start_is_refused, b_log_stop_req, FEATURE_OP, FF.flags = GET | LOG_START) \
@@ -342,6 +353,8 @@ BASES(DEF_RT)
 	X(get_precopy_reply_8_bytes_is_refused, b_precopy_rep, SHORT, f->adjust = -8)            \
 	X(mig_status_reason_unterminated_is_refused, b_mig_status_rep, FIELD, memset(FU.mig_status.reason, 'x', sizeof(FU.mig_status.reason))) \
 	X(mig_status_reserved_nonzero_is_refused, b_mig_status_rep, FIELD, FU.mig_status.reserved = 1) \
+	X(compat_naccepts_above_8_is_refused, b_compat_rep, FIELD, FU.compat.naccepts = 9) \
+	X(compat_version_unterminated_is_refused, b_compat_rep, FIELD, memset(FU.compat.version, 'v', 128)) \
 	X(get_mig_status_argsz_below_reply_is_refused, b_mig_status_req, ARGSZ, FF.argsz = 263) \
 	X(get_precopy_reply_long_is_refused, b_precopy_rep, MSG_SIZE, f->adjust = 8; FF.argsz = 32) \
 	X(report_reply_bitmap_short_is_refused, b_report_rep, SHORT, f->adjust = -8)             \

@@ -240,6 +240,9 @@ static inline void assert_feature_equal(const struct devmig_msg *a, const struct
 	case DEVMIG_FEATURE_MIG_STATUS:
 		assert_memory_equal(&x->u.mig_status, &y->u.mig_status, sizeof(x->u.mig_status));
 		break;
+	case DEVMIG_FEATURE_COMPAT:
+		assert_memory_equal(&x->u.compat, &y->u.compat, sizeof(x->u.compat));
+		break;
 	case DEVMIG_FEATURE_DMA_LOGGING_START:
 		assert_memory_equal(&x->u.log_start.ctl, &y->u.log_start.ctl,
 				    sizeof(x->u.log_start.ctl));

@@ -118,6 +118,10 @@ int devmig_client_mig_write_nowait(struct devmig_client *c, const void *buf, siz
  */
 int devmig_client_mig_status(struct devmig_client *c, uint64_t *bytes_loaded, int *load_error,
 			     char *reason, size_t reason_len);
+/* The compat extension: the device's version, accepted sources and config
+ * fingerprint (devmig/compat.h); -ENOTSUP when the server does not offer it. */
+struct devmig_compat_info;
+int devmig_client_compat_info(struct devmig_client *c, struct devmig_compat_info *info);
 /* PRE_COPY progress; -ENOTSUP when the server did not offer the extension. */
 int devmig_client_precopy_info(struct devmig_client *c, uint64_t *initial, uint64_t *dirty);
 int devmig_client_stop_copy_size(struct devmig_client *c, uint64_t *bytes);

@@ -58,6 +58,9 @@ struct devmig_arc_result {
 struct devmig_device_ops {
 	const char *name;    /* variant name, e.g. "memblk" */
 	const char *version; /* opaque device version string, e.g. "1af4:10f1-memblk-v2" */
+	/* Other source versions whose state this variant can load (NULL-terminated;
+	 * at most DEVMIG_ACCEPTS_MAX). Its own version is always accepted. */
+	const char *const *accepts;
 
 	/* Describe the device in cfg (ids, BARs, capabilities). Called once from
 	 * devmig_device_init. BAR i becomes region i with the BAR's size. */

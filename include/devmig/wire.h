@@ -93,6 +93,7 @@ enum devmig_cmd {
 #define DEVMIG_FEATURE_EXT_BASE 0xde00u
 #define DEVMIG_FEATURE_PRECOPY_INFO (DEVMIG_FEATURE_EXT_BASE + 1) /* GET */
 #define DEVMIG_FEATURE_MIG_STATUS (DEVMIG_FEATURE_EXT_BASE + 2)   /* GET */
+#define DEVMIG_FEATURE_COMPAT (DEVMIG_FEATURE_EXT_BASE + 3)       /* GET */
 
 /* ---- wire structs (packed, host-endian) ---- */
 
@@ -263,6 +264,16 @@ struct devmig_feature_mig_status {
 	char reason[DEVMIG_MIG_STATUS_REASON]; /* the last failed migration operation, NUL-terminated */
 } DEVMIG_PACKED;
 
+/* Extension: the device's migration identity (see devmig/compat.h). */
+struct devmig_feature_compat {
+	char version[128];      /* NUL-terminated */
+	uint32_t naccepts;      /* <= 8 */
+	uint32_t reserved;      /* 0 */
+	char accepts[8][128];   /* NUL-terminated each */
+	uint64_t config_fingerprint;
+	uint64_t caps;
+} DEVMIG_PACKED;
+
 struct devmig_mig_data {
 	uint32_t argsz;
 	uint32_t size;
@@ -392,6 +403,7 @@ struct devmig_msg {
 				struct devmig_feature_mig_data_size data_size;
 				struct devmig_feature_precopy_info precopy;
 				struct devmig_feature_mig_status mig_status;
+				struct devmig_feature_compat compat;
 			} u; /* filled for the features above when their data is present */
 		} feature;
 		struct {
@@ -511,7 +523,8 @@ void devmig_encode_error_reply(struct devmig_hdr *out, const struct devmig_hdr *
 /* Project extensions, negotiated in the "devmig" member of the capabilities. */
 #define DEVMIG_EXT_PRECOPY_INFO (1u << 0) /* "precopy_info": true */
 #define DEVMIG_EXT_MIG_STATUS (1u << 1)   /* "mig_status": true */
-#define DEVMIG_EXT_ALL (DEVMIG_EXT_PRECOPY_INFO | DEVMIG_EXT_MIG_STATUS)
+#define DEVMIG_EXT_COMPAT (1u << 2)       /* "compat": true */
+#define DEVMIG_EXT_ALL (DEVMIG_EXT_PRECOPY_INFO | DEVMIG_EXT_MIG_STATUS | DEVMIG_EXT_COMPAT)
 
 struct devmig_caps {
 	uint32_t max_msg_fds;        /* default 1 */
