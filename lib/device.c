@@ -25,6 +25,7 @@
 
 #include "core.h"
 #include "devmig/compat.h"
+#include "devmig/profile.h"
 #include "pci_config.h"
 #include "stream.h"
 
@@ -942,6 +943,84 @@ void devmig_core_reset(struct devmig_device *dev)
 	struct irq_index *intx = &c->irq[VFIO_PCI_INTX_IRQ_INDEX];
 	intx->intx_masked = intx->intx_pending = false;
 	pthread_mutex_unlock(&c->cfg_lock);
+}
+
+/* ---- profiles ---- */
+
+static int alloc_irqs(struct devmig_core *c);
+
+/* Does the synthesized config keep the variant's MMIO layout (BARs, MSI-X placement)? */
+static int same_mmio_layout(struct devmig_pci_config *a, struct devmig_pci_config *b, char *err,
+			    size_t errlen)
+{
+	for (unsigned bar = 0; bar < DEVMIG_PCI_NUM_BARS; bar++) {
+		uint64_t sa = 0, sb = 0;
+		unsigned fa = 0, fb = 0;
+		int ra = devmig_pcicfg_bar_info(a, bar, &sa, &fa);
+		int rb = devmig_pcicfg_bar_info(b, bar, &sb, &fb);
+		if (ra != rb || sa != sb || fa != fb) {
+			snprintf(err, errlen,
+				 "BAR %u differs: the device has %s%llu bytes (flags %#x), the profile %s%llu bytes (flags %#x)",
+				 bar, ra ? "none, " : "", (unsigned long long)sa, fa, rb ? "none, " : "",
+				 (unsigned long long)sb, fb);
+			return -EINVAL;
+		}
+	}
+	unsigned xa = devmig_pcicfg_find_cap(a, PCI_CAP_ID_MSIX, false);
+	unsigned xb = devmig_pcicfg_find_cap(b, PCI_CAP_ID_MSIX, false);
+	uint32_t ta = 0, tb = 0, pa = 0, pb = 0;
+	if (xa) {
+		devmig_pcicfg_read(a, xa + PCI_MSIX_TABLE, &ta, 4);
+		devmig_pcicfg_read(a, xa + PCI_MSIX_PBA, &pa, 4);
+	}
+	if (xb) {
+		devmig_pcicfg_read(b, xb + PCI_MSIX_TABLE, &tb, 4);
+		devmig_pcicfg_read(b, xb + PCI_MSIX_PBA, &pb, 4);
+	}
+	if (!xa != !xb || devmig_pcicfg_msix_vectors(a) != devmig_pcicfg_msix_vectors(b) ||
+	    ta != tb || pa != pb) {
+		snprintf(err, errlen,
+			 "MSI-X differs: the device has %u vectors (table %#x, PBA %#x), the profile %u (table %#x, PBA %#x)",
+			 devmig_pcicfg_msix_vectors(a), ta, pa, devmig_pcicfg_msix_vectors(b), tb, pb);
+		return -EINVAL;
+	}
+	return 0;
+}
+
+int devmig_device_set_profile(struct devmig_device *dev, const struct devmig_profile *profile,
+			      char *err, size_t errlen)
+{
+	struct devmig_core *c = core_of(dev);
+	struct devmig_pci_config *cfg = devmig_pcicfg_create(cfg_notify, c);
+
+	if (!cfg) {
+		snprintf(err, errlen, "out of memory");
+		return -ENOMEM;
+	}
+	int rc = devmig_profile_build(profile, cfg, err, errlen);
+	if (!rc)
+		rc = same_mmio_layout(c->cfg, cfg, err, errlen);
+	if (rc) {
+		devmig_pcicfg_destroy(cfg);
+		return rc;
+	}
+	devmig_pcicfg_seal(cfg);
+	pthread_mutex_lock(&c->cfg_lock);
+	struct devmig_pci_config *old = c->cfg;
+	c->cfg = cfg;
+	/* Interrupt counts follow the new config (MSI and INTx may differ). */
+	for (unsigned i = 0; i < DEVMIG_NUM_IRQS; i++) {
+		close_irq_fds(&c->irq[i], 0, c->irq[i].count);
+		free(c->irq[i].efd);
+		c->irq[i].efd = NULL;
+		c->irq[i].count = 0;
+	}
+	rc = alloc_irqs(c);
+	pthread_mutex_unlock(&c->cfg_lock);
+	devmig_pcicfg_destroy(old);
+	if (rc)
+		snprintf(err, errlen, "out of memory");
+	return rc;
 }
 
 /* ---- lifecycle ---- */

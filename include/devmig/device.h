@@ -154,6 +154,16 @@ int devmig_device_init(struct devmig_device *dev);
 /* Call release and free the core part. The device must not be served. */
 void devmig_device_destroy(struct devmig_device *dev);
 
+struct devmig_profile;
+/*
+ * Replace the config space the variant described with the one a profile
+ * synthesizes (devmig/profile.h), before the device is served. Refused,
+ * changing nothing, when the profile's BARs or MSI-X table/PBA placement
+ * differ from the variant's (they are its MMIO layout, not config space).
+ */
+int devmig_device_set_profile(struct devmig_device *dev, const struct devmig_profile *profile,
+			      char *err, size_t errlen);
+
 /* ---- for the variant, from any thread ---- */
 
 /* Current migration state (a snapshot; it may change right after). */
