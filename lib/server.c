@@ -65,7 +65,8 @@ struct devmig_server {
 	size_t data_cap;
 	uint8_t head[REPLY_HEAD_MAX];
 
-	struct devmig_server_stats stats;
+	/* Read from any thread by devmig_server_get_stats. */
+	_Atomic uint64_t connections, messages, errors_replied, disconnects_bad;
 };
 
 static void vlog(struct devmig_server *s, const char *fmt, ...)
@@ -113,7 +114,7 @@ static int send_error(struct devmig_server *s, int sock, const struct devmig_hdr
 	if (req->flags & DEVMIG_HDR_NO_REPLY)
 		return 0;
 	devmig_encode_error_reply(&h, req, error_no);
-	s->stats.errors_replied++;
+	atomic_fetch_add(&s->errors_replied, 1);
 	struct iovec iov = { &h, sizeof(h) };
 	return send_locked_iov(s, sock, &iov, 1, NULL, 0);
 }
@@ -626,19 +627,19 @@ static void serve_client(struct devmig_server *s, int sock)
 	s->ext = 0;
 	devmig_caps_default(&s->peer);
 	pthread_mutex_unlock(&s->conn_lock);
-	s->stats.connections++;
+	atomic_fetch_add(&s->connections, 1);
 	vlog(s, "client connected");
 
 	for (;;) {
 		int rc = devmig_msg_recv(&rd, &s->lim, &rx);
 		if (rc <= 0) {
 			if (rc < 0) {
-				s->stats.disconnects_bad++;
+				atomic_fetch_add(&s->disconnects_bad, 1);
 				vlog(s, "dropping client: %s", strerror(-rc));
 			}
 			break;
 		}
-		s->stats.messages++;
+		atomic_fetch_add(&s->messages, 1);
 		if (rx.skipped) {
 			/* Framed but refused (too big, bad flags, lost fds): answer it. */
 			devmig_rx_close_fds(&rx);
@@ -843,5 +844,8 @@ void devmig_server_free(struct devmig_server *s)
 
 void devmig_server_get_stats(struct devmig_server *s, struct devmig_server_stats *st)
 {
-	*st = s->stats;
+	st->connections = atomic_load(&s->connections);
+	st->messages = atomic_load(&s->messages);
+	st->errors_replied = atomic_load(&s->errors_replied);
+	st->disconnects_bad = atomic_load(&s->disconnects_bad);
 }
