@@ -711,6 +711,7 @@ static ssize_t mig_read_stream_locked(struct devmig_client *c, size_t chunk, uns
 				      void *opaque)
 {
 	uint64_t asked = 0;
+	bool sink_failed = false;
 
 	uint32_t n = chunk < c->xfer_max ? (uint32_t)chunk : c->xfer_max;
 	uint16_t ids[DEVMIG_CLIENT_MAX_DEPTH];
@@ -761,11 +762,26 @@ static ssize_t mig_read_stream_locked(struct devmig_client *c, size_t chunk, uns
 			more = false;
 			*ended = true;
 		}
-		if (got && (rc = sink(opaque, buf, got)))
+		if (got && (rc = sink(opaque, buf, got))) {
+			sink_failed = true;
 			break;
+		}
 		total += got;
 	}
-	/* After an error the connection's framing is unknown: drain nothing, report. */
+	/* Unless this connection itself failed, take in the replies still on
+	 * their way, so the next command on this client pairs with its own. */
+	bool broken = !sink_failed && (rc == -ECONNRESET || rc == -EPROTO || rc == -ETIMEDOUT ||
+				       rc == -EPIPE);
+	while (rc && !broken && inflight) {
+		struct devmig_rx_tail t = { .head_len = sizeof(struct devmig_mig_data), .buf = bufs,
+					    .cap = n };
+		struct devmig_msg rep;
+		int drc = recv_reply(c, DEVMIG_CMD_MIG_DATA_READ, ids[head % depth], &rep, NULL, NULL,
+				     &t);
+		head++;
+		inflight--;
+		broken = drc == -ECONNRESET || drc == -EPROTO || drc == -ETIMEDOUT;
+	}
 	free(bufs);
 	return rc ? rc : total;
 }

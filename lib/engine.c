@@ -60,6 +60,7 @@ struct engine {
 	uint64_t *bitmap;     /* guest pages to send */
 	size_t words;
 	uint64_t mem_dirty_last; /* dirty guest bytes found by the last pass */
+	bool mem_sent;        /* a whole first pass of guest memory went out */
 	unsigned cur_dev;     /* for the data sink */
 	char why[400];
 };
@@ -117,7 +118,7 @@ static int forward(void *opaque, const void *data, size_t len)
 	char why[256];
 	int rc = e->peer->ops->data(e->peer, e->cur_dev, data, len, why, sizeof(why));
 	if (rc)
-		return fail(e, rc, "destination device %u refused data: %s", e->cur_dev, why);
+		return fail(e, rc, "%s", why); /* names the device or the channel */
 	e->rep->device_bytes += len;
 	return 0;
 }
@@ -254,8 +255,8 @@ static int precopy(struct engine *e)
 	bool any = false;
 	for (unsigned i = 0; i < e->n; i++)
 		any |= e->d[i].precopy;
-	e->rep->precopy = any || e->mem;
-	if (!e->rep->precopy)
+	e->rep->precopy = any; /* "some device was pre-copied"; guest memory may be anyway */
+	if (!any && !e->mem)
 		return 0;
 
 	for (unsigned i = 0; i < e->n; i++) {
@@ -293,11 +294,12 @@ static int precopy(struct engine *e)
 				d->initial_done = true;
 			}
 		}
-		int rc = mem_collect(e, round == 1);
+		int rc = mem_collect(e, !e->mem_sent);
 		if (!rc)
 			rc = mem_send(e);
 		if (rc)
 			return rc;
+		e->mem_sent = e->mem != NULL;
 		e->rep->rounds = round;
 
 		uint64_t left = remaining_estimate(e);
@@ -354,7 +356,7 @@ static int stop_and_copy(struct engine *e, bool checkpoint)
 			return rc;
 	}
 	/* The devices are stopped: the last dirty guest pages are final. */
-	int rc = mem_collect(e, !e->rep->precopy);
+	int rc = mem_collect(e, !e->mem_sent);
 	if (!rc)
 		rc = mem_send(e);
 	if (rc)

@@ -259,10 +259,18 @@ void dest_fini(struct dest *d)
 
 /* ---- the channel as a peer: frames to a receiver, or into a file ---- */
 
+/* Write everything; a socket never raises SIGPIPE in the embedding VMM. */
 static int write_all_iov(int fd, struct iovec *iov, int n)
 {
+	bool sock = true;
+
 	while (n) {
-		ssize_t k = writev(fd, iov, n);
+		struct msghdr mh = { .msg_iov = iov, .msg_iovlen = (size_t)n };
+		ssize_t k = sock ? sendmsg(fd, &mh, MSG_NOSIGNAL) : writev(fd, iov, n);
+		if (k < 0 && sock && errno == ENOTSOCK) {
+			sock = false; /* a checkpoint file */
+			continue;
+		}
 		if (k < 0) {
 			if (errno == EINTR)
 				continue;
@@ -297,6 +305,9 @@ int chan_send(int fd, uint32_t type, uint32_t dev, const void *a, size_t alen, c
 
 struct chan_peer {
 	struct peer peer;
+	uint8_t *copy;  /* guest pages, copied so the CRC matches the bytes sent */
+	bool opened;    /* the magic went out */
+	size_t copy_cap;
 	int fd;
 	bool acks;
 	uint64_t frames;
@@ -308,6 +319,21 @@ struct chan_peer {
 static struct chan_peer *to_chan(struct peer *p)
 {
 	return (struct chan_peer *)(void *)p;
+}
+
+/* The channel opens with the magic, once, whatever is sent first. */
+static int chan_open(struct chan_peer *cp, char *why, size_t wl)
+{
+	if (cp->opened)
+		return 0;
+	struct iovec magic = { (void *)DEVMIG_CHAN_MAGIC, DEVMIG_CHAN_MAGIC_LEN };
+	int rc = write_all_iov(cp->fd, &magic, 1);
+	if (rc) {
+		snprintf(why, wl, "the channel to the destination failed: %s", strerror(-rc));
+		return rc;
+	}
+	cp->opened = true;
+	return 0;
 }
 
 static int chan_frame(struct chan_peer *cp, uint32_t type, uint32_t dev, const void *a,
@@ -392,12 +418,9 @@ static int chan_hello(struct peer *p, unsigned n, const struct devmig_compat_inf
 		memcpy(hello + len + 9, src[i].version, vl);
 		len += HELLO_DEV(vl);
 	}
-	struct iovec magic = { (void *)DEVMIG_CHAN_MAGIC, DEVMIG_CHAN_MAGIC_LEN };
-	int rc = write_all_iov(cp->fd, &magic, 1);
-	if (rc) {
-		snprintf(why, wl, "the channel to the destination failed: %s", strerror(-rc));
+	int rc = chan_open(cp, why, wl);
+	if (rc)
 		return rc;
-	}
 	rc = chan_frame(cp, DEVMIG_CHAN_HELLO, 0, hello, len, NULL, 0, why, wl);
 	return rc ? rc : chan_wait_ack(cp, DEVMIG_CHAN_HELLO, why, wl);
 }
@@ -411,9 +434,26 @@ static int chan_data(struct peer *p, unsigned dev, const void *buf, size_t len, 
 static int chan_mem(struct peer *p, uint64_t offset, const void *buf, size_t len, char *why,
 		    size_t wl)
 {
+	struct chan_peer *cp = to_chan(p);
 	uint8_t off[8];
+
+	/*
+	 * The guest may write these pages while they are sent: checksum and send
+	 * one stable copy. (A page written after the copy is dirty again and
+	 * goes in a later round.)
+	 */
+	if (len > cp->copy_cap) {
+		uint8_t *c = realloc(cp->copy, len);
+		if (!c) {
+			snprintf(why, wl, "out of memory");
+			return -ENOMEM;
+		}
+		cp->copy = c;
+		cp->copy_cap = len;
+	}
+	memcpy(cp->copy, buf, len);
 	put64(off, offset);
-	return chan_frame(to_chan(p), DEVMIG_CHAN_MEM, 0, off, 8, buf, len, why, wl);
+	return chan_frame(cp, DEVMIG_CHAN_MEM, 0, off, 8, cp->copy, len, why, wl);
 }
 
 static int chan_initial_done(struct peer *p, unsigned dev, char *why, size_t wl)
@@ -446,6 +486,8 @@ static int chan_run(struct peer *p, char *why, size_t wl)
 static void chan_abort(struct peer *p, const char *why)
 {
 	char ignore[64];
+	if (chan_open(to_chan(p), ignore, sizeof(ignore)))
+		return;
 	chan_frame(to_chan(p), DEVMIG_CHAN_ABORT, 0, why, strlen(why), NULL, 0, ignore,
 		   sizeof(ignore));
 }
@@ -492,6 +534,7 @@ void chan_peer_free(struct peer *p)
 	if (!p)
 		return;
 	devmig_chan_reader_free(to_chan(p)->rd);
+	free(to_chan(p)->copy);
 	free(p);
 }
 
@@ -685,7 +728,7 @@ int devmig_migrate_local(const struct devmig_engine_config *cfg,
 			 struct devmig_guest_mem *dst_mem, struct devmig_migration_report *report)
 {
 	struct dest d;
-	struct devmig_migration_report dst_rep;
+	struct devmig_migration_report dst_rep = { 0 };
 
 	if (dest_init(&d, cfg, dst, n, dst_mem, &dst_rep))
 		return -ENOMEM;
