@@ -6,6 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "cli.h"
 #include "devices.h"
 #include "devmig/migration.h"
 #include "devmig/server.h"
@@ -19,10 +20,16 @@ static void usage(FILE *f)
 		"  serve --device NAME --socket PATH [--args OPTS] [--allow-other-uids] [--verbose]\n"
 		"                              serve a device variant over vfio-user until SIGINT/SIGTERM\n"
 		"  devices                     list the device variants\n"
+		"  info --socket PATH [--json]  a device's identity, migration capabilities and state\n"
+		"  migrate ...                 live-migrate devices (devmig migrate --help)\n"
+		"  receive ...                 the destination of a two-host migration\n"
+		"  save ... / restore ...      checkpoint devices to a file and back\n"
+		"  demo                        migrate a running memblk device under load and verify it\n"
 		"  path FROM TO [--caps LIST]  print the arcs the state machine takes from FROM to TO\n"
 		"                              (LIST: comma-separated of stop_copy,p2p,pre_copy; default all)\n"
-		"  demo                        show the state machine on sample requests\n"
-		"  help                        this text\n");
+		"  help                        this text\n"
+		"\n"
+		"'devmig COMMAND --help' describes each command.\n");
 }
 
 static int parse_caps(const char *list, uint64_t *caps)
@@ -73,7 +80,7 @@ static int print_path(uint32_t from, uint32_t to, uint64_t caps)
 	return 0;
 }
 
-static int cmd_path(int argc, char **argv)
+int devmig_cmd_path(int argc, char **argv)
 {
 	enum devmig_state from, to;
 	uint64_t caps = DEVMIG_MIG_ALL;
@@ -95,36 +102,17 @@ static int cmd_path(int argc, char **argv)
 	return print_path(from, to, caps);
 }
 
-static int cmd_demo(void)
-{
-	static const struct {
-		uint32_t from, to;
-		uint64_t caps;
-	} samples[] = {
-		{ DEVMIG_STATE_RUNNING, DEVMIG_STATE_STOP_COPY, DEVMIG_MIG_ALL },
-		{ DEVMIG_STATE_RUNNING, DEVMIG_STATE_STOP_COPY, DEVMIG_MIG_STOP_COPY },
-		{ DEVMIG_STATE_PRE_COPY, DEVMIG_STATE_STOP_COPY, DEVMIG_MIG_ALL },
-		{ DEVMIG_STATE_RESUMING, DEVMIG_STATE_RUNNING, DEVMIG_MIG_ALL },
-		{ DEVMIG_STATE_STOP_COPY, DEVMIG_STATE_PRE_COPY, DEVMIG_MIG_ALL },
-	};
-	printf("devmig demo: the migration state machine on sample requests\n");
-	for (size_t i = 0; i < sizeof(samples) / sizeof(samples[0]); i++) {
-		printf("  caps=%s%s%s  ", samples[i].caps & DEVMIG_MIG_STOP_COPY ? "STOP_COPY" : "",
-		       samples[i].caps & DEVMIG_MIG_P2P ? "|P2P" : "",
-		       samples[i].caps & DEVMIG_MIG_PRE_COPY ? "|PRE_COPY" : "");
-		print_path(samples[i].from, samples[i].to, samples[i].caps);
-	}
-	return 0;
-}
 
-static int cmd_devices(void)
+int devmig_cmd_devices(int argc, char **argv)
 {
+	(void)argc;
+	(void)argv;
 	for (size_t i = 0; devmig_variants[i]; i++)
 		printf("%-10s %s\n", devmig_variants[i]->name, devmig_variants[i]->summary);
 	return 0;
 }
 
-static int cmd_serve(int argc, char **argv)
+int devmig_cmd_serve(int argc, char **argv)
 {
 	static const struct option opts[] = {
 		{ "device", required_argument, NULL, 'd' },
@@ -190,6 +178,21 @@ static int cmd_serve(int argc, char **argv)
 	return 0;
 }
 
+static const struct {
+	const char *name;
+	int (*run)(int argc, char **argv);
+} commands[] = {
+	{ "serve", devmig_cmd_serve },
+	{ "info", devmig_cmd_info },
+	{ "migrate", devmig_cmd_migrate },
+	{ "receive", devmig_cmd_receive },
+	{ "save", devmig_cmd_save },
+	{ "restore", devmig_cmd_restore },
+	{ "demo", devmig_cmd_demo },
+	{ "devices", devmig_cmd_devices },
+	{ "path", devmig_cmd_path },
+};
+
 int main(int argc, char **argv)
 {
 	if (argc < 2) {
@@ -200,14 +203,9 @@ int main(int argc, char **argv)
 		usage(stdout);
 		return 0;
 	}
-	if (!strcmp(argv[1], "serve"))
-		return cmd_serve(argc - 1, argv + 1);
-	if (!strcmp(argv[1], "devices"))
-		return cmd_devices();
-	if (!strcmp(argv[1], "path"))
-		return cmd_path(argc - 1, argv + 1);
-	if (!strcmp(argv[1], "demo"))
-		return cmd_demo();
-	fprintf(stderr, "devmig: unknown command '%s' (try 'devmig help')\n", argv[1]);
+	for (size_t i = 0; i < sizeof(commands) / sizeof(commands[0]); i++)
+		if (!strcmp(argv[1], commands[i].name))
+			return commands[i].run(argc - 1, argv + 1);
+	fprintf(stderr, "devmig: unknown command '%s' (try 'devmig --help')\n", argv[1]);
 	return 2;
 }

@@ -1,0 +1,105 @@
+/* SPDX-License-Identifier: MIT */
+/* What the info/migrate/receive/save/restore commands share. */
+#ifndef DEVMIG_TOOLS_CLI_UTIL_H
+#define DEVMIG_TOOLS_CLI_UTIL_H
+
+#include <json-c/json.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "devmig/client.h"
+#include "devmig/engine.h"
+
+/* The engine's limit on devices in one migration. */
+#define CLI_MAX_DEVICES 64u
+
+/* ---- devices ---- */
+
+/*
+ * Connect to every socket in paths (n of them). Prints "devmig CMD: ..." and
+ * returns NULL when one fails or a device is named twice (vfio-user serves one
+ * client at a time: a second connection would wait forever).
+ */
+struct devmig_client **cli_connect_all(const char *cmd, char *const *paths, unsigned n);
+void cli_close_all(struct devmig_client **c, unsigned n);
+/* Paths of both lists together must be distinct devices (same inode counts). */
+bool cli_distinct_paths(const char *cmd, char *const *a, unsigned na, char *const *b,
+			unsigned nb);
+
+/* ---- numbers ---- */
+
+bool cli_parse_u64(const char *s, uint64_t min, uint64_t max, uint64_t *out);
+/* "1.50 MiB", "48 B". */
+const char *cli_bytes(double bytes, char *buf, size_t len);
+/* "0.912 ms", "2.10 s". */
+const char *cli_duration(uint64_t ns, char *buf, size_t len);
+
+/* ---- results ---- */
+
+/*
+ * The engine's error with each "source device N" / "destination device N"
+ * followed by its socket path when known (src/dst may be NULL), printed as
+ * one line: "devmig CMD: <error>".
+ */
+void cli_print_error(const char *cmd, const char *error, char *const *src, unsigned nsrc,
+		     char *const *dst, unsigned ndst);
+/* The report's fields as a JSON object (ok, error and the numbers). */
+json_object *cli_report_json(const struct devmig_migration_report *r, bool ok);
+/* Pretty-print o on stdout and drop it. */
+void cli_print_json(json_object *o);
+
+/* ---- engine callbacks ---- */
+
+struct cli_progress {
+	bool tty;       /* stderr is a terminal: show rounds in place */
+	bool verbose;   /* every state change requested, one per line */
+	bool line_open; /* a progress line is on the screen */
+	char **src, **dst; /* socket paths for --verbose (NULL: unknown) */
+	unsigned nsrc, ndst;
+};
+
+void cli_progress_init(struct cli_progress *p, bool verbose);
+/* The devmig_engine_config.event callback; opaque is a struct cli_progress. */
+void cli_progress_event(void *opaque, const struct devmig_engine_event *ev);
+/* Clear the progress line (before printing a result). */
+void cli_progress_end(struct cli_progress *p);
+
+/*
+ * SIGINT/SIGTERM during a migration: the first one makes the switchover
+ * refuse (the engine then puts the source devices back to RUNNING), the
+ * second one kills the process. pause_guest callback for the engine config.
+ */
+void cli_catch_interrupts(void);
+bool cli_interrupted(void);
+int cli_pause_guest(void *opaque);
+/* SIGPIPE off: a peer that goes away is an error reply, not a silent death. */
+void cli_ignore_sigpipe(void);
+
+/* ---- the migration channel's addresses ---- */
+
+struct cli_addr {
+	bool is_unix;
+	char path[108];  /* unix */
+	char host[256];  /* tcp; empty: every address (listen only) */
+	char port[32];
+};
+
+/* "tcp://HOST:PORT", "HOST:PORT", "[V6]:PORT" or "unix:PATH"; false with err. */
+bool cli_parse_addr(const char *s, bool listen, struct cli_addr *a, char *err, size_t errlen);
+/* Connected stream socket (TCP_NODELAY, keepalive) or -1 with err. */
+int cli_connect_addr(const struct cli_addr *a, int timeout_ms, char *err, size_t errlen);
+/* Listening socket (SO_REUSEADDR) or -1 with err; shown: the bound address. */
+int cli_listen_addr(const struct cli_addr *a, char *shown, size_t shownlen, char *err,
+		    size_t errlen);
+/* After accept: TCP_NODELAY and keepalive on TCP sockets. */
+void cli_tune_socket(int fd);
+/* The longest a send or receive on the channel may block (SO_SNDTIMEO/SO_RCVTIMEO). */
+void cli_channel_timeout(int fd, unsigned seconds);
+/* A timed-out channel shows as EAGAIN: say so after the engine's error. */
+void cli_note_timeout(struct devmig_migration_report *r, int rc, unsigned seconds);
+
+/* Default --timeout of the migration channel, in seconds. */
+#define CLI_CHANNEL_TIMEOUT 120u
+
+#endif

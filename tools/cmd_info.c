@@ -1,0 +1,206 @@
+/* SPDX-License-Identifier: MIT */
+/* devmig info: a device's identity, migration capabilities and state. */
+#include <errno.h>
+#include <getopt.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "cli.h"
+#include "devmig/compat.h"
+#include "cli_util.h"
+
+/* VFIO_PCI_CONFIG_REGION_INDEX: PCI configuration space. */
+#define CONFIG_REGION 7u
+
+static void info_usage(FILE *f)
+{
+	fprintf(f, "usage: devmig info --socket PATH [--json]\n"
+		   "\n"
+		   "Connect to the vfio-user device served at PATH and print its PCI vendor:device\n"
+		   "ids, migration capabilities (STOP_COPY, P2P, PRE_COPY), current migration\n"
+		   "state, the device's estimate of its STOP_COPY data, the protocol extensions\n"
+		   "negotiated, and its region and interrupt counts. The device is not changed.\n"
+		   "vfio-user serves one client at a time: this waits while another is connected.\n"
+		   "\n"
+		   "  --socket PATH  the device's vfio-user socket\n"
+		   "  --json         machine-readable output\n");
+}
+
+int devmig_cmd_info(int argc, char **argv)
+{
+	static const struct option opts[] = {
+		{ "socket", required_argument, NULL, 's' },
+		{ "json", no_argument, NULL, 'j' },
+		{ "help", no_argument, NULL, 'h' },
+		{ 0 },
+	};
+	char *path = NULL;
+	bool json = false;
+	int o;
+
+	while ((o = getopt_long(argc, argv, "s:jh", opts, NULL)) != -1) {
+		switch (o) {
+		case 's':
+			if (path) {
+				fprintf(stderr, "devmig info: give one --socket\n");
+				return 2;
+			}
+			path = optarg;
+			break;
+		case 'j': json = true; break;
+		case 'h': info_usage(stdout); return 0;
+		default: return 2;
+		}
+	}
+	if (optind < argc) {
+		fprintf(stderr, "devmig info: unexpected argument '%s'\n", argv[optind]);
+		return 2;
+	}
+	if (!path) {
+		fprintf(stderr, "devmig info: --socket is required (devmig info --help)\n");
+		return 2;
+	}
+
+	struct devmig_client **cl = cli_connect_all("info", &path, 1);
+	if (!cl)
+		return 1;
+	struct devmig_client *c = cl[0];
+	struct devmig_device_info di = { .argsz = sizeof(di) };
+	uint32_t ids = 0;
+	int rc = devmig_client_device_info(c, &di);
+	if (rc) {
+		fprintf(stderr, "devmig info: %s: DEVICE_GET_INFO failed: %s\n", path, strerror(-rc));
+		cli_close_all(cl, 1);
+		return 1;
+	}
+	rc = devmig_client_region_read(c, CONFIG_REGION, 0, &ids, sizeof(ids));
+	if (rc) {
+		fprintf(stderr, "devmig info: %s: reading the PCI config space failed: %s\n", path,
+			strerror(-rc));
+		cli_close_all(cl, 1);
+		return 1;
+	}
+	uint16_t vendor = (uint16_t)(ids & 0xffff), device = (uint16_t)(ids >> 16);
+
+	uint64_t caps = 0, sc_size = 0;
+	enum devmig_state state = DEVMIG_STATE_ERROR;
+	int caps_rc = devmig_client_mig_caps(c, &caps);
+	int state_rc = caps_rc ? caps_rc : devmig_client_get_state(c, &state);
+	int sc_rc = caps_rc ? caps_rc : devmig_client_stop_copy_size(c, &sc_size);
+	static const struct {
+		uint32_t bit;
+		const char *name;
+	} extname[] = {
+		{ DEVMIG_EXT_PRECOPY_INFO, "precopy_info" },
+		{ DEVMIG_EXT_MIG_STATUS, "mig_status" },
+		{ DEVMIG_EXT_COMPAT, "compat" },
+	};
+	uint32_t ext = 0;
+	for (size_t i = 0; i < sizeof(extname) / sizeof(extname[0]); i++)
+		if (devmig_client_has_ext(c, extname[i].bit))
+			ext |= extname[i].bit;
+	struct devmig_compat_info compat;
+	int compat_rc = (ext & DEVMIG_EXT_COMPAT) ? devmig_client_compat_info(c, &compat) : -ENOTSUP;
+	struct devmig_caps sv;
+	devmig_client_server_caps(c, &sv);
+	cli_close_all(cl, 1);
+
+	static const struct {
+		uint64_t bit;
+		const char *name;
+	} capname[] = {
+		{ DEVMIG_MIG_STOP_COPY, "STOP_COPY" },
+		{ DEVMIG_MIG_P2P, "P2P" },
+		{ DEVMIG_MIG_PRE_COPY, "PRE_COPY" },
+	};
+
+	if (json) {
+		json_object *j = json_object_new_object();
+		char buf[24];
+		json_object_object_add(j, "socket", json_object_new_string(path));
+		snprintf(buf, sizeof(buf), "%04x", vendor);
+		json_object_object_add(j, "vendor", json_object_new_string(buf));
+		snprintf(buf, sizeof(buf), "%04x", device);
+		json_object_object_add(j, "device", json_object_new_string(buf));
+		snprintf(buf, sizeof(buf), "%04x:%04x", vendor, device);
+		json_object_object_add(j, "id", json_object_new_string(buf));
+		json_object_object_add(j, "migratable", json_object_new_boolean(!caps_rc));
+		json_object *jc = json_object_new_array();
+		for (size_t i = 0; i < sizeof(capname) / sizeof(capname[0]); i++)
+			if (caps & capname[i].bit)
+				json_object_array_add(jc, json_object_new_string(capname[i].name));
+		json_object_object_add(j, "caps", jc);
+		json_object_object_add(j, "caps_mask", json_object_new_int64((int64_t)caps));
+		json_object_object_add(j, "state", state_rc ? NULL
+							    : json_object_new_string(
+								      devmig_state_name(state)));
+		json_object_object_add(j, "stop_copy_size",
+				       sc_rc ? NULL : json_object_new_int64((int64_t)sc_size));
+		json_object *je = json_object_new_array();
+		for (size_t i = 0; i < sizeof(extname) / sizeof(extname[0]); i++)
+			if (ext & extname[i].bit)
+				json_object_array_add(je, json_object_new_string(extname[i].name));
+		json_object_object_add(j, "extensions", je);
+		json_object *jv = NULL;
+		if (!compat_rc) {
+			jv = json_object_new_object();
+			json_object_object_add(jv, "version", json_object_new_string(compat.version));
+			json_object *ja = json_object_new_array();
+			for (unsigned i = 0; i < compat.naccepts && i < DEVMIG_ACCEPTS_MAX; i++)
+				json_object_array_add(ja, json_object_new_string(compat.accepts[i]));
+			json_object_object_add(jv, "accepts", ja);
+			snprintf(buf, sizeof(buf), "%016llx",
+				 (unsigned long long)compat.config_fingerprint);
+			json_object_object_add(jv, "config_fingerprint", json_object_new_string(buf));
+		}
+		json_object_object_add(j, "compat", jv);
+		json_object_object_add(j, "regions", json_object_new_int64(di.num_regions));
+		json_object_object_add(j, "irqs", json_object_new_int64(di.num_irqs));
+		json_object_object_add(j, "max_data_xfer_size",
+				       json_object_new_int64(sv.max_data_xfer_size));
+		cli_print_json(j);
+		return 0;
+	}
+
+	char b[32];
+	printf("socket:       %s\n", path);
+	printf("id:           %04x:%04x\n", vendor, device);
+	printf("regions:      %u\n", di.num_regions);
+	printf("irqs:         %u\n", di.num_irqs);
+	if (caps_rc) {
+		printf("migration:    not migratable (%s)\n", strerror(-caps_rc));
+	} else {
+		printf("migration:   ");
+		for (size_t i = 0; i < sizeof(capname) / sizeof(capname[0]); i++)
+			if (caps & capname[i].bit)
+				printf(" %s", capname[i].name);
+		if (caps & ~DEVMIG_MIG_ALL)
+			printf(" (unknown bits 0x%llx)", (unsigned long long)(caps & ~DEVMIG_MIG_ALL));
+		printf("\n");
+	}
+	if (state_rc)
+		printf("state:        unknown (%s)\n", strerror(-state_rc));
+	else
+		printf("state:        %s\n", devmig_state_name(state));
+	if (sc_rc)
+		printf("stop-copy:    unknown (%s)\n", strerror(-sc_rc));
+	else
+		printf("stop-copy:    %s (the device's estimate of its state)\n",
+		       cli_bytes((double)sc_size, b, sizeof(b)));
+	printf("extensions:  ");
+	for (size_t i = 0; i < sizeof(extname) / sizeof(extname[0]); i++)
+		if (ext & extname[i].bit)
+			printf(" %s", extname[i].name);
+	printf("%s\n", ext ? "" : " none");
+	if (!compat_rc) {
+		printf("version:      %s\n", compat.version);
+		if (compat.naccepts) {
+			printf("accepts:     ");
+			for (unsigned i = 0; i < compat.naccepts && i < DEVMIG_ACCEPTS_MAX; i++)
+				printf(" %s", compat.accepts[i]);
+			printf("\n");
+		}
+		printf("config hash:  %016llx\n", (unsigned long long)compat.config_fingerprint);
+	}
+	return 0;
+}

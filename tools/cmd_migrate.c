@@ -1,0 +1,254 @@
+/* SPDX-License-Identifier: MIT */
+/* devmig migrate: live-migrate devices to local servers or to a `devmig receive`. */
+#include <getopt.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "cli.h"
+#include "cli_util.h"
+
+#define CONNECT_TIMEOUT_MS 10000
+
+static void migrate_usage(FILE *f)
+{
+	fprintf(f,
+		"usage: devmig migrate --socket SRC [--socket SRC2 ...]\n"
+		"                      (--to tcp://HOST:PORT | --to unix:PATH |\n"
+		"                       --to-socket DST [--to-socket DST2 ...])\n"
+		"                      [--downtime MS] [--max-rounds N] [--no-precopy] [--timeout SEC]\n"
+		"                      [--json] [--verbose]\n"
+		"\n"
+		"Live-migrate the devices served at the SRC sockets. This moves device state\n"
+		"only: there is no guest here, so no guest memory is copied and devices that\n"
+		"DMA into a guest's memory must have it moved by their VMM.\n"
+		"\n"
+		"  --socket SRC       a source device's vfio-user socket (repeat for several;\n"
+		"                     they stop and switch over together)\n"
+		"  --to tcp://HOST:PORT, --to unix:PATH\n"
+		"                     send to a 'devmig receive' listening there (another host)\n"
+		"  --to-socket DST    a local destination device's socket, one per --socket, in\n"
+		"                     the same order\n"
+		"  --downtime MS      the pause the pre-copy rounds aim for (default 300)\n"
+		"  --max-rounds N     pre-copy rounds at most once the initial data is sent\n"
+		"                     (default 30)\n"
+		"  --no-precopy       stop and copy at once, even for devices offering PRE_COPY\n"
+		"  --timeout SEC      with --to: give up when the channel moves nothing for SEC\n"
+		"                     seconds (default 120)\n"
+		"  --json             print the migration report as JSON\n"
+		"  --verbose          print every state change requested\n"
+		"\n"
+		"On a terminal the pre-copy rounds are shown as they go. On success the devices\n"
+		"run at the destination and the exit status is 0; on failure the error names\n"
+		"the device and the reason, the source devices are back in RUNNING with their\n"
+		"state, and the exit status is 1. Ctrl-C stops the migration at the switchover\n"
+		"and puts the source back to RUNNING.\n");
+}
+
+static void print_summary(const struct devmig_migration_report *r, const char *to,
+			  const char *src_state)
+{
+	char b1[32], b2[32], b3[32], b4[32], b5[32];
+
+	printf("migration complete: %u device%s now running at %s\n", r->devices,
+	       r->devices == 1 ? "" : "s", to);
+	printf("  moved       %s of device state (%s while stopped), %u pre-copy round%s\n",
+	       cli_bytes((double)(r->device_bytes + r->guest_bytes), b1, sizeof(b1)),
+	       cli_bytes((double)r->stop_copy_bytes, b2, sizeof(b2)), r->rounds,
+	       r->rounds == 1 ? "" : "s");
+	printf("  downtime    %s\n", cli_duration(r->downtime_ns, b3, sizeof(b3)));
+	printf("  total time  %s\n", cli_duration(r->total_ns, b4, sizeof(b4)));
+	printf("  throughput  %s/s\n", cli_bytes(r->throughput, b5, sizeof(b5)));
+	printf("  source      %s: stopped, not to be resumed\n", src_state);
+}
+
+int devmig_cmd_migrate(int argc, char **argv)
+{
+	static const struct option opts[] = {
+		{ "socket", required_argument, NULL, 's' },
+		{ "to", required_argument, NULL, 't' },
+		{ "to-socket", required_argument, NULL, 'd' },
+		{ "downtime", required_argument, NULL, 'D' },
+		{ "max-rounds", required_argument, NULL, 'r' },
+		{ "no-precopy", no_argument, NULL, 'n' },
+		{ "timeout", required_argument, NULL, 'T' },
+		{ "json", no_argument, NULL, 'j' },
+		{ "verbose", no_argument, NULL, 'v' },
+		{ "help", no_argument, NULL, 'h' },
+		{ 0 },
+	};
+	char *src[CLI_MAX_DEVICES], *dst[CLI_MAX_DEVICES];
+	unsigned nsrc = 0, ndst = 0;
+	const char *to = NULL;
+	bool json = false, verbose = false;
+	unsigned timeout = CLI_CHANNEL_TIMEOUT;
+	struct devmig_engine_config cfg = { 0 };
+	uint64_t v;
+	int o;
+
+	while ((o = getopt_long(argc, argv, "s:t:d:D:r:nT:jvh", opts, NULL)) != -1) {
+		switch (o) {
+		case 's':
+		case 'd':
+			if ((o == 's' ? nsrc : ndst) == CLI_MAX_DEVICES) {
+				fprintf(stderr, "devmig migrate: at most %u devices migrate together\n",
+					CLI_MAX_DEVICES);
+				return 2;
+			}
+			if (o == 's')
+				src[nsrc++] = optarg;
+			else
+				dst[ndst++] = optarg;
+			break;
+		case 't':
+			if (to) {
+				fprintf(stderr, "devmig migrate: give one --to\n");
+				return 2;
+			}
+			to = optarg;
+			break;
+		case 'D':
+			if (!cli_parse_u64(optarg, 1, 3600000, &v)) {
+				fprintf(stderr, "devmig migrate: --downtime takes milliseconds, "
+						"1 to 3600000, not '%s'\n", optarg);
+				return 2;
+			}
+			cfg.downtime_budget_ns = v * 1000000ull;
+			break;
+		case 'r':
+			if (!cli_parse_u64(optarg, 1, 100000, &v)) {
+				fprintf(stderr, "devmig migrate: --max-rounds takes 1 to 100000, not "
+						"'%s'\n", optarg);
+				return 2;
+			}
+			cfg.max_rounds = (unsigned)v;
+			break;
+		case 'n': cfg.no_precopy = true; break;
+		case 'T':
+			if (!cli_parse_u64(optarg, 1, 86400, &v)) {
+				fprintf(stderr, "devmig migrate: --timeout takes seconds, 1 to 86400, "
+						"not '%s'\n", optarg);
+				return 2;
+			}
+			timeout = (unsigned)v;
+			break;
+		case 'j': json = true; break;
+		case 'v': verbose = true; break;
+		case 'h': migrate_usage(stdout); return 0;
+		default: return 2;
+		}
+	}
+	if (optind < argc) {
+		fprintf(stderr, "devmig migrate: unexpected argument '%s'\n", argv[optind]);
+		return 2;
+	}
+	if (!nsrc) {
+		fprintf(stderr, "devmig migrate: --socket is required (devmig migrate --help)\n");
+		return 2;
+	}
+	if (!to == !ndst) {
+		fprintf(stderr, "devmig migrate: give either --to or --to-socket "
+				"(devmig migrate --help)\n");
+		return 2;
+	}
+	if (ndst && ndst != nsrc) {
+		fprintf(stderr, "devmig migrate: %u --socket but %u --to-socket: give one "
+				"destination per source, in order\n", nsrc, ndst);
+		return 2;
+	}
+	struct cli_addr addr;
+	char err[512];
+	if (to && !cli_parse_addr(to, false, &addr, err, sizeof(err))) {
+		fprintf(stderr, "devmig migrate: --to %s\n", err);
+		return 2;
+	}
+	if (!cli_distinct_paths("migrate", src, nsrc, dst, ndst))
+		return 2;
+
+	cli_ignore_sigpipe();
+	struct devmig_client **sc = cli_connect_all("migrate", src, nsrc);
+	if (!sc)
+		return 1;
+	struct devmig_client **dc = NULL;
+	int fd = -1;
+	if (ndst) {
+		dc = cli_connect_all("migrate", dst, ndst);
+		if (!dc) {
+			cli_close_all(sc, nsrc);
+			return 1;
+		}
+	} else {
+		fd = cli_connect_addr(&addr, CONNECT_TIMEOUT_MS, err, sizeof(err));
+		if (fd < 0) {
+			fprintf(stderr, "devmig migrate: %s\n", err);
+			cli_close_all(sc, nsrc);
+			return 1;
+		}
+		cli_channel_timeout(fd, timeout);
+	}
+
+	struct cli_progress prog;
+	cli_progress_init(&prog, verbose);
+	prog.src = src;
+	prog.nsrc = nsrc;
+	prog.dst = ndst ? dst : NULL;
+	prog.ndst = ndst;
+	cfg.event = cli_progress_event;
+	cfg.pause_guest = cli_pause_guest;
+	cfg.opaque = &prog;
+	cli_catch_interrupts();
+
+	struct devmig_migration_report rep;
+	int rc = ndst ? devmig_migrate_local(&cfg, sc, dc, nsrc, NULL, NULL, &rep)
+		      : devmig_migrate_to_fd(&cfg, sc, nsrc, NULL, fd, &rep);
+	cli_progress_end(&prog);
+	if (rc && cli_interrupted() && strstr(rep.error, "could not be paused"))
+		snprintf(rep.error, sizeof(rep.error),
+			 "interrupted: the migration was abandoned before the switchover");
+	else if (rc && !rep.error[0])
+		snprintf(rep.error, sizeof(rep.error), "the migration failed: %s", strerror(-rc));
+	else if (rc && fd >= 0)
+		cli_note_timeout(&rep, rc, timeout);
+
+	/* Where the sources were left (stopped after a success, RUNNING after a failure). */
+	const char *src_state = NULL;
+	json_object *jstates = json_object_new_array();
+	for (unsigned i = 0; i < nsrc; i++) {
+		enum devmig_state st;
+		const char *name = devmig_client_get_state(sc[i], &st) ? "unknown"
+									: devmig_state_name(st);
+		json_object_array_add(jstates, json_object_new_string(name));
+		src_state = !src_state || !strcmp(src_state, name) ? name : "mixed";
+		if (rc && strcmp(name, "RUNNING")) {
+			/* The engine could not put it back: the operator must know. */
+			size_t l = strlen(rep.error);
+			snprintf(rep.error + l, sizeof(rep.error) - l,
+				 "; source device %u is left %s", i, name);
+		}
+	}
+	if (fd >= 0)
+		close(fd);
+	cli_close_all(dc, ndst);
+	cli_close_all(sc, nsrc);
+
+	if (rc)
+		cli_print_error("migrate", rep.error, src, nsrc, ndst ? dst : NULL, ndst);
+	if (json) {
+		json_object *j = cli_report_json(&rep, rc == 0);
+		json_object *jt = json_object_new_array();
+		for (unsigned i = 0; i < ndst; i++)
+			json_object_array_add(jt, json_object_new_string(dst[i]));
+		json_object_object_add(j, "to", to ? json_object_new_string(to) : jt);
+		if (to)
+			json_object_put(jt);
+		json_object_object_add(j, "source_states", jstates);
+		cli_print_json(j);
+	} else {
+		json_object_put(jstates);
+		if (!rc)
+			print_summary(&rep, to ? to : (ndst == 1 ? dst[0] : "the destination sockets"),
+				      src_state);
+	}
+	return rc ? 1 : 0;
+}

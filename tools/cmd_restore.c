@@ -1,0 +1,131 @@
+/* SPDX-License-Identifier: MIT */
+/* devmig restore: load a checkpoint written by devmig save into devices. */
+#include <errno.h>
+#include <fcntl.h>
+#include <getopt.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "cli.h"
+#include "cli_util.h"
+
+static void restore_usage(FILE *f)
+{
+	fprintf(f,
+		"usage: devmig restore --socket DST [--socket DST2 ...] --file PATH [--json]\n"
+		"                      [--verbose]\n"
+		"\n"
+		"Load the checkpoint at PATH (from 'devmig save') into the devices served at the\n"
+		"DST sockets, in the order they were saved; they run with that state once it\n"
+		"succeeds. Every frame of the file is checked before any device is touched: a\n"
+		"damaged or truncated file is refused and the devices keep their own state.\n"
+		"Device state only: no guest memory is restored.\n"
+		"\n"
+		"  --socket DST  a device's vfio-user socket (repeat)\n"
+		"  --file PATH   the checkpoint\n"
+		"  --json        print the report as JSON\n"
+		"  --verbose     print every state change requested\n");
+}
+
+int devmig_cmd_restore(int argc, char **argv)
+{
+	static const struct option opts[] = {
+		{ "socket", required_argument, NULL, 's' },
+		{ "file", required_argument, NULL, 'f' },
+		{ "json", no_argument, NULL, 'j' },
+		{ "verbose", no_argument, NULL, 'v' },
+		{ "help", no_argument, NULL, 'h' },
+		{ 0 },
+	};
+	char *dst[CLI_MAX_DEVICES];
+	unsigned ndst = 0;
+	const char *path = NULL;
+	bool json = false, verbose = false;
+	int o;
+
+	while ((o = getopt_long(argc, argv, "s:f:jvh", opts, NULL)) != -1) {
+		switch (o) {
+		case 's':
+			if (ndst == CLI_MAX_DEVICES) {
+				fprintf(stderr, "devmig restore: at most %u devices are restored "
+						"together\n", CLI_MAX_DEVICES);
+				return 2;
+			}
+			dst[ndst++] = optarg;
+			break;
+		case 'f':
+			if (path) {
+				fprintf(stderr, "devmig restore: give one --file\n");
+				return 2;
+			}
+			path = optarg;
+			break;
+		case 'j': json = true; break;
+		case 'v': verbose = true; break;
+		case 'h': restore_usage(stdout); return 0;
+		default: return 2;
+		}
+	}
+	if (optind < argc) {
+		fprintf(stderr, "devmig restore: unexpected argument '%s'\n", argv[optind]);
+		return 2;
+	}
+	if (!ndst || !path) {
+		fprintf(stderr, "devmig restore: --socket and --file are required "
+				"(devmig restore --help)\n");
+		return 2;
+	}
+
+	int fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0) {
+		fprintf(stderr, "devmig restore: cannot open %s: %s\n", path, strerror(errno));
+		return 1;
+	}
+	struct stat st;
+	if (fstat(fd, &st) || !S_ISREG(st.st_mode)) {
+		fprintf(stderr, "devmig restore: %s is not a regular file (a checkpoint is read "
+				"twice: checked, then loaded)\n", path);
+		close(fd);
+		return 1;
+	}
+	struct devmig_client **dc = cli_connect_all("restore", dst, ndst);
+	if (!dc) {
+		close(fd);
+		return 1;
+	}
+
+	struct cli_progress prog;
+	cli_progress_init(&prog, verbose);
+	prog.dst = dst;
+	prog.ndst = ndst;
+	struct devmig_engine_config cfg = { .event = cli_progress_event, .opaque = &prog };
+	struct devmig_migration_report rep;
+	int rc = devmig_restore(&cfg, fd, dc, ndst, NULL, &rep);
+	cli_progress_end(&prog);
+	close(fd);
+	cli_close_all(dc, ndst);
+	if (rc && !rep.error[0])
+		snprintf(rep.error, sizeof(rep.error), "the restore failed: %s", strerror(-rc));
+
+	if (rc) {
+		/* The error alone may not say it is about the file: name it. */
+		char msg[sizeof(rep.error) + 300];
+		snprintf(msg, sizeof(msg), "%s: %s", path, rep.error);
+		cli_print_error("restore", msg, NULL, 0, dst, ndst);
+	}
+	if (json) {
+		json_object *j = cli_report_json(&rep, rc == 0);
+		json_object_object_add(j, "file", json_object_new_string(path));
+		cli_print_json(j);
+	} else if (!rc) {
+		char b1[32], b2[32];
+		printf("restored %u device%s from %s (%s of device state); they run now\n",
+		       rep.devices, rep.devices == 1 ? "" : "s", path,
+		       cli_bytes((double)rep.device_bytes, b1, sizeof(b1)));
+		printf("  total time  %s\n", cli_duration(rep.total_ns, b2, sizeof(b2)));
+	}
+	return rc ? 1 : 0;
+}

@@ -1,0 +1,213 @@
+/* SPDX-License-Identifier: MIT */
+/* devmig save: checkpoint devices into a file; they run on. */
+#include <errno.h>
+#include <fcntl.h>
+#include <getopt.h>
+#include <libgen.h>
+#include <limits.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "cli.h"
+#include "cli_util.h"
+
+static void save_usage(FILE *f)
+{
+	fprintf(f,
+		"usage: devmig save --socket SRC [--socket SRC2 ...] --file PATH [--force] [--json]\n"
+		"                   [--verbose]\n"
+		"\n"
+		"Stop the devices served at the SRC sockets, write their state to PATH, and let\n"
+		"them run on. Device state only: no guest memory is saved. The file is written\n"
+		"as PATH.tmp, flushed to disk and renamed, so a failed save leaves nothing at\n"
+		"PATH. 'devmig restore' loads it into devices of the same kinds.\n"
+		"\n"
+		"  --socket SRC  a device's vfio-user socket (repeat; restore in the same order)\n"
+		"  --file PATH   the checkpoint to create\n"
+		"  --force       replace PATH if it exists\n"
+		"  --json        print the report as JSON\n"
+		"  --verbose     print every state change requested\n");
+}
+
+static void set_error(struct devmig_migration_report *r, const char *fmt, ...)
+	__attribute__((format(printf, 2, 3)));
+static void set_error(struct devmig_migration_report *r, const char *fmt, ...)
+{
+	va_list ap;
+	va_start(ap, fmt);
+	vsnprintf(r->error, sizeof(r->error), fmt, ap);
+	va_end(ap);
+}
+
+/* The directory holding path, so that the rename itself reaches the disk. */
+static void fsync_dir_of(const char *path)
+{
+	char buf[PATH_MAX];
+	snprintf(buf, sizeof(buf), "%s", path);
+	int dfd = open(dirname(buf), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (dfd >= 0) {
+		fsync(dfd);
+		close(dfd);
+	}
+}
+
+/* tmp -> path; without force, never over an existing path (atomically). */
+static int publish(const char *tmp, const char *path, bool force)
+{
+	if (force)
+		return rename(tmp, path) ? -errno : 0;
+	if (!renameat2(AT_FDCWD, tmp, AT_FDCWD, path, RENAME_NOREPLACE))
+		return 0;
+	if (errno != EINVAL && errno != ENOSYS)
+		return -errno;
+	/* A filesystem without RENAME_NOREPLACE: link() refuses an existing name too. */
+	if (link(tmp, path))
+		return -errno;
+	unlink(tmp);
+	return 0;
+}
+
+int devmig_cmd_save(int argc, char **argv)
+{
+	static const struct option opts[] = {
+		{ "socket", required_argument, NULL, 's' },
+		{ "file", required_argument, NULL, 'f' },
+		{ "force", no_argument, NULL, 'F' },
+		{ "json", no_argument, NULL, 'j' },
+		{ "verbose", no_argument, NULL, 'v' },
+		{ "help", no_argument, NULL, 'h' },
+		{ 0 },
+	};
+	char *src[CLI_MAX_DEVICES];
+	unsigned nsrc = 0;
+	const char *path = NULL;
+	bool json = false, verbose = false, force = false;
+	int o;
+
+	while ((o = getopt_long(argc, argv, "s:f:Fjvh", opts, NULL)) != -1) {
+		switch (o) {
+		case 's':
+			if (nsrc == CLI_MAX_DEVICES) {
+				fprintf(stderr, "devmig save: at most %u devices are saved together\n",
+					CLI_MAX_DEVICES);
+				return 2;
+			}
+			src[nsrc++] = optarg;
+			break;
+		case 'f':
+			if (path) {
+				fprintf(stderr, "devmig save: give one --file\n");
+				return 2;
+			}
+			path = optarg;
+			break;
+		case 'F': force = true; break;
+		case 'j': json = true; break;
+		case 'v': verbose = true; break;
+		case 'h': save_usage(stdout); return 0;
+		default: return 2;
+		}
+	}
+	if (optind < argc) {
+		fprintf(stderr, "devmig save: unexpected argument '%s'\n", argv[optind]);
+		return 2;
+	}
+	if (!nsrc || !path) {
+		fprintf(stderr, "devmig save: --socket and --file are required (devmig save --help)\n");
+		return 2;
+	}
+	char tmp[PATH_MAX];
+	if (snprintf(tmp, sizeof(tmp), "%s.tmp", path) >= (int)sizeof(tmp)) {
+		fprintf(stderr, "devmig save: the file name is too long: %s\n", path);
+		return 2;
+	}
+	struct stat st;
+	if (!force && !lstat(path, &st)) {
+		fprintf(stderr, "devmig save: %s already exists (--force replaces it)\n", path);
+		return 1;
+	}
+
+	struct devmig_client **sc = cli_connect_all("save", src, nsrc);
+	if (!sc)
+		return 1;
+	int fd = open(tmp, O_WRONLY | O_CREAT | O_CLOEXEC | (force ? O_TRUNC : O_EXCL), 0600);
+	if (fd < 0) {
+		if (errno == EEXIST)
+			fprintf(stderr, "devmig save: %s exists: another save is writing it, or one "
+					"was interrupted (remove it, or use --force)\n", tmp);
+		else
+			fprintf(stderr, "devmig save: cannot create %s: %s\n", tmp, strerror(errno));
+		cli_close_all(sc, nsrc);
+		return 1;
+	}
+
+	struct cli_progress prog;
+	cli_progress_init(&prog, verbose);
+	prog.src = src;
+	prog.nsrc = nsrc;
+	struct devmig_engine_config cfg = {
+		.event = cli_progress_event, .pause_guest = cli_pause_guest, .opaque = &prog,
+	};
+	cli_catch_interrupts();
+	struct devmig_migration_report rep;
+	int rc = devmig_save(&cfg, sc, nsrc, NULL, fd, &rep);
+	cli_progress_end(&prog);
+	cli_close_all(sc, nsrc);
+	if (rc && cli_interrupted())
+		snprintf(rep.error, sizeof(rep.error),
+			 "interrupted: no checkpoint was written and the devices run on");
+	else if (rc && !rep.error[0])
+		set_error(&rep, "the save failed: %s", strerror(-rc));
+
+	off_t size = 0;
+	if (!rc) {
+		struct stat fst;
+		if (fsync(fd)) {
+			rc = -errno;
+			set_error(&rep, "flushing %s to disk failed: %s", tmp,
+				 strerror(errno));
+		} else if (!fstat(fd, &fst)) {
+			size = fst.st_size;
+		}
+	}
+	if (close(fd) && !rc) {
+		rc = -errno;
+		set_error(&rep, "writing %s failed: %s", tmp, strerror(errno));
+	}
+	if (!rc) {
+		rc = publish(tmp, path, force);
+		if (rc == -EEXIST)
+			snprintf(rep.error, sizeof(rep.error),
+				 "%s appeared while saving; the checkpoint was not kept "
+				 "(--force replaces it)", path);
+		else if (rc)
+			set_error(&rep, "renaming %s to %s failed: %s", tmp,
+				 path, strerror(-rc));
+		else
+			fsync_dir_of(path);
+	}
+	if (rc) {
+		unlink(tmp);
+		rep.completed = false;
+		cli_print_error("save", rep.error, src, nsrc, NULL, 0);
+	}
+
+	if (json) {
+		json_object *j = cli_report_json(&rep, rc == 0);
+		json_object_object_add(j, "file", json_object_new_string(path));
+		json_object_object_add(j, "file_bytes", json_object_new_int64(rc ? 0 : size));
+		cli_print_json(j);
+	} else if (!rc) {
+		char b1[32], b2[32], b3[32];
+		printf("saved %u device%s to %s (%s of device state, file %s); the devices run on\n",
+		       rep.devices, rep.devices == 1 ? "" : "s", path,
+		       cli_bytes((double)rep.device_bytes, b1, sizeof(b1)),
+		       cli_bytes((double)size, b2, sizeof(b2)));
+		printf("  devices stopped for %s\n", cli_duration(rep.downtime_ns, b3, sizeof(b3)));
+	}
+	return rc ? 1 : 0;
+}
