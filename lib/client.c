@@ -24,7 +24,14 @@ struct msg_map {
 
 struct devmig_client {
 	int sock;
+	/*
+	 * Calls take turns in arrival order (a ticket lock): a VMM thread's
+	 * register access waits for at most the one call ahead of it, even
+	 * while the engine reads batch after batch on the same connection.
+	 */
 	pthread_mutex_t lock;
+	pthread_cond_t turn_cv;
+	uint64_t next_ticket, serving;
 	struct devmig_msg_reader rd;
 	struct devmig_wire_limits lim;
 	struct devmig_caps ours, server;
@@ -34,6 +41,23 @@ struct devmig_client {
 	size_t nmaps;
 	uint8_t head[4096];
 };
+
+static void client_lock(struct devmig_client *c)
+{
+	pthread_mutex_lock(&c->lock);
+	uint64_t ticket = c->next_ticket++;
+	while (c->serving != ticket)
+		pthread_cond_wait(&c->turn_cv, &c->lock);
+	pthread_mutex_unlock(&c->lock);
+}
+
+static void client_unlock(struct devmig_client *c)
+{
+	pthread_mutex_lock(&c->lock);
+	c->serving++;
+	pthread_cond_broadcast(&c->turn_cv);
+	pthread_mutex_unlock(&c->lock);
+}
 
 static int send_msg(struct devmig_client *c, const struct devmig_msg *m, const int *fds,
 		    unsigned nfds)
@@ -203,6 +227,7 @@ struct devmig_client *devmig_client_connect(const char *path,
 		return NULL;
 	}
 	pthread_mutex_init(&c->lock, NULL);
+	pthread_cond_init(&c->turn_cv, NULL);
 	c->sock = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
 	strcpy(sa.sun_path, path);
 	if (c->sock < 0 || connect(c->sock, (struct sockaddr *)&sa, sizeof(sa))) {
@@ -268,6 +293,7 @@ void devmig_client_close(struct devmig_client *c)
 		close(c->sock);
 	devmig_msg_reader_free(&c->rd);
 	pthread_mutex_destroy(&c->lock);
+	pthread_cond_destroy(&c->turn_cv);
 	free(c->maps);
 	free(c);
 }
@@ -289,12 +315,12 @@ int devmig_client_fd(struct devmig_client *c)
 
 /* ---- simple commands ---- */
 
-#define LOCKED(c, expr)                          \
-	({                                       \
-		pthread_mutex_lock(&(c)->lock);  \
-		int rc_ = (expr);                \
-		pthread_mutex_unlock(&(c)->lock); \
-		rc_;                             \
+#define LOCKED(c, expr)           \
+	({                        \
+		client_lock(c);   \
+		int rc_ = (expr); \
+		client_unlock(c); \
+		rc_;              \
 	})
 
 static int device_info_locked(struct devmig_client *c, struct devmig_device_info *info)
@@ -693,9 +719,9 @@ ssize_t devmig_client_mig_read(struct devmig_client *c, void *buf, size_t len)
 {
 	if (!len)
 		return 0;
-	pthread_mutex_lock(&c->lock);
+	client_lock(c);
 	ssize_t n = mig_read_locked(c, buf, len);
-	pthread_mutex_unlock(&c->lock);
+	client_unlock(c);
 	return n;
 }
 
@@ -795,9 +821,9 @@ ssize_t devmig_client_mig_read_stream(struct devmig_client *c, size_t chunk, uns
 	if (!ended)
 		ended = &dummy;
 	*ended = false;
-	pthread_mutex_lock(&c->lock);
+	client_lock(c);
 	ssize_t n = mig_read_stream_locked(c, chunk, depth, limit, ended, sink, opaque);
-	pthread_mutex_unlock(&c->lock);
+	client_unlock(c);
 	return n;
 }
 
@@ -875,7 +901,7 @@ int devmig_client_mig_status(struct devmig_client *c, uint64_t *bytes_loaded, in
 int devmig_client_poll(struct devmig_client *c)
 {
 	int rc = 0;
-	pthread_mutex_lock(&c->lock);
+	client_lock(c);
 	for (;;) {
 		struct devmig_rx rx;
 		struct devmig_msg m;
@@ -902,7 +928,7 @@ int devmig_client_poll(struct devmig_client *c)
 		if (rc)
 			break;
 	}
-	pthread_mutex_unlock(&c->lock);
+	client_unlock(c);
 	return rc;
 }
 
@@ -913,7 +939,7 @@ ssize_t devmig_client_raw(struct devmig_client *c, const void *msg, size_t len, 
 	struct devmig_rx rx;
 	ssize_t ret;
 
-	pthread_mutex_lock(&c->lock);
+	client_lock(c);
 	int rc = devmig_msg_send(c->sock, &iov, 1, fds, nfds);
 	if (rc) {
 		ret = rc;
@@ -932,6 +958,6 @@ ssize_t devmig_client_raw(struct devmig_client *c, const void *msg, size_t len, 
 	ret = (ssize_t)(rx.len < cap ? rx.len : cap);
 	memcpy(reply, rx.msg, (size_t)ret);
 out:
-	pthread_mutex_unlock(&c->lock);
+	client_unlock(c);
 	return ret;
 }

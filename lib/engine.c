@@ -19,8 +19,8 @@
 #define DEFAULT_CHUNK (1u << 20)
 #define DEFAULT_DEPTH 2u
 /* Bytes read from one device per hold of its client: the guest's own
- * commands on that connection wait at most this long. */
-#define READ_BATCH (8u << 20)
+ * commands on that connection wait at most this long (~1-2 ms). */
+#define READ_BATCH (2u << 20)
 #define MEM_FRAME (1u << 20)
 
 uint64_t engine_now_ns(void)
@@ -236,17 +236,23 @@ static int prepare(struct engine *e)
 	return 0;
 }
 
+/* What more pre-copy rounds could still shrink: dirty guest memory and device data. */
+static uint64_t reducible_estimate(struct engine *e)
+{
+	uint64_t left = e->mem ? e->mem_dirty_last : 0;
+	for (unsigned i = 0; i < e->n; i++)
+		if (e->d[i].precopy && e->d[i].progress)
+			left += e->d[i].initial + e->d[i].dirty;
+	return left;
+}
+
 /* Bytes that would move while the guest is paused, if we stopped now. */
 static uint64_t remaining_estimate(struct engine *e)
 {
-	uint64_t left = e->mem ? e->mem_dirty_last : 0;
-	for (unsigned i = 0; i < e->n; i++) {
-		struct src_dev *d = &e->d[i];
-		if (d->precopy && d->progress)
-			left += d->initial + d->dirty;
-		else
-			left += d->stop_copy;
-	}
+	uint64_t left = reducible_estimate(e);
+	for (unsigned i = 0; i < e->n; i++)
+		if (!(e->d[i].precopy && e->d[i].progress))
+			left += e->d[i].stop_copy;
 	return left;
 }
 
@@ -267,7 +273,8 @@ static int precopy(struct engine *e)
 			return rc;
 	}
 	uint64_t t_start = engine_now_ns(), moved_start = e->rep->device_bytes + e->rep->guest_bytes;
-	unsigned extra_rounds = 0;
+	unsigned extra_rounds = 0, stalled = 0;
+	uint64_t prev_reducible = UINT64_MAX;
 	for (unsigned round = 1;; round++) {
 		for (unsigned i = 0; i < e->n; i++) {
 			struct src_dev *d = &e->d[i];
@@ -313,8 +320,17 @@ static int precopy(struct engine *e)
 			initial &= !e->d[i].precopy || e->d[i].initial_done;
 		if (!initial)
 			continue; /* PRE_COPY is left only once its initial data is out */
+		/* The first memory pass says nothing about what is dirty now: look again. */
+		if (e->mem && round == 1)
+			continue;
 		uint64_t est_ns = rate > 0 ? (uint64_t)(left / rate * 1e9) : UINT64_MAX;
 		if (est_ns <= e->cfg.downtime_budget_ns || ++extra_rounds >= e->cfg.max_rounds)
+			break;
+		/* Two rounds without shrinking what rounds can shrink: more will not help. */
+		uint64_t reducible = reducible_estimate(e);
+		stalled = reducible >= prev_reducible ? stalled + 1 : 0;
+		prev_reducible = reducible;
+		if (stalled >= 2)
 			break;
 	}
 	/* Switch over only when the destination has accepted the initial data. */
