@@ -15,5 +15,7 @@ int devmig_cmd_receive(int argc, char **argv);
 int devmig_cmd_save(int argc, char **argv);
 int devmig_cmd_restore(int argc, char **argv);
 int devmig_cmd_demo(int argc, char **argv);
+int devmig_cmd_compat(int argc, char **argv);
+int devmig_cmd_profile(int argc, char **argv);
 
 #endif

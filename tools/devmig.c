@@ -9,6 +9,7 @@
 #include "cli.h"
 #include "devices.h"
 #include "devmig/migration.h"
+#include "devmig/profile.h"
 #include "devmig/server.h"
 
 static void usage(FILE *f)
@@ -17,14 +18,18 @@ static void usage(FILE *f)
 		"usage: devmig <command> [options]\n"
 		"\n"
 		"commands:\n"
-		"  serve --device NAME --socket PATH [--args OPTS] [--allow-other-uids] [--verbose]\n"
-		"                              serve a device variant over vfio-user until SIGINT/SIGTERM\n"
+		"  serve --device NAME --socket PATH [--args OPTS] [--profile FILE] [--allow-other-uids]\n"
+		"        [--verbose]           serve a device variant over vfio-user until SIGINT/SIGTERM\n"
+		"                              (--profile: config space synthesized from a profile)\n"
 		"  devices                     list the device variants\n"
 		"  info --socket PATH [--json]  a device's identity, migration capabilities and state\n"
 		"  migrate ...                 live-migrate devices (devmig migrate --help)\n"
 		"  receive ...                 the destination of a two-host migration\n"
 		"  save ... / restore ...      checkpoint devices to a file and back\n"
 		"  demo                        migrate a running memblk device under load and verify it\n"
+		"  compat ...                  can a target take a source's state? one pair or a fleet\n"
+		"  profile --dump --socket PATH [--output FILE] | --check FILE\n"
+		"                              a device's config space as a profile; validate a profile\n"
 		"  path FROM TO [--caps LIST]  print the arcs the state machine takes from FROM to TO\n"
 		"                              (LIST: comma-separated of stop_copy,p2p,pre_copy; default all)\n"
 		"  help                        this text\n"
@@ -118,25 +123,27 @@ int devmig_cmd_serve(int argc, char **argv)
 		{ "device", required_argument, NULL, 'd' },
 		{ "socket", required_argument, NULL, 's' },
 		{ "args", required_argument, NULL, 'a' },
+		{ "profile", required_argument, NULL, 'p' },
 		{ "allow-other-uids", no_argument, NULL, 'u' },
 		{ "verbose", no_argument, NULL, 'v' },
 		{ "help", no_argument, NULL, 'h' },
 		{ 0 },
 	};
-	const char *name = NULL, *args = NULL;
+	const char *name = NULL, *args = NULL, *profile = NULL;
 	struct devmig_server_config cfg = { 0 };
 	int o;
 
-	while ((o = getopt_long(argc, argv, "d:s:a:uvh", opts, NULL)) != -1) {
+	while ((o = getopt_long(argc, argv, "d:s:a:p:uvh", opts, NULL)) != -1) {
 		switch (o) {
 		case 'd': name = optarg; break;
 		case 's': cfg.socket_path = optarg; break;
 		case 'a': args = optarg; break;
+		case 'p': profile = optarg; break;
 		case 'u': cfg.allow_other_uids = true; break;
 		case 'v': cfg.verbose = true; break;
 		case 'h':
 			printf("usage: devmig serve --device NAME --socket PATH [--args OPTS] "
-			       "[--allow-other-uids] [--verbose]\n");
+			       "[--profile FILE] [--allow-other-uids] [--verbose]\n");
 			return 0;
 		default: return 2;
 		}
@@ -155,6 +162,17 @@ int devmig_cmd_serve(int argc, char **argv)
 	if (!dev) {
 		fprintf(stderr, "devmig serve: %s\n", err);
 		return 1;
+	}
+	if (profile) {
+		static char perr[16 * 1024];
+		struct devmig_profile *p = devmig_profile_load(profile, perr, sizeof(perr));
+		int prc = p ? devmig_device_set_profile(dev, p, perr, sizeof(perr)) : -1;
+		devmig_profile_free(p);
+		if (prc) {
+			fprintf(stderr, "devmig serve: profile %s: %s\n", profile, perr);
+			v->free(dev);
+			return 1;
+		}
 	}
 	/* Signals are taken synchronously by this thread; the server runs in its own. */
 	sigset_t set;
@@ -189,6 +207,8 @@ static const struct {
 	{ "save", devmig_cmd_save },
 	{ "restore", devmig_cmd_restore },
 	{ "demo", devmig_cmd_demo },
+	{ "compat", devmig_cmd_compat },
+	{ "profile", devmig_cmd_profile },
 	{ "devices", devmig_cmd_devices },
 	{ "path", devmig_cmd_path },
 };

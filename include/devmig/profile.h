@@ -24,7 +24,8 @@
  *     { "id": "msix", "offset": ..., "vectors": 4, "table_bar": 1, "table_offset": 0,
  *       "pba_bar": 1, "pba_offset": 2048 },
  *     { "id": "pcie", "offset": ..., "link_speed": 1, "link_width": 1 },
- *     { "id": "vendor", "offset": ..., "data": "0a0b0c" }
+ *     { "id": "vendor", "offset": ..., "data": "0a0b0c" },
+ *     { "id": 18, "offset": ..., "data": "hex bytes after the ID and next bytes" }
  *   ],
  *   "extended_capabilities": [    chained in this order, from 0x100
  *     { "id": "pasid", "offset": "0x100", "max_width": 20, "exec": false, "priv": false },
@@ -32,6 +33,16 @@
  *     { "id": 11, "version": 1, "offset": ..., "data": "hex bytes" }
  *   ]
  * }
+ * Required: vendor, device, class; a BAR's index, size and type; a
+ * capability's id, offset and numeric parameters. Optional, with their
+ * defaults: subsystem_vendor, subsystem, revision, interrupt_pin (0), the
+ * booleans (false), "data" (none), bars and both lists (empty). A numeric
+ * "id" is a raw capability, its bytes taken as given (an ID the names
+ * above cover must be written by name). Unknown
+ * members are mistakes: a profile is a specification and a typo must not
+ * pass silently. "data" is hex bytes, whitespace allowed between bytes.
+ * JSON integers above 2^64-1 read as 2^64-1 (json-c); a duplicated member
+ * keeps its last value.
  */
 #ifndef DEVMIG_PROFILE_H
 #define DEVMIG_PROFILE_H
@@ -53,7 +64,9 @@ struct devmig_profile;
  * "capabilities[2] (msix at 0x50): overlaps capabilities[1] (pm at 0x48-0x4f)".
  * Checked: types and ranges, alignment, overlaps, chain order and sizes
  * (standard capabilities in 0x40-0xff, extended in 0x100-0xfff), BAR
- * sizes and slots, MSI-X table and PBA inside their BARs.
+ * sizes and slots, MSI-X table and PBA inside their BARs: everything the
+ * builder checks, so a profile that parses builds. Input is bounded to
+ * 1 MiB. devmig_profile_load reads a file and parses it.
  */
 struct devmig_profile *devmig_profile_parse(const char *json, size_t len, char *err,
 					    size_t errlen);
@@ -67,7 +80,13 @@ int devmig_profile_build(const struct devmig_profile *p, struct devmig_pci_confi
 /*
  * The profile of an existing config space, to start from: cfg is its 4096
  * bytes, bar_sizes[i] the size of BAR i (0 when absent; the region sizes a
- * client reads with GET_REGION_INFO). Returns malloc'd JSON text or NULL.
+ * client reads with GET_REGION_INFO). Returns malloc'd JSON text or NULL
+ * (a capability chain that loops or points into the header). Known
+ * capabilities are read back as their parameters (registers the builder
+ * fixes itself are not carried); others become raw entries holding their
+ * bytes up to the next capability, trailing zeros left out; the builder's
+ * null extended header is left out. For any config the builder made from
+ * a profile, dump -> parse -> build gives the same 4096 bytes.
  */
 char *devmig_profile_dump(const uint8_t cfg[4096], const uint64_t bar_sizes[6], char *err,
 			  size_t errlen);
