@@ -58,6 +58,13 @@ struct devmig_core {
 
 	pthread_mutex_t mig_lock;
 	_Atomic uint32_t state;
+	/*
+	 * The state an arc in progress is entering (== state otherwise). DMA and
+	 * interrupts are allowed when either state allows them: workers still
+	 * finishing in-flight work while entering a quiesced state, and workers
+	 * the variant resumes inside an arc leaving one, are both in the rules.
+	 */
+	_Atomic uint32_t entering;
 	struct devmig_stream_writer *writer;
 	struct devmig_stream_reader *reader;
 	/* snapshot-style devices: the saved state, or the state being loaded */
@@ -143,11 +150,24 @@ static int raise_locked(struct devmig_core *c, unsigned v)
 	return 0;
 }
 
+/* May the device initiate DMA / raise interrupts now? */
+static bool dma_allowed(struct devmig_core *c)
+{
+	return !devmig_state_is_quiesced(atomic_load(&c->state)) ||
+	       !devmig_state_is_quiesced(atomic_load(&c->entering));
+}
+
+static bool irq_allowed(struct devmig_core *c)
+{
+	return !devmig_state_is_stopped(atomic_load(&c->state)) ||
+	       !devmig_state_is_stopped(atomic_load(&c->entering));
+}
+
 int devmig_device_irq(struct devmig_device *dev, unsigned v)
 {
 	struct devmig_core *c = core_of(dev);
 
-	if (devmig_state_is_stopped(atomic_load(&c->state)))
+	if (!irq_allowed(c))
 		return -EBUSY;
 	pthread_mutex_lock(&c->cfg_lock);
 	int rc = raise_locked(c, v);
@@ -178,15 +198,13 @@ static void cfg_notify(void *opaque, enum devmig_pcicfg_event ev, unsigned index
 		break;
 	case DEVMIG_PCICFG_EV_MSI_FIRE:
 		/* A pending vector became deliverable; a stopped device holds it. */
-		if (devmig_state_is_stopped(atomic_load(&c->state)) ||
-		    irq_fd(c, VFIO_PCI_MSI_IRQ_INDEX, index) < 0)
+		if (!irq_allowed(c) || irq_fd(c, VFIO_PCI_MSI_IRQ_INDEX, index) < 0)
 			devmig_pcicfg_msi_set_pending(c->cfg, index);
 		else
 			signal_efd(irq_fd(c, VFIO_PCI_MSI_IRQ_INDEX, index));
 		break;
 	case DEVMIG_PCICFG_EV_MSIX_FIRE:
-		if (devmig_state_is_stopped(atomic_load(&c->state)) ||
-		    irq_fd(c, VFIO_PCI_MSIX_IRQ_INDEX, index) < 0)
+		if (!irq_allowed(c) || irq_fd(c, VFIO_PCI_MSIX_IRQ_INDEX, index) < 0)
 			devmig_pcicfg_msix_set_pending(c->cfg, index);
 		else
 			signal_efd(irq_fd(c, VFIO_PCI_MSIX_IRQ_INDEX, index));
@@ -447,7 +465,7 @@ int devmig_device_dma_read(struct devmig_device *dev, uint64_t iova, void *buf, 
 {
 	struct devmig_core *c = core_of(dev);
 
-	if (devmig_state_is_quiesced(atomic_load(&c->state)))
+	if (!dma_allowed(c))
 		return -EBUSY;
 	return devmig_dma_read(c->dma, iova, buf, len);
 }
@@ -456,7 +474,7 @@ int devmig_device_dma_write(struct devmig_device *dev, uint64_t iova, const void
 {
 	struct devmig_core *c = core_of(dev);
 
-	if (devmig_state_is_quiesced(atomic_load(&c->state)))
+	if (!dma_allowed(c))
 		return -EBUSY;
 	return devmig_dma_write(c->dma, iova, buf, len);
 }
@@ -791,11 +809,14 @@ int devmig_core_set_state(struct devmig_device *dev, uint32_t req, enum devmig_s
 			break;
 		}
 		struct devmig_arc_result res = { .broken = false };
+		atomic_store(&c->entering, next);
 		rc = do_arc(c, cur, next, &res);
 		if (rc) {
+			atomic_store(&c->entering, cur);
 			if (res.broken) {
 				drop_session(c);
 				atomic_store(&c->state, DEVMIG_STATE_ERROR);
+				atomic_store(&c->entering, DEVMIG_STATE_ERROR);
 			}
 			set_error(c, "%s -> %s failed%s: %s", devmig_state_name(cur),
 				  devmig_state_name(next), res.broken ? " (device in ERROR)" : "",
@@ -805,6 +826,7 @@ int devmig_core_set_state(struct devmig_device *dev, uint32_t req, enum devmig_s
 		atomic_store(&c->state, next);
 		cur = next;
 	}
+	atomic_store(&c->entering, atomic_load(&c->state));
 	if (cur == req && !rc) {
 		/* Validate even a no-op request: an unsupported state is refused. */
 		if (!devmig_state_supported(req, c->caps) || req == DEVMIG_STATE_ERROR) {
@@ -935,6 +957,7 @@ void devmig_core_reset(struct devmig_device *dev)
 	if (c->ops->reset)
 		c->ops->reset(dev);
 	atomic_store(&c->state, DEVMIG_STATE_RUNNING);
+	atomic_store(&c->entering, DEVMIG_STATE_RUNNING);
 	c->last_error[0] = 0;
 	pthread_mutex_unlock(&c->mig_lock);
 
@@ -1089,6 +1112,7 @@ int devmig_device_init(struct devmig_device *dev)
 	pthread_mutex_init(&c->mig_lock, NULL);
 	pthread_mutex_init(&c->xfer_lock, NULL);
 	atomic_store(&c->state, DEVMIG_STATE_RUNNING);
+	atomic_store(&c->entering, DEVMIG_STATE_RUNNING);
 
 	int rc = -EINVAL;
 	c->caps = c->ops->migration_caps;

@@ -173,7 +173,10 @@ enum devmig_state devmig_device_state(struct devmig_device *dev);
  * Guest memory through the client's DMA mappings. The whole range must be
  * mapped with the needed permission, else -EFAULT/-EACCES and nothing is
  * copied. Writes are dirty-logged automatically. In a quiesced state the
- * core refuses (-EBUSY): a device must not initiate DMA there.
+ * core refuses (-EBUSY): a device must not initiate DMA there. During an
+ * arc, DMA is allowed if the state left or the state entered allows it:
+ * in-flight work completes on the way in, and workers the variant resumes
+ * in arc() may start on the way out.
  */
 int devmig_device_dma_read(struct devmig_device *dev, uint64_t iova, void *buf, size_t len);
 int devmig_device_dma_write(struct devmig_device *dev, uint64_t iova, const void *buf,
@@ -182,7 +185,7 @@ int devmig_device_dma_write(struct devmig_device *dev, uint64_t iova, const void
 /*
  * Raise interrupt vector v: MSI-X if enabled (a masked vector is left
  * pending and delivered on unmask), else MSI, else INTx (v must be 0).
- * Refused (-EBUSY) while the device is stopped. 0 when delivered or left
+ * Refused (-EBUSY) while the device is stopped (same arc rule as DMA). 0 when delivered or left
  * pending, -ENOENT if no eventfd is set for it.
  */
 int devmig_device_irq(struct devmig_device *dev, unsigned v);
