@@ -1,16 +1,20 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * counter: the smallest complete migratable device.
+ * counter: the smallest complete migratable device, UART-like.
  *
  * BAR0 (4 KiB of registers, all 32-bit, little-endian):
- *   0x00 COUNT     read: the counter; write: add the value written
- *   0x04 THRESHOLD when COUNT reaches it (non-zero), MSI-X vector 0 fires
+ *   0x00 COUNT      read: the counter; write: add the value written
+ *   0x04 THRESHOLD  when COUNT reaches it (non-zero), MSI-X vector 0 fires
  *   0x08 SCRATCH0..SCRATCH3 (0x08, 0x0c, 0x10, 0x14): plain storage
- *   0x18 ID        read-only 0x434e5452 ("CNTR")
+ *   0x18 ID         read-only 0x434e5452 ("CNTR")
+ *   0x1c FIFO_DATA  write: push the low byte (dropped when full);
+ *                   read: pop one byte (0 when empty)
+ *   0x20 FIFO_LEVEL read-only: bytes queued (0..256)
+ * A push into an empty FIFO fires MSI-X vector 0 ("data ready").
  * BAR1 holds the MSI-X table (1 vector) and PBA.
  *
  * Migration is snapshot-style: the core streams, checks and applies the
- * 24 bytes of state; the device only says how to save and check them.
+ * ~290 bytes of state; the device only says how to save and check them.
  */
 #include <errno.h>
 #include <stdio.h>
@@ -21,12 +25,18 @@
 #include "devmig/device.h"
 
 #define COUNTER_ID 0x434e5452u
-enum { REG_COUNT = 0x00, REG_THRESHOLD = 0x04, REG_SCRATCH = 0x08, REG_ID = 0x18, NSCRATCH = 4 };
+enum {
+	REG_COUNT = 0x00, REG_THRESHOLD = 0x04, REG_SCRATCH = 0x08, REG_ID = 0x18,
+	REG_FIFO_DATA = 0x1c, REG_FIFO_LEVEL = 0x20, NSCRATCH = 4, FIFO_SIZE = 256,
+};
 
 struct counter_state {
 	uint32_t count;
 	uint32_t threshold;
 	uint32_t scratch[NSCRATCH];
+	uint32_t fifo_head;  /* index of the oldest byte */
+	uint32_t fifo_level; /* bytes queued */
+	uint8_t fifo[FIFO_SIZE];
 };
 
 struct counter {
@@ -89,6 +99,24 @@ static int counter_bar_access(struct devmig_device *dev, unsigned bar, uint64_t 
 	case REG_ID:
 		val = COUNTER_ID;
 		break;
+	case REG_FIFO_DATA:
+		if (is_write) {
+			if (c->st.fifo_level < FIFO_SIZE) {
+				fire = c->st.fifo_level == 0;
+				c->st.fifo[(c->st.fifo_head + c->st.fifo_level) % FIFO_SIZE] = (uint8_t)val;
+				c->st.fifo_level++;
+			}
+		} else if (c->st.fifo_level) {
+			val = c->st.fifo[c->st.fifo_head];
+			c->st.fifo_head = (c->st.fifo_head + 1) % FIFO_SIZE;
+			c->st.fifo_level--;
+		} else {
+			val = 0;
+		}
+		break;
+	case REG_FIFO_LEVEL:
+		val = c->st.fifo_level;
+		break;
 	default:
 		if (offset >= REG_SCRATCH && offset < REG_SCRATCH + 4 * NSCRATCH) {
 			uint32_t *r = &c->st.scratch[(offset - REG_SCRATCH) / 4];
@@ -138,8 +166,9 @@ static int counter_check_state(struct devmig_device *dev, const void *buf, size_
 	struct counter_state st;
 	(void)dev;
 	memcpy(&st, buf, len);
-	if (st.threshold && st.count > st.threshold && st.count - st.threshold > (1u << 31)) {
-		snprintf(why, whylen, "counter state inconsistent");
+	if (st.fifo_head >= FIFO_SIZE || st.fifo_level > FIFO_SIZE) {
+		snprintf(why, whylen, "counter FIFO state invalid (head %u, level %u, size %u)",
+			 st.fifo_head, st.fifo_level, FIFO_SIZE);
 		return -EINVAL;
 	}
 	return 0;
