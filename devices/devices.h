@@ -17,6 +17,7 @@ struct devmig_variant {
 };
 
 extern const struct devmig_variant devmig_variant_counter;
+extern const struct devmig_variant devmig_variant_memblk;
 
 /* NULL-terminated list of every variant. */
 extern const struct devmig_variant *const devmig_variants[];

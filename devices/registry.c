@@ -5,6 +5,7 @@
 
 const struct devmig_variant *const devmig_variants[] = {
 	&devmig_variant_counter,
+	&devmig_variant_memblk,
 	NULL,
 };
 
