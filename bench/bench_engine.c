@@ -1,0 +1,364 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * Engine benchmark: memblk devices of 64 MiB to 2 GiB live-migrated under a
+ * guest workload rewriting storage at a fixed rate, with and without
+ * pre-copy: downtime, total time, data-path throughput beside raw AF_UNIX
+ * and TCP-loopback streams measured in the same run, and the peak RSS of
+ * the migrating process (the engine and the guest; the device servers run
+ * in processes of their own), which must not grow with the device size.
+ *
+ *   bench_engine [--quick]     --quick: 64 MiB and 256 MiB only
+ */
+#include <errno.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/eventfd.h>
+#include <sys/socket.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "devices.h"
+#include "devmig/client.h"
+#include "devmig/engine.h"
+#include "devmig/server.h"
+#include "memblk/memblk_workload.h"
+
+#define GUEST_MEM (64u << 20)
+#define OPS_PER_SEC 2000u
+#define RAW_BYTES (2ull << 30)
+#define RUNS 3
+
+static double now(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return ts.tv_sec + ts.tv_nsec / 1e9;
+}
+
+static int cmp_double(const void *a, const void *b)
+{
+	double x = *(const double *)a, y = *(const double *)b;
+	return x < y ? -1 : x > y;
+}
+
+static double median(double *v, int n)
+{
+	qsort(v, (size_t)n, sizeof(*v), cmp_double);
+	return v[n / 2];
+}
+
+/* ---- raw ceilings: one stream of RAW_BYTES through a socket pair ---- */
+
+struct sink_arg {
+	int fd;
+};
+
+static void *sink_thread(void *p)
+{
+	int fd = ((struct sink_arg *)p)->fd;
+	char *buf = malloc(1 << 20);
+	while (recv(fd, buf, 1 << 20, 0) > 0)
+		;
+	free(buf);
+	return NULL;
+}
+
+static double stream_gbps(int tx, int rx)
+{
+	pthread_t t;
+	struct sink_arg a = { rx };
+	char *buf = calloc(1, 1 << 20);
+	pthread_create(&t, NULL, sink_thread, &a);
+	double t0 = now();
+	for (uint64_t sent = 0; sent < RAW_BYTES;) {
+		ssize_t n = send(tx, buf, 1 << 20, MSG_NOSIGNAL);
+		if (n <= 0)
+			break;
+		sent += (uint64_t)n;
+	}
+	shutdown(tx, SHUT_WR);
+	pthread_join(t, NULL);
+	double dt = now() - t0;
+	free(buf);
+	return RAW_BYTES / dt / 1e9;
+}
+
+static double raw_unix_gbps(void)
+{
+	int sv[2];
+	socketpair(AF_UNIX, SOCK_STREAM, 0, sv);
+	double r = stream_gbps(sv[0], sv[1]);
+	close(sv[0]);
+	close(sv[1]);
+	return r;
+}
+
+/* The shape of a local migration without devmig: A -> relay -> C over two socket pairs. */
+struct relay_arg {
+	int in, out;
+};
+
+static void *relay_thread(void *p)
+{
+	struct relay_arg *a = p;
+	char *buf = malloc(1 << 20);
+	ssize_t n;
+	while ((n = recv(a->in, buf, 1 << 20, 0)) > 0)
+		for (ssize_t off = 0; off < n;) {
+			ssize_t k = send(a->out, buf + off, (size_t)(n - off), MSG_NOSIGNAL);
+			if (k <= 0)
+				goto out;
+			off += k;
+		}
+out:
+	shutdown(a->out, SHUT_WR);
+	free(buf);
+	return NULL;
+}
+
+static double raw_relay_gbps(void)
+{
+	int a[2], b[2];
+	pthread_t t;
+	socketpair(AF_UNIX, SOCK_STREAM, 0, a);
+	socketpair(AF_UNIX, SOCK_STREAM, 0, b);
+	struct relay_arg ra = { a[1], b[0] };
+	pthread_create(&t, NULL, relay_thread, &ra);
+	double r = stream_gbps(a[0], b[1]);
+	pthread_join(t, NULL);
+	close(a[0]);
+	close(a[1]);
+	close(b[0]);
+	close(b[1]);
+	return r;
+}
+
+static double raw_tcp_gbps(void)
+{
+	struct sockaddr_in sa = { .sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
+	socklen_t sl = sizeof(sa);
+	int l = socket(AF_INET, SOCK_STREAM, 0), one = 1;
+	bind(l, (struct sockaddr *)&sa, sizeof(sa));
+	listen(l, 1);
+	getsockname(l, (struct sockaddr *)&sa, &sl);
+	int tx = socket(AF_INET, SOCK_STREAM, 0);
+	connect(tx, (struct sockaddr *)&sa, sizeof(sa));
+	int rx = accept(l, NULL, NULL);
+	setsockopt(tx, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+	double r = stream_gbps(tx, rx);
+	close(tx);
+	close(rx);
+	close(l);
+	return r;
+}
+
+/* ---- one migration, in a child process ---- */
+
+struct result {
+	int rc;
+	double downtime_ms, total_s, gbps, guest_gap_ms;
+	double drain_gbps; /* bytes moved while the guest was paused / the pause */
+	uint64_t bytes;
+	unsigned rounds;
+	long rss_kib;
+	char error[512];
+};
+
+static pid_t serve(const char *path, const char *args)
+{
+	pid_t pid = fork();
+	if (pid == 0) {
+		char err[256];
+		struct devmig_device *dev = devmig_variant_memblk.create(args, err, sizeof(err));
+		struct devmig_server_config cfg = { .socket_path = path };
+		struct devmig_server *s = dev ? devmig_server_new(dev, &cfg, err, sizeof(err)) : NULL;
+		if (!s) {
+			fprintf(stderr, "bench: %s\n", err);
+			_exit(1);
+		}
+		devmig_server_run(s);
+		_exit(0);
+	}
+	return pid;
+}
+
+static struct devmig_client *connect_retry(const char *path)
+{
+	char err[256];
+	for (int i = 0; i < 2000; i++) {
+		struct devmig_client *c = devmig_client_connect(path, NULL, err, sizeof(err));
+		if (c)
+			return c;
+		struct timespec ts = { 0, 5 * 1000 * 1000 };
+		nanosleep(&ts, NULL);
+	}
+	fprintf(stderr, "bench: %s\n", err);
+	return NULL;
+}
+
+static long peak_rss_kib(void)
+{
+	char line[256];
+	long kib = -1;
+	FILE *f = fopen("/proc/self/status", "r");
+	while (f && fgets(line, sizeof(line), f))
+		if (!strncmp(line, "VmHWM:", 6))
+			kib = strtol(line + 6, NULL, 10);
+	if (f)
+		fclose(f);
+	return kib;
+}
+
+static int pause_cb(void *o)
+{
+	return mbw_pause(o, 10000);
+}
+
+static int resume_cb(void *o, bool dst)
+{
+	mbw_resume(o, dst);
+	return 0;
+}
+
+static void side(struct devmig_client *c, struct devmig_guest_mem *gm, int *efd)
+{
+	devmig_client_dma_map(c, 0, GUEST_MEM, DEVMIG_DMA_READ | DEVMIG_DMA_WRITE,
+			      devmig_guest_mem_fd(gm), 0, NULL);
+	*efd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+	mbg_client_enable_msix(c, *efd);
+}
+
+static void run_child(const char *dir, uint64_t size, bool precopy, int out)
+{
+	struct result r = { 0 };
+	char sp[128], dp[128], args[64], err[256];
+	snprintf(sp, sizeof(sp), "%s/src.sock", dir);
+	snprintf(dp, sizeof(dp), "%s/dst.sock", dir);
+	snprintf(args, sizeof(args), "size=%llu", (unsigned long long)size);
+	pid_t ps = serve(sp, args), pd = serve(dp, args);
+	struct devmig_client *src = connect_retry(sp), *dst = connect_retry(dp);
+	struct devmig_guest_mem *sm = devmig_guest_mem_new(GUEST_MEM, err, sizeof(err));
+	struct devmig_guest_mem *dm = devmig_guest_mem_new(GUEST_MEM, err, sizeof(err));
+	int sefd, defd;
+	side(src, sm, &sefd);
+	side(dst, dm, &defd);
+	struct mbw_config wc = {
+		.io = mbg_mmio_client(src), .irq_fd = sefd, .mem = sm, .write_pct = 70,
+		.write_span = size / 4096 / 8, .max_ops_per_sec = OPS_PER_SEC,
+	};
+	struct mbw *w = mbw_new(&wc, err, sizeof(err));
+	r.rc = w ? mbw_fill(w, err, sizeof(err)) : -EIO;
+	if (!r.rc)
+		r.rc = mbw_start(w);
+	struct mbg_mmio dio = mbg_mmio_client(dst);
+	if (w)
+		mbw_set_destination(w, &dio, defd, dm);
+	struct devmig_engine_config cfg = {
+		.no_precopy = !precopy, .pause_guest = pause_cb, .resume_guest = resume_cb, .opaque = w,
+	};
+	struct devmig_migration_report rep;
+	if (!r.rc)
+		r.rc = devmig_migrate_local(&cfg, &src, &dst, 1, sm, dm, &rep);
+	if (w) {
+		struct mbw_stats st;
+		mbw_stop(w);
+		mbw_get_stats(w, &st);
+		r.guest_gap_ms = st.max_gap_ns / 1e6;
+		if (st.mismatches && !r.rc) {
+			r.rc = -EIO;
+			snprintf(r.error, sizeof(r.error), "%llu read mismatches",
+				 (unsigned long long)st.mismatches);
+		}
+	}
+	if (r.rc && !r.error[0])
+		snprintf(r.error, sizeof(r.error), "%.500s", w ? rep.error : err);
+	r.downtime_ms = rep.downtime_ns / 1e6;
+	r.total_s = rep.total_ns / 1e9;
+	r.bytes = rep.device_bytes + rep.guest_bytes;
+	r.gbps = rep.throughput / 1e9;
+	r.drain_gbps = rep.downtime_ns ? rep.stop_copy_bytes / (double)rep.downtime_ns : 0;
+	r.rounds = rep.rounds;
+	r.rss_kib = peak_rss_kib();
+	if (write(out, &r, sizeof(r)) != sizeof(r))
+		_exit(1);
+	kill(ps, SIGKILL);
+	kill(pd, SIGKILL);
+	waitpid(ps, NULL, 0);
+	waitpid(pd, NULL, 0);
+	_exit(0);
+}
+
+static int run(uint64_t size, bool precopy, struct result *r)
+{
+	char dir[] = "/tmp/devmig-bench-engine-XXXXXX";
+	int p[2];
+	if (!mkdtemp(dir) || pipe(p))
+		return -1;
+	pid_t pid = fork();
+	if (pid == 0) {
+		close(p[0]);
+		run_child(dir, size, precopy, p[1]);
+	}
+	close(p[1]);
+	ssize_t n = read(p[0], r, sizeof(*r));
+	close(p[0]);
+	waitpid(pid, NULL, 0);
+	char path[128];
+	snprintf(path, sizeof(path), "%s/src.sock", dir);
+	unlink(path);
+	snprintf(path, sizeof(path), "%s/dst.sock", dir);
+	unlink(path);
+	rmdir(dir);
+	return n == sizeof(*r) ? 0 : -1;
+}
+
+int main(int argc, char **argv)
+{
+	static const uint64_t sizes[] = { 64ull << 20, 256ull << 20, 1ull << 30, 2ull << 30 };
+	unsigned nsizes = argc > 1 && !strcmp(argv[1], "--quick") ? 2 : 4;
+	double v[RUNS], raw_unix, raw_tcp, raw_relay;
+
+	for (int i = 0; i < RUNS; i++)
+		v[i] = raw_unix_gbps();
+	raw_unix = median(v, RUNS);
+	for (int i = 0; i < RUNS; i++)
+		v[i] = raw_tcp_gbps();
+	raw_tcp = median(v, RUNS);
+	for (int i = 0; i < RUNS; i++)
+		v[i] = raw_relay_gbps();
+	raw_relay = median(v, RUNS);
+	printf("raw AF_UNIX stream %.2f GB/s, raw TCP loopback %.2f GB/s, raw two-hop AF_UNIX relay "
+	       "%.2f GB/s (median of %d)\n", raw_unix, raw_tcp, raw_relay, RUNS);
+	printf("workload: %u ops/s, 70%% writes of 1-8 blocks to a working set of 1/8 of the device; "
+	       "guest memory %u MiB\n", OPS_PER_SEC, GUEST_MEM >> 20);
+	printf("%-8s %-9s %12s %9s %7s %9s %11s %7s %8s %12s %8s\n", "size", "mode", "downtime_ms",
+	       "total_s", "rounds", "avg_GB/s", "drain_GB/s", "%unix", "%relay", "guest_gap_ms",
+	       "rss_MiB");
+	for (unsigned s = 0; s < nsizes; s++) {
+		double dt[2] = { 0, 0 };
+		for (int mode = 1; mode >= 0; mode--) {
+			struct result r;
+			if (run(sizes[s], mode, &r) || r.rc) {
+				printf("%-8llu %s: FAILED %s\n", (unsigned long long)(sizes[s] >> 20),
+				       mode ? "pre-copy" : "stop-copy", r.error);
+				return 1;
+			}
+			dt[mode] = r.downtime_ms;
+			printf("%4lluMiB %-9s %12.1f %9.2f %7u %9.2f %11.2f %6.0f%% %7.0f%% %12.1f %8.1f\n",
+			       (unsigned long long)(sizes[s] >> 20), mode ? "pre-copy" : "stop-copy",
+			       r.downtime_ms, r.total_s, r.rounds, r.gbps, r.drain_gbps,
+			       100 * r.drain_gbps / raw_unix, 100 * r.drain_gbps / raw_relay,
+			       r.guest_gap_ms, r.rss_kib / 1024.0);
+		}
+		printf("%4lluMiB downtime without pre-copy / with: %.1fx%s\n",
+		       (unsigned long long)(sizes[s] >> 20), dt[0] / dt[1],
+		       sizes[s] == (1ull << 30) ? " (target >= 5x)" : "");
+	}
+	return 0;
+}
