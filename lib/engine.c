@@ -123,7 +123,11 @@ static int forward(void *opaque, const void *data, size_t len)
 	return 0;
 }
 
-/* Read device i's stream until a short reply (or forever=false: one batch at a time). */
+/*
+ * Read device i's stream until a short reply. While the guest runs, in
+ * batches, so its own commands on the connection get their turn; once it is
+ * paused, in one go, so the reads in flight never drain between batches.
+ */
 static int drain_device(struct engine *e, unsigned i)
 {
 	bool ended = false;
@@ -131,7 +135,8 @@ static int drain_device(struct engine *e, unsigned i)
 	e->cur_dev = i;
 	while (!ended) {
 		ssize_t n = devmig_client_mig_read_stream(e->d[i].c, e->cfg.chunk, e->cfg.read_depth,
-							  READ_BATCH, &ended, forward, e);
+							  e->paused ? 0 : READ_BATCH, &ended,
+							  forward, e);
 		if (n < 0)
 			return e->rep->error[0] ? (int)n
 						: fail(e, (int)n, "source device %u: reading its state: %s",
