@@ -17,7 +17,8 @@ struct devmig_variant {
 };
 
 extern const struct devmig_variant devmig_variant_counter;
-extern const struct devmig_variant devmig_variant_memblk;
+extern const struct devmig_variant devmig_variant_memblk;  /* v2: "1af4:10f1-memblk-v2" */
+extern const struct devmig_variant devmig_variant_memblk1; /* v1: "1af4:10f1-memblk-v1" */
 
 /* NULL-terminated list of every variant. */
 extern const struct devmig_variant *const devmig_variants[];

@@ -6,6 +6,7 @@
 const struct devmig_variant *const devmig_variants[] = {
 	&devmig_variant_counter,
 	&devmig_variant_memblk,
+	&devmig_variant_memblk1,
 	NULL,
 };
 

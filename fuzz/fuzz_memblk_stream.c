@@ -34,7 +34,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 		}                                                                        \
 	} while (0)
 
-#define VERSION "1af4:10f1-memblk-v1"
+#define VERSION "1af4:10f1-memblk-v2" /* reads formats 1 and 2 */
 #define SIZE (12u << 10)
 
 static void reseal(uint8_t *p, size_t len)

@@ -1053,7 +1053,7 @@ static void inflight_run(bool migrate_it)
 		core_parse(&s, &cs);
 		struct mb_geom geo = { 1u << 20, MB_BLOCK_SIZE, 64u << 10 };
 		uint8_t *stage = calloc(1, geo.size);
-		struct mb_loader *l = mb_loader_new(&geo, "1af4:10f1-memblk-v1", stage);
+		struct mb_loader *l = mb_loader_new(&geo, "1af4:10f1-memblk-v2", stage);
 		assert_int_equal(mb_loader_write(l, cs.dev.p, cs.dev.len), 0);
 		assert_int_equal(mb_loader_finish(l), 0);
 		struct mb_sqe q[MB_MAX_INFLIGHT];

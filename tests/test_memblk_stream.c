@@ -5,6 +5,9 @@
  * loader's own checks are reached directly (the core's framing crc would
  * catch most corruptions first when going through a server).
  *
+ * Two variants: v2 (memblk, format 2 with ZERO records, loads v1 state
+ * too) and v1 (memblk1, format 1, refuses format 2 and v2 state).
+ *
  * With MEMBLK_STREAM_SEED_DIR=<dir> the test "fuzz_seeds" writes the seed
  * corpus of fuzz/fuzz_memblk_stream.c there.
  */
@@ -22,7 +25,8 @@
 #include "memblk/memblk_stream.h"
 #include "stream.h"
 
-#define VERSION "1af4:10f1-memblk-v1"
+#define VERSION "1af4:10f1-memblk-v2"
+#define VERSION1 "1af4:10f1-memblk-v1"
 
 static uint64_t rnd(uint64_t *s)
 {
@@ -73,10 +77,11 @@ static void sb_rec(struct sb *b, uint32_t type, const void *a, size_t alen, cons
 	b->nrec++;
 }
 
-static void sb_header(struct sb *b, const struct mb_geom *g, const char *version)
+static void sb_header(struct sb *b, const struct mb_geom *g, const char *version,
+		      uint32_t format)
 {
 	uint8_t rec[MB_REC_OVERHEAD + MB_HEADER_FIXED + MB_VERSION_MAX];
-	size_t n = mb_header_record(rec, g, version);
+	size_t n = mb_header_record(rec, g, version, format);
 	sb_put(b, rec, n);
 	b->nrec++;
 }
@@ -154,13 +159,15 @@ static void ref_free(struct ref *r)
 	free(r->storage);
 }
 
-/* The stream of r: chunks in reverse order, chunk 2 (if any) sent twice,
- * the first time with junk (the last record of a chunk wins). */
-static void ref_stream(const struct ref *r, struct sb *b)
+/* The stream of r as variant id writes it: chunks in reverse order, chunk 2
+ * (if any) sent twice, the first time with junk (the last record of a chunk
+ * wins); the zero chunk as a ZERO record in format 2, its zeros in format 1. */
+static void ref_stream_raw(const struct ref *r, const char *version, uint32_t format,
+			   bool zero_records, struct sb *b)
 {
 	uint32_t n = mb_geom_nchunks(&r->g);
 	memset(b, 0, sizeof(*b));
-	sb_header(b, &r->g, VERSION);
+	sb_header(b, &r->g, version, format);
 	uint8_t *junk = malloc(r->g.chunk_size);
 	assert_non_null(junk);
 	memset(junk, 0xa5, r->g.chunk_size);
@@ -168,7 +175,7 @@ static void ref_stream(const struct ref *r, struct sb *b)
 		uint32_t j = n - 1 - i, len = mb_chunk_len(&r->g, j);
 		if (j == 2)
 			sb_chunk(b, j, junk, len);
-		if (j < 64 && r->zero[j])
+		if (j < 64 && r->zero[j] && zero_records)
 			sb_chunk(b, j, NULL, 0);
 		else
 			sb_chunk(b, j, r->storage + (uint64_t)j * r->g.chunk_size, len);
@@ -177,6 +184,16 @@ static void ref_stream(const struct ref *r, struct sb *b)
 	sb_regs(b, &r->regs);
 	sb_inflight(b, r->infl, r->ninfl);
 	sb_end(b);
+}
+
+static void ref_stream_as(const struct ref *r, const struct mb_stream_id *id, struct sb *b)
+{
+	ref_stream_raw(r, id->version, id->format, id->format >= MB_FORMAT_2, b);
+}
+
+static void ref_stream(const struct ref *r, struct sb *b)
+{
+	ref_stream_as(r, &mb_stream_v2, b);
 }
 
 /* Feed in pieces from a PRNG (max_seg 0: whole). Returns the first error. */
@@ -197,20 +214,21 @@ static int feed(struct mb_loader *l, const uint8_t *p, size_t len, uint64_t seed
 
 static void check_loaded(const struct ref *r, struct mb_loader *l, const uint8_t *stage)
 {
+	bool zero_records = mb_loader_format(l) >= MB_FORMAT_2;
 	assert_memory_equal(stage, r->storage, r->g.size);
 	assert_memory_equal(mb_loader_regs(l), &r->regs, sizeof(r->regs));
 	struct mb_sqe got[MB_MAX_INFLIGHT];
 	assert_int_equal(mb_loader_inflight(l, got), r->ninfl);
 	assert_memory_equal(got, r->infl, r->ninfl * sizeof(got[0]));
 	for (uint32_t i = 0; i < mb_geom_nchunks(&r->g); i++)
-		assert_int_equal(mb_loader_chunk_data(l, i), !(i < 64 && r->zero[i]));
+		assert_int_equal(mb_loader_chunk_data(l, i), !(zero_records && i < 64 && r->zero[i]));
 }
 
-/* Load s into a fresh loader; 0 or -EINVAL with why copied out. */
-static int load(const struct ref *r, const uint8_t *s, size_t len, uint8_t *stage, uint64_t seed,
-		size_t max_seg, char *why, size_t wl)
+/* Load s into a fresh loader of variant id; 0 or -EINVAL with why copied out. */
+static int load_as(const struct mb_stream_id *id, const struct ref *r, const uint8_t *s,
+		   size_t len, uint8_t *stage, uint64_t seed, size_t max_seg, char *why, size_t wl)
 {
-	struct mb_loader *l = mb_loader_new(&r->g, VERSION, stage);
+	struct mb_loader *l = mb_loader_new_id(&r->g, id, stage);
 	assert_non_null(l);
 	int rc = feed(l, s, len, seed, max_seg);
 	if (!rc)
@@ -220,6 +238,13 @@ static int load(const struct ref *r, const uint8_t *s, size_t len, uint8_t *stag
 		check_loaded(r, l, stage);
 	mb_loader_free(l);
 	return rc;
+}
+
+/* The same with the current variant (v2). */
+static int load(const struct ref *r, const uint8_t *s, size_t len, uint8_t *stage, uint64_t seed,
+		size_t max_seg, char *why, size_t wl)
+{
+	return load_as(&mb_stream_v2, r, s, len, stage, seed, max_seg, why, wl);
 }
 
 /* ---- tests ---- */
@@ -318,12 +343,13 @@ enum bad {
 	BAD_COUNT
 };
 
-static void build_bad(const struct ref *r, enum bad what, struct sb *b)
+static void build_bad_as(const struct ref *r, const struct mb_stream_id *id, enum bad what,
+			 struct sb *b)
 {
 	struct mb_geom g = r->g;
 	struct mb_regs regs = r->regs;
 	uint32_t n = mb_geom_nchunks(&g);
-	const char *ver = VERSION;
+	const char *ver = id->version;
 
 	memset(b, 0, sizeof(*b));
 	if (what == BAD_SIZE)
@@ -333,23 +359,23 @@ static void build_bad(const struct ref *r, enum bad what, struct sb *b)
 	if (what == BAD_BLOCK_SIZE)
 		g.block_size = 512;
 	if (what == BAD_DEVICE_VERSION)
-		ver = "1af4:10f1-memblk-v2";
+		ver = "1af4:10f1-memblk-v3";
 	if (what == REGS_FIRST) {
 		sb_regs(b, &regs);
 	}
-	sb_header(b, &g, ver);
+	sb_header(b, &g, ver, id->format);
 	if (what == BAD_FORMAT_VERSION || what == BAD_MAGIC) {
 		/* rewrite the header payload and reseal its crc */
 		uint8_t *p = b->p + MB_REC_HDR;
 		if (what == BAD_FORMAT_VERSION)
-			p[8] = 2;
+			p[8] = (uint8_t)(id->format + 1);
 		else
 			p[0] = 'X';
 		size_t plen = b->len - MB_REC_OVERHEAD;
 		mb_put32(b->p + MB_REC_HDR + plen, devmig_crc32c(0, b->p, MB_REC_HDR + plen));
 	}
 	if (what == TWO_HEADERS)
-		sb_header(b, &g, ver);
+		sb_header(b, &g, ver, id->format);
 	for (uint32_t i = 0; i < n; i++) {
 		if (what == MISSING_CHUNK && i == n - 1)
 			continue;
@@ -410,6 +436,7 @@ static void build_bad(const struct ref *r, enum bad what, struct sb *b)
 		sb_put(b, "z", 1);
 }
 
+
 static void semantic_corruptions_refused(void **state)
 {
 	(void)state;
@@ -418,8 +445,8 @@ static void semantic_corruptions_refused(void **state)
 		const char *cls;
 		const char *detail;
 	} cases[] = {
-		{ BAD_FORMAT_VERSION, "version:", "format 2" },
-		{ BAD_DEVICE_VERSION, "version:", "memblk-v2" },
+		{ BAD_FORMAT_VERSION, "version:", "format 3" },
+		{ BAD_DEVICE_VERSION, "version:", "memblk-v3" },
 		{ BAD_SIZE, "geometry:", "storage" },
 		{ BAD_CHUNK_SIZE, "geometry:", "chunk" },
 		{ BAD_BLOCK_SIZE, "geometry:", "block 512" },
@@ -448,18 +475,116 @@ static void semantic_corruptions_refused(void **state)
 
 	ref_init(&r, 4 * 4096, 4096, 4);
 	uint8_t *stage = calloc(1, r.g.size);
-	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
-		struct sb b;
-		build_bad(&r, cases[i].what, &b);
-		for (size_t seg = 0; seg <= 1; seg++) {
-			int rc = load(&r, b.p, b.len, stage, i, seg, why, sizeof(why));
-			if (rc != -EINVAL || strncmp(why, cases[i].cls, strlen(cases[i].cls)) ||
-			    !strstr(why, cases[i].detail))
-				fail_msg("case %zu (seg %zu): rc %d, '%s', wanted %s ... %s", i, seg,
-					 rc, why, cases[i].cls, cases[i].detail);
+	/* Both variants' loaders, each fed its own format */
+	static const struct mb_stream_id *const ids[] = { &mb_stream_v2, &mb_stream_v1 };
+	for (size_t v = 0; v < 2; v++) {
+		for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+			struct sb b;
+			const char *cls = cases[i].cls, *detail = cases[i].detail;
+			if (ids[v] == &mb_stream_v1 && cases[i].what == BAD_FORMAT_VERSION)
+				detail = "format 2";
+			if (ids[v] == &mb_stream_v1 && cases[i].what == ZERO_LEN)
+				detail = "ZERO record in a format 1"; /* no ZERO records at all */
+			build_bad_as(&r, ids[v], cases[i].what, &b);
+			for (size_t seg = 0; seg <= 1; seg++) {
+				int rc = load_as(ids[v], &r, b.p, b.len, stage, i, seg, why, sizeof(why));
+				if (rc != -EINVAL || strncmp(why, cls, strlen(cls)) || !strstr(why, detail))
+					fail_msg("%s case %zu (seg %zu): rc %d, '%s', wanted %s ... %s",
+						 ids[v]->version, i, seg, rc, why, cls, detail);
+			}
+			free(b.p);
 		}
-		free(b.p);
 	}
+	free(stage);
+	ref_free(&r);
+}
+
+static void expect_refused(const struct mb_stream_id *id, const struct ref *r, const struct sb *b,
+			   uint8_t *stage, const char *cls, const char *d1, const char *d2)
+{
+	char why[256];
+	for (size_t seg = 0; seg <= 1; seg++) {
+		int rc = load_as(id, r, b->p, b->len, stage, 7, seg, why, sizeof(why));
+		if (rc != -EINVAL || strncmp(why, cls, strlen(cls)) || !strstr(why, d1) ||
+		    (d2 && !strstr(why, d2)))
+			fail_msg("%s loader (seg %zu): rc %d, '%s', wanted %s ... %s ... %s", id->version,
+				 seg, rc, why, cls, d1, d2 ? d2 : "");
+	}
+}
+
+/* The two variants: v2 loads v1 streams (format 1: every chunk whole, the
+ * zero one too), v1 refuses v2 streams at their HEADER; a ZERO record has
+ * no place in a format 1 stream; each refuses versions it does not accept. */
+static void variants_v1_and_v2(void **state)
+{
+	(void)state;
+	struct ref r;
+	struct sb b1, b2, b;
+	char why[256];
+
+	assert_ptr_equal(mb_stream_id_find(VERSION1), &mb_stream_v1);
+	assert_ptr_equal(mb_stream_id_find(VERSION), &mb_stream_v2);
+	assert_null(mb_stream_id_find("1af4:10f1-memblk-v3"));
+	assert_int_equal(mb_stream_v1.format, 1);
+	assert_int_equal(mb_stream_v2.format, 2);
+	assert_true(mb_stream_id_accepts(&mb_stream_v2, VERSION1));
+	assert_true(mb_stream_id_accepts(&mb_stream_v2, VERSION));
+	assert_true(mb_stream_id_accepts(&mb_stream_v1, VERSION1));
+	assert_false(mb_stream_id_accepts(&mb_stream_v1, VERSION));
+
+	ref_init(&r, 4 * 4096, 4096, 6); /* chunk 1 all zeros */
+	uint8_t *stage = calloc(1, r.g.size);
+	assert_null(mb_loader_new(&r.g, "1af4:10f1-memblk-v3", stage));
+	ref_stream_as(&r, &mb_stream_v1, &b1);
+	ref_stream_as(&r, &mb_stream_v2, &b2);
+	/* format 1 carries the zero chunk's bytes, format 2 a ZERO record */
+	assert_int_equal(b1.len, b2.len + 4096);
+
+	static const size_t segs[] = { 0, 1, 97 };
+	for (size_t i = 0; i < sizeof(segs) / sizeof(segs[0]); i++) {
+		memset(stage, 0, r.g.size);
+		if (load_as(&mb_stream_v1, &r, b1.p, b1.len, stage, i, segs[i], why, sizeof(why)))
+			fail_msg("v1 -> v1: %s", why);
+		memset(stage, 0, r.g.size);
+		if (load_as(&mb_stream_v2, &r, b1.p, b1.len, stage, i, segs[i], why, sizeof(why)))
+			fail_msg("v1 -> v2: %s", why);
+		memset(stage, 0, r.g.size);
+		if (load_as(&mb_stream_v2, &r, b2.p, b2.len, stage, i, segs[i], why, sizeof(why)))
+			fail_msg("v2 -> v2: %s", why);
+	}
+	/* v2 -> v1: refused at the HEADER, naming the format and the loader */
+	expect_refused(&mb_stream_v1, &r, &b2, stage, "version:", "format 2", VERSION1);
+
+	/* The version alone decides too: v2 state written in format 1 */
+	ref_stream_raw(&r, VERSION, MB_FORMAT_1, false, &b);
+	expect_refused(&mb_stream_v1, &r, &b, stage, "version:", "memblk-v2", VERSION1);
+	memset(stage, 0, r.g.size);
+	assert_int_equal(load_as(&mb_stream_v2, &r, b.p, b.len, stage, 0, 0, why, sizeof(why)), 0);
+	free(b.p);
+
+	/* A ZERO record in a format 1 stream is malformed, for both loaders */
+	ref_stream_raw(&r, VERSION1, MB_FORMAT_1, true, &b);
+	expect_refused(&mb_stream_v1, &r, &b, stage, "format:", "ZERO record in a format 1", NULL);
+	expect_refused(&mb_stream_v2, &r, &b, stage, "format:", "ZERO record in a format 1", NULL);
+	free(b.p);
+
+	/* Formats neither reads */
+	ref_stream_raw(&r, VERSION1, 0, false, &b);
+	expect_refused(&mb_stream_v1, &r, &b, stage, "version:", "format 0", NULL);
+	expect_refused(&mb_stream_v2, &r, &b, stage, "version:", "format 0", "formats 1 to 2");
+	free(b.p);
+	ref_stream_raw(&r, VERSION, 3, true, &b);
+	expect_refused(&mb_stream_v2, &r, &b, stage, "version:", "format 3", NULL);
+	free(b.p);
+
+	/* A version neither accepts: the reason lists what the loader takes */
+	ref_stream_raw(&r, "1af4:10f1-memblk-v3", MB_FORMAT_2, true, &b);
+	expect_refused(&mb_stream_v2, &r, &b, stage, "version:", "memblk-v3",
+		       "also loads " VERSION1);
+	free(b.p);
+
+	free(b1.p);
+	free(b2.p);
 	free(stage);
 	ref_free(&r);
 }
@@ -513,7 +638,9 @@ static void geometry_and_regs_helpers(void **state)
 
 /* Seeds for fuzz/fuzz_memblk_stream.c: one leading byte (segmentation seed;
  * bit 7: the target reseals crcs) then a stream for its fixed geometry
- * (12 KiB storage, 4 KiB chunks). */
+ * (12 KiB storage, 4 KiB chunks). The target loads as "1af4:10f1-memblk-v1"
+ * (a v1 loader): seeds 0-4 are v1 streams (format 1), seed 5 a v2 stream
+ * (ZERO records), which a v1 loader refuses and a v2 loader loads. */
 static void fuzz_seeds(void **state)
 {
 	(void)state;
@@ -521,13 +648,21 @@ static void fuzz_seeds(void **state)
 	struct ref r;
 	ref_init(&r, 3 * 4096, 4096, 5);
 	static const enum bad bads[] = { BAD_INDEX, INFLIGHT_NO_ROOM, CHUNK_AFTER_REGS };
-	for (int i = 0; i < 5; i++) {
+	uint8_t *stage = calloc(1, r.g.size);
+	char why[256];
+	for (int i = 0; i < 6; i++) {
 		struct sb b;
 		if (i < 2) {
-			ref_stream(&r, &b);
+			ref_stream_as(&r, &mb_stream_v1, &b);
+		} else if (i < 5) {
+			build_bad_as(&r, &mb_stream_v1, bads[i - 2], &b);
 		} else {
-			build_bad(&r, bads[i - 2], &b);
+			ref_stream_as(&r, &mb_stream_v2, &b);
 		}
+		/* what the target will see, without its reseal (valid crcs here) */
+		memset(stage, 0, r.g.size);
+		int rc = load_as(&mb_stream_v1, &r, b.p, b.len, stage, 0, 0, why, sizeof(why));
+		assert_int_equal(rc, i < 2 ? 0 : -EINVAL);
 		uint8_t lead = (uint8_t)(i | (i >= 2 ? 0x80 : 0));
 		if (dir) {
 			char path[4096];
@@ -540,6 +675,7 @@ static void fuzz_seeds(void **state)
 		}
 		free(b.p);
 	}
+	free(stage);
 	ref_free(&r);
 }
 
@@ -551,6 +687,7 @@ int main(void)
 		cmocka_unit_test(every_truncation_refused),
 		cmocka_unit_test(every_flip_refused),
 		cmocka_unit_test(semantic_corruptions_refused),
+		cmocka_unit_test(variants_v1_and_v2),
 		cmocka_unit_test(fuzz_seeds),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);

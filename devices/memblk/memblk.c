@@ -46,7 +46,6 @@
 #include "memblk_stream.h"
 #include "stream.h" /* devmig_crc32c */
 
-#define MB_VERSION_STRING "1af4:10f1-memblk-v1"
 #define MB_DEFAULT_SIZE (256ull << 20)
 #define MB_DEFAULT_CHUNK (64u << 10)
 #define MB_MAX_SIZE (64ull << 30)
@@ -66,7 +65,9 @@ struct pick {
 
 struct memblk {
 	struct devmig_device dev;
-	struct devmig_device_ops ops; /* memblk_ops, without save_ref for zerocopy=0 */
+	struct devmig_device_ops ops; /* memblk_ops with the variant's identity, without
+				       * save_ref for zerocopy=0 */
+	const struct mb_stream_id *sid; /* v1 or v2: version, stream format, accepts */
 	struct mb_geom g;
 	uint32_t nchunks, nwords;
 	uint8_t *storage;
@@ -681,9 +682,10 @@ static struct pick pick_next(struct memblk *m, bool final)
 
 /*
  * Take chunk ci for sending: clear its dirty bit, mark it sent, and (when it
- * holds data) copy it to dst under its stripe lock, or with dst NULL only
- * report where it is (zero-copy: the device is stopped). Returns whether the
- * chunk holds data.
+ * is to travel as a CHUNK) copy it to dst under its stripe lock, or with dst
+ * NULL only report where it is (zero-copy: the device is stopped). Returns
+ * whether it travels as a CHUNK: it holds data, or the stream format has no
+ * ZERO record (format 1: a never-written chunk's zeros are sent too).
  */
 static bool take_chunk(struct memblk *m, uint32_t ci, uint8_t *dst)
 {
@@ -696,7 +698,7 @@ static bool take_chunk(struct memblk *m, uint32_t ci, uint8_t *dst)
 	uint64_t s = atomic_fetch_or(&m->sent[ci / 64], bit);
 	if ((d & bit) && (s & bit))
 		atomic_fetch_sub(&m->dirty_bytes, clen);
-	bool data = atomic_load(&m->written[ci / 64]) & bit;
+	bool data = (atomic_load(&m->written[ci / 64]) & bit) || m->sid->format < MB_FORMAT_2;
 	if (data && dst)
 		memcpy(dst, m->storage + (uint64_t)ci * m->g.chunk_size, clen);
 	pthread_mutex_unlock(st);
@@ -711,7 +713,7 @@ static void build_small(struct memblk *m, uint32_t type)
 
 	switch (type) {
 	case MB_REC_HEADER:
-		m->s.pre_len = mb_header_record(m->s.pre, &m->g, MB_VERSION_STRING);
+		m->s.pre_len = mb_header_record(m->s.pre, &m->g, m->sid->version, m->sid->format);
 		return;
 	case MB_REC_REGS:
 		pthread_mutex_lock(&m->lock);
@@ -950,7 +952,7 @@ static void mb_precopy_info(struct devmig_device *dev, uint64_t *initial, uint64
 		extra += rem;
 	}
 	if (m->s.phase == S_HEADER)
-		extra += MB_REC_OVERHEAD + mb_header_len(MB_VERSION_STRING);
+		extra += MB_REC_OVERHEAD + mb_header_len(m->sid->version);
 	*initial = init;
 	*dirty = extra;
 }
@@ -965,7 +967,7 @@ static uint64_t mb_stop_copy_size(struct devmig_device *dev)
 		bytes = (done < m->g.size ? m->g.size - done : 0) + atomic_load(&m->dirty_bytes) +
 			(m->s.total - m->s.pos);
 	} else {
-		bytes = m->g.size + MB_REC_OVERHEAD + mb_header_len(MB_VERSION_STRING);
+		bytes = m->g.size + MB_REC_OVERHEAD + mb_header_len(m->sid->version);
 	}
 	chunks = (bytes + m->g.chunk_size - 1) / m->g.chunk_size;
 	return bytes + chunks * (MB_REC_OVERHEAD + MB_CHUNK_PREFIX) +
@@ -994,7 +996,7 @@ static int mb_load(struct devmig_device *dev, const void *buf, size_t len, char 
 		m->stage = map_storage(m->g.size);
 		if (m->stage)
 			madvise(m->stage, m->g.size, MADV_HUGEPAGE);
-		m->ld = m->stage ? mb_loader_new(&m->g, MB_VERSION_STRING, m->stage) : NULL;
+		m->ld = m->stage ? mb_loader_new_id(&m->g, m->sid, m->stage) : NULL;
 		if (!m->ld) {
 			load_drop(m);
 			snprintf(why, whylen, "memblk: out of memory for the staging area");
@@ -1136,9 +1138,8 @@ static void mb_release(struct devmig_device *dev)
 	load_drop(m);
 }
 
+/* The variant's name, version and accepts are filled in at create time. */
 static const struct devmig_device_ops memblk_ops = {
-	.name = "memblk",
-	.version = MB_VERSION_STRING,
 	.realize = mb_realize,
 	.release = mb_release,
 	.reset = mb_reset,
@@ -1259,7 +1260,8 @@ static void mb_free_mem(struct memblk *m)
 	free(m);
 }
 
-static struct devmig_device *memblk_create(const char *args, char *err, size_t errlen)
+static struct devmig_device *memblk_create_as(const char *name, const struct mb_stream_id *sid,
+					      const char *args, char *err, size_t errlen)
 {
 	struct mb_geom g;
 	bool zerocopy;
@@ -1271,6 +1273,7 @@ static struct devmig_device *memblk_create(const char *args, char *err, size_t e
 		snprintf(err, errlen, "memblk: out of memory");
 		return NULL;
 	}
+	m->sid = sid;
 	m->g = g;
 	m->nchunks = mb_geom_nchunks(&g);
 	m->nwords = (m->nchunks + 63) / 64;
@@ -1296,6 +1299,9 @@ static struct devmig_device *memblk_create(const char *args, char *err, size_t e
 		return NULL;
 	}
 	m->ops = memblk_ops;
+	m->ops.name = name;
+	m->ops.version = sid->version;
+	m->ops.accepts = sid->accepts;
 	if (!zerocopy)
 		m->ops.save_ref = NULL; /* the core then copies through save */
 	m->dev.ops = &m->ops;
@@ -1323,10 +1329,30 @@ static void memblk_free(struct devmig_device *dev)
 	mb_free_mem(m);
 }
 
+/* v2, the current one: stream format 2 (ZERO records), loads v1 state too. */
+static struct devmig_device *memblk_create(const char *args, char *err, size_t errlen)
+{
+	return memblk_create_as("memblk", &mb_stream_v2, args, err, errlen);
+}
+
+/* v1, the first release: stream format 1 (no ZERO records), loads only v1 state. */
+static struct devmig_device *memblk1_create(const char *args, char *err, size_t errlen)
+{
+	return memblk_create_as("memblk1", &mb_stream_v1, args, err, errlen);
+}
+
 const struct devmig_variant devmig_variant_memblk = {
 	.name = "memblk",
 	.summary = "a block device with its storage in device memory, streamed while it runs "
 		   "(args: size=256M, chunk=64K, zerocopy=1)",
 	.create = memblk_create,
+	.free = memblk_free,
+};
+
+const struct devmig_variant devmig_variant_memblk1 = {
+	.name = "memblk1",
+	.summary = "memblk v1, the first release: same device, stream format 1 (every chunk "
+		   "sent whole); loads only v1 state, memblk (v2) loads its state (same args)",
+	.create = memblk1_create,
 	.free = memblk_free,
 };

@@ -187,20 +187,56 @@ size_t mb_rec_frame(uint8_t *out, uint32_t type, uint32_t len)
 	return MB_REC_OVERHEAD + len;
 }
 
+/* ---------------------------------------------------------------- variants */
+
+static const char *const mb_v2_accepts[] = { "1af4:10f1-memblk-v1", NULL };
+
+const struct mb_stream_id mb_stream_v1 = {
+	.version = "1af4:10f1-memblk-v1",
+	.format = MB_FORMAT_1,
+	.accepts = NULL,
+};
+
+const struct mb_stream_id mb_stream_v2 = {
+	.version = "1af4:10f1-memblk-v2",
+	.format = MB_FORMAT_2,
+	.accepts = mb_v2_accepts,
+};
+
+const struct mb_stream_id *mb_stream_id_find(const char *version)
+{
+	static const struct mb_stream_id *const all[] = { &mb_stream_v1, &mb_stream_v2 };
+	for (size_t i = 0; version && i < sizeof(all) / sizeof(all[0]); i++)
+		if (!strcmp(all[i]->version, version))
+			return all[i];
+	return NULL;
+}
+
+bool mb_stream_id_accepts(const struct mb_stream_id *id, const char *version)
+{
+	if (!strcmp(id->version, version))
+		return true;
+	for (size_t i = 0; id->accepts && id->accepts[i]; i++)
+		if (!strcmp(id->accepts[i], version))
+			return true;
+	return false;
+}
+
 size_t mb_header_len(const char *version)
 {
 	size_t vl = strnlen(version, MB_VERSION_MAX);
 	return MB_HEADER_FIXED + vl;
 }
 
-size_t mb_header_record(uint8_t *out, const struct mb_geom *g, const char *version)
+size_t mb_header_record(uint8_t *out, const struct mb_geom *g, const char *version,
+			uint32_t format)
 {
 	size_t vl = strnlen(version, MB_VERSION_MAX);
 	uint8_t *p = out + MB_REC_HDR;
 
 	memcpy(p, MB_STREAM_MAGIC, 8);
-	p[8] = (uint8_t)MB_STREAM_FORMAT;
-	p[9] = (uint8_t)(MB_STREAM_FORMAT >> 8);
+	p[8] = (uint8_t)format;
+	p[9] = (uint8_t)(format >> 8);
 	p[10] = p[11] = 0;
 	mb_put32(p + 12, 0);
 	mb_put64(p + 16, g->size);
@@ -234,7 +270,8 @@ enum lphase {
 
 struct mb_loader {
 	struct mb_geom g;
-	char version[MB_VERSION_MAX + 1];
+	const struct mb_stream_id *id; /* the loading variant */
+	uint32_t fmt;    /* the stream's format, once its HEADER was read */
 	uint8_t *stage;
 	uint32_t nchunks;
 	uint64_t *got;   /* chunk received at least once */
@@ -294,18 +331,20 @@ static int lfail(struct mb_loader *l, const char *cls, const char *fmt, ...)
 	return -EINVAL;
 }
 
-struct mb_loader *mb_loader_new(const struct mb_geom *g, const char *version, uint8_t *stage)
+struct mb_loader *mb_loader_new_id(const struct mb_geom *g, const struct mb_stream_id *id,
+				   uint8_t *stage)
 {
 	char why[160];
 
-	if (!g || !version || !stage || mb_geom_check(g, why, sizeof(why)) ||
-	    strlen(version) > MB_VERSION_MAX)
+	if (!g || !id || !id->version || !stage || mb_geom_check(g, why, sizeof(why)) ||
+	    strlen(id->version) > MB_VERSION_MAX || id->format < MB_FORMAT_1 ||
+	    id->format > MB_STREAM_FORMAT)
 		return NULL;
 	struct mb_loader *l = calloc(1, sizeof(*l));
 	if (!l)
 		return NULL;
 	l->g = *g;
-	snprintf(l->version, sizeof(l->version), "%s", version);
+	l->id = id;
 	l->stage = stage;
 	l->nchunks = mb_geom_nchunks(g);
 	size_t words = (l->nchunks + 63) / 64;
@@ -319,6 +358,11 @@ struct mb_loader *mb_loader_new(const struct mb_geom *g, const char *version, ui
 	l->phase = P_START;
 	l->index = 1;
 	return l;
+}
+
+struct mb_loader *mb_loader_new(const struct mb_geom *g, const char *version, uint8_t *stage)
+{
+	return mb_loader_new_id(g, mb_stream_id_find(version), stage);
 }
 
 void mb_loader_free(struct mb_loader *l)
@@ -380,6 +424,9 @@ static int check_rechdr(struct mb_loader *l)
 	case MB_REC_ZERO:
 		if (l->phase != P_CHUNKS)
 			return lfail(l, "order:", "storage data after the register state");
+		if (l->fmt < MB_FORMAT_2)
+			return lfail(l, "format:", "a ZERO record in a format %" PRIu32 " stream "
+				     "(ZERO records came with format 2)", l->fmt);
 		if (len != MB_CHUNK_PREFIX)
 			return lfail(l, "format:", "length %" PRIu32 ", expected %u", len,
 				     MB_CHUNK_PREFIX);
@@ -433,9 +480,13 @@ static int parse_header(struct mb_loader *l, const uint8_t *p)
 	if (memcmp(p, MB_STREAM_MAGIC, 8))
 		return lfail(l, "format:", "bad magic (not a memblk stream)");
 	unsigned fmt = p[8] | p[9] << 8;
-	if (fmt != MB_STREAM_FORMAT)
-		return lfail(l, "version:", "memblk stream format %u, this device reads %u", fmt,
-			     MB_STREAM_FORMAT);
+	if (fmt < MB_FORMAT_1 || fmt > l->id->format) {
+		if (l->id->format == MB_FORMAT_1)
+			return lfail(l, "version:", "memblk stream format %u, this device (%s) "
+				     "reads format 1 only", fmt, l->id->version);
+		return lfail(l, "version:", "memblk stream format %u, this device (%s) reads "
+			     "formats 1 to %" PRIu32, fmt, l->id->version, l->id->format);
+	}
 	if (p[10] || p[11] || mb_get32(p + 12))
 		return lfail(l, "format:", "reserved/flags fields must be 0");
 	uint32_t vl = mb_get32(p + 32);
@@ -445,9 +496,19 @@ static int parse_header(struct mb_loader *l, const uint8_t *p)
 	const char *v = (const char *)p + MB_HEADER_FIXED;
 	if (memchr(v, 0, vl))
 		return lfail(l, "format:", "version string contains a NUL");
-	if (vl != strlen(l->version) || memcmp(v, l->version, vl))
-		return lfail(l, "version:", "stream device version '%.*s', this device is '%s'",
-			     (int)(vl > 64 ? 64 : vl), v, l->version);
+	char sv[MB_VERSION_MAX + 1];
+	memcpy(sv, v, vl);
+	sv[vl] = 0;
+	if (!mb_stream_id_accepts(l->id, sv)) {
+		char also[100] = "";
+		for (size_t i = 0, o = 0; l->id->accepts && l->id->accepts[i] && o < sizeof(also); i++)
+			o += (size_t)snprintf(also + o, sizeof(also) - o, "%s%s", i ? ", " : " (also loads ",
+					      l->id->accepts[i]);
+		if (also[0] && strlen(also) < sizeof(also) - 1)
+			strcat(also, ")");
+		return lfail(l, "version:", "stream device version '%.*s', this device is '%s'%s",
+			     (int)(vl > 64 ? 64 : vl), v, l->id->version, also);
+	}
 	struct mb_geom g = { mb_get64(p + 16), mb_get32(p + 24), mb_get32(p + 28) };
 	if (g.size != l->g.size || g.block_size != l->g.block_size ||
 	    g.chunk_size != l->g.chunk_size)
@@ -455,6 +516,7 @@ static int parse_header(struct mb_loader *l, const uint8_t *p)
 			     " / chunk %" PRIu32 ", this device %" PRIu64 " / %" PRIu32 " / %" PRIu32,
 			     g.size, g.block_size, g.chunk_size, l->g.size, l->g.block_size,
 			     l->g.chunk_size);
+	l->fmt = fmt;
 	l->phase = P_CHUNKS;
 	return 0;
 }
@@ -678,6 +740,11 @@ unsigned mb_loader_inflight(const struct mb_loader *l, struct mb_sqe *out)
 bool mb_loader_chunk_data(const struct mb_loader *l, uint32_t index)
 {
 	return index < l->nchunks && bit_get(l->data, index);
+}
+
+uint32_t mb_loader_format(const struct mb_loader *l)
+{
+	return l->fmt;
 }
 
 uint64_t mb_loader_total(const struct mb_loader *l)

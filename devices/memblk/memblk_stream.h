@@ -7,12 +7,12 @@
  *
  *   u32 type, u32 len, payload[len], u32 crc32c(type, len, payload)
  *
- *   HEADER   (1) first: "MBLKSTRM", u16 format (1), u16 0, u32 flags (0),
+ *   HEADER   (1) first: "MBLKSTRM", u16 format (1 or 2), u16 0, u32 flags (0),
  *                u64 storage size, u32 block size, u32 chunk size,
  *                u32 version_len, version[version_len] (no NUL)
  *   CHUNK    (2) u32 index, u32 0, the chunk's bytes (chunk size, or less
  *                for the last chunk of a storage that is not a multiple)
- *   ZERO     (3) u32 index, u32 0: the chunk is all zeros
+ *   ZERO     (3) u32 index, u32 0: the chunk is all zeros (format 2 only)
  *   REGS     (4) the registers and ring indexes (struct mb_regs, 64 bytes)
  *   INFLIGHT (5) u32 count, u32 0, count x 32-byte SQEs fetched by the
  *                device but not yet executed (count <= MB_MAX_INFLIGHT)
@@ -21,6 +21,12 @@
  * Order: HEADER, then CHUNK/ZERO records (any order, a chunk may come more
  * than once: the last one wins), then REGS, INFLIGHT, END. Every chunk
  * must have come at least once.
+ *
+ * Formats. 1 (memblk v1): every chunk travels as a CHUNK with its bytes,
+ * never-written ones too; a ZERO record is malformed. 2 (memblk v2): adds
+ * the ZERO record, 20 bytes for a chunk that was never written. A variant
+ * writes its own format and reads every format up to it; it loads state
+ * of its own device version and of the versions it accepts.
  */
 #ifndef DEVMIG_MEMBLK_STREAM_H
 #define DEVMIG_MEMBLK_STREAM_H
@@ -32,7 +38,9 @@
 #include "memblk_hw.h"
 
 #define MB_STREAM_MAGIC "MBLKSTRM"
-#define MB_STREAM_FORMAT 1u
+#define MB_FORMAT_1 1u      /* memblk v1: CHUNK records only */
+#define MB_FORMAT_2 2u      /* memblk v2: adds ZERO records */
+#define MB_STREAM_FORMAT MB_FORMAT_2 /* the newest format this code reads */
 #define MB_REC_HDR 8u  /* type + len */
 #define MB_REC_CRC 4u
 #define MB_REC_OVERHEAD (MB_REC_HDR + MB_REC_CRC)
@@ -99,6 +107,24 @@ void mb_regs_decode(const uint8_t in[MB_REGS_LEN], struct mb_regs *r);
 void mb_sqe_encode(const struct mb_sqe *e, uint8_t out[MB_SQE_SIZE]);
 void mb_sqe_decode(const uint8_t in[MB_SQE_SIZE], struct mb_sqe *e);
 
+/*
+ * What a memblk variant writes and loads: its device version string (in
+ * the HEADER record and the core's stream header), the stream format it
+ * writes (it reads formats 1..format), and the other device versions whose
+ * state it loads (NULL-terminated, may be NULL).
+ */
+struct mb_stream_id {
+	const char *version;
+	uint32_t format;
+	const char *const *accepts;
+};
+extern const struct mb_stream_id mb_stream_v1; /* "1af4:10f1-memblk-v1", format 1 */
+extern const struct mb_stream_id mb_stream_v2; /* "1af4:10f1-memblk-v2", format 2, accepts v1 */
+/* The variant whose version string this is, or NULL. */
+const struct mb_stream_id *mb_stream_id_find(const char *version);
+/* Does id load state saved by a device of version? (its own, or accepted) */
+bool mb_stream_id_accepts(const struct mb_stream_id *id, const char *version);
+
 /* Write the record header (type, len) at out. */
 void mb_rec_begin(uint8_t out[MB_REC_HDR], uint32_t type, uint32_t len);
 /* Frame a small record whose payload is already at out + MB_REC_HDR; returns
@@ -106,9 +132,10 @@ void mb_rec_begin(uint8_t out[MB_REC_HDR], uint32_t type, uint32_t len);
 size_t mb_rec_frame(uint8_t *out, uint32_t type, uint32_t len);
 /* The HEADER payload length for a version string. */
 size_t mb_header_len(const char *version);
-/* Build the whole HEADER record at out (room: MB_REC_OVERHEAD + mb_header_len);
- * returns its size. */
-size_t mb_header_record(uint8_t *out, const struct mb_geom *g, const char *version);
+/* Build the whole HEADER record of a format-`format` stream at out (room:
+ * MB_REC_OVERHEAD + mb_header_len); returns its size. */
+size_t mb_header_record(uint8_t *out, const struct mb_geom *g, const char *version,
+			uint32_t format);
 
 static inline void mb_put32(uint8_t *p, uint32_t v)
 {
@@ -137,14 +164,18 @@ static inline uint64_t mb_get64(const uint8_t *p)
 struct mb_loader;
 
 /*
- * A loader for a device of geometry g and version string version, staging
- * chunk data straight into stage (g->size bytes, owned by the caller, all
- * zero to begin with: a ZERO record of a chunk that got no data writes
- * nothing; its contents are only meaningful once mb_loader_finish
- * succeeded). NULL on
- * a bad geometry or out of memory. Memory besides stage: one small record
+ * A loader for the variant id with geometry g, staging chunk data straight
+ * into stage (g->size bytes, owned by the caller, all zero to begin with: a
+ * ZERO record of a chunk that got no data writes nothing; its contents are
+ * only meaningful once mb_loader_finish succeeded). It reads stream formats
+ * 1..id->format and state of id->version or one of id->accepts. NULL on a
+ * bad geometry or out of memory. Memory besides stage: one small record
  * buffer (~2 KiB) and two bitmaps of one bit per chunk.
  */
+struct mb_loader *mb_loader_new_id(const struct mb_geom *g, const struct mb_stream_id *id,
+				   uint8_t *stage);
+/* The loader of the variant whose version string this is (mb_stream_id_find);
+ * NULL for a version no variant has. */
 struct mb_loader *mb_loader_new(const struct mb_geom *g, const char *version, uint8_t *stage);
 void mb_loader_free(struct mb_loader *l);
 
@@ -171,6 +202,8 @@ const char *mb_loader_error(const struct mb_loader *l);
 const struct mb_regs *mb_loader_regs(const struct mb_loader *l);
 unsigned mb_loader_inflight(const struct mb_loader *l, struct mb_sqe *out);
 bool mb_loader_chunk_data(const struct mb_loader *l, uint32_t index);
+/* The format of the stream being loaded (0 before its HEADER). */
+uint32_t mb_loader_format(const struct mb_loader *l);
 /* Bytes accepted so far. */
 uint64_t mb_loader_total(const struct mb_loader *l);
 
