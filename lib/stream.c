@@ -560,8 +560,8 @@ static int sink_result(struct devmig_stream_reader *r, int rc, const char *why)
 	if (rc == 0)
 		return 0;
 	if (why[0])
-		return recfail(r, "refused by the loader: %s", why);
-	return recfail(r, "refused by the loader: %s", strerror(rc < 0 ? -rc : rc));
+		return recfail(r, "refused: %s", why);
+	return recfail(r, "refused: %s", strerror(rc < 0 ? -rc : rc));
 }
 
 static int parse_header(struct devmig_stream_reader *r, const uint8_t *p)

@@ -1179,7 +1179,7 @@ static void header_refused_by_sink(void **state)
 			  .refuse_why = "device model mismatch: this host runs devmig-other" };
 
 	assert_int_equal(read_all(st.p, st.len, &k, why, sizeof(why)), -EINVAL);
-	assert_string_equal(why, "record 1 (HEADER): refused by the loader: "
+	assert_string_equal(why, "record 1 (HEADER): refused: "
 				 "device model mismatch: this host runs devmig-other");
 	assert_int_equal(k.device_calls, 0);
 	assert_int_equal(k.configs, 0);
@@ -1189,7 +1189,7 @@ static void header_refused_by_sink(void **state)
 	struct sink k2 = { .refuse_header = -EPERM };
 
 	assert_int_equal(read_all(st.p, st.len, &k2, why, sizeof(why)), -EINVAL);
-	assert_true(strstr(why, "record 1 (HEADER): refused by the loader: ") == why);
+	assert_true(strstr(why, "record 1 (HEADER): refused: ") == why);
 	assert_true(strstr(why, strerror(EPERM)) != NULL);
 	sink_free(&k2);
 
@@ -1203,12 +1203,12 @@ static void header_refused_by_sink(void **state)
 	if (frc != -EINVAL)
 		fail_msg("rc %d calls %d dev %zu: %s", frc, k3.device_calls, k3.dev.len, devmig_stream_reader_error(r));
 	assert_string_equal(devmig_stream_reader_error(r),
-			    "record 3 (DEVICE): refused by the loader: device rejected chunk 2");
+			    "record 3 (DEVICE): refused: device rejected chunk 2");
 	assert_int_equal(k3.device_calls, 2);
 	assert_int_equal(devmig_stream_reader_write(r, st.p, 1), -EINVAL);
 	assert_int_equal(devmig_stream_reader_finish(r), -EINVAL);
 	assert_string_equal(devmig_stream_reader_error(r),
-			    "record 3 (DEVICE): refused by the loader: device rejected chunk 2");
+			    "record 3 (DEVICE): refused: device rejected chunk 2");
 	devmig_stream_reader_free(r);
 	sink_free(&k3);
 	vec_free(&st);

@@ -4,6 +4,7 @@
  * or across a fleet of hosts from their `devmig info --json` reports, so an
  * operator finds a destination without starting a migration that will fail.
  */
+#include <errno.h>
 #include <getopt.h>
 #include <inttypes.h>
 #include <json-c/json.h>
@@ -56,6 +57,17 @@ static bool is_socket(const char *p)
 	return !stat(p, &st) && S_ISSOCK(st.st_mode);
 }
 
+/* A config fingerprint: hex digits, optionally 0x-prefixed. */
+static bool parse_fingerprint(const char *s, uint64_t *out)
+{
+	char *end;
+	if (!s || !*s)
+		return false;
+	errno = 0;
+	*out = strtoull(s, &end, 16);
+	return !errno && !*end && end != s;
+}
+
 static int pair(const char *source, const char *fp, const char *target, bool json)
 {
 	struct devmig_compat_info src = { 0 }, dst;
@@ -65,11 +77,17 @@ static int pair(const char *source, const char *fp, const char *target, bool jso
 		int rc = read_info(source, &src);
 		if (rc)
 			return rc;
+	} else if (strchr(source, '/')) {
+		/* A path, not a version string: say so rather than compare it. */
+		fprintf(stderr, "devmig compat: no device socket at %s\n", source);
+		return 2;
 	} else {
 		snprintf(src.version, sizeof(src.version), "%s", source);
 		know_fp = fp != NULL;
-		if (fp)
-			src.config_fingerprint = strtoull(fp, NULL, 16);
+		if (fp && !parse_fingerprint(fp, &src.config_fingerprint)) {
+			fprintf(stderr, "devmig compat: --fingerprint takes hex digits, not '%s'\n", fp);
+			return 2;
+		}
 	}
 	int rc = read_info(target, &dst);
 	if (rc)
@@ -124,9 +142,12 @@ static bool parse_device(json_object *o, const char *host, struct dev *d, char *
 		return false;
 	}
 	snprintf(d->ci.version, sizeof(d->ci.version), "%s", json_object_get_string(v));
-	if (json_object_object_get_ex(compat, "config_fingerprint", &v) &&
-	    json_object_is_type(v, json_type_string))
-		d->ci.config_fingerprint = strtoull(json_object_get_string(v), NULL, 16);
+	if (!json_object_object_get_ex(compat, "config_fingerprint", &v) ||
+	    !json_object_is_type(v, json_type_string) ||
+	    !parse_fingerprint(json_object_get_string(v), &d->ci.config_fingerprint)) {
+		snprintf(err, el, "%.200s: compat.config_fingerprint is missing or not hex", d->name);
+		return false;
+	}
 	if (json_object_object_get_ex(compat, "accepts", &v) &&
 	    json_object_is_type(v, json_type_array)) {
 		size_t n = json_object_array_length(v);
