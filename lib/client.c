@@ -59,6 +59,15 @@ static void client_unlock(struct devmig_client *c)
 	pthread_mutex_unlock(&c->lock);
 }
 
+/* Is another thread waiting for its turn on this client? */
+static bool client_contended(struct devmig_client *c)
+{
+	pthread_mutex_lock(&c->lock);
+	bool waiting = c->next_ticket > c->serving + 1;
+	pthread_mutex_unlock(&c->lock);
+	return waiting;
+}
+
 static int send_msg(struct devmig_client *c, const struct devmig_msg *m, const int *fds,
 		    unsigned nfds)
 {
@@ -755,8 +764,10 @@ static ssize_t mig_read_stream_locked(struct devmig_client *c, size_t chunk, uns
 	if (!bufs)
 		return -ENOMEM;
 	while (more || inflight) {
-		/* Keep the pipe full while the stream has not come up short. */
-		while (more && inflight < depth && !rc && (!limit || asked < limit)) {
+		/* Keep the pipe full while the stream has not come up short; past
+		 * the limit only while no other thread waits for the client. */
+		while (more && inflight < depth && !rc &&
+		       (!limit || asked < limit || !client_contended(c))) {
 			struct devmig_msg req;
 			init_cmd(&req, DEVMIG_CMD_MIG_DATA_READ);
 			req.u.mig_data.md.argsz = (uint32_t)sizeof(struct devmig_mig_data) + n;

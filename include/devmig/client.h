@@ -91,9 +91,10 @@ ssize_t devmig_client_mig_read(struct devmig_client *c, void *buf, size_t len);
  * requests in flight (the server prepares the next while one is on the
  * wire), handing each chunk to sink in order. Stops after the first short
  * reply (*ended: the end in STOP_COPY, no more for now in PRE_COPY), or
- * once limit bytes were asked for (0: no limit), when the replies already
- * asked for are in. The client is held for the call: a limit lets other
- * threads' commands through between calls. sink returns 0 or -errno to
+ * once limit bytes were asked for (0: no limit) and another thread is
+ * waiting for the client, when the replies already asked for are in. The
+ * client is held for the call: the limit bounds how long another thread's
+ * command waits, without emptying the pipeline when nobody is waiting. sink returns 0 or -errno to
  * stop. Returns the bytes read or -errno. After an error the connection
  * should be closed: replies may still be on their way.
  */
