@@ -927,6 +927,31 @@ static void fleet(void **state)
 	procs_kill_all();
 }
 
+/* Fleet files of the wrong shape are refused with a sentence (exit 2), never a
+ * crash: json-c asserts when asked for the length of a non-array. */
+static void fleet_bad_shapes(void **state)
+{
+	(void)state;
+	/* Each ends in a newline, as an editor writes it: json-c needs one after a bare number. */
+	static const char *const bodies[] = { "{\"devices\": 5}\n", "7\n", "\"text\"\n",
+					      "{\"devices\": {\"a\": 1}}\n" };
+	char path[160], out[160], err[2048];
+	snprintf(path, sizeof(path), "%s/bad.json", dir);
+	snprintf(out, sizeof(out), "%s/out.txt", dir);
+	for (size_t i = 0; i < sizeof(bodies) / sizeof(bodies[0]); i++) {
+		FILE *f = fopen(path, "w");
+		assert_non_null(f);
+		fputs(bodies[i], f);
+		fclose(f);
+		char *argv[] = { (char *)bin(), "compat", "--fleet", path, NULL };
+		int code = run_to(argv, out, err, sizeof(err));
+		if (code != 2)
+			fail_msg("fleet file %s: exit %d (want 2): %s", bodies[i], code, err);
+		if (!strstr(err, "is not an array"))
+			fail_msg("fleet file %s: unclear error: %s", bodies[i], err);
+	}
+}
+
 static int proc_teardown(void **state)
 {
 	procs_kill_all(); /* also after a failure */
@@ -958,6 +983,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(matrix_migrations, setup, teardown),
 		cmocka_unit_test_setup_teardown(stream_header_check, setup, teardown),
 		cmocka_unit_test_setup_teardown(fleet, setup, proc_teardown),
+		cmocka_unit_test_setup_teardown(fleet_bad_shapes, setup, teardown),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -182,12 +182,14 @@ static int load_report(const char *path, struct dev **devs, size_t *n, char *err
 	} else if (json_object_is_type(root, json_type_object)) {
 		list = NULL; /* one device */
 	}
-	size_t count = list ? json_object_array_length(list) : 1;
+	/* Check the type before asking for a length: json-c asserts on non-arrays. */
 	if (list && !json_object_is_type(list, json_type_array)) {
-		snprintf(err, el, "%s: \"devices\" is not an array", path);
+		snprintf(err, el, "%s: %s is not an array", path,
+			 list == root ? "the report" : "\"devices\"");
 		json_object_put(root);
 		return -1;
 	}
+	size_t count = list ? json_object_array_length(list) : 1;
 	struct dev *nd = realloc(*devs, (*n + count) * sizeof(**devs));
 	if (!nd) {
 		json_object_put(root);
