@@ -3,7 +3,7 @@
 set -eu
 build=$1
 for exe in "$build"/bench/bench_*; do
-	[ -x "$exe" ] || continue
+	[ -f "$exe" ] && [ -x "$exe" ] || continue # not meson's .p object dirs
 	echo "== $(basename "$exe")"
 	"$exe"
 done
