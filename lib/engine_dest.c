@@ -85,6 +85,7 @@ static int direct_hello(struct peer *p, unsigned n, const struct devmig_compat_i
 			return -EINVAL;
 		}
 	}
+	d->touched = true;
 	for (unsigned i = 0; i < n; i++) {
 		enum devmig_state st;
 		int rc = devmig_client_mig_caps(d->c[i], &d->caps[i]);
@@ -99,7 +100,6 @@ static int direct_hello(struct peer *p, unsigned n, const struct devmig_compat_i
 		if (rc)
 			return rc;
 	}
-	d->resuming = true;
 	return 0;
 }
 
@@ -180,7 +180,6 @@ static int direct_commit(struct peer *p, char *why, size_t wl)
 		if (rc)
 			return rc;
 	}
-	d->resuming = false;
 	return 0;
 }
 
@@ -211,10 +210,13 @@ static void direct_abort(struct peer *p, const char *why)
 {
 	struct dest *d = to_dest(p);
 	(void)why;
-	/* The destination devices go back to their power-on state. */
+	/* The destination devices go back to their power-on state; devices no
+	 * step has touched (e.g. refused by the compatibility check) keep theirs. */
+	if (!d->touched)
+		return;
 	for (unsigned i = 0; i < d->n; i++)
 		devmig_client_reset(d->c[i]);
-	d->resuming = false;
+	d->touched = false;
 }
 
 static int direct_end(struct peer *p, char *why, size_t wl)
@@ -310,6 +312,7 @@ struct chan_peer {
 	size_t copy_cap;
 	int fd;
 	bool acks;
+	bool refused;  /* the last answer was an explicit refusal */
 	uint64_t frames;
 	struct devmig_chan_reader *rd;
 	uint8_t buf[4096];
@@ -386,6 +389,7 @@ static int chan_wait_ack(struct chan_peer *cp, uint32_t type, char *why, size_t 
 			continue; /* an answer to something earlier */
 		int32_t status = (int32_t)get32(f.payload + 4);
 		if (status) {
+			cp->refused = true;
 			snprintf(why, wl, "%.*s", (int)(f.len - 12), (const char *)f.payload + 12);
 			return status < 0 ? status : -EIO;
 		}
@@ -480,7 +484,12 @@ static int chan_commit(struct peer *p, char *why, size_t wl)
 
 static int chan_run(struct peer *p, char *why, size_t wl)
 {
-	return chan_call(p, DEVMIG_CHAN_RUN, why, wl);
+	struct chan_peer *cp = to_chan(p);
+	cp->refused = false;
+	int rc = chan_call(p, DEVMIG_CHAN_RUN, why, wl);
+	/* Only an explicit refusal means the destination is not running. */
+	p->run_unanswered = rc && !cp->refused;
+	return rc;
 }
 
 static void chan_abort(struct peer *p, const char *why)
@@ -792,7 +801,7 @@ static int receive_common(const struct devmig_engine_config *cfg, int fd, int ac
 		if (!rc)
 			rc = direct_run(&d.peer, report->error, sizeof(report->error));
 	}
-	if (rc && d.resuming)
+	if (rc && d.touched)
 		direct_abort(&d.peer, report->error);
 	report->completed = rc == 0;
 	report->total_ns = engine_now_ns() - t0;
