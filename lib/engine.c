@@ -160,8 +160,12 @@ static int mem_collect(struct engine *e, bool all)
 	if (!rep)
 		return fail(e, -ENOMEM, "out of memory for a dirty bitmap");
 	for (unsigned i = 0; i < e->n; i++) {
-		if (!e->d[i].logging)
+		if (!e->d[i].logging) {
+			/* A device that can DMA without a log may have written any page
+			 * since the last round: all of memory is dirty, every round. */
+			memset(e->bitmap, 0xff, e->words * 8);
 			continue;
+		}
 		int rc = devmig_client_log_report(e->d[i].c, e->cfg.guest_iova, size, GUEST_PAGE, rep);
 		if (rc) {
 			/* The log is lost: every page must be treated as dirty. */
@@ -376,6 +380,13 @@ static int stop_and_copy(struct engine *e, bool checkpoint)
 		if (rc)
 			return rc;
 	}
+	/* Every stream is read: end the save sessions (STOP_COPY -> STOP) so the
+	 * source holds no buffers, and a stopped source is in one known state. */
+	for (unsigned i = 0; i < e->n; i++) {
+		int rc = src_set(e, i, DEVMIG_STATE_STOP);
+		if (rc)
+			return rc;
+	}
 	/* The devices are stopped: the last dirty guest pages are final. */
 	int rc = mem_collect(e, !e->mem_sent);
 	if (!rc)
@@ -491,7 +502,14 @@ int engine_run(const struct devmig_engine_config *cfg_in, struct devmig_client *
 	if (!rc)
 		rc = stop_and_copy(&e, checkpoint);
 	stop_logging(&e);
-	if (rc) {
+	if (rc && peer->run_unanswered) {
+		/* Resuming here could run the guest on both hosts: stay stopped. */
+		rep->outcome_unknown = true;
+		size_t l = strlen(rep->error);
+		snprintf(rep->error + l, sizeof(rep->error) - l,
+			 "; the outcome is unknown: the destination may be running, so the source "
+			 "devices stay stopped");
+	} else if (rc) {
 		unwind(&e);
 	} else if (checkpoint) {
 		/* A checkpoint leaves the source running on. */

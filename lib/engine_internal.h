@@ -26,6 +26,8 @@ size_t guest_mem_bitmap_words(const struct devmig_guest_mem *gm);
  */
 struct peer {
 	const struct peer_ops *ops;
+	/* Set by run() when RUN was sent and no answer came back. */
+	bool run_unanswered;
 };
 
 struct peer_ops {
@@ -58,7 +60,9 @@ struct dest {
 	unsigned n;
 	struct devmig_guest_mem *mem;
 	uint64_t *caps;
-	bool resuming;
+	/* Some destination device may have left its initial state: a failure must
+	 * reset every device, whichever step failed (not only while RESUMING). */
+	bool touched;
 	int first_error; /* a refused write, reported at the next sync */
 	char first_why[256];
 	struct devmig_migration_report *report;

@@ -178,6 +178,8 @@ struct proxy {
 	uint64_t flip_at;      /* flip the first payload byte of DEV_DATA/MEM at or after */
 	uint64_t drop_after;   /* forward this many bytes, then drop both sides */
 	uint64_t fwd;          /* source -> receiver bytes forwarded */
+	bool cut_after_run;    /* once RUN went forward, drop every answer and both sides */
+	bool saw_run;
 	bool flipped, dropped;
 	/* the forward stream's framing */
 	int st;                /* 0 magic, 1 header, 2 payload+trailer */
@@ -1118,6 +1120,8 @@ static void px_scan(struct proxy *p, uint8_t *buf, size_t n)
 			p->hdr[p->hl++] = buf[i];
 			if (p->hl == DEVMIG_CHAN_HDR) {
 				p->ftype = (uint32_t)p->hdr[0] | (uint32_t)p->hdr[1] << 8;
+				if (p->ftype == DEVMIG_CHAN_RUN)
+					p->saw_run = true;
 				p->body_left = 0;
 				for (int b = 7; b >= 0; b--)
 					p->body_left = p->body_left << 8 | p->hdr[8 + b];
@@ -1191,6 +1195,10 @@ static void *px_main(void *arg)
 		}
 		if (pf[1].revents) {
 			ssize_t k = recv(p->b, buf, cap, 0);
+			if (k > 0 && p->cut_after_run && p->saw_run) {
+				p->dropped = true; /* the answer to RUN never reaches the source */
+				break;
+			}
 			if (k <= 0 || !send_all(p->a, buf, (size_t)k))
 				break;
 		}
@@ -1285,6 +1293,53 @@ static void corrupted_channel_is_refused_and_source_unwinds(void **state)
 static void dropped_channel_is_refused_and_source_unwinds(void **state)
 {
 	two_host_fault_then_retry(*state, UINT64_MAX, (3u << 20) / 2, "");
+}
+
+/*
+ * RUN reaches the destination, which runs, but its answer is lost. The source
+ * cannot know which side runs the guest: it must not resume (the guest would
+ * run twice), and must say the outcome is unknown.
+ */
+static void lost_run_answer_leaves_the_source_stopped(void **state)
+{
+	struct fx *f = *state;
+	struct devmig_migration_report rep;
+
+	dst_open(f, &devmig_variant_memblk, DEV_ARGS);
+	wl_start(f);
+	wl_wait_ops(f, 50, false);
+	struct devmig_engine_config cfg = base_cfg(f);
+	int fd = proxied_channel(f, UINT64_MAX, UINT64_MAX);
+	f->px.cut_after_run = true;
+	int rc = migrate_to_fd(f, &cfg, fd, &rep);
+	shutdown(fd, SHUT_RDWR);
+	rx_join(f);
+	assert_true(f->px.saw_run);
+	assert_true(f->px.dropped);
+	print_message("# %s\n", rep.error);
+	if (rc >= 0)
+		fail_msg("the migration reported success without RUN's answer (%d)", rc);
+	assert_true(rep.outcome_unknown);
+	assert_false(rep.completed);
+	if (!strstr(rep.error, "outcome is unknown"))
+		fail_msg("the error does not say the outcome is unknown: %s", rep.error);
+	/* The destination did run the guest's devices. */
+	if (f->rx.rc)
+		fail_msg("receiver: %d: %s", f->rx.rc, f->rx.rep.error);
+	assert_true(f->rx.rep.completed);
+	assert_dst_running(&f->dst);
+	/* The source neither resumed the guest nor ran its devices. */
+	assert_int_equal(f->pauses, 1);
+	assert_int_equal(f->resumes, 0);
+	assert_int_equal(f->unwinds, 0);
+	for (unsigned i = 0; i < f->n; i++) {
+		enum devmig_state st = DEVMIG_STATE_ERROR;
+		assert_int_equal(devmig_client_get_state(f->src.s[i].cl, &st), 0);
+		if (st != DEVMIG_STATE_STOP)
+			fail_msg("source device %u is %s, not STOP", i, devmig_state_name(st));
+	}
+	threads_end(f);
+	assert_no_sigpipe();
 }
 
 /* Listen on 127.0.0.1, port 0; the receiver thread accepts. Returns the source's fd. */
@@ -1546,6 +1601,8 @@ int main(void)
 		cmocka_unit_test_setup_teardown(dropped_channel_is_refused_and_source_unwinds, setup1,
 						fx_teardown),
 		cmocka_unit_test_setup_teardown(tcp_loopback_migrates_and_survives_a_shutdown, setup1,
+						fx_teardown),
+		cmocka_unit_test_setup_teardown(lost_run_answer_leaves_the_source_stopped, setup1,
 						fx_teardown),
 		cmocka_unit_test_setup_teardown(
 			checkpoint_restores_equal_and_damaged_files_change_nothing, setup1, fx_teardown),

@@ -185,6 +185,7 @@ json_object *cli_report_json(const struct devmig_migration_report *r, bool ok)
 	json_object_object_add(o, "error", ok || !r->error[0] ? NULL
 							    : json_object_new_string(r->error));
 	json_object_object_add(o, "completed", json_object_new_boolean(r->completed));
+	json_object_object_add(o, "outcome_unknown", json_object_new_boolean(r->outcome_unknown));
 	json_object_object_add(o, "devices", json_object_new_int64(r->devices));
 	json_object_object_add(o, "rounds", json_object_new_int64(r->rounds));
 	json_object_object_add(o, "precopy", json_object_new_boolean(r->precopy));

@@ -42,8 +42,11 @@ static void migrate_usage(FILE *f)
 		"On a terminal the pre-copy rounds are shown as they go. On success the devices\n"
 		"run at the destination and the exit status is 0; on failure the error names\n"
 		"the device and the reason, the source devices are back in RUNNING with their\n"
-		"state, and the exit status is 1. Ctrl-C stops the migration at the switchover\n"
-		"and puts the source back to RUNNING.\n");
+		"state, and the exit status is 1. If the destination was told to run but its\n"
+		"answer was lost, the outcome is unknown: the source devices stay stopped (the\n"
+		"guest must never run on both hosts) and the exit status is 3; check the\n"
+		"destination, then resume one side. Ctrl-C stops the migration at the\n"
+		"switchover and puts the source back to RUNNING.\n");
 }
 
 static void print_summary(const struct devmig_migration_report *r, const char *to,
@@ -220,7 +223,7 @@ int devmig_cmd_migrate(int argc, char **argv)
 									: devmig_state_name(st);
 		json_object_array_add(jstates, json_object_new_string(name));
 		src_state = !src_state || !strcmp(src_state, name) ? name : "mixed";
-		if (rc && strcmp(name, "RUNNING")) {
+		if (rc && !rep.outcome_unknown && strcmp(name, "RUNNING")) {
 			/* The engine could not put it back: the operator must know. */
 			size_t l = strlen(rep.error);
 			snprintf(rep.error + l, sizeof(rep.error) - l,
@@ -250,5 +253,5 @@ int devmig_cmd_migrate(int argc, char **argv)
 			print_summary(&rep, to ? to : (ndst == 1 ? dst[0] : "the destination sockets"),
 				      src_state);
 	}
-	return rc ? 1 : 0;
+	return rc ? (rep.outcome_unknown ? 3 : 1) : 0;
 }

@@ -102,6 +102,11 @@ struct devmig_migration_report {
 	uint64_t downtime_ns;         /* guest paused -> guest resumed */
 	double throughput;            /* bytes/s over the whole migration */
 	bool completed;               /* the guest runs on the destination */
+	/* RUN reached the destination but its answer was lost (connection dropped
+	 * or timed out): the destination may be running the guest. The source
+	 * devices are left stopped, never resumed, so the guest never runs twice;
+	 * the operator decides (check the destination, then resume one side). */
+	bool outcome_unknown;
 	char error[512];              /* set on failure: which device and why */
 };
 
