@@ -112,11 +112,6 @@ struct memblk {
 	/* load session: server thread only */
 	uint8_t *stage;
 	struct mb_loader *ld;
-	/* Faults the staging area in from the RESUMING arc on, ahead of the data,
-	 * so page faults are not paid inside the stop phase. */
-	pthread_t populator;
-	bool populating;
-	atomic_bool populate_stop;
 };
 
 static struct memblk *to_mb(struct devmig_device *dev)
@@ -989,53 +984,17 @@ static uint64_t mb_stop_copy_size(struct devmig_device *dev)
 
 /* ---------------------------------------------------------------- load */
 
-#ifndef MADV_POPULATE_WRITE
-#define MADV_POPULATE_WRITE 23 /* Linux 5.14 */
-#endif
-#define POPULATE_STEP (32u << 20)
-
-/*
- * Fault the staging area in, front to back, as the stream fills it. Faulting
- * a page changes no byte, so the loader may write beside it. On kernels
- * without MADV_POPULATE_WRITE this does nothing: pages fault on first write.
- */
-static void *populate_main(void *arg)
-{
-	struct memblk *m = arg;
-	for (uint64_t off = 0; off < m->g.size && !atomic_load(&m->populate_stop);
-	     off += POPULATE_STEP) {
-		uint64_t len = m->g.size - off < POPULATE_STEP ? m->g.size - off : POPULATE_STEP;
-		if (madvise(m->stage + off, len, MADV_POPULATE_WRITE))
-			break;
-	}
-	return NULL;
-}
-
-static void populate_end(struct memblk *m)
-{
-	if (!m->populating)
-		return;
-	atomic_store(&m->populate_stop, true);
-	pthread_join(m->populator, NULL);
-	m->populating = false;
-}
-
 /* The staging area the stream loads into; committed by swapping it in. */
 static int stage_open(struct memblk *m)
 {
 	if (m->stage)
 		return 0;
 	m->stage = map_storage(m->g.size);
-	if (!m->stage)
-		return -ENOMEM;
-	atomic_store(&m->populate_stop, false);
-	m->populating = pthread_create(&m->populator, NULL, populate_main, m) == 0;
-	return 0;
+	return m->stage ? 0 : -ENOMEM;
 }
 
 static void load_drop(struct memblk *m)
 {
-	populate_end(m);
 	mb_loader_free(m->ld);
 	m->ld = NULL;
 	if (m->stage)
@@ -1078,7 +1037,6 @@ static int mb_load_commit(struct devmig_device *dev, char *why, size_t whylen)
 		return -EINVAL;
 	}
 	/* Valid and complete: apply. The worker is idle (RESUMING is stopped). */
-	populate_end(m);
 	uint8_t *old = m->storage;
 	pthread_mutex_lock(&m->lock);
 	m->storage = m->stage;
@@ -1127,7 +1085,7 @@ static int mb_arc(struct devmig_device *dev, enum devmig_state from, enum devmig
 	if (sess == DEVMIG_ARC_OPEN_SAVE)
 		saver_open(m); /* PRE_COPY: from here on rewrites of sent chunks are tracked */
 	else if (sess == DEVMIG_ARC_OPEN_LOAD && stage_open(m)) {
-		/* Better refused now, while the source runs, than half way through. */
+		/* Out of address space: better refused now, while the source runs. */
 		snprintf(res->why, sizeof(res->why), "memblk: out of memory for the staging area");
 		return -ENOMEM;
 	}
