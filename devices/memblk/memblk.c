@@ -1082,15 +1082,15 @@ static int mb_arc(struct devmig_device *dev, enum devmig_state from, enum devmig
 		pause_locked(m);
 		pthread_mutex_unlock(&m->lock);
 	}
-	if (sess == DEVMIG_ARC_OPEN_SAVE)
+	if (sess == DEVMIG_ARC_OPEN_SAVE) {
 		saver_open(m); /* PRE_COPY: from here on rewrites of sent chunks are tracked */
-	else if (sess == DEVMIG_ARC_OPEN_LOAD && stage_open(m)) {
+	} else if (sess == DEVMIG_ARC_OPEN_LOAD && stage_open(m)) {
 		/* Out of address space: better refused now, while the source runs. */
 		snprintf(res->why, sizeof(res->why), "memblk: out of memory for the staging area");
 		return -ENOMEM;
-	}
-	else if (sess == DEVMIG_ARC_END && devmig_state_is_saving(from))
+	} else if (sess == DEVMIG_ARC_END && devmig_state_is_saving(from)) {
 		saver_close(m);
+	}
 	if (qf && !qt) {
 		pthread_mutex_lock(&m->lock);
 		resume_locked(m);
