@@ -10,6 +10,7 @@
  * timeout. Randomised parts use fixed seeds.
  */
 #include <errno.h>
+#include <inttypes.h>
 #include <linux/vfio.h>
 #include <pthread.h>
 #include <setjmp.h>
@@ -22,6 +23,7 @@
 #include <string.h>
 #include <sys/eventfd.h>
 #include <sys/mman.h>
+#include <sys/resource.h>
 #include <time.h>
 #include <unistd.h>
 #include <cmocka.h>
@@ -834,6 +836,66 @@ static void geometry_mismatch_refused(void **state)
 	}
 }
 
+/* The process's mapped bytes (VmSize), from /proc. */
+static uint64_t vm_size(void)
+{
+	FILE *f = fopen("/proc/self/status", "r");
+	char line[256];
+	uint64_t kib = 0;
+	assert_non_null(f);
+	while (fgets(line, sizeof(line), f))
+		if (sscanf(line, "VmSize: %" SCNu64 " kB", &kib) == 1)
+			break;
+	fclose(f);
+	assert_true(kib > 0);
+	return kib << 10;
+}
+
+/*
+ * A destination that cannot map its staging area refuses STOP -> RESUMING
+ * with the reason, stays in STOP with its state, and enters RESUMING once
+ * the memory is there: the source is never stopped for a load that cannot
+ * fit. The address-space limit stands in for a host short of memory.
+ */
+static void resuming_refused_without_room_for_staging(void **state)
+{
+	(void)state;
+	struct rig r;
+	struct mbg g;
+	rig_open(&r, "size=1G", NULL);
+	guest_open(&r, &r.src, &g, SQ_OFF, CQ_OFF, 16);
+	uint32_t ver[4] = { 7, 7, 7, 7 };
+	write_blocks(&r, &g, 0, 4, ver, BUF_OFF);
+	uint32_t before[NREGS], after[NREGS];
+	set_state(&r.src, DEVMIG_STATE_STOP);
+	read_regs(&r.src, before);
+
+	struct rlimit old;
+	assert_int_equal(getrlimit(RLIMIT_AS, &old), 0);
+	/* Room for the server's own needs, not for a second 1 GiB. */
+	struct rlimit tight = { vm_size() + (256u << 20), old.rlim_max };
+	assert_int_equal(setrlimit(RLIMIT_AS, &tight), 0);
+	int rc = devmig_client_set_state(r.src.cl, DEVMIG_STATE_RESUMING);
+	char why[256];
+	devmig_core_last_error(r.src.dev, why, sizeof(why));
+	assert_int_equal(setrlimit(RLIMIT_AS, &old), 0);
+
+	print_message("# refused: %s\n", why);
+	assert_true(rc < 0);
+	if (!strstr(why, "staging area"))
+		fail_msg("the refusal does not say why: '%s'", why);
+	enum devmig_state st;
+	assert_int_equal(devmig_client_get_state(r.src.cl, &st), 0);
+	assert_int_equal(st, DEVMIG_STATE_STOP);
+	read_regs(&r.src, after);
+	assert_memory_equal(before, after, sizeof(before));
+	/* With the memory back, the same request succeeds. */
+	set_state(&r.src, DEVMIG_STATE_RESUMING);
+	assert_int_equal(devmig_client_reset(r.src.cl), 0); /* no stream: only reset leaves */
+	mbg_destroy(&g);
+	rig_close(&r);
+}
+
 /* ---- in-flight requests across RUNNING_P2P and STOP ---- */
 
 #define IF_TOTAL 3000u
@@ -1479,6 +1541,7 @@ int main(void)
 		cmocka_unit_test(precopy_with_workload),
 		cmocka_unit_test(corruption_refused_destination_unchanged),
 		cmocka_unit_test(geometry_mismatch_refused),
+		cmocka_unit_test(resuming_refused_without_room_for_staging),
 		cmocka_unit_test(inflight_across_quiesce),
 		cmocka_unit_test(inflight_across_migration),
 		cmocka_unit_test(inflight_burst_migration),
