@@ -221,9 +221,14 @@ static void prepare(struct mbw *w, unsigned i, uint8_t op, uint64_t lba, uint32_
 	bool split = !sweep && w->slot_blocks >= 2 * w->max_io;
 	s->rec = split && op == MB_OP_WRITE;
 	s->io_iova = s->buf_iova + (s->rec ? (uint64_t)(w->slot_blocks - n) * MB_BLOCK_SIZE : 0);
-	/* That part of the buffer changes now (WRITE data, or the device's DMA). */
+	/* That part of the buffer changes now (WRITE data, or the device's DMA),
+	 * and so does any record of the other part that reaches into it: a
+	 * sequential pass's record covers the whole buffer. */
 	s->data[s->rec].valid = false;
-	if (!split)
+	uint64_t lo = s->io_iova, hi = s->io_iova + (uint64_t)n * MB_BLOCK_SIZE;
+	uint64_t olo = s->data[!s->rec].iova,
+		 ohi = olo + (uint64_t)s->data[!s->rec].n * MB_BLOCK_SIZE;
+	if (!split || (olo < hi && lo < ohi))
 		s->data[!s->rec].valid = false;
 	memset(w->busy + lba, 1, n);
 	if (op == MB_OP_WRITE) {
