@@ -81,7 +81,7 @@ struct devmig_core {
 	void *xfer_opaque;
 
 	struct devmig_tracker *trackers[DEVMIG_TRACKERS_MAX];
-	unsigned ntrackers;
+	unsigned ntrackers, save_next;
 
 	pthread_mutex_t mig_lock;
 	_Atomic uint32_t state;
@@ -707,11 +707,14 @@ static int src_records(void *opaque, struct devmig_save *s)
 
 	if (c->save_phase == SAVE_DONE)
 		return 0;
-	for (unsigned i = 0; i < c->ntrackers && devmig_save_room(s); i++) {
-		rc = devmig_tracker_save(c->trackers[i], s);
+	/* Each call starts at the next tracker: one always dirty starves none. */
+	for (unsigned k = 0; k < c->ntrackers && devmig_save_room(s); k++) {
+		rc = devmig_tracker_save(c->trackers[(c->save_next + k) % c->ntrackers], s);
 		if (rc < 0)
 			return rc;
 	}
+	if (c->ntrackers)
+		c->save_next = (c->save_next + 1) % c->ntrackers;
 	if (devmig_save_room(s) && c->mig->save) {
 		rc = c->mig->save(c->dev, s);
 		if (rc)
