@@ -176,6 +176,13 @@ static int counter_save_state(struct devmig_device *dev, struct devmig_save *s)
 	return rc;
 }
 
+/* The core's figure (BAR2's memory, config space, framing) and the state record. */
+static uint64_t counter_stop_copy_size(struct devmig_device *dev)
+{
+	return devmig_device_default_stop_copy_size(dev) + DEVMIG_RECORD_OVERHEAD +
+	       sizeof(struct counter_state);
+}
+
 static int counter_load(struct devmig_device *dev, unsigned type, const void *data, size_t len,
 			char *why, size_t whylen)
 {
@@ -235,6 +242,7 @@ static const struct devmig_device_ops counter_ops = {
 static const struct devmig_migration_ops counter_mig = {
 	.caps = DEVMIG_MIG_STOP_COPY | DEVMIG_MIG_P2P,
 	.save_state = counter_save_state,
+	.stop_copy_size = counter_stop_copy_size,
 	.load = counter_load,
 	.load_check = counter_load_check,
 	.load_apply = counter_load_apply,
