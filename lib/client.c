@@ -263,6 +263,9 @@ struct devmig_client *devmig_client_connect(const char *path,
 	c->ours.max_msg_fds = CLIENT_MAX_FDS;
 	c->ours.max_data_xfer_size = cfg.max_data_xfer_size;
 	c->ours.ext = cfg.no_ext ? 0 : cfg.ext;
+	c->ours.migration = true;
+	c->ours.mig_pgsize = DEVMIG_MIN_PAGE_SIZE;
+	c->ours.mig_max_bitmap_size = cfg.max_data_xfer_size; /* one REPORT reply */
 	char json[512];
 	size_t jl = devmig_caps_format(&c->ours, json, sizeof(json));
 	struct devmig_msg req, rep;
