@@ -5,14 +5,16 @@
 #   make asan    the tests again under AddressSanitizer + UndefinedBehaviorSanitizer
 #   make fuzz    build the libFuzzer targets with clang and run each (FUZZ_SECONDS)
 #   make bench   build optimised and run the benchmarks
+#   make install the library, its headers, devmig.pc and the CLI (PREFIX, DESTDIR)
 
 BUILD ?= build
 ASAN_BUILD ?= build-asan
 FUZZ_BUILD ?= build-fuzz
 BENCH_BUILD ?= build-bench
 FUZZ_SECONDS ?= 60
+PREFIX ?= /usr/local
 
-.PHONY: all deps demo check check-guest asan fuzz bench clean
+.PHONY: all deps demo check check-guest asan fuzz bench install clean
 
 all: deps $(BUILD)/build.ninja
 	ninja -C $(BUILD)
@@ -60,6 +62,10 @@ $(BENCH_BUILD)/build.ninja:
 bench: deps $(BENCH_BUILD)/build.ninja
 	ninja -C $(BENCH_BUILD)
 	scripts/bench.sh $(BENCH_BUILD)
+
+install: all
+	meson configure $(BUILD) -Dprefix=$(PREFIX)
+	meson install -C $(BUILD) $(if $(DESTDIR),--destdir $(abspath $(DESTDIR)))
 
 clean:
 	rm -rf $(BUILD) $(ASAN_BUILD) $(FUZZ_BUILD) $(BENCH_BUILD)
