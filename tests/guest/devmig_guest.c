@@ -200,7 +200,7 @@ static u32 pba(struct gdev *g)
  */
 static void check_function_mask(struct gdev *g, void (*raise)(struct gdev *g))
 {
-	int msix = pci_find_capability(g->pdev, PCI_CAP_ID_MSIX), before, after_mask, after;
+	int msix = pci_find_capability(g->pdev, PCI_CAP_ID_MSIX), before, after_mask, after, i;
 	u16 flags;
 	u32 pending, cleared;
 
@@ -210,8 +210,10 @@ static void check_function_mask(struct gdev *g, void (*raise)(struct gdev *g))
 	pci_write_config_word(g->pdev, msix + PCI_MSIX_FLAGS, flags | PCI_MSIX_FLAGS_MASKALL);
 	before = atomic_read(&g->irqs);
 	raise(g);
+	/* memblk raises from its worker thread: wait for the pending bit */
+	for (i = 0; i < IRQ_WAIT_MS && !((pending = pba(g)) & 1); i++)
+		usleep_range(500, 1000);
 	after_mask = wait_irqs(g, before + 1, QUIET_MS);
-	pending = pba(g);
 	pci_write_config_word(g->pdev, msix + PCI_MSIX_FLAGS, flags & ~PCI_MSIX_FLAGS_MASKALL);
 	after = wait_irqs(g, before + 1, IRQ_WAIT_MS);
 	cleared = pba(g);
