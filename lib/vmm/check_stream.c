@@ -12,6 +12,8 @@
 #include "check_internal.h"
 
 #define READ_PIECE_MAX (1u << 20)
+/* save.estimate: an estimate above twice the real size and this much more fails. */
+#define OVER_ESTIMATE_SLACK (1u << 20)
 
 static const char *sname(uint32_t s)
 {
@@ -246,6 +248,13 @@ estimate:
 		return;
 	}
 	chk_ev(ch, ": estimate/real %.2f", (double)est / (double)ch->stream_len);
+	/* Generous, but an estimate many times the data is no estimate. */
+	if (est > 2 * (uint64_t)ch->stream_len + OVER_ESTIMATE_SLACK) {
+		chk_ev(ch, ", over twice the stream and 1 MiB more (a VMM would wait for a "
+			   "downtime it never gets)");
+		chk_end(ch, DEVMIG_CHECK_FAIL);
+		return;
+	}
 	chk_end(ch, DEVMIG_CHECK_PASS);
 }
 
