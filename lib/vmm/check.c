@@ -369,8 +369,10 @@ int chk_snap_take(struct chk *ch, struct chk_dev *d, struct chk_snap *s)
 		}
 		for (uint64_t off = 0; off < r->len; off += r->unit) {
 			size_t n = r->len - off < r->unit ? (size_t)(r->len - off) : r->unit;
-			if (d->lost)
+			if (d->lost) {
+				chk_snap_free(s);
 				return -ENOTCONN;
+			}
 			int rc = chk_rc(d, devmig_client_region_read(d->c, r->index, off,
 								     s->data[i] + off, n),
 					"register read");

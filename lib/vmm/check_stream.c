@@ -349,7 +349,7 @@ void chk_load(struct chk *ch)
 	}
 	if (!chk_alive(ch, d))
 		return;
-	chk_ev(ch, "A's stream (seed %llu pieces) ", (unsigned long long)ch->cfg.seed);
+	chk_ev(ch, "A's stream in random pieces (seed %llu), ", (unsigned long long)ch->cfg.seed);
 	if (d == &ch->a)
 		chk_ev(ch, "after a reset of A (no B), ");
 	int rc = load_and_compare(ch, d, ch->stream, ch->stream_len, &ch->src, true, true);
