@@ -1017,6 +1017,7 @@ int devmig_core_precopy_info(struct devmig_device *dev, uint64_t *initial, uint6
 int devmig_core_stop_copy_size(struct devmig_device *dev, uint64_t *bytes)
 {
 	struct devmig_core *c = core_of(dev);
+	struct devmig_stream_header h = { 0 };
 	uint64_t dev_bytes = 0;
 
 	pthread_mutex_lock(&c->mig_lock);
@@ -1026,11 +1027,12 @@ int devmig_core_stop_copy_size(struct devmig_device *dev, uint64_t *bytes)
 		dev_bytes = c->ops->stop_copy_size(dev);
 	pthread_mutex_unlock(&c->mig_lock);
 	pthread_mutex_lock(&c->cfg_lock);
-	uint64_t cfg_bytes = devmig_pcicfg_save_size(c->cfg);
+	size_t cfg_bytes = devmig_pcicfg_save_size(c->cfg);
 	pthread_mutex_unlock(&c->cfg_lock);
-	/* Device data in records of up to 1 MiB, plus CONFIG and END. */
-	uint64_t records = dev_bytes / (1u << 20) + 3;
-	*bytes = dev_bytes + cfg_bytes + records * DEVMIG_STREAM_REC_OVERHEAD + 16;
+	/* The same name and version open_save puts in the header. */
+	snprintf(h.name, sizeof(h.name), "%s", c->ops->name ? c->ops->name : "");
+	snprintf(h.version, sizeof(h.version), "%s", c->ops->version ? c->ops->version : "");
+	*bytes = devmig_stream_size_bound(&h, dev_bytes, cfg_bytes);
 	return 0;
 }
 
