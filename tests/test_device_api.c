@@ -135,6 +135,22 @@ static void counter_bar_memory_is_mapped_seen_and_migrates(void **state)
 	assert_int_equal(two[1], sum);
 	assert_int_equal(rd32(ca, 2, 0x1004), 0); /* the rest of the trapped part */
 
+	/* asked with room for no capability: the size to retry with, and no
+	 * CAPS flag without an offset (QEMU's vfio-user client refuses that) */
+	struct {
+		uint16_t id, cmd;
+		uint32_t size, flags, error;
+		struct devmig_region_info ri;
+	} __attribute__((packed)) msg = {
+		.cmd = 5, .size = sizeof(msg), .ri = { .argsz = sizeof(msg.ri), .index = 2 },
+	}, rep;
+	assert_int_equal(devmig_client_raw(ca, &msg, sizeof(msg), NULL, 0, &rep, sizeof(rep)),
+			 sizeof(rep));
+	assert_int_equal(rep.error, 0);
+	assert_true(rep.ri.argsz > sizeof(rep.ri));
+	assert_false(rep.ri.flags & VFIO_REGION_INFO_FLAG_CAPS);
+	assert_int_equal(rep.ri.size, 8192);
+
 	/* the memory migrates with the device */
 	uint32_t *mb = map_bar2(cb);
 	assert_int_equal(mb[10], 0);
