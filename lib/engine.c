@@ -293,10 +293,17 @@ static int precopy(struct engine *e)
 			if (rc)
 				return rc;
 			if (d->progress) {
-				rc = devmig_client_precopy_info(d->c, &d->initial, &d->dirty);
+				struct devmig_precopy_progress pp;
+				rc = devmig_client_precopy_progress(d->c, &pp);
 				if (rc)
 					return fail(e, rc, "source device %u: PRE_COPY progress: %s", i,
 						    strerror(-rc));
+				d->initial = pp.initial_bytes;
+				d->dirty = pp.dirty_bytes;
+				/* New initial data (kernel PRECOPY_INFO v2 REINIT): it must be
+				 * read out again before the switchover. */
+				if (pp.reinit && d->initial)
+					d->initial_done = false;
 			} else {
 				/* A plain vfio-user server: a short read ends the first pass. */
 				d->initial = 0;
