@@ -4,14 +4,16 @@
 #   make asan    the tests again under AddressSanitizer + UndefinedBehaviorSanitizer
 #   make fuzz    build the libFuzzer targets with clang and run each (FUZZ_SECONDS)
 #   make bench   build optimised and run the benchmarks
+#   make check-kernel  devmig against real kernel VFIO devices (mtty) in a TCG guest
 
 BUILD ?= build
 ASAN_BUILD ?= build-asan
 FUZZ_BUILD ?= build-fuzz
 BENCH_BUILD ?= build-bench
+KERNEL_BUILD ?= build-kernel
 FUZZ_SECONDS ?= 60
 
-.PHONY: all deps demo check asan fuzz bench clean
+.PHONY: all deps demo check asan fuzz bench check-kernel clean
 
 all: deps $(BUILD)/build.ninja
 	ninja -C $(BUILD)
@@ -54,5 +56,11 @@ bench: deps $(BENCH_BUILD)/build.ninja
 	ninja -C $(BENCH_BUILD)
 	scripts/bench.sh $(BENCH_BUILD)
 
+# Fetches Debian's kernel, QEMU and busybox into ~/.cache/devmig/kernel
+# (DEVMIG_KERNEL_CACHE) through a private apt configuration; installs nothing.
+check-kernel:
+	@scripts/deps.sh kernel
+	tests/kernel/check-kernel.sh $(KERNEL_BUILD)
+
 clean:
-	rm -rf $(BUILD) $(ASAN_BUILD) $(FUZZ_BUILD) $(BENCH_BUILD)
+	rm -rf $(BUILD) $(ASAN_BUILD) $(FUZZ_BUILD) $(BENCH_BUILD) $(KERNEL_BUILD)

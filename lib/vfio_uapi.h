@@ -4,7 +4,7 @@
  *
  * <linux/vfio.h> gives what the installed headers have; Debian 12's (Linux
  * 6.1) lack the PRE_COPY interface (6.2), MIG_DATA_SIZE (6.2), the device
- * cdev ioctls (6.6), PRECOPY_INFO v2 (7.1) and <linux/iommufd.h> (6.2).
+ * cdev ioctls (6.6), <linux/iommufd.h> (6.2) and PRECOPY_INFO v2 (newer still).
  * Those are defined here with the kernel's values, each guarded so a newer
  * header wins. Structures the old header lacks get devmig_k_ names (a
  * struct cannot be guarded); their layouts are the kernel's, checked by
@@ -18,14 +18,82 @@
 #include <linux/ioctl.h>
 #include <linux/vfio.h>
 
-/* ---- migration v2 additions after 6.1 ---- */
+/*
+ * Each value under a devmig_k name, then under the kernel's when the header
+ * lacks it (tests/kernel/uapi_check.c compares the two with a newer header).
+ */
+#define DEVMIG_K_MIGRATION_PRE_COPY (1 << 2)
+#define DEVMIG_K_MIG_GET_PRECOPY_INFO _IO(VFIO_TYPE, VFIO_BASE + 21)
+#define DEVMIG_K_PRECOPY_INFO_REINIT (1 << 0) /* output: new initial data is on the stream */
+#define DEVMIG_K_FEATURE_MIG_PRECOPY_INFOv2 12 /* SET, no data: flags become an output */
+#define DEVMIG_K_FEATURE_MIG_DATA_SIZE 9
+#define DEVMIG_K_DEVICE_BIND_IOMMUFD _IO(VFIO_TYPE, VFIO_BASE + 18)
+#define DEVMIG_K_DEVICE_ATTACH_IOMMUFD_PT _IO(VFIO_TYPE, VFIO_BASE + 19)
+#define DEVMIG_K_DEVICE_DETACH_IOMMUFD_PT _IO(VFIO_TYPE, VFIO_BASE + 20)
+
+#define DEVMIG_K_IOMMUFD_TYPE ';'
+#define DEVMIG_K_IOMMUFD_CMD(n) _IO(DEVMIG_K_IOMMUFD_TYPE, 0x80 + (n))
+#define DEVMIG_K_IOMMU_DESTROY DEVMIG_K_IOMMUFD_CMD(0)
+#define DEVMIG_K_IOMMU_IOAS_ALLOC DEVMIG_K_IOMMUFD_CMD(1)
+#define DEVMIG_K_IOMMU_IOAS_MAP DEVMIG_K_IOMMUFD_CMD(5)
+#define DEVMIG_K_IOMMU_IOAS_UNMAP DEVMIG_K_IOMMUFD_CMD(6)
+#define DEVMIG_K_IOMMU_HWPT_ALLOC DEVMIG_K_IOMMUFD_CMD(9)
+#define DEVMIG_K_IOMMU_HWPT_SET_DIRTY_TRACKING DEVMIG_K_IOMMUFD_CMD(11)
+#define DEVMIG_K_IOMMU_HWPT_GET_DIRTY_BITMAP DEVMIG_K_IOMMUFD_CMD(12)
+
+/* enum iommufd_ioas_map_flags */
+#define DEVMIG_IOAS_MAP_FIXED_IOVA (1u << 0)
+#define DEVMIG_IOAS_MAP_WRITEABLE (1u << 1)
+#define DEVMIG_IOAS_MAP_READABLE (1u << 2)
+/* enum iommufd_hwpt_alloc_flags */
+#define DEVMIG_HWPT_ALLOC_DIRTY_TRACKING (1u << 1)
+/* enum iommufd_hwpt_set_dirty_tracking_flags */
+#define DEVMIG_HWPT_DIRTY_TRACKING_ENABLE 1u
 
 #ifndef VFIO_MIGRATION_PRE_COPY
-#define VFIO_MIGRATION_PRE_COPY (1 << 2)
+#define VFIO_MIGRATION_PRE_COPY DEVMIG_K_MIGRATION_PRE_COPY
 #endif
-
 #ifndef VFIO_MIG_GET_PRECOPY_INFO
-#define VFIO_MIG_GET_PRECOPY_INFO _IO(VFIO_TYPE, VFIO_BASE + 21)
+#define VFIO_MIG_GET_PRECOPY_INFO DEVMIG_K_MIG_GET_PRECOPY_INFO
+#endif
+#ifndef VFIO_PRECOPY_INFO_REINIT
+#define VFIO_PRECOPY_INFO_REINIT DEVMIG_K_PRECOPY_INFO_REINIT
+#endif
+#ifndef VFIO_DEVICE_FEATURE_MIG_PRECOPY_INFOv2
+#define VFIO_DEVICE_FEATURE_MIG_PRECOPY_INFOv2 DEVMIG_K_FEATURE_MIG_PRECOPY_INFOv2
+#endif
+#ifndef VFIO_DEVICE_FEATURE_MIG_DATA_SIZE
+#define VFIO_DEVICE_FEATURE_MIG_DATA_SIZE DEVMIG_K_FEATURE_MIG_DATA_SIZE
+#endif
+#ifndef VFIO_DEVICE_BIND_IOMMUFD
+#define VFIO_DEVICE_BIND_IOMMUFD DEVMIG_K_DEVICE_BIND_IOMMUFD
+#endif
+#ifndef VFIO_DEVICE_ATTACH_IOMMUFD_PT
+#define VFIO_DEVICE_ATTACH_IOMMUFD_PT DEVMIG_K_DEVICE_ATTACH_IOMMUFD_PT
+#endif
+#ifndef VFIO_DEVICE_DETACH_IOMMUFD_PT
+#define VFIO_DEVICE_DETACH_IOMMUFD_PT DEVMIG_K_DEVICE_DETACH_IOMMUFD_PT
+#endif
+#ifndef IOMMU_DESTROY
+#define IOMMU_DESTROY DEVMIG_K_IOMMU_DESTROY
+#endif
+#ifndef IOMMU_IOAS_ALLOC
+#define IOMMU_IOAS_ALLOC DEVMIG_K_IOMMU_IOAS_ALLOC
+#endif
+#ifndef IOMMU_IOAS_MAP
+#define IOMMU_IOAS_MAP DEVMIG_K_IOMMU_IOAS_MAP
+#endif
+#ifndef IOMMU_IOAS_UNMAP
+#define IOMMU_IOAS_UNMAP DEVMIG_K_IOMMU_IOAS_UNMAP
+#endif
+#ifndef IOMMU_HWPT_ALLOC
+#define IOMMU_HWPT_ALLOC DEVMIG_K_IOMMU_HWPT_ALLOC
+#endif
+#ifndef IOMMU_HWPT_SET_DIRTY_TRACKING
+#define IOMMU_HWPT_SET_DIRTY_TRACKING DEVMIG_K_IOMMU_HWPT_SET_DIRTY_TRACKING
+#endif
+#ifndef IOMMU_HWPT_GET_DIRTY_BITMAP
+#define IOMMU_HWPT_GET_DIRTY_BITMAP DEVMIG_K_IOMMU_HWPT_GET_DIRTY_BITMAP
 #endif
 
 /* struct vfio_precopy_info (ioctl on the data fd) */
@@ -35,31 +103,6 @@ struct devmig_k_precopy_info {
 	uint64_t initial_bytes;
 	uint64_t dirty_bytes;
 };
-
-#ifndef VFIO_PRECOPY_INFO_REINIT
-#define VFIO_PRECOPY_INFO_REINIT (1 << 0) /* output: new initial data is on the stream */
-#endif
-
-/* SET (no data): opt in to PRECOPY_INFO v2, where flags is an output. */
-#ifndef VFIO_DEVICE_FEATURE_MIG_PRECOPY_INFOv2
-#define VFIO_DEVICE_FEATURE_MIG_PRECOPY_INFOv2 12
-#endif
-
-#ifndef VFIO_DEVICE_FEATURE_MIG_DATA_SIZE
-#define VFIO_DEVICE_FEATURE_MIG_DATA_SIZE 9
-#endif
-
-/* ---- the device cdev (/dev/vfio/devices/vfioN), 6.6 ---- */
-
-#ifndef VFIO_DEVICE_BIND_IOMMUFD
-#define VFIO_DEVICE_BIND_IOMMUFD _IO(VFIO_TYPE, VFIO_BASE + 18)
-#endif
-#ifndef VFIO_DEVICE_ATTACH_IOMMUFD_PT
-#define VFIO_DEVICE_ATTACH_IOMMUFD_PT _IO(VFIO_TYPE, VFIO_BASE + 19)
-#endif
-#ifndef VFIO_DEVICE_DETACH_IOMMUFD_PT
-#define VFIO_DEVICE_DETACH_IOMMUFD_PT _IO(VFIO_TYPE, VFIO_BASE + 20)
-#endif
 
 /* struct vfio_device_bind_iommufd as first defined (no token) */
 struct devmig_k_bind_iommufd {
@@ -75,48 +118,6 @@ struct devmig_k_attach_pt {
 	uint32_t flags;
 	uint32_t pt_id;
 };
-
-/* ---- iommufd (/dev/iommu) ---- */
-
-#define DEVMIG_IOMMUFD_TYPE ';'
-#define DEVMIG_IOMMUFD_CMD_BASE 0x80
-#define IOMMU_IOAS_ALLOC_NR (DEVMIG_IOMMUFD_CMD_BASE + 1)
-#define IOMMU_IOAS_MAP_NR (DEVMIG_IOMMUFD_CMD_BASE + 5)
-#define IOMMU_IOAS_UNMAP_NR (DEVMIG_IOMMUFD_CMD_BASE + 6)
-#define IOMMU_HWPT_ALLOC_NR (DEVMIG_IOMMUFD_CMD_BASE + 9)
-#define IOMMU_HWPT_SET_DIRTY_TRACKING_NR (DEVMIG_IOMMUFD_CMD_BASE + 11)
-#define IOMMU_HWPT_GET_DIRTY_BITMAP_NR (DEVMIG_IOMMUFD_CMD_BASE + 12)
-
-#ifndef IOMMU_DESTROY
-#define IOMMU_DESTROY _IO(DEVMIG_IOMMUFD_TYPE, DEVMIG_IOMMUFD_CMD_BASE)
-#endif
-#ifndef IOMMU_IOAS_ALLOC
-#define IOMMU_IOAS_ALLOC _IO(DEVMIG_IOMMUFD_TYPE, IOMMU_IOAS_ALLOC_NR)
-#endif
-#ifndef IOMMU_IOAS_MAP
-#define IOMMU_IOAS_MAP _IO(DEVMIG_IOMMUFD_TYPE, IOMMU_IOAS_MAP_NR)
-#endif
-#ifndef IOMMU_IOAS_UNMAP
-#define IOMMU_IOAS_UNMAP _IO(DEVMIG_IOMMUFD_TYPE, IOMMU_IOAS_UNMAP_NR)
-#endif
-#ifndef IOMMU_HWPT_ALLOC
-#define IOMMU_HWPT_ALLOC _IO(DEVMIG_IOMMUFD_TYPE, IOMMU_HWPT_ALLOC_NR)
-#endif
-#ifndef IOMMU_HWPT_SET_DIRTY_TRACKING
-#define IOMMU_HWPT_SET_DIRTY_TRACKING _IO(DEVMIG_IOMMUFD_TYPE, IOMMU_HWPT_SET_DIRTY_TRACKING_NR)
-#endif
-#ifndef IOMMU_HWPT_GET_DIRTY_BITMAP
-#define IOMMU_HWPT_GET_DIRTY_BITMAP _IO(DEVMIG_IOMMUFD_TYPE, IOMMU_HWPT_GET_DIRTY_BITMAP_NR)
-#endif
-
-/* enum iommufd_ioas_map_flags */
-#define DEVMIG_IOAS_MAP_FIXED_IOVA (1u << 0)
-#define DEVMIG_IOAS_MAP_WRITEABLE (1u << 1)
-#define DEVMIG_IOAS_MAP_READABLE (1u << 2)
-/* enum iommufd_hwpt_alloc_flags */
-#define DEVMIG_HWPT_ALLOC_DIRTY_TRACKING (1u << 1)
-/* enum iommufd_hwpt_set_dirty_tracking_flags */
-#define DEVMIG_HWPT_DIRTY_TRACKING_ENABLE 1u
 
 struct devmig_k_destroy {
 	uint32_t size;
