@@ -4,6 +4,7 @@
 #   make asan    the tests again under AddressSanitizer + UndefinedBehaviorSanitizer
 #   make fuzz    build the libFuzzer targets with clang and run each (FUZZ_SECONDS)
 #   make bench   build optimised and run the benchmarks
+#   make install the library, its headers, devmig.pc and the CLI (PREFIX, DESTDIR)
 #   make check-kernel  devmig against real kernel VFIO devices (mtty) in a TCG guest
 
 BUILD ?= build
@@ -12,8 +13,9 @@ FUZZ_BUILD ?= build-fuzz
 BENCH_BUILD ?= build-bench
 KERNEL_BUILD ?= build-kernel
 FUZZ_SECONDS ?= 60
+PREFIX ?= /usr/local
 
-.PHONY: all deps demo check asan fuzz bench check-kernel clean
+.PHONY: all deps demo check asan fuzz bench install check-kernel clean
 
 all: deps $(BUILD)/build.ninja
 	ninja -C $(BUILD)
@@ -55,6 +57,10 @@ $(BENCH_BUILD)/build.ninja:
 bench: deps $(BENCH_BUILD)/build.ninja
 	ninja -C $(BENCH_BUILD)
 	scripts/bench.sh $(BENCH_BUILD)
+
+install: all
+	meson configure $(BUILD) -Dprefix=$(PREFIX)
+	meson install -C $(BUILD) $(if $(DESTDIR),--destdir $(abspath $(DESTDIR)))
 
 # Fetches Debian's kernel, QEMU and busybox into ~/.cache/devmig/kernel
 # (DEVMIG_KERNEL_CACHE) through a private apt configuration; installs nothing.

@@ -21,7 +21,7 @@
 #include <string.h>
 
 #include "../devices/memblk/memblk_stream.h"
-#include "stream.h"
+#include "devmig/device.h" /* devmig_crc32c */
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 

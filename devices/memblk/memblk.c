@@ -44,7 +44,6 @@
 #include "devmig/device.h"
 #include "memblk_hw.h"
 #include "memblk_stream.h"
-#include "stream.h" /* devmig_crc32c */
 
 #define MB_DEFAULT_SIZE (256ull << 20)
 #define MB_DEFAULT_CHUNK (64u << 10)

@@ -21,7 +21,7 @@
 #include <string.h>
 
 #include "memblk_stream.h"
-#include "stream.h" /* devmig_crc32c */
+#include "devmig/device.h" /* devmig_crc32c */
 
 #define MB_INFLIGHT_MAX_LEN (8u + MB_MAX_INFLIGHT * MB_SQE_SIZE)
 #define MB_SMALL_MAX (MB_HEADER_FIXED + MB_VERSION_MAX > MB_INFLIGHT_MAX_LEN \

@@ -35,6 +35,9 @@
 extern "C" {
 #endif
 
+/* Exported from libdevmig, which hides everything else. */
+#pragma GCC visibility push(default)
+
 struct devmig_client;
 
 struct devmig_client_config {
@@ -213,6 +216,8 @@ int devmig_client_poll(struct devmig_client *c);
  */
 ssize_t devmig_client_raw(struct devmig_client *c, const void *msg, size_t len, const int *fds,
 			  unsigned nfds, void *reply, size_t cap);
+
+#pragma GCC visibility pop
 
 #ifdef __cplusplus
 }

@@ -19,6 +19,9 @@
 extern "C" {
 #endif
 
+/* Exported from libdevmig, which hides everything else. */
+#pragma GCC visibility push(default)
+
 #define DEVMIG_VERSION_MAX 128u
 #define DEVMIG_ACCEPTS_MAX 8u
 
@@ -41,6 +44,8 @@ int devmig_compat_check(const struct devmig_compat_info *target, const char *sou
 
 /* The "vendor:device" common part of a version string (up to the first '-'). */
 size_t devmig_version_common(const char *version, char *out, size_t outlen);
+
+#pragma GCC visibility pop
 
 #ifdef __cplusplus
 }

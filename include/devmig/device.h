@@ -32,6 +32,9 @@
 extern "C" {
 #endif
 
+/* Exported from libdevmig, which hides everything else. */
+#pragma GCC visibility push(default)
+
 #define devmig_container_of(ptr, type, member) \
 	((type *)(void *)((char *)(ptr) - offsetof(type, member)))
 
@@ -154,16 +157,6 @@ int devmig_device_init(struct devmig_device *dev);
 /* Call release and free the core part. The device must not be served. */
 void devmig_device_destroy(struct devmig_device *dev);
 
-struct devmig_profile;
-/*
- * Replace the config space the variant described with the one a profile
- * synthesizes (devmig/profile.h), before the device is served. Refused,
- * changing nothing, when the profile's BARs or MSI-X table/PBA placement
- * differ from the variant's (they are its MMIO layout, not config space).
- */
-int devmig_device_set_profile(struct devmig_device *dev, const struct devmig_profile *profile,
-			      char *err, size_t errlen);
-
 /* ---- for the variant, from any thread ---- */
 
 /* Current migration state (a snapshot; it may change right after). */
@@ -194,9 +187,15 @@ int devmig_device_irq(struct devmig_device *dev, unsigned v);
  * (sparse-mmap capability). Call from realize; the core owns the memory. */
 void *devmig_device_bar_memory(struct devmig_device *dev, unsigned bar);
 
+/* CRC32C (Castagnoli), the checksum of the core's stream records, for a
+ * variant's own records; hardware-accelerated where the CPU has SSE4.2. */
+uint32_t devmig_crc32c(uint32_t crc, const void *buf, size_t len);
+
 /* Log a line attributed to this device (stderr unless redirected). */
 void devmig_device_log(struct devmig_device *dev, const char *fmt, ...)
 	__attribute__((format(printf, 2, 3)));
+
+#pragma GCC visibility pop
 
 #ifdef __cplusplus
 }

@@ -36,6 +36,9 @@
 extern "C" {
 #endif
 
+/* Exported from libdevmig, which hides everything else. */
+#pragma GCC visibility push(default)
+
 /* ---- guest memory the engine owns (the demo's and the tests' guest RAM) ---- */
 
 struct devmig_guest_mem;
@@ -151,6 +154,8 @@ int devmig_save(const struct devmig_engine_config *cfg, struct devmig_client *co
 int devmig_restore(const struct devmig_engine_config *cfg, int fd,
 		   struct devmig_client *const *dst, unsigned n,
 		   struct devmig_guest_mem *dst_mem, struct devmig_migration_report *report);
+
+#pragma GCC visibility pop
 
 #ifdef __cplusplus
 }

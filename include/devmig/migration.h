@@ -17,6 +17,9 @@
 extern "C" {
 #endif
 
+/* Exported from libdevmig, which hides everything else. */
+#pragma GCC visibility push(default)
+
 enum devmig_state {
 	DEVMIG_STATE_ERROR = 0,
 	DEVMIG_STATE_STOP = 1,
@@ -105,6 +108,8 @@ const char *devmig_state_name(uint32_t state);
 bool devmig_state_parse(const char *name, enum devmig_state *out);
 
 const char *devmig_fsm_strerror(enum devmig_fsm_err err);
+
+#pragma GCC visibility pop
 
 #ifdef __cplusplus
 }

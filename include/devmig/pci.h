@@ -41,6 +41,9 @@
 extern "C" {
 #endif
 
+/* Exported from libdevmig, which hides everything else. */
+#pragma GCC visibility push(default)
+
 struct devmig_pci_config;
 
 #define DEVMIG_PCI_CFG_SIZE PCI_CFG_SPACE_EXP_SIZE /* 4096 */
@@ -153,6 +156,8 @@ int devmig_pci_set_mask(struct devmig_pci_config *cfg, enum devmig_pci_mask kind
 /* Copy mask bytes [offset, offset+len) out (allowed after sealing). */
 int devmig_pci_get_mask(const struct devmig_pci_config *cfg, enum devmig_pci_mask kind,
 			unsigned offset, void *mask, size_t len);
+
+#pragma GCC visibility pop
 
 #ifdef __cplusplus
 }

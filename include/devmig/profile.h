@@ -56,6 +56,9 @@
 extern "C" {
 #endif
 
+/* Exported from libdevmig, which hides everything else. */
+#pragma GCC visibility push(default)
+
 struct devmig_profile;
 
 /*
@@ -90,6 +93,18 @@ int devmig_profile_build(const struct devmig_profile *p, struct devmig_pci_confi
  */
 char *devmig_profile_dump(const uint8_t cfg[4096], const uint64_t bar_sizes[6], char *err,
 			  size_t errlen);
+
+struct devmig_device;
+/*
+ * Replace the config space the variant described with the one a profile
+ * synthesizes (devmig/profile.h), before the device is served. Refused,
+ * changing nothing, when the profile's BARs or MSI-X table/PBA placement
+ * differ from the variant's (they are its MMIO layout, not config space).
+ */
+int devmig_device_set_profile(struct devmig_device *dev, const struct devmig_profile *profile,
+			      char *err, size_t errlen);
+
+#pragma GCC visibility pop
 
 #ifdef __cplusplus
 }

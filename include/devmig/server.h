@@ -21,6 +21,9 @@
 extern "C" {
 #endif
 
+/* Exported from libdevmig, which hides everything else. */
+#pragma GCC visibility push(default)
+
 struct devmig_server_config {
 	const char *socket_path;     /* created; an existing socket file is replaced */
 	bool allow_other_uids;       /* accept peers whose uid differs from ours */
@@ -51,6 +54,8 @@ struct devmig_server_stats {
 	uint64_t disconnects_bad;   /* connections dropped for framing errors */
 };
 void devmig_server_get_stats(struct devmig_server *srv, struct devmig_server_stats *st);
+
+#pragma GCC visibility pop
 
 #ifdef __cplusplus
 }

@@ -22,6 +22,9 @@
 extern "C" {
 #endif
 
+/* Exported from libdevmig, which hides everything else. */
+#pragma GCC visibility push(default)
+
 #define DEVMIG_PACKED __attribute__((packed))
 
 /* Protocol version spoken (the version QEMU and libvfio-user speak). */
@@ -570,6 +573,8 @@ enum devmig_wire_err devmig_version_check_reply(uint16_t our_major, uint16_t our
 						const struct devmig_caps *proposed,
 						uint16_t reply_major, uint16_t reply_minor,
 						const struct devmig_caps *reply);
+
+#pragma GCC visibility pop
 
 #ifdef __cplusplus
 }

@@ -220,9 +220,9 @@ if ! [ -f "$build/build.ninja" ]; then
 		-Dc_link_args=-static >"$cache/meson-setup.log" 2>&1 ||
 		die "meson setup of the static build failed: $(tail -n 5 "$cache/meson-setup.log")"
 fi
-ninja -C "$build" devmig tests/kernel/mtty-probe >"$build/ninja.log" 2>&1 ||
+ninja -C "$build" tests/kernel/devmig-guest tests/kernel/mtty-probe >"$build/ninja.log" 2>&1 ||
 	die "building the static devmig failed: $(grep -m5 -i error "$build/ninja.log")"
-for b in devmig tests/kernel/mtty-probe; do
+for b in tests/kernel/devmig-guest tests/kernel/mtty-probe; do
 	if readelf -lW "$build/$b" | grep -q INTERP; then die "$build/$b is not statically linked"; fi
 done
 say "built devmig and mtty-probe statically ($(elapsed "$t"))"
@@ -230,7 +230,7 @@ say "built devmig and mtty-probe statically ($(elapsed "$t"))"
 results=$build/kernel-results.txt
 : >"$results"
 # ---- host check: devmig's own uAPI definitions against Linux 6.12's headers
-if cc -Wall -Werror -D__user= -I "$kdir/uapi" -I "$top/lib" -o "$build/uapi-check" \
+if cc -Wall -Werror -D__user= -I "$kdir/uapi" -I "$top/lib/vmm" -o "$build/uapi-check" \
 	"$here/uapi_check.c" >"$build/uapi-check.log" 2>&1 && "$build/uapi-check" >/dev/null; then
 	echo "ok - uapi definitions: lib/vfio_uapi.h agrees with Linux $ver's vfio.h and iommufd.h" >>"$results"
 else
@@ -248,7 +248,8 @@ for a in sh mount insmod echo cat grep sed tr cut tail head wc dd cp readlink ba
 	ln -s busybox "$rootfs/bin/$a"
 done
 cp "$kdir/modules/"*.ko "$kdir/modules/order" "$rootfs/lib/modules/"
-cp "$build/devmig" "$build/tests/kernel/mtty-probe" "$rootfs/bin/"
+cp "$build/tests/kernel/devmig-guest" "$rootfs/bin/devmig"
+cp "$build/tests/kernel/mtty-probe" "$rootfs/bin/"
 cp "$here/guest-init.sh" "$rootfs/init"
 chmod 755 "$rootfs/init"
 python3 "$here/mkcpio.py" "$rootfs" >"$build/kernel-initramfs.cpio"

@@ -24,6 +24,9 @@
 /* Largest payload accepted: a device data chunk or a run of guest pages. */
 #define DEVMIG_CHAN_MAX_PAYLOAD (8u << 20)
 #define DEVMIG_CHAN_MAX_DEVICES 64u
+/* HELLO: u32 version, u32 n, u64 guest size, then per device u64 fingerprint, u8 len, version. */
+#define DEVMIG_CHAN_HELLO_FIXED 16u
+#define DEVMIG_CHAN_HELLO_DEV(len) (9u + (len))
 
 enum devmig_chan_type {
 	/* source -> destination */

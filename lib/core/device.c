@@ -25,7 +25,6 @@
 
 #include "core.h"
 #include "devmig/compat.h"
-#include "devmig/profile.h"
 #include "pci_config.h"
 #include "stream.h"
 
@@ -968,7 +967,7 @@ void devmig_core_reset(struct devmig_device *dev)
 	pthread_mutex_unlock(&c->cfg_lock);
 }
 
-/* ---- profiles ---- */
+/* ---- a replacement config space (a fleet profile) ---- */
 
 static int alloc_irqs(struct devmig_core *c);
 
@@ -1010,19 +1009,17 @@ static int same_mmio_layout(struct devmig_pci_config *a, struct devmig_pci_confi
 	return 0;
 }
 
-int devmig_device_set_profile(struct devmig_device *dev, const struct devmig_profile *profile,
-			      char *err, size_t errlen)
+struct devmig_pci_config *devmig_core_new_config(struct devmig_device *dev)
+{
+	return devmig_pcicfg_create(cfg_notify, core_of(dev));
+}
+
+int devmig_core_replace_config(struct devmig_device *dev, struct devmig_pci_config *cfg,
+			       char *err, size_t errlen)
 {
 	struct devmig_core *c = core_of(dev);
-	struct devmig_pci_config *cfg = devmig_pcicfg_create(cfg_notify, c);
+	int rc = same_mmio_layout(c->cfg, cfg, err, errlen);
 
-	if (!cfg) {
-		snprintf(err, errlen, "out of memory");
-		return -ENOMEM;
-	}
-	int rc = devmig_profile_build(profile, cfg, err, errlen);
-	if (!rc)
-		rc = same_mmio_layout(c->cfg, cfg, err, errlen);
 	if (rc) {
 		devmig_pcicfg_destroy(cfg);
 		return rc;

@@ -77,6 +77,10 @@ void dest_fini(struct dest *d);
 struct peer *chan_peer_new(int fd, bool acks);
 void chan_peer_free(struct peer *p);
 
+/* Write all of iov to a socket (never raising SIGPIPE) or a file. */
+struct iovec;
+int chan_write_all(int fd, struct iovec *iov, int n);
+
 /* Send one frame (header, up to two payload parts, CRC). */
 int chan_send(int fd, uint32_t type, uint32_t dev, const void *a, size_t alen, const void *b,
 	      size_t blen);

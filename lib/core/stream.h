@@ -28,6 +28,8 @@
 #include <stdint.h>
 #include <sys/types.h>
 
+#include "crc32c.h"
+
 #define DEVMIG_STREAM_MAGIC "DMIGSTRM"
 #define DEVMIG_STREAM_MAGIC_LEN 8u
 #define DEVMIG_STREAM_FORMAT 1u
@@ -53,9 +55,6 @@ struct devmig_stream_header {
 	char name[DEVMIG_STREAM_NAME_MAX + 1];
 	char version[DEVMIG_STREAM_VERSION_MAX + 1];
 };
-
-/* crc32c (Castagnoli), hardware-accelerated where the CPU has SSE4.2. */
-uint32_t devmig_crc32c(uint32_t crc, const void *buf, size_t len);
 
 /* ---- writer ---- */
 
@@ -150,14 +149,9 @@ const char *devmig_stream_reader_error(const struct devmig_stream_reader *r);
 uint64_t devmig_stream_reader_total(const struct devmig_stream_reader *r);
 
 /*
- * Test and diagnostic hooks. devmig_crc32c_sw: the portable table-driven
- * crc32c, whatever the CPU (same result as devmig_crc32c). hw_active: true
- * when devmig_crc32c uses SSE4.2 (set DEVMIG_CRC32C_SW=1 in the environment
- * to force the portable path). buffer_size: bytes the reader has allocated
+ * Test and diagnostic hook. buffer_size: bytes the reader has allocated
  * for its one buffered record (never above DEVMIG_STREAM_MAX_RECORD).
  */
-uint32_t devmig_crc32c_sw(uint32_t crc, const void *buf, size_t len);
-bool devmig_crc32c_hw_active(void);
 size_t devmig_stream_reader_buffer_size(const struct devmig_stream_reader *r);
 
 #endif /* DEVMIG_LIB_STREAM_H */

@@ -7,7 +7,7 @@
 
 #include "channel.h"
 #include "le.h"
-#include "stream.h" /* devmig_crc32c */
+#include "crc32c.h" /* devmig_crc32c */
 
 
 

@@ -575,3 +575,45 @@ int engine_run(const struct devmig_engine_config *cfg_in, struct devmig_client *
 	free(e.d);
 	return rc;
 }
+
+/* ---- entry points ---- */
+
+int devmig_migrate_local(const struct devmig_engine_config *cfg,
+			 struct devmig_client *const *src, struct devmig_client *const *dst,
+			 unsigned n, struct devmig_guest_mem *src_mem,
+			 struct devmig_guest_mem *dst_mem, struct devmig_migration_report *report)
+{
+	struct dest d;
+	struct devmig_migration_report dst_rep = { 0 };
+
+	if (dest_init(&d, cfg, dst, n, dst_mem, &dst_rep))
+		return -ENOMEM;
+	int rc = engine_run(cfg, src, n, src_mem, &d.peer, false, report);
+	dest_fini(&d);
+	return rc;
+}
+
+int devmig_migrate_to_fd(const struct devmig_engine_config *cfg,
+			 struct devmig_client *const *src, unsigned n,
+			 struct devmig_guest_mem *src_mem, int fd,
+			 struct devmig_migration_report *report)
+{
+	struct peer *p = chan_peer_new(fd, true);
+	if (!p)
+		return -ENOMEM;
+	int rc = engine_run(cfg, src, n, src_mem, p, false, report);
+	chan_peer_free(p);
+	return rc;
+}
+
+int devmig_save(const struct devmig_engine_config *cfg, struct devmig_client *const *src,
+		unsigned n, struct devmig_guest_mem *src_mem, int fd,
+		struct devmig_migration_report *report)
+{
+	struct peer *p = chan_peer_new(fd, false);
+	if (!p)
+		return -ENOMEM;
+	int rc = engine_run(cfg, src, n, src_mem, p, true, report);
+	chan_peer_free(p);
+	return rc;
+}

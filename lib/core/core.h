@@ -72,4 +72,14 @@ void devmig_core_set_dma_xfer(struct devmig_device *dev,
  * keep device state (the vfio-user rule). */
 void devmig_core_client_gone(struct devmig_device *dev);
 
+/*
+ * Replacing the config space the variant described, before the device is
+ * served (the fleet layer builds one from a profile): a new empty config
+ * wired to the core, then the swap, refused (and cfg freed) when the BARs
+ * or the MSI-X table/PBA placement differ from the variant's.
+ */
+struct devmig_pci_config *devmig_core_new_config(struct devmig_device *dev);
+int devmig_core_replace_config(struct devmig_device *dev, struct devmig_pci_config *cfg,
+			       char *err, size_t errlen);
+
 #endif /* DEVMIG_LIB_CORE_H */

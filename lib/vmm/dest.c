@@ -1,0 +1,252 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * The destination's work on its own devices: the "direct" peer the source
+ * algorithm calls when both halves run in this process, and what the
+ * receiver calls for frames that arrive from another host or a checkpoint.
+ */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/uio.h>
+#include <unistd.h>
+
+#include "engine_internal.h"
+
+/* ---- direct: the destination devices, in this process ---- */
+
+static struct dest *to_dest(struct peer *p)
+{
+	return (struct dest *)(void *)p;
+}
+
+static void dst_event(struct dest *d, unsigned i, enum devmig_state from, enum devmig_state to)
+{
+	struct devmig_engine_event ev = {
+		.type = DEVMIG_EV_ARC, .dev = i, .destination = true, .from = from, .to = to,
+	};
+	engine_event(d->cfg, &ev);
+}
+
+/* The destination's reason for a refusal, in words when it can tell. */
+static void dst_reason(struct dest *d, unsigned i, int rc, char *why, size_t wl)
+{
+	char reason[DEVMIG_MIG_STATUS_REASON] = "";
+	uint64_t b;
+	int le;
+
+	if (devmig_client_mig_status(d->c[i], &b, &le, reason, sizeof(reason)) || !reason[0])
+		snprintf(reason, sizeof(reason), "%s", strerror(-rc));
+	snprintf(why, wl, "destination device %u: %s", i, reason);
+}
+
+static int dst_set(struct dest *d, unsigned i, enum devmig_state from, enum devmig_state to,
+		   char *why, size_t wl)
+{
+	dst_event(d, i, from, to);
+	int rc = devmig_client_set_state(d->c[i], to);
+	if (rc)
+		dst_reason(d, i, rc, why, wl);
+	return rc;
+}
+
+static int direct_hello(struct peer *p, unsigned n, const struct devmig_compat_info *src,
+			uint64_t guest_size, char *why, size_t wl)
+{
+	struct dest *d = to_dest(p);
+
+	if (n != d->n) {
+		snprintf(why, wl, "the source sends %u devices, the destination has %u", n, d->n);
+		return -EINVAL;
+	}
+	if (guest_size != (d->mem ? devmig_guest_mem_size(d->mem) : 0)) {
+		snprintf(why, wl, "guest memory differs: %llu bytes at the source, %zu here",
+			 (unsigned long long)guest_size, d->mem ? devmig_guest_mem_size(d->mem) : 0);
+		return -EINVAL;
+	}
+	/* Every pair is checked before any device changes state. */
+	for (unsigned i = 0; i < n; i++) {
+		struct devmig_compat_info target;
+		char reason[256];
+		if (!src[i].version[0] || devmig_client_compat_info(d->c[i], &target))
+			continue; /* not known on one side: the stream header will decide */
+		if (devmig_compat_check(&target, src[i].version, src[i].config_fingerprint, reason,
+					sizeof(reason))) {
+			snprintf(why, wl, "destination device %u cannot take this source: %s", i, reason);
+			return -EINVAL;
+		}
+	}
+	d->touched = true;
+	for (unsigned i = 0; i < n; i++) {
+		enum devmig_state st;
+		int rc = devmig_client_mig_caps(d->c[i], &d->caps[i]);
+		if (!rc)
+			rc = devmig_client_get_state(d->c[i], &st);
+		if (rc) {
+			snprintf(why, wl, "destination device %u is not migratable: %s", i,
+				 strerror(-rc));
+			return rc;
+		}
+		rc = dst_set(d, i, st, DEVMIG_STATE_RESUMING, why, wl);
+		if (rc)
+			return rc;
+	}
+	return 0;
+}
+
+static int direct_data(struct peer *p, unsigned dev, const void *buf, size_t len, char *why,
+		       size_t wl)
+{
+	struct dest *d = to_dest(p);
+
+	if (dev >= d->n) {
+		snprintf(why, wl, "data for device %u, the destination has %u", dev, d->n);
+		return -EINVAL;
+	}
+	/* Without waiting when the server can report afterwards; else each write waits. */
+	int rc = devmig_client_mig_write_nowait(d->c[dev], buf, len);
+	if (rc == -ENOTSUP)
+		rc = devmig_client_mig_write(d->c[dev], buf, len);
+	if (rc)
+		dst_reason(d, dev, rc, why, wl);
+	if (d->report)
+		d->report->device_bytes += len;
+	return rc;
+}
+
+static int direct_mem(struct peer *p, uint64_t offset, const void *buf, size_t len, char *why,
+		      size_t wl)
+{
+	struct dest *d = to_dest(p);
+	size_t size = d->mem ? devmig_guest_mem_size(d->mem) : 0;
+
+	if (offset > size || len > size - offset) {
+		snprintf(why, wl, "guest memory at %llu+%zu is outside the destination's %zu bytes",
+			 (unsigned long long)offset, len, size);
+		return -EINVAL;
+	}
+	memcpy((uint8_t *)devmig_guest_mem_ptr(d->mem) + offset, buf, len);
+	if (d->report)
+		d->report->guest_bytes += len;
+	return 0;
+}
+
+static int direct_initial_done(struct peer *p, unsigned dev, char *why, size_t wl)
+{
+	(void)p;
+	(void)dev;
+	(void)why;
+	(void)wl;
+	return 0;
+}
+
+static int direct_sync(struct peer *p, char *why, size_t wl)
+{
+	struct dest *d = to_dest(p);
+
+	for (unsigned i = 0; i < d->n; i++) {
+		uint64_t bytes;
+		int le;
+		char reason[DEVMIG_MIG_STATUS_REASON];
+		int rc = devmig_client_mig_status(d->c[i], &bytes, &le, reason, sizeof(reason));
+		if (rc == -ENOTSUP)
+			continue; /* its writes were answered one by one */
+		if (!rc && le)
+			rc = le;
+		if (rc) {
+			snprintf(why, wl, "destination device %u: %s", i,
+				 reason[0] && le ? reason : strerror(-rc));
+			return rc;
+		}
+	}
+	return 0;
+}
+
+static int direct_commit(struct peer *p, char *why, size_t wl)
+{
+	struct dest *d = to_dest(p);
+
+	for (unsigned i = 0; i < d->n; i++) {
+		int rc = dst_set(d, i, DEVMIG_STATE_RESUMING, DEVMIG_STATE_STOP, why, wl);
+		if (rc)
+			return rc;
+	}
+	return 0;
+}
+
+static int direct_run(struct peer *p, char *why, size_t wl)
+{
+	struct dest *d = to_dest(p);
+
+	/* Every device allows P2P DMA before any one runs again. */
+	for (unsigned i = 0; i < d->n; i++) {
+		if (!(d->caps[i] & DEVMIG_MIG_P2P))
+			continue;
+		int rc = dst_set(d, i, DEVMIG_STATE_STOP, DEVMIG_STATE_RUNNING_P2P, why, wl);
+		if (rc)
+			return rc;
+	}
+	for (unsigned i = 0; i < d->n; i++) {
+		int rc = dst_set(d, i,
+				 (d->caps[i] & DEVMIG_MIG_P2P) ? DEVMIG_STATE_RUNNING_P2P
+							       : DEVMIG_STATE_STOP,
+				 DEVMIG_STATE_RUNNING, why, wl);
+		if (rc)
+			return rc;
+	}
+	return 0;
+}
+
+static void direct_abort(struct peer *p, const char *why)
+{
+	struct dest *d = to_dest(p);
+	(void)why;
+	/* The destination devices go back to their power-on state; devices no
+	 * step has touched (e.g. refused by the compatibility check) keep theirs. */
+	if (!d->touched)
+		return;
+	for (unsigned i = 0; i < d->n; i++)
+		devmig_client_reset(d->c[i]);
+	d->touched = false;
+}
+
+static int direct_end(struct peer *p, char *why, size_t wl)
+{
+	(void)p;
+	(void)why;
+	(void)wl;
+	return 0;
+}
+
+static const struct peer_ops direct_ops = {
+	.hello = direct_hello,
+	.data = direct_data,
+	.mem = direct_mem,
+	.initial_done = direct_initial_done,
+	.sync = direct_sync,
+	.commit = direct_commit,
+	.run = direct_run,
+	.abort = direct_abort,
+	.end = direct_end,
+};
+
+int dest_init(struct dest *d, const struct devmig_engine_config *cfg,
+	      struct devmig_client *const *c, unsigned n, struct devmig_guest_mem *mem,
+	      struct devmig_migration_report *report)
+{
+	memset(d, 0, sizeof(*d));
+	d->peer.ops = &direct_ops;
+	d->cfg = cfg;
+	d->c = c;
+	d->n = n;
+	d->mem = mem;
+	d->report = report;
+	d->caps = calloc(n ? n : 1, sizeof(*d->caps));
+	return d->caps ? 0 : -ENOMEM;
+}
+
+void dest_fini(struct dest *d)
+{
+	free(d->caps);
+}

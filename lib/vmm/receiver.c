@@ -1,0 +1,264 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * The receiver: frames from the source's channel (a socket or a checkpoint
+ * file) turned back into calls on the destination devices.
+ */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/uio.h>
+#include <unistd.h>
+
+#include "channel.h"
+#include "engine_internal.h"
+#include "le.h"
+
+
+static int send_ack(int fd, uint32_t type, int status, const char *why)
+{
+	uint8_t a[12];
+	put32(a, type);
+	put32(a + 4, (uint32_t)status);
+	put32(a + 8, 0);
+	return chan_send(fd, DEVMIG_CHAN_ACK, 0, a, 12, why, status ? strlen(why) : 0);
+}
+
+/* HELLO from the source: check its shape, then hand it to the destination. */
+static int parse_hello(struct dest *d, const struct devmig_chan_frame *f, char *why, size_t wl)
+{
+	struct devmig_compat_info src[DEVMIG_CHAN_MAX_DEVICES];
+	size_t off = DEVMIG_CHAN_HELLO_FIXED;
+
+	if (f->len < DEVMIG_CHAN_HELLO_FIXED || get32(f->payload) != DEVMIG_CHAN_VERSION) {
+		snprintf(why, wl, "unsupported migration channel version %u",
+			 f->len >= 4 ? get32(f->payload) : 0);
+		return -EPROTO;
+	}
+	uint32_t n = get32(f->payload + 4);
+	if (n > DEVMIG_CHAN_MAX_DEVICES) {
+		snprintf(why, wl, "HELLO announces %u devices, at most %u", n, DEVMIG_CHAN_MAX_DEVICES);
+		return -EPROTO;
+	}
+	memset(src, 0, sizeof(src[0]) * n);
+	for (uint32_t i = 0; i < n; i++) {
+		if (f->len - off < 9 || f->len - off - 9 < f->payload[off + 8] ||
+		    f->payload[off + 8] >= DEVMIG_VERSION_MAX) {
+			snprintf(why, wl, "HELLO is cut short at device %u", i);
+			return -EPROTO;
+		}
+		src[i].config_fingerprint = get64(f->payload + off);
+		memcpy(src[i].version, f->payload + off + 9, f->payload[off + 8]);
+		off += DEVMIG_CHAN_HELLO_DEV(f->payload[off + 8]);
+	}
+	if (off != f->len) {
+		snprintf(why, wl, "HELLO has %llu bytes past its last device",
+			 (unsigned long long)(f->len - off));
+		return -EPROTO;
+	}
+	return d->peer.ops->hello(&d->peer, n, src, get64(f->payload + 8), why, wl);
+}
+
+/*
+ * Apply one frame to the destination. Returns 1 when the migration is over
+ * (RUN done, or END of a checkpoint), 0 to go on, -errno to stop.
+ */
+static int receive_frame(struct dest *d, const struct devmig_chan_frame *f, int ack_fd,
+			 uint64_t frames_before, char *why, size_t wl)
+{
+	struct peer *p = &d->peer;
+	int rc = 0;
+
+	switch (f->type) {
+	case DEVMIG_CHAN_HELLO:
+		rc = parse_hello(d, f, why, wl);
+		if (ack_fd >= 0)
+			send_ack(ack_fd, f->type, rc, why);
+		return rc;
+	case DEVMIG_CHAN_DEV_DATA:
+		/* A refusal is kept for the next SYNC or COMMIT; later data is dropped. */
+		if (!d->first_error) {
+			d->first_error = p->ops->data(p, f->dev, f->payload, f->len, d->first_why,
+						      sizeof(d->first_why));
+		}
+		return 0;
+	case DEVMIG_CHAN_MEM:
+		if (f->len < 8) {
+			snprintf(why, wl, "MEM frame too short");
+			return -EPROTO;
+		}
+		rc = p->ops->mem(p, get64(f->payload), f->payload + 8, f->len - 8, why, wl);
+		if (rc && !d->first_error) {
+			d->first_error = rc;
+			snprintf(d->first_why, sizeof(d->first_why), "%s", why);
+		}
+		return 0;
+	case DEVMIG_CHAN_INITIAL_DONE:
+		return 0;
+	case DEVMIG_CHAN_SYNC:
+	case DEVMIG_CHAN_COMMIT:
+	case DEVMIG_CHAN_RUN:
+		rc = d->first_error;
+		if (rc)
+			snprintf(why, wl, "%s", d->first_why);
+		else if (f->type == DEVMIG_CHAN_SYNC)
+			rc = p->ops->sync(p, why, wl);
+		else if (f->type == DEVMIG_CHAN_COMMIT)
+			rc = p->ops->commit(p, why, wl);
+		else
+			rc = p->ops->run(p, why, wl);
+		if (ack_fd >= 0)
+			send_ack(ack_fd, f->type, rc, why);
+		if (rc)
+			return rc;
+		return f->type == DEVMIG_CHAN_RUN ? 1 : 0;
+	case DEVMIG_CHAN_ABORT:
+		snprintf(why, wl, "the source gave up: %.*s", (int)f->len, (const char *)f->payload);
+		return -ECANCELED;
+	case DEVMIG_CHAN_END:
+		if (f->len != 8 || get64(f->payload) != frames_before) {
+			snprintf(why, wl, "checkpoint end record counts %llu frames, %llu were read",
+				 f->len == 8 ? (unsigned long long)get64(f->payload) : 0ull,
+				 (unsigned long long)frames_before);
+			return -EINVAL;
+		}
+		return 1;
+	}
+	snprintf(why, wl, "unexpected %s frame", devmig_chan_type_name(f->type));
+	return -EPROTO;
+}
+
+/*
+ * Read frames from fd until the migration is over. apply=false only checks
+ * the framing (a checkpoint's first pass). ack_fd: where answers go (-1: none).
+ */
+static int receive_loop(struct dest *d, int fd, int ack_fd, bool apply, bool want_end,
+			char *why, size_t wl)
+{
+	struct devmig_chan_reader *rd = devmig_chan_reader_new();
+	size_t cap = 1u << 20;
+	uint8_t *buf = malloc(cap);
+	uint64_t frames = 0;
+	int rc = 0;
+
+	if (!rd || !buf) {
+		snprintf(why, wl, "out of memory");
+		rc = -ENOMEM;
+		goto out;
+	}
+	for (;;) {
+		ssize_t n = read(fd, buf, cap);
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n <= 0) {
+			snprintf(why, wl, "%s", n < 0 ? strerror(errno)
+					   : devmig_chan_reader_idle(rd)
+						   ? (want_end ? "the checkpoint ends without its end record"
+							       : "the source went away before the migration completed")
+						   : "the input ends in the middle of a frame");
+			rc = n < 0 ? -errno : -ECONNRESET;
+			goto out;
+		}
+		for (size_t used = 0; used < (size_t)n;) {
+			struct devmig_chan_frame f;
+			bool got;
+			long k = devmig_chan_reader_feed(rd, buf + used, (size_t)n - used, &f, &got);
+			if (k < 0) {
+				snprintf(why, wl, "%s", devmig_chan_reader_error(rd));
+				rc = -EINVAL;
+				goto out;
+			}
+			used += (size_t)k;
+			if (!got)
+				continue;
+			if (!apply) {
+				if (f.type == DEVMIG_CHAN_END) {
+					rc = f.len == 8 && get64(f.payload) == frames ? 1 : -EINVAL;
+					if (rc < 0)
+						snprintf(why, wl, "checkpoint end record counts %llu frames, %llu were read",
+							 f.len == 8 ? (unsigned long long)get64(f.payload) : 0ull,
+							 (unsigned long long)frames);
+					goto out;
+				}
+				frames++;
+				continue;
+			}
+			rc = receive_frame(d, &f, ack_fd, frames, why, wl);
+			frames++;
+			if (rc)
+				goto out;
+		}
+	}
+out:
+	devmig_chan_reader_free(rd);
+	free(buf);
+	return rc < 0 ? rc : 0;
+}
+
+static int receive_common(const struct devmig_engine_config *cfg, int fd, int ack_fd,
+			  bool checkpoint, struct devmig_client *const *dst, unsigned n,
+			  struct devmig_guest_mem *dst_mem, struct devmig_migration_report *report)
+{
+	struct dest d;
+	uint64_t t0 = engine_now_ns();
+
+	memset(report, 0, sizeof(*report));
+	report->devices = n;
+	if (dest_init(&d, cfg, dst, n, dst_mem, report))
+		return -ENOMEM;
+	/* Our answers are a channel of their own: they open with the magic. */
+	if (ack_fd >= 0) {
+		struct iovec magic = { (void *)DEVMIG_CHAN_MAGIC, DEVMIG_CHAN_MAGIC_LEN };
+		int wrc = chan_write_all(ack_fd, &magic, 1);
+		if (wrc) {
+			snprintf(report->error, sizeof(report->error), "cannot answer the source: %s",
+				 strerror(-wrc));
+			dest_fini(&d);
+			return wrc;
+		}
+	}
+	int rc = receive_loop(&d, fd, ack_fd, true, checkpoint, report->error,
+			      sizeof(report->error));
+	if (!rc && checkpoint) {
+		/* The file is whole: now the devices validate and apply. */
+		rc = d.peer.ops->commit(&d.peer, report->error, sizeof(report->error));
+		if (!rc)
+			rc = d.peer.ops->run(&d.peer, report->error, sizeof(report->error));
+	}
+	if (rc && d.touched)
+		d.peer.ops->abort(&d.peer, report->error);
+	report->completed = rc == 0;
+	report->total_ns = engine_now_ns() - t0;
+	dest_fini(&d);
+	return rc;
+}
+
+int devmig_receive_from_fd(const struct devmig_engine_config *cfg, int fd,
+			   struct devmig_client *const *dst, unsigned n,
+			   struct devmig_guest_mem *dst_mem, struct devmig_migration_report *report)
+{
+	return receive_common(cfg, fd, fd, false, dst, n, dst_mem, report);
+}
+
+int devmig_restore(const struct devmig_engine_config *cfg, int fd,
+		   struct devmig_client *const *dst, unsigned n,
+		   struct devmig_guest_mem *dst_mem, struct devmig_migration_report *report)
+{
+	struct dest d;
+
+	memset(report, 0, sizeof(*report));
+	/* First pass: every frame's CRC and the end record, touching no device. */
+	if (dest_init(&d, cfg, dst, n, dst_mem, report))
+		return -ENOMEM;
+	int rc = receive_loop(&d, fd, -1, false, true, report->error, sizeof(report->error));
+	dest_fini(&d);
+	if (rc)
+		return rc;
+	if (lseek(fd, 0, SEEK_SET) < 0) {
+		snprintf(report->error, sizeof(report->error),
+			 "the checkpoint must be a seekable file: %s", strerror(errno));
+		return -errno;
+	}
+	return receive_common(cfg, fd, -1, true, dst, n, dst_mem, report);
+}
