@@ -216,7 +216,7 @@ fi
 # ---- devmig and mtty-probe, statically linked for the guest
 t=$(date +%s.%N)
 if ! [ -f "$build/build.ninja" ]; then
-	meson setup "$build" "$top" --buildtype=release -Dtests=false -Dprefer_static=true \
+	meson setup "$build" "$top" -Dtests=false -Dprefer_static=true \
 		-Dc_link_args=-static >"$cache/meson-setup.log" 2>&1 ||
 		die "meson setup of the static build failed: $(tail -n 5 "$cache/meson-setup.log")"
 fi
