@@ -1100,6 +1100,17 @@ static void locate_refuses_with_reasons(void **state)
 	assert_non_null(strstr(err, "bind the device"));
 	assert_int_equal(kvfio_locate(&F->sys, "iommufd:03:00.0", &loc, err, sizeof(err)), -ENODEV);
 	assert_non_null(strstr(err, "CONFIG_VFIO_DEVICE_CDEV"));
+
+	/* A vfio-dev entry in sysfs without its /dev node (a kernel without
+	 * VFIO_DEVICE_CDEV): the group it is; iommufd: says why not. */
+	char node[PATH_MAX];
+	snprintf(node, sizeof(node), "%s/vfio/devices/vfio1", F->dev);
+	assert_int_equal(unlink(node), 0);
+	assert_int_equal(kvfio_locate(&F->sys, UUID_B, &loc, err, sizeof(err)), 0);
+	assert_false(loc.iommufd);
+	assert_string_equal(loc.cdev, "");
+	assert_int_equal(kvfio_locate(&F->sys, "iommufd:" UUID_B, &loc, err, sizeof(err)), -ENODEV);
+	assert_non_null(strstr(err, "no /dev/vfio/devices node"));
 }
 
 /* ---------------------------------------------------------------- opening */

@@ -12,6 +12,9 @@
 
 #define OP(c, op, ...) ((c)->ops->op ? (c)->ops->op((c), __VA_ARGS__) : -EOPNOTSUPP)
 
+/* Callers (the engine among them) test for -ENOTSUP: one value on Linux. */
+_Static_assert(ENOTSUP == EOPNOTSUPP, "ENOTSUP and EOPNOTSUPP differ");
+
 bool devmig_addr_is_vfio(const char *addr)
 {
 	return addr && !strncmp(addr, DEVMIG_VFIO_PREFIX, strlen(DEVMIG_VFIO_PREFIX));

@@ -252,25 +252,33 @@ static int read_group(const char *devdir)
 	return *b && !*end && g >= 0 && g < INT_MAX ? (int)g : -1;
 }
 
-/* The vfioN under devdir/vfio-dev, "" without one. */
-static void read_cdev(const struct kvfio_sys *sys, const char *devdir, char *out, size_t len)
+/*
+ * The device's cdev: the vfioN under devdir/vfio-dev whose /dev node exists.
+ * 1 found; 0 none; -1 a vfio-dev entry without a node (every VFIO device has
+ * the sysfs entry; the char device needs CONFIG_VFIO_DEVICE_CDEV).
+ */
+static int read_cdev(const struct kvfio_sys *sys, const char *devdir, char *out, size_t len)
 {
 	char dir[PATH_MAX];
+	int found = 0;
+
 	out[0] = '\0';
 	snprintf(dir, sizeof(dir), "%s/vfio-dev", devdir);
 	DIR *d = opendir(dir);
 	if (!d)
-		return;
+		return 0;
 	struct dirent *e;
 	while ((e = readdir(d))) {
 		if (!strncmp(e->d_name, "vfio", 4) && e->d_name[4] >= '0' && e->d_name[4] <= '9') {
 			int k = snprintf(out, len, "%s/vfio/devices/%s", sys->dev, e->d_name);
-			if (k < 0 || (size_t)k >= len)
-				out[0] = '\0'; /* no room: as good as none */
+			found = k > 0 && (size_t)k < len && !access(out, F_OK) ? 1 : -1;
+			if (found < 0)
+				out[0] = '\0';
 			break;
 		}
 	}
 	closedir(d);
+	return found;
 }
 
 int kvfio_locate(const struct kvfio_sys *sys, const char *spec, struct devmig_vfio_location *loc,
@@ -328,17 +336,17 @@ int kvfio_locate(const struct kvfio_sys *sys, const char *spec, struct devmig_vf
 	strcpy(loc->sysfs, resolved);
 	strcpy(loc->name, base_name(resolved));
 	loc->group = read_group(resolved);
-	read_cdev(sys, resolved, loc->cdev, sizeof(loc->cdev));
-	if (cdev_given && !loc->cdev[0])
-		snprintf(loc->cdev, sizeof(loc->cdev), "%s", spec);
+	int cdev = read_cdev(sys, resolved, loc->cdev, sizeof(loc->cdev));
 
 	if (loc->iommufd) {
 		if (!loc->cdev[0]) {
 			snprintf(err, errlen,
-				 "%s has no VFIO device cdev (vfio-dev/vfioN): the kernel needs "
+				 "%s has no VFIO device cdev (%s): the kernel needs "
 				 "CONFIG_VFIO_DEVICE_CDEV and CONFIG_IOMMUFD, and the device a VFIO "
 				 "driver",
-				 loc->name);
+				 loc->name,
+				 cdev < 0 ? "a vfio-dev entry in sysfs but no /dev/vfio/devices node"
+					  : "no vfio-dev/vfioN in sysfs");
 			return -ENODEV;
 		}
 		return 0;

@@ -114,6 +114,14 @@ fi
 # ---- the backend against the live device (D), loading into E
 probe selftest $D $E
 
+# ---- iommufd: this kernel has none (no /dev/iommu; the vfio-dev entries in
+# sysfs have no /dev/vfio/devices node), so asking for it must say why
+if [ -e /dev/iommu ]; then
+	notok "iommufd absent" "this kernel has /dev/iommu: run the iommufd path here"
+else
+	fails "iommufd path on a kernel without it" devmig info --vfio iommufd:$D
+fi
+
 # ---- migrate A -> B on this host
 # field KEY: a number or boolean from devmig's --json report in /tmp/json
 field() { sed -n "s/^ *\"$1\": *\([^,]*\),*$/\1/p" /tmp/json; }
