@@ -212,6 +212,11 @@ if [ -z "$qemu" ]; then
 	qemu_l="-L $qroot/usr/share/seabios -L $qroot/usr/share/qemu"
 	qemu_env=$qlib
 fi
+# An unpacked libc (the system's was too old for it) comes with its own loader.
+qemu_run=
+if [ -n "$qemu_env" ] && [ -x "$cache/qemu/lib64/ld-linux-x86-64.so.2" ]; then
+	qemu_run="$cache/qemu/lib64/ld-linux-x86-64.so.2 --library-path $qemu_env"
+fi
 
 # ---- devmig and mtty-probe, statically linked for the guest
 t=$(date +%s.%N)
@@ -261,7 +266,7 @@ console=$build/kernel-console.log
 say "booting Linux $ver under QEMU (TCG), up to ${timeout_s} s"
 set +e
 # shellcheck disable=SC2086
-LD_LIBRARY_PATH=$qemu_env timeout "$timeout_s" "$qemu" $qemu_l -accel tcg -m 512 -smp 1 \
+LD_LIBRARY_PATH=$qemu_env timeout "$timeout_s" $qemu_run "$qemu" $qemu_l -accel tcg -m 512 -smp 1 \
 	-nodefaults -display none -serial stdio -no-reboot \
 	-kernel "$kdir/vmlinuz" -initrd "$build/kernel-initramfs.cpio" \
 	-append "console=ttyS0 panic=-1 quiet loglevel=3" </dev/null >"$console" 2>&1

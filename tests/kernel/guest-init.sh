@@ -111,6 +111,20 @@ else
 	notok "devmig info" "$(tr '\n' ' ' </tmp/info)"
 fi
 
+# ---- the other commands that take a device
+if devmig profile --dump --vfio $A >/tmp/prof 2>&1 && grep -q '"vendor": *"0x4348"' /tmp/prof; then
+	ok "devmig profile --dump" "$(tr -d ' \n' </tmp/prof | cut -c1-160)"
+else
+	notok "devmig profile --dump" "$(tr '\n' ' ' </tmp/prof | cut -c1-400)"
+fi
+devmig compat --source vfio:$A --target vfio:$B >/tmp/out 2>&1
+crc=$?
+if [ $crc = 2 ] && grep -q 'no version to compare' /tmp/out; then
+	ok "devmig compat" "usage answer (exit 2): $(cat /tmp/out)"
+else
+	notok "devmig compat" "exit $crc: $(cat /tmp/out)"
+fi
+
 # ---- the backend against the live device (D), loading into E
 probe selftest $D $E
 
