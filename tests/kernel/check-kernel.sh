@@ -157,7 +157,8 @@ prepare_kernel() {
 	}
 	for m in vfio_iommu_type1 mtty; do add_module $m; done
 	echo "$order" >"$kdir/modules/order"
-	rm -rf "$kdir/img" "$debs" "$kdir/root/usr/share"
+	# What the warm runs need is out: the headers, kbuild and packages go.
+	rm -rf "$kdir/img" "$debs" "$kdir/root"
 	echo "$ver" >"$kdir/ready"
 }
 
