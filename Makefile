@@ -1,6 +1,7 @@
 # devmig: a thin wrapper over meson + ninja.
 #   make demo    build everything and run the demo
 #   make check   build and run every test; ends with 'N passed, M failed'
+#   make check-guest  a Linux guest in QEMU (vfio-user-pci) drives counter and memblk
 #   make asan    the tests again under AddressSanitizer + UndefinedBehaviorSanitizer
 #   make fuzz    build the libFuzzer targets with clang and run each (FUZZ_SECONDS)
 #   make bench   build optimised and run the benchmarks
@@ -15,7 +16,7 @@ KERNEL_BUILD ?= build-kernel
 FUZZ_SECONDS ?= 60
 PREFIX ?= /usr/local
 
-.PHONY: all deps demo check asan fuzz bench install check-kernel clean
+.PHONY: all deps demo check check-guest asan fuzz bench install check-kernel clean
 
 all: deps $(BUILD)/build.ninja
 	ninja -C $(BUILD)
@@ -31,6 +32,12 @@ demo: all
 
 check: all
 	scripts/run-tests.sh $(BUILD)
+
+# Debian's kernel, busybox and QEMU come from Debian's archive into a cache
+# (DEVMIG_GUEST_CACHE, default ~/.cache/devmig/guest); nothing is installed.
+check-guest: all
+	@scripts/deps.sh guest
+	tests/guest/run.sh $(BUILD)
 
 $(ASAN_BUILD)/build.ninja:
 	meson setup $(ASAN_BUILD) -Db_sanitize=address,undefined -Db_lundef=false \

@@ -1,7 +1,7 @@
 #!/bin/sh
 # Make sure the build dependencies are present. As root, install what is
 # missing from Debian's packages; otherwise print the exact install line.
-# Usage: scripts/deps.sh [build|fuzz|kernel]
+# Usage: scripts/deps.sh [build|fuzz|guest|kernel]
 set -eu
 want=${1:-build}
 
@@ -35,6 +35,16 @@ if [ "$want" = fuzz ]; then
 	need_pkg clang              command -v clang
 	# libFuzzer and the sanitizer runtimes for clang 14 live here.
 	need_pkg libclang-rt-14-dev sh -c 'ls /usr/lib/llvm-14/lib/clang/*/lib/linux/libclang_rt.fuzzer-x86_64.a'
+fi
+
+if [ "$want" = guest ]; then
+	# tests/guest/run.sh: a kernel module build (make; kbuild's objtool links
+	# libelf) and Debian's own tools for the package cache.
+	need_pkg make    command -v make
+	need_pkg libelf1 sh -c 'for d in /usr/lib/*-linux-gnu /lib/*-linux-gnu; do
+		[ -e "$d/libelf.so.1" ] && exit 0; done; exit 1'
+	need_pkg apt     command -v apt-get
+	need_pkg dpkg    command -v dpkg-deb
 fi
 
 [ -z "$missing" ] && exit 0

@@ -425,6 +425,9 @@ static void info_reports_ids_caps_and_state(void **state)
 	assert_true(json_object_get_int64(member(j, "stop_copy_size")) > 0);
 	assert_true(json_object_get_int64(member(j, "regions")) > 7); /* config space is 7 */
 	assert_true(json_object_array_length(member(j, "extensions")) >= 1);
+	json_object *vm = member(j, "version_migration"); /* VERSION's "migration" */
+	assert_int_equal(json_object_get_int64(member(vm, "pgsize")), 4096);
+	assert_int_equal(json_object_get_int64(member(vm, "max_bitmap_size")), 1 << 20);
 	json_object_put(j);
 
 	/* The text form says the same. */
@@ -432,6 +435,7 @@ static void info_reports_ids_caps_and_state(void **state)
 	assert_int_equal((p = run(argv2))->status, 0);
 	assert_non_null(strstr(p->obuf, "1af4:10f0"));
 	assert_non_null(strstr(p->obuf, "STOP_COPY P2P"));
+	assert_non_null(strstr(p->obuf, "VERSION:      migration (pgsize 4096"));
 	assert_non_null(strstr(p->obuf, "RUNNING"));
 
 	/* Nothing served there: one sentence, exit 1. */

@@ -173,6 +173,15 @@ int devmig_cmd_info(int argc, char **argv)
 		json_object_object_add(j, "irqs", json_object_new_int64(di.num_irqs));
 		json_object_object_add(j, "max_data_xfer_size",
 				       json_object_new_int64(sv.max_data_xfer_size));
+		/* VERSION's "migration" capability, as the server sent it */
+		json_object *jm = NULL;
+		if (sv.migration) {
+			jm = json_object_new_object();
+			json_object_object_add(jm, "pgsize", json_object_new_int64((int64_t)sv.mig_pgsize));
+			json_object_object_add(jm, "max_bitmap_size",
+					       json_object_new_int64((int64_t)sv.mig_max_bitmap_size));
+		}
+		json_object_object_add(j, "version_migration", jm);
 		cli_print_json(j);
 		return 0;
 	}
@@ -194,6 +203,12 @@ int devmig_cmd_info(int argc, char **argv)
 			printf(" (unknown bits 0x%llx)", (unsigned long long)(caps & ~DEVMIG_MIG_ALL));
 		printf("\n");
 	}
+	if (sv.migration)
+		printf("VERSION:      migration (pgsize %llu, dirty bitmaps up to %s)\n",
+		       (unsigned long long)sv.mig_pgsize,
+		       cli_bytes((double)sv.mig_max_bitmap_size, b, sizeof(b)));
+	else
+		printf("VERSION:      no migration capability\n");
 	if (state_rc)
 		printf("state:        unknown (%s)\n", strerror(-state_rc));
 	else

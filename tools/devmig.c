@@ -31,6 +31,9 @@ static void usage(FILE *f)
 		"  compat ...                  can a target take a source's state? one pair or a fleet\n"
 		"  profile --dump (--socket PATH | --vfio DEVICE) [--output FILE] | --check FILE\n"
 		"                              a device's config space as a profile; validate a profile\n"
+		"  check --socket A [--socket B] [--json]\n"
+		"                              test a device's migration driver against the protocol\n"
+		"                              (B: a second fresh instance for the round trips)\n"
 		"  path FROM TO [--caps LIST]  print the arcs the state machine takes from FROM to TO\n"
 		"                              (LIST: comma-separated of stop_copy,p2p,pre_copy; default all)\n"
 		"  help                        this text\n"
@@ -215,6 +218,7 @@ static const struct {
 	{ "demo", devmig_cmd_demo },
 	{ "compat", devmig_cmd_compat },
 	{ "profile", devmig_cmd_profile },
+	{ "check", devmig_cmd_check },
 	{ "devices", devmig_cmd_devices },
 	{ "path", devmig_cmd_path },
 };

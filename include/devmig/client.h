@@ -111,6 +111,10 @@ int devmig_client_irq_info(struct devmig_client *c, uint32_t index, struct devmi
 /* SET_IRQS; fds (count of them) with VFIO_IRQ_SET_DATA_EVENTFD, else NULL. */
 int devmig_client_set_irqs(struct devmig_client *c, uint32_t index, uint32_t flags,
 			   uint32_t start, uint32_t count, const int *fds);
+/* SET_IRQS with VFIO_IRQ_SET_DATA_BOOL: action (e.g. VFIO_IRQ_SET_ACTION_UNMASK)
+ * applies to vector start + i where bools[i] is non-zero. */
+int devmig_client_set_irqs_bool(struct devmig_client *c, uint32_t index, uint32_t action,
+				uint32_t start, uint32_t count, const uint8_t *bools);
 
 /* Region access of any length (split into max_data_xfer_size messages). */
 int devmig_client_region_read(struct devmig_client *c, uint32_t region, uint64_t offset,

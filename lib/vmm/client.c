@@ -9,6 +9,8 @@
 #include <sys/un.h>
 #include <unistd.h>
 
+#include <linux/vfio.h>
+
 #include "client_internal.h"
 #include "msgio.h"
 
@@ -273,6 +275,9 @@ struct devmig_client *devmig_vfio_user_connect(const char *path,
 	c->ours.max_msg_fds = CLIENT_MAX_FDS;
 	c->ours.max_data_xfer_size = cfg.max_data_xfer_size;
 	c->ours.ext = cfg.no_ext ? 0 : cfg.ext;
+	c->ours.migration = true;
+	c->ours.mig_pgsize = DEVMIG_MIN_PAGE_SIZE;
+	c->ours.mig_max_bitmap_size = cfg.max_data_xfer_size; /* one REPORT reply */
 	char json[512];
 	size_t jl = devmig_caps_format(&c->ours, json, sizeof(json));
 	struct devmig_msg req, rep;
@@ -453,6 +458,29 @@ static int vu_set_irqs(struct devmig_client *cl, uint32_t index, uint32_t flags,
 {
 	struct vu_client *c = to_vu(cl);
 	return LOCKED(c, set_irqs_locked(c, index, flags, start, count, fds));
+}
+
+static int set_irqs_bool_locked(struct vu_client *c, uint32_t index, uint32_t action,
+				uint32_t start, uint32_t count, const uint8_t *bools)
+{
+	struct devmig_msg req, rep;
+	init_cmd(&req, DEVMIG_CMD_DEVICE_SET_IRQS);
+	req.u.irq_set.set.argsz = (uint32_t)sizeof(struct devmig_irq_set) + count;
+	req.u.irq_set.set.flags = VFIO_IRQ_SET_DATA_BOOL | action;
+	req.u.irq_set.set.index = index;
+	req.u.irq_set.set.start = start;
+	req.u.irq_set.set.count = count;
+	req.u.irq_set.bools = bools;
+	return xact(c, &req, NULL, 0, &rep, NULL, NULL);
+}
+
+static int vu_set_irqs_bool(struct devmig_client *cl, uint32_t index, uint32_t action,
+			    uint32_t start, uint32_t count, const uint8_t *bools)
+{
+	struct vu_client *c = to_vu(cl);
+	if (action & ~VFIO_IRQ_SET_ACTION_TYPE_MASK || count > c->xfer_max)
+		return -EINVAL;
+	return LOCKED(c, set_irqs_bool_locked(c, index, action, start, count, bools));
 }
 
 static int region_rw_locked(struct vu_client *c, uint32_t region, uint64_t offset,
@@ -1033,6 +1061,7 @@ static const struct devmig_client_ops vu_ops = {
 	.region_info = vu_region_info,
 	.irq_info = vu_irq_info,
 	.set_irqs = vu_set_irqs,
+	.set_irqs_bool = vu_set_irqs_bool,
 	.region_read = vu_region_read,
 	.region_write = vu_region_write,
 	.reset = vu_reset,

@@ -106,6 +106,12 @@ int devmig_client_set_irqs(struct devmig_client *c, uint32_t index, uint32_t fla
 	return OP(c, set_irqs, index, flags, start, count, fds);
 }
 
+int devmig_client_set_irqs_bool(struct devmig_client *c, uint32_t index, uint32_t action,
+				uint32_t start, uint32_t count, const uint8_t *bools)
+{
+	return OP(c, set_irqs_bool, index, action, start, count, bools);
+}
+
 int devmig_client_region_read(struct devmig_client *c, uint32_t region, uint64_t offset,
 			      void *buf, size_t len)
 {

@@ -24,6 +24,8 @@ struct devmig_client_ops {
 	int (*irq_info)(struct devmig_client *c, uint32_t index, struct devmig_irq_info *info);
 	int (*set_irqs)(struct devmig_client *c, uint32_t index, uint32_t flags, uint32_t start,
 			uint32_t count, const int *fds);
+	int (*set_irqs_bool)(struct devmig_client *c, uint32_t index, uint32_t action,
+			     uint32_t start, uint32_t count, const uint8_t *bools);
 	int (*region_read)(struct devmig_client *c, uint32_t region, uint64_t offset, void *buf,
 			   size_t len);
 	int (*region_write)(struct devmig_client *c, uint32_t region, uint64_t offset,

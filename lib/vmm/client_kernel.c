@@ -925,6 +925,28 @@ static int kvfio_set_irqs(struct devmig_client *cl, uint32_t index, uint32_t fla
 	return rc < 0 ? rc : 0;
 }
 
+static int kvfio_set_irqs_bool(struct devmig_client *cl, uint32_t index, uint32_t action,
+			       uint32_t start, uint32_t count, const uint8_t *bools)
+{
+	struct kvfio_client *c = to_k(cl);
+
+	if (action & ~VFIO_IRQ_SET_ACTION_TYPE_MASK || count > 4096)
+		return -EINVAL;
+	struct vfio_irq_set *s = calloc(1, sizeof(*s) + count);
+	if (!s)
+		return -ENOMEM;
+	s->argsz = (uint32_t)(sizeof(*s) + count);
+	s->flags = VFIO_IRQ_SET_DATA_BOOL | action;
+	s->index = index;
+	s->start = start;
+	s->count = count;
+	if (count)
+		memcpy(s->data, bools, count);
+	int rc = kioctl(c, c->dev_fd, VFIO_DEVICE_SET_IRQS, s);
+	free(s);
+	return rc < 0 ? rc : 0;
+}
+
 static int region_rw(struct kvfio_client *c, uint32_t region, uint64_t offset, void *buf,
 		     size_t len, bool is_write)
 {
@@ -1330,6 +1352,7 @@ static const struct devmig_client_ops kvfio_ops = {
 	.region_info = kvfio_region_info,
 	.irq_info = kvfio_irq_info,
 	.set_irqs = kvfio_set_irqs,
+	.set_irqs_bool = kvfio_set_irqs_bool,
 	.region_read = kvfio_region_read,
 	.region_write = kvfio_region_write,
 	.reset = kvfio_reset,

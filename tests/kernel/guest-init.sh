@@ -183,23 +183,48 @@ fails "restore of a cut checkpoint" devmig restore --vfio $B --file /tmp/short
 state_is "B after the refusals" $B RUNNING
 probe check $B 77
 
-# ---- devmig check on the selftest's pair (both reset, RUNNING). Its lines
-# ("ok ...", "FAIL ...", "skip ...") become ours; a skip is shown, not counted.
-# Registers give each save a state to compare (SCR on both ports); RX is left
-# out of the comparisons (reading it takes a byte out of the FIFO).
-if devmig check --help >/dev/null 2>&1; then
-	devmig check --vfio $D --vfio $E --write bar0:7=0x5a/1 --write bar1:7=0xa5/1 \
-		--ignore bar0:0+1 --ignore bar1:0+1 >/tmp/check.out 2>&1
-	crc=$?
-	sed -n -e 's/^ok /KTEST ok - devmig check: /p' -e 's/^FAIL /KTEST not ok - devmig check: /p' \
-		-e 's/^skip /KTEST note - devmig check skipped: /p' /tmp/check.out
-	if [ $crc = 0 ]; then
-		ok "devmig check" "$(tail -n 1 /tmp/check.out)"
-	else
-		notok "devmig check" "exit $crc: $(tail -n 3 /tmp/check.out | tr '\n' ' ')"
-	fi
+# ---- devmig check on the selftest's pair (both reset, RUNNING), seed fixed
+# so CI repeats itself. SCR is written before each save so that loads show in
+# the registers; RX is left out of the comparisons (reading it takes a byte
+# out of the FIFO). Its ok lines are ours; a skip is shown, not counted.
+#
+# What it finds in mtty on this kernel, each a FAIL it must keep reporting
+# (a new FAIL, or one of these gone, fails this test: update the list):
+#   load.corrupted   mtty checks only its stream's header: data bytes flipped,
+#                    and a byte appended, are loaded at RESUMING -> STOP
+#   dma_log.ranges   REPORT fails with EOPNOTSUPP: Debian's 6.12 is built
+#                    without IOMMUFD_DRIVER (the IOVA bitmap code), so no
+#                    device's DMA log can be read
+#   dma_log.invalid  the VFIO core takes a DMA logging range of length 0
+KNOWN="load.corrupted dma_log.ranges dma_log.invalid"
+devmig check --vfio $D --vfio $E --seed 20261206 --write bar0:7=0x5a/1 --write bar1:7=0xa5/1 \
+	--ignore bar0:0+1 --ignore bar1:0+1 >/tmp/check.out 2>&1
+crc=$?
+seen=
+while read -r verdict cname rest; do
+	case $verdict in
+	ok) ok "devmig check $cname" "$rest" ;;
+	skip) say "note - devmig check $cname skipped: ${rest#- }" ;;
+	FAIL)
+		case " $KNOWN " in
+		*" $cname "*)
+			seen="$seen $cname"
+			say "note - devmig check $cname, a known finding: $rest" ;;
+		*) notok "devmig check $cname" "$rest" ;;
+		esac ;;
+	esac
+done </tmp/check.out
+missing=
+for k in $KNOWN; do
+	case " $seen " in *" $k "*) ;; *) missing="$missing $k" ;; esac
+done
+summary=$(tail -n 1 /tmp/check.out)
+if [ -n "$missing" ]; then
+	notok "devmig check findings" "no longer reported:$missing (fixed? update KNOWN): $summary"
+elif ! grep -q '^ok ' /tmp/check.out || { [ $crc != 0 ] && [ $crc != 1 ]; }; then
+	notok "devmig check" "exit $crc: $(tail -n 3 /tmp/check.out | tr '\n' ' ')"
 else
-	say "note - devmig check: this devmig has no check command (tools/cmd_check.c not merged); not run"
+	ok "devmig check findings" "exactly the known ones ($KNOWN); $summary; $(head -n 1 /tmp/check.out)"
 fi
 
 finish
