@@ -381,7 +381,7 @@ static void usage_errors(void **state)
 	(void)state;
 	struct out *o = devmig("check", NULL);
 	assert_int_equal(o->status, 2);
-	assert_non_null(strstr(o->err, "--socket is required"));
+	assert_non_null(strstr(o->err, "--socket or --vfio is required"));
 	out_free(o);
 	o = devmig("check", "--socket", "/nonexistent/a", "--write", "bar9:1=2", NULL);
 	assert_int_equal(o->status, 2);

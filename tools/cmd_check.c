@@ -21,7 +21,7 @@
 static void check_usage(FILE *f)
 {
 	fprintf(f,
-		"usage: devmig check --socket A [--socket B] [--json] [--seed N]\n"
+		"usage: devmig check (--socket A | --vfio A) [--socket B | --vfio B] [--json] [--seed N]\n"
 		"                    [--write REGION:OFFSET=VALUE[/WIDTH]]... [--ignore REGION:OFFSET+LENGTH]...\n"
 		"                    [--only LIST] [--timeout S] [--step-timeout S] [--max-stream BYTES]\n"
 		"                    [--compare-limit BYTES]\n"
@@ -39,6 +39,8 @@ static void check_usage(FILE *f)
 		"  --socket A [--socket B]  the device, and a second fresh instance of the same\n"
 		"                           device for the round trips (without B: A itself,\n"
 		"                           after a reset)\n"
+		"  --vfio A [--vfio B]      the same with kernel VFIO devices (a PCI address, an\n"
+		"                           mdev UUID, a sysfs path, /dev/vfio/devices/vfioN)\n"
 		"  --json                   the same results as JSON\n"
 		"  --seed N                 the random segmentation and corruption points\n"
 		"                           (default: from the clock; printed)\n"
@@ -168,6 +170,7 @@ int devmig_cmd_check(int argc, char **argv)
 {
 	static const struct option opts[] = {
 		{ "socket", required_argument, NULL, 's' },
+		{ "vfio", required_argument, NULL, 'V' },
 		{ "json", no_argument, NULL, 'j' },
 		{ "seed", required_argument, NULL, 'S' },
 		{ "write", required_argument, NULL, 'w' },
@@ -190,14 +193,17 @@ int devmig_cmd_check(int argc, char **argv)
 	uint64_t v;
 	int o;
 
-	while ((o = getopt_long(argc, argv, "s:jh", opts, NULL)) != -1) {
+	while ((o = getopt_long(argc, argv, "s:V:jh", opts, NULL)) != -1) {
 		switch (o) {
 		case 's':
+		case 'V':
 			if (npaths == 2) {
-				fprintf(stderr, "devmig check: at most two --socket (A and B)\n");
+				fprintf(stderr, "devmig check: at most two devices (A and B)\n");
 				return 2;
 			}
-			paths[npaths++] = optarg;
+			paths[npaths] = o == 'V' ? (char *)cli_vfio_arg("check", optarg) : optarg;
+			if (!paths[npaths++])
+				return 2;
 			break;
 		case 'j': out.json = true; break;
 		case 'S':
@@ -258,7 +264,7 @@ int devmig_cmd_check(int argc, char **argv)
 		return 2;
 	}
 	if (!npaths) {
-		fprintf(stderr, "devmig check: --socket is required (devmig check --help)\n");
+		fprintf(stderr, "devmig check: --socket or --vfio is required (devmig check --help)\n");
 		return 2;
 	}
 	if (!cli_distinct_paths("check", paths, npaths, NULL, 0))
@@ -275,7 +281,7 @@ int devmig_cmd_check(int argc, char **argv)
 	struct devmig_client_config ccfg = { .timeout_ms = (int)timeout_s * 1000 };
 	for (unsigned i = 0; i < npaths; i++) {
 		char err[512];
-		c[i] = devmig_client_connect(paths[i], &ccfg, err, sizeof(err));
+		c[i] = devmig_client_open(paths[i], &ccfg, err, sizeof(err));
 		if (!c[i]) {
 			fprintf(stderr, "devmig check: %s\n", err);
 			devmig_client_close(c[0]);

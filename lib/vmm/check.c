@@ -56,8 +56,8 @@ const char *chk_region_name(uint32_t index, char *buf, size_t len)
 		snprintf(buf, len, "config");
 	else if (index == 8)
 		snprintf(buf, len, "VGA");
-	else
-		snprintf(buf, len, "region%u", index);
+	else if (snprintf(buf, len, "region%u", index) >= (int)len && len > 1)
+		buf[len - 2] = '+'; /* cut short: say so */
 	return buf;
 }
 
