@@ -42,7 +42,8 @@ static void migrate_usage(FILE *f)
 		"On a terminal the pre-copy rounds are shown as they go. On success the devices\n"
 		"run at the destination and the exit status is 0; on failure the error names\n"
 		"the device and the reason, the source devices are back in RUNNING with their\n"
-		"state, and the exit status is 1. If the destination was told to run but its\n"
+		"state, the error ends with the state each device was left in, and the exit\n"
+		"status is 1. If the destination was told to run but its\n"
 		"answer was lost, the outcome is unknown: the source devices stay stopped (the\n"
 		"guest must never run on both hosts) and the exit status is 3; check the\n"
 		"destination, then resume one side. Ctrl-C stops the migration at the\n"
@@ -214,20 +215,19 @@ int devmig_cmd_migrate(int argc, char **argv)
 	else if (rc && fd >= 0)
 		cli_note_timeout(&rep, rc, timeout);
 
-	/* Where the sources were left (stopped after a success, RUNNING after a failure). */
+	/* Where the sources were left (stopped after a success, RUNNING after a
+	 * failure), as the engine read them back at the end. */
 	const char *src_state = NULL;
-	json_object *jstates = json_object_new_array();
 	for (unsigned i = 0; i < nsrc; i++) {
-		enum devmig_state st;
-		const char *name = devmig_client_get_state(sc[i], &st) ? "unknown"
-									: devmig_state_name(st);
-		json_object_array_add(jstates, json_object_new_string(name));
+		const char *name = cli_state_name(rep.src_state[i]);
 		src_state = !src_state || !strcmp(src_state, name) ? name : "mixed";
-		if (rc && !rep.outcome_unknown && strcmp(name, "RUNNING")) {
-			/* The engine could not put it back: the operator must know. */
+	}
+	if (rc) {
+		cli_note_states(&rep, nsrc, ndst);
+		if (to) {
 			size_t l = strlen(rep.error);
 			snprintf(rep.error + l, sizeof(rep.error) - l,
-				 "; source device %u is left %s", i, name);
+				 "; the destination's devices are reported by 'devmig receive' there");
 		}
 	}
 	if (fd >= 0)
@@ -238,17 +238,15 @@ int devmig_cmd_migrate(int argc, char **argv)
 	if (rc)
 		cli_print_error("migrate", rep.error, src, nsrc, ndst ? dst : NULL, ndst);
 	if (json) {
-		json_object *j = cli_report_json(&rep, rc == 0);
+		json_object *j = cli_report_json(&rep, rc == 0, nsrc, ndst);
 		json_object *jt = json_object_new_array();
 		for (unsigned i = 0; i < ndst; i++)
 			json_object_array_add(jt, json_object_new_string(dst[i]));
 		json_object_object_add(j, "to", to ? json_object_new_string(to) : jt);
 		if (to)
 			json_object_put(jt);
-		json_object_object_add(j, "source_states", jstates);
 		cli_print_json(j);
 	} else {
-		json_object_put(jstates);
 		if (!rc)
 			print_summary(&rep, to ? to : (ndst == 1 ? dst[0] : "the destination sockets"),
 				      src_state);

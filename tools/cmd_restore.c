@@ -113,11 +113,12 @@ int devmig_cmd_restore(int argc, char **argv)
 	if (rc) {
 		/* The error alone may not say it is about the file: name it. */
 		char msg[sizeof(rep.error) + 300];
+		cli_note_states(&rep, 0, ndst);
 		snprintf(msg, sizeof(msg), "%s: %s", path, rep.error);
 		cli_print_error("restore", msg, NULL, 0, dst, ndst);
 	}
 	if (json) {
-		json_object *j = cli_report_json(&rep, rc == 0);
+		json_object *j = cli_report_json(&rep, rc == 0, 0, ndst);
 		json_object_object_add(j, "file", json_object_new_string(path));
 		cli_print_json(j);
 	} else if (!rc) {

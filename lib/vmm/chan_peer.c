@@ -153,7 +153,7 @@ static int chan_wait_ack(struct chan_peer *cp, uint32_t type, char *why, size_t 
 	}
 }
 
-static int chan_hello(struct peer *p, unsigned n, const struct devmig_compat_info *src,
+static int chan_hello(struct peer *p, unsigned n, const struct peer_dev *src,
 		      uint64_t guest_size, char *why, size_t wl)
 {
 	struct chan_peer *cp = to_chan(p);
@@ -168,10 +168,19 @@ static int chan_hello(struct peer *p, unsigned n, const struct devmig_compat_inf
 	put32(hello + 4, n);
 	put64(hello + 8, guest_size);
 	for (unsigned i = 0; i < n; i++) {
-		size_t vl = strnlen(src[i].version, DEVMIG_VERSION_MAX - 1);
-		put64(hello + len, src[i].config_fingerprint);
-		hello[len + 8] = (uint8_t)vl;
-		memcpy(hello + len + 9, src[i].version, vl);
+		const struct devmig_pci_identity *id = &src[i].id;
+		size_t vl = strnlen(src[i].compat.version, DEVMIG_VERSION_MAX - 1);
+		uint8_t *o = hello + len;
+		put64(o, src[i].compat.config_fingerprint);
+		o[8] = src[i].id_known;
+		o[9] = id->revision;
+		put16(o + 10, id->vendor);
+		put16(o + 12, id->device);
+		put16(o + 14, id->subsystem_vendor);
+		put16(o + 16, id->subsystem_device);
+		put32(o + 18, id->class_code);
+		o[8 + DEVMIG_CHAN_HELLO_ID] = (uint8_t)vl;
+		memcpy(o + 9 + DEVMIG_CHAN_HELLO_ID, src[i].compat.version, vl);
 		len += DEVMIG_CHAN_HELLO_DEV(vl);
 	}
 	int rc = chan_open(cp, why, wl);

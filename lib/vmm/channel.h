@@ -20,18 +20,25 @@
 #define DEVMIG_CHAN_MAGIC_LEN 8u
 #define DEVMIG_CHAN_HDR 16u
 #define DEVMIG_CHAN_TRAILER 4u
-#define DEVMIG_CHAN_VERSION 1u
+#define DEVMIG_CHAN_VERSION 2u
 /* Largest payload accepted: a device data chunk or a run of guest pages. */
 #define DEVMIG_CHAN_MAX_PAYLOAD (8u << 20)
 #define DEVMIG_CHAN_MAX_DEVICES 64u
-/* HELLO: u32 version, u32 n, u64 guest size, then per device u64 fingerprint, u8 len, version. */
+/*
+ * HELLO: u32 version, u32 n, u64 guest size, then per device: u64 config
+ * fingerprint; in version 2 the PCI identity (u8 known, u8 revision, u16
+ * vendor, u16 device, u16 subsystem vendor, u16 subsystem device, u32 class);
+ * u8 len, the version string. Version 1 (no identity) is still read.
+ */
 #define DEVMIG_CHAN_HELLO_FIXED 16u
-#define DEVMIG_CHAN_HELLO_DEV(len) (9u + (len))
+#define DEVMIG_CHAN_HELLO_ID 14u
+#define DEVMIG_CHAN_HELLO_DEV_V1(len) (9u + (len))
+#define DEVMIG_CHAN_HELLO_DEV(len) (9u + DEVMIG_CHAN_HELLO_ID + (len))
 
 enum devmig_chan_type {
 	/* source -> destination */
-	DEVMIG_CHAN_HELLO = 1,        /* u32 version, u32 ndevs, u64 guest size, per device:
-				       * u16 len + device version string */
+	DEVMIG_CHAN_HELLO = 1,        /* u32 version, u32 ndevs, u64 guest size, per device
+				       * (see DEVMIG_CHAN_HELLO_DEV) */
 	DEVMIG_CHAN_DEV_DATA = 2,     /* migration stream bytes of device dev */
 	DEVMIG_CHAN_MEM = 3,          /* u64 guest offset, then the bytes */
 	DEVMIG_CHAN_INITIAL_DONE = 4, /* device dev's initial data has all been sent */

@@ -28,14 +28,16 @@ static int send_ack(int fd, uint32_t type, int status, const char *why)
 /* HELLO from the source: check its shape, then hand it to the destination. */
 static int parse_hello(struct dest *d, const struct devmig_chan_frame *f, char *why, size_t wl)
 {
-	struct devmig_compat_info src[DEVMIG_CHAN_MAX_DEVICES];
+	struct peer_dev src[DEVMIG_CHAN_MAX_DEVICES];
 	size_t off = DEVMIG_CHAN_HELLO_FIXED;
+	uint32_t version = f->len >= 4 ? get32(f->payload) : 0;
 
-	if (f->len < DEVMIG_CHAN_HELLO_FIXED || get32(f->payload) != DEVMIG_CHAN_VERSION) {
-		snprintf(why, wl, "unsupported migration channel version %u",
-			 f->len >= 4 ? get32(f->payload) : 0);
+	/* Version 1 (before the PCI identity) is read too: its devices' identity is unknown. */
+	if (f->len < DEVMIG_CHAN_HELLO_FIXED || (version != DEVMIG_CHAN_VERSION && version != 1)) {
+		snprintf(why, wl, "unsupported migration channel version %u", version);
 		return -EPROTO;
 	}
+	size_t id_len = version == 1 ? 0 : DEVMIG_CHAN_HELLO_ID;
 	uint32_t n = get32(f->payload + 4);
 	if (n > DEVMIG_CHAN_MAX_DEVICES) {
 		snprintf(why, wl, "HELLO announces %u devices, at most %u", n, DEVMIG_CHAN_MAX_DEVICES);
@@ -43,14 +45,28 @@ static int parse_hello(struct dest *d, const struct devmig_chan_frame *f, char *
 	}
 	memset(src, 0, sizeof(src[0]) * n);
 	for (uint32_t i = 0; i < n; i++) {
-		if (f->len - off < 9 || f->len - off - 9 < f->payload[off + 8] ||
-		    f->payload[off + 8] >= DEVMIG_VERSION_MAX) {
+		const uint8_t *o = f->payload + off;
+		if (f->len - off < 9 + id_len || f->len - off - 9 - id_len < o[8 + id_len] ||
+		    o[8 + id_len] >= DEVMIG_VERSION_MAX) {
 			snprintf(why, wl, "HELLO is cut short at device %u", i);
 			return -EPROTO;
 		}
-		src[i].config_fingerprint = get64(f->payload + off);
-		memcpy(src[i].version, f->payload + off + 9, f->payload[off + 8]);
-		off += DEVMIG_CHAN_HELLO_DEV(f->payload[off + 8]);
+		src[i].compat.config_fingerprint = get64(o);
+		if (id_len) {
+			if (o[8] > 1) {
+				snprintf(why, wl, "HELLO: device %u's identity flag is %u", i, o[8]);
+				return -EPROTO;
+			}
+			src[i].id_known = o[8];
+			src[i].id.revision = o[9];
+			src[i].id.vendor = get16(o + 10);
+			src[i].id.device = get16(o + 12);
+			src[i].id.subsystem_vendor = get16(o + 14);
+			src[i].id.subsystem_device = get16(o + 16);
+			src[i].id.class_code = get32(o + 18);
+		}
+		memcpy(src[i].compat.version, o + 9 + id_len, o[8 + id_len]);
+		off += 9 + id_len + o[8 + id_len];
 	}
 	if (off != f->len) {
 		snprintf(why, wl, "HELLO has %llu bytes past its last device",
@@ -205,6 +221,8 @@ static int receive_common(const struct devmig_engine_config *cfg, int fd, int ac
 
 	memset(report, 0, sizeof(*report));
 	report->devices = n;
+	for (unsigned i = 0; i < DEVMIG_ENGINE_MAX_DEVICES; i++)
+		report->src_state[i] = report->dst_state[i] = DEVMIG_STATE_UNKNOWN;
 	if (dest_init(&d, cfg, dst, n, dst_mem, report))
 		return -ENOMEM;
 	/* Our answers are a channel of their own: they open with the magic. */
@@ -228,6 +246,9 @@ static int receive_common(const struct devmig_engine_config *cfg, int fd, int ac
 	}
 	if (rc && d.touched)
 		d.peer.ops->abort(&d.peer, report->error);
+	/* Where each device was left: read back unless the cleanup just did. */
+	for (unsigned i = 0; !d.cleaned && i < n && i < DEVMIG_ENGINE_MAX_DEVICES; i++)
+		report->dst_state[i] = engine_probe_state(dst[i], NULL);
 	report->completed = rc == 0;
 	report->total_ns = engine_now_ns() - t0;
 	dest_fini(&d);
@@ -248,6 +269,8 @@ int devmig_restore(const struct devmig_engine_config *cfg, int fd,
 	struct dest d;
 
 	memset(report, 0, sizeof(*report));
+	for (unsigned i = 0; i < DEVMIG_ENGINE_MAX_DEVICES; i++)
+		report->src_state[i] = report->dst_state[i] = DEVMIG_STATE_UNKNOWN;
 	/* First pass: every frame's CRC and the end record, touching no device. */
 	if (dest_init(&d, cfg, dst, n, dst_mem, report))
 		return -ENOMEM;
