@@ -29,15 +29,21 @@ static void dst_event(struct dest *d, unsigned i, enum devmig_state from, enum d
 	engine_event(d->cfg, &ev);
 }
 
-/* The destination's reason for a refusal, in words when it can tell. */
-static void dst_reason(struct dest *d, unsigned i, int rc, char *why, size_t wl)
+/* The destination's reason for a refusal, in words when it can tell (mig_status). */
+static void dst_reason_text(struct dest *d, unsigned i, int rc, char *reason, size_t rl)
 {
-	char reason[DEVMIG_MIG_STATUS_REASON] = "";
 	uint64_t b;
 	int le;
 
-	if (devmig_client_mig_status(d->c[i], &b, &le, reason, sizeof(reason)) || !reason[0])
-		snprintf(reason, sizeof(reason), "%s", strerror(-rc));
+	reason[0] = '\0';
+	if (devmig_client_mig_status(d->c[i], &b, &le, reason, rl) || !reason[0])
+		snprintf(reason, rl, "%s", strerror(-rc));
+}
+
+static void dst_reason(struct dest *d, unsigned i, int rc, char *why, size_t wl)
+{
+	char reason[DEVMIG_MIG_STATUS_REASON];
+	dst_reason_text(d, i, rc, reason, sizeof(reason));
 	snprintf(why, wl, "destination device %u: %s", i, reason);
 }
 
@@ -46,8 +52,12 @@ static int dst_set(struct dest *d, unsigned i, enum devmig_state from, enum devm
 {
 	dst_event(d, i, from, to);
 	int rc = devmig_client_set_state(d->c[i], to);
-	if (rc)
-		dst_reason(d, i, rc, why, wl);
+	if (rc) {
+		char reason[DEVMIG_MIG_STATUS_REASON];
+		dst_reason_text(d, i, rc, reason, sizeof(reason));
+		snprintf(why, wl, "destination device %u: %s -> %s refused: %s", i,
+			 devmig_state_name(from), devmig_state_name(to), reason);
+	}
 	return rc;
 }
 
