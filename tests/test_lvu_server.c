@@ -235,10 +235,12 @@ static void client_keeps_pairing_after_a_refused_reply_in_a_pipeline(void **stat
 
 /* ---- the engine between two peers ---- */
 
+/* precopy: pre-copy the peer although it reports no progress (--precopy-all). */
 static int migrate(struct fx *f, bool precopy, struct devmig_migration_report *rep)
 {
 	struct devmig_client *s = connect_to(f->spath), *d = connect_to(f->dpath);
-	struct devmig_engine_config cfg = { .no_precopy = !precopy };
+	struct devmig_engine_config cfg = { .no_precopy = !precopy,
+					    .precopy_without_progress = precopy };
 	set_scratch(s, 0x5c5c);
 	int rc = devmig_migrate_local(&cfg, &s, &d, 1, NULL, NULL, rep);
 	devmig_client_close(s);
@@ -273,6 +275,24 @@ static void migrate_with_precopy_moves_the_state(void **state)
 	assert_moved(f, &rep);
 	/* The pre-copied BAR1 and the stop-copy records: more than BAR1 moved. */
 	assert_true(rep.device_bytes > BAR1);
+}
+
+/* By default a device that reports no PRE_COPY progress is stopped and copied. */
+static void migrate_by_default_stop_copies_a_device_without_progress(void **state)
+{
+	struct fx *f = *state;
+	struct devmig_client *s = connect_to(f->spath), *d = connect_to(f->dpath);
+	struct devmig_engine_config cfg = { 0 };
+	struct devmig_migration_report rep;
+	set_scratch(s, 0x5c5c);
+	int rc = devmig_migrate_local(&cfg, &s, &d, 1, NULL, NULL, &rep);
+	devmig_client_close(s);
+	devmig_client_close(d);
+	if (rc)
+		fail_msg("migrate: %s", rep.error);
+	assert_false(rep.precopy);
+	assert_int_equal(rep.rounds, 0);
+	assert_moved(f, &rep);
 }
 
 static void migrate_without_precopy_moves_the_state(void **state)
@@ -330,7 +350,8 @@ static void migrate_guest_memory(struct fx *f, bool split)
 	assert_int_equal(map_mem(s, sm, split), 0);
 	assert_int_equal(map_mem(d, dm, split), 0);
 	struct dirty_ctx x = { .f = f, .mem = sm };
-	struct devmig_engine_config cfg = { .event = on_event_dirty, .opaque = &x };
+	struct devmig_engine_config cfg = { .event = on_event_dirty, .opaque = &x,
+					    .precopy_without_progress = true };
 	struct devmig_migration_report rep;
 	int rc = devmig_migrate_local(&cfg, &s, &d, 1, sm, dm, &rep);
 	if (rc)
@@ -608,14 +629,15 @@ static void cli_migrate_save_restore_compat_between_peers(void **state)
 	run_devmig(&r, "compat", "--source", f->spath, "--target", f->dpath, NULL);
 	expect(&r, 0, "the same device (dead:beef", NULL);
 
-	/* migrate with PRE_COPY. */
+	/* migrate with PRE_COPY driven by reads (the peer reports no progress). */
 	lvu_peer_bar1(f->src, 0, f->pattern, BAR1, true);
-	run_devmig(&r, "migrate", "--socket", f->spath, "--to-socket", f->dpath, NULL);
-	expect(&r, 0, "migration complete", NULL);
+	run_devmig(&r, "migrate", "--socket", f->spath, "--to-socket", f->dpath, "--precopy-all",
+		   "--json", NULL);
+	expect(&r, 0, "\"precopy\":true", NULL);
 	assert_bar1(f->dst, f->pattern);
 	assert_int_equal(lvu_peer_state(f->src), DEVMIG_STATE_STOP);
 
-	/* --no-precopy, back the other way (the old source resumes first). */
+	/* The default, back the other way (the old source resumes first): stop and copy. */
 	struct devmig_client *c = connect_to(f->spath);
 	assert_int_equal(devmig_client_set_state(c, DEVMIG_STATE_RUNNING), 0);
 	assert_int_equal(devmig_client_reset(c), 0);
@@ -625,9 +647,8 @@ static void cli_migrate_save_restore_compat_between_peers(void **state)
 	for (size_t i = 0; i < BAR1; i++)
 		other[i] = (uint8_t)(0xff - f->pattern[i]);
 	lvu_peer_bar1(f->dst, 0, other, BAR1, true);
-	run_devmig(&r, "migrate", "--socket", f->dpath, "--to-socket", f->spath, "--no-precopy",
-		   NULL);
-	expect(&r, 0, "migration complete", NULL);
+	run_devmig(&r, "migrate", "--socket", f->dpath, "--to-socket", f->spath, NULL);
+	expect(&r, 0, "0 pre-copy rounds", NULL);
 	assert_bar1(f->src, other);
 
 	/* save from the device now running (src), restore into dst. */
@@ -698,6 +719,7 @@ int main(void)
 		T(client_survives_libvfio_user_replies),
 		T(client_keeps_pairing_after_a_refused_reply_in_a_pipeline),
 		T(migrate_with_precopy_moves_the_state),
+		T(migrate_by_default_stop_copies_a_device_without_progress),
 		T(migrate_without_precopy_moves_the_state),
 		T(migrate_guest_memory_logged_by_one_whole_region),
 		T(migrate_guest_memory_when_reports_are_refused),

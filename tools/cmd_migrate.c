@@ -17,7 +17,8 @@ static void migrate_usage(FILE *f)
 		"usage: devmig migrate --socket SRC [--socket SRC2 ...]\n"
 		"                      (--to tcp://HOST:PORT | --to unix:PATH |\n"
 		"                       --to-socket DST [--to-socket DST2 ...])\n"
-		"                      [--downtime MS] [--max-rounds N] [--no-precopy] [--timeout SEC]\n"
+		"                      [--downtime MS] [--max-rounds N] [--no-precopy | --precopy-all]\n"
+		"                      [--timeout SEC]\n"
 		"                      [--json] [--verbose]\n"
 		"\n"
 		"Live-migrate the devices served at the SRC sockets. This moves device state\n"
@@ -34,6 +35,11 @@ static void migrate_usage(FILE *f)
 		"  --max-rounds N     pre-copy rounds at most once the initial data is sent\n"
 		"                     (default 30)\n"
 		"  --no-precopy       stop and copy at once, even for devices offering PRE_COPY\n"
+		"  --precopy-all      pre-copy also the devices that offer PRE_COPY but report no\n"
+		"                     progress (servers without devmig's extensions, such as\n"
+		"                     libvfio-user's, which offers PRE_COPY for every device):\n"
+		"                     their rounds end when a read returns less than asked.\n"
+		"                     Without it such devices are stopped and copied\n"
 		"  --timeout SEC      with --to: give up when the channel moves nothing for SEC\n"
 		"                     seconds (default 120)\n"
 		"  --json             print the migration report as JSON\n"
@@ -76,6 +82,7 @@ int devmig_cmd_migrate(int argc, char **argv)
 		{ "downtime", required_argument, NULL, 'D' },
 		{ "max-rounds", required_argument, NULL, 'r' },
 		{ "no-precopy", no_argument, NULL, 'n' },
+		{ "precopy-all", no_argument, NULL, 'P' },
 		{ "timeout", required_argument, NULL, 'T' },
 		{ "json", no_argument, NULL, 'j' },
 		{ "verbose", no_argument, NULL, 'v' },
@@ -91,7 +98,7 @@ int devmig_cmd_migrate(int argc, char **argv)
 	uint64_t v;
 	int o;
 
-	while ((o = getopt_long(argc, argv, "s:t:d:D:r:nT:jvh", opts, NULL)) != -1) {
+	while ((o = getopt_long(argc, argv, "s:t:d:D:r:nPT:jvh", opts, NULL)) != -1) {
 		switch (o) {
 		case 's':
 		case 'd':
@@ -129,6 +136,7 @@ int devmig_cmd_migrate(int argc, char **argv)
 			cfg.max_rounds = (unsigned)v;
 			break;
 		case 'n': cfg.no_precopy = true; break;
+		case 'P': cfg.precopy_without_progress = true; break;
 		case 'T':
 			if (!cli_parse_u64(optarg, 1, 86400, &v)) {
 				fprintf(stderr, "devmig migrate: --timeout takes seconds, 1 to 86400, "
@@ -149,6 +157,10 @@ int devmig_cmd_migrate(int argc, char **argv)
 	}
 	if (!nsrc) {
 		fprintf(stderr, "devmig migrate: --socket is required (devmig migrate --help)\n");
+		return 2;
+	}
+	if (cfg.no_precopy && cfg.precopy_without_progress) {
+		fprintf(stderr, "devmig migrate: give --no-precopy or --precopy-all, not both\n");
 		return 2;
 	}
 	if (!to == !ndst) {

@@ -26,8 +26,9 @@
  * compat extension when both sides offer it, else by the PCI identity in
  * their config spaces (vendor, device, subsystem ids, class, revision),
  * which must match. A peer without devmig's extensions (no P2P states, no
- * PRE_COPY progress, no stop-copy size) is driven by what its reads return:
- * a read shorter than asked ends a pass.
+ * PRE_COPY progress, no stop-copy size) is stopped and copied, or with
+ * precopy_without_progress pre-copied in rounds driven by what its reads
+ * return: a read shorter than asked ends a pass.
  * The destination can be in this process (sockets of local servers), on
  * another host (a channel socket to `devmig receive`), or a checkpoint file.
  */
@@ -93,6 +94,15 @@ struct devmig_engine_config {
 	size_t chunk;                 /* MIG_DATA_READ size; 0: 1 MiB */
 	unsigned read_depth;          /* reads in flight per device; 0: 2 */
 	bool no_precopy;              /* stop-and-copy only, even if devices offer PRE_COPY */
+	/*
+	 * Pre-copy devices that offer PRE_COPY but report no progress (no
+	 * precopy_info: a foreign peer) too, their rounds driven by what reads
+	 * return. Off by default: libvfio-user offers PRE_COPY for every device
+	 * whatever its callbacks do, so the flag alone does not say its stream
+	 * may be cut into a pre-copy and a stop-copy part (its own sample's
+	 * may not: RESUMING takes the stop-copy part only).
+	 */
+	bool precopy_without_progress;
 	uint64_t guest_iova;          /* where guest memory is DMA-mapped in devices */
 	uint64_t timeout_ms;          /* per device operation; 0: 30 s */
 	void (*event)(void *opaque, const struct devmig_engine_event *ev);

@@ -232,7 +232,9 @@ static int prepare(struct engine *e)
 			memset(&d->compat, 0, sizeof(d->compat));
 		/* What the destination compares when either side lacks the compat extension. */
 		d->id_known = devmig_client_pci_identity(d->c, &d->id) == 0;
-		d->precopy = !e->cfg.no_precopy && (d->caps & DEVMIG_MIG_PRE_COPY);
+		/* Without progress reports only when asked (see precopy_without_progress). */
+		d->precopy = !e->cfg.no_precopy && (d->caps & DEVMIG_MIG_PRE_COPY) &&
+			     (d->progress || e->cfg.precopy_without_progress);
 		devmig_client_stop_copy_size(d->c, &d->stop_copy);
 		e->rep->device_state_bytes += d->stop_copy;
 		if (e->mem) {
