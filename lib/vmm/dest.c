@@ -40,12 +40,6 @@ static void dst_reason_text(struct dest *d, unsigned i, int rc, char *reason, si
 		snprintf(reason, rl, "%s", strerror(-rc));
 }
 
-static void dst_reason(struct dest *d, unsigned i, int rc, char *why, size_t wl)
-{
-	char reason[DEVMIG_MIG_STATUS_REASON];
-	dst_reason_text(d, i, rc, reason, sizeof(reason));
-	snprintf(why, wl, "destination device %u: %s", i, reason);
-}
 
 static int dst_set(struct dest *d, unsigned i, enum devmig_state from, enum devmig_state to,
 		   char *why, size_t wl)
@@ -136,8 +130,12 @@ static int direct_data(struct peer *p, unsigned dev, const void *buf, size_t len
 	int rc = devmig_client_mig_write_nowait(d->c[dev], buf, len);
 	if (rc == -ENOTSUP)
 		rc = devmig_client_mig_write(d->c[dev], buf, len);
-	if (rc)
-		dst_reason(d, dev, rc, why, wl);
+	if (rc) {
+		char reason[DEVMIG_MIG_STATUS_REASON];
+		dst_reason_text(d, dev, rc, reason, sizeof(reason));
+		snprintf(why, wl, "destination device %u refused %zu bytes of migration data: %s",
+			 dev, len, reason);
+	}
 	if (d->report)
 		d->report->device_bytes += len;
 	return rc;
