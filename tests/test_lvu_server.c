@@ -483,6 +483,61 @@ static void foreign_devices_that_differ_are_refused(void **state)
 	assert_int_equal(st.state_sets, 0);
 }
 
+/* A checkpoint carries the source's PCI identity: restoring it into another device is refused. */
+static void restore_into_a_different_foreign_device_is_refused(void **state)
+{
+	struct fx *f = *state;
+	char path[160];
+	snprintf(path, sizeof(path), "%s/ckpt", f->dir);
+	int fd = open(path, O_RDWR | O_CREAT | O_TRUNC, 0600);
+	assert_true(fd >= 0);
+	struct devmig_client *s = connect_to(f->spath);
+	struct devmig_engine_config cfg = { 0 };
+	struct devmig_migration_report rep;
+	if (devmig_save(&cfg, &s, 1, NULL, fd, &rep))
+		fail_msg("save: %s", rep.error);
+	devmig_client_close(s);
+
+	lvu_peer_stop(f->dst);
+	f->dst = peer_at(f->dpath, 7);
+	struct devmig_client *d = connect_to(f->dpath);
+	assert_int_equal(lseek(fd, 0, SEEK_SET), 0);
+	assert_int_equal(devmig_restore(&cfg, fd, &d, 1, NULL, &rep), -EINVAL);
+	assert_non_null(strstr(rep.error, "revision 00 vs 07"));
+	assert_int_equal(rep.dst_state[0], DEVMIG_STATE_RUNNING);
+	struct lvu_peer_stats st;
+	lvu_peer_stats(f->dst, &st);
+	assert_int_equal(st.state_sets, 0);
+	devmig_client_close(d);
+	close(fd);
+}
+
+/* The source's server gone for good in the middle: its state is reported unknown. */
+static void on_unwind_kill_source(void *opaque, const struct devmig_engine_event *ev)
+{
+	struct fx *f = opaque;
+	if (ev->type == DEVMIG_EV_UNWIND && f->src) {
+		lvu_peer_stop(f->src);
+		f->src = NULL;
+	}
+}
+
+static void a_source_that_is_gone_is_reported_unknown(void **state)
+{
+	struct fx *f = *state;
+	struct devmig_client *s = connect_to(f->spath), *d = connect_to(f->dpath);
+	struct devmig_engine_config cfg = { .event = on_unwind_kill_source, .opaque = f };
+	struct devmig_migration_report rep;
+	lvu_peer_fault(f->src, LVU_FAULT_DROP_ON_READ, 1);
+	assert_true(devmig_migrate_local(&cfg, &s, &d, 1, NULL, NULL, &rep) < 0);
+	assert_null(f->src);
+	assert_non_null(strstr(rep.error, "source device 0 cannot be reached: its state is unknown"));
+	assert_int_equal(rep.src_state[0], DEVMIG_STATE_UNKNOWN);
+	assert_int_equal(rep.dst_state[0], DEVMIG_STATE_RUNNING);
+	devmig_client_close(s);
+	devmig_client_close(d);
+}
+
 /* ---- a failure at every step ---- */
 
 struct fault_row {
@@ -666,6 +721,83 @@ static void cli_migrate_save_restore_compat_between_peers(void **state)
 	assert_bar1(f->dst, other);
 }
 
+/* Start the devmig binary without waiting; its stdout/stderr to files in dir. */
+static pid_t start_devmig(const char *out, ...)
+{
+	const char *bin = getenv("DEVMIG_BIN");
+	char *argv[32];
+	int n = 0;
+	va_list ap;
+
+	argv[n++] = (char *)bin;
+	va_start(ap, out);
+	for (char *a; n < 31 && (a = va_arg(ap, char *));)
+		argv[n++] = a;
+	va_end(ap);
+	argv[n] = NULL;
+	posix_spawn_file_actions_t fa;
+	posix_spawn_file_actions_init(&fa);
+	posix_spawn_file_actions_addopen(&fa, 1, out, O_WRONLY | O_CREAT | O_TRUNC, 0600);
+	posix_spawn_file_actions_adddup2(&fa, 1, 2);
+	pid_t pid;
+	assert_int_equal(posix_spawn(&pid, bin, &fa, NULL, argv, environ), 0);
+	posix_spawn_file_actions_destroy(&fa);
+	return pid;
+}
+
+static int reap(pid_t pid)
+{
+	int st;
+	assert_int_equal(waitpid(pid, &st, 0), pid);
+	return WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
+}
+
+static void cli_receive_and_migrate_to_between_peers(void **state)
+{
+	struct fx *f = *state;
+	char chan[160], log[160], addr[180];
+	snprintf(chan, sizeof(chan), "%s/chan.sock", f->dir);
+	snprintf(log, sizeof(log), "%s/receive.log", f->dir);
+	snprintf(addr, sizeof(addr), "unix:%s", chan);
+
+	pid_t rx = start_devmig(log, "receive", "--listen", addr, "--socket", f->dpath, NULL);
+	struct stat st;
+	for (int i = 0; i < 500 && stat(chan, &st); i++)
+		usleep(10000);
+	struct run r;
+	run_devmig(&r, "migrate", "--socket", f->spath, "--to", addr, NULL);
+	expect(&r, 0, "migration complete", NULL);
+	assert_int_equal(reap(rx), 0);
+	assert_bar1(f->dst, f->pattern);
+
+	/* Into a different foreign device: refused by the receiver before anything moves. */
+	lvu_peer_stop(f->dst);
+	f->dst = peer_at(f->dpath, 3);
+	struct devmig_client *c = connect_to(f->spath);
+	assert_int_equal(devmig_client_set_state(c, DEVMIG_STATE_RUNNING), 0);
+	devmig_client_close(c);
+	assert_true(lvu_peer_wait_idle(f->src, 5000));
+	rx = start_devmig(log, "receive", "--listen", addr, "--socket", f->dpath, NULL);
+	for (int i = 0; i < 500 && stat(chan, &st); i++)
+		usleep(10000);
+	run_devmig(&r, "migrate", "--socket", f->spath, "--to", addr, NULL);
+	expect(&r, 1, NULL, "revision 00 vs 03");
+	expect(&r, 1, NULL, "left: source device 0 (");
+	assert_int_equal(reap(rx), 1);
+	char buf[4096] = "";
+	int lfd = open(log, O_RDONLY);
+	assert_true(lfd >= 0);
+	ssize_t k = read(lfd, buf, sizeof(buf) - 1);
+	close(lfd);
+	buf[k > 0 ? k : 0] = '\0';
+	if (!strstr(buf, "left: destination device 0 (") || !strstr(buf, ") RUNNING"))
+		fail_msg("receive said: %s", buf);
+	assert_int_equal(lvu_peer_state(f->src), DEVMIG_STATE_RUNNING);
+	struct lvu_peer_stats ps;
+	lvu_peer_stats(f->dst, &ps);
+	assert_int_equal(ps.state_sets, 0);
+}
+
 static void cli_failures_say_where_each_device_was_left(void **state)
 {
 	struct fx *f = *state;
@@ -726,8 +858,11 @@ int main(void)
 		T(save_and_restore_move_the_state),
 		T(devmig_device_into_foreign_device_refused_before_anything_moves),
 		T(foreign_devices_that_differ_are_refused),
+		T(restore_into_a_different_foreign_device_is_refused),
+		T(a_source_that_is_gone_is_reported_unknown),
 		T(a_failure_at_every_step_leaves_the_source_running),
 		T(cli_migrate_save_restore_compat_between_peers),
+		T(cli_receive_and_migrate_to_between_peers),
 		T(cli_failures_say_where_each_device_was_left),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
