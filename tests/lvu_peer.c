@@ -170,7 +170,8 @@ static void out_reset(struct lvu_peer *p)
 /* Drop what was read, so a pass appends after what is still unread. */
 static void out_compact(struct lvu_peer *p)
 {
-	memmove(p->out, p->out + p->out_pos, p->out_len - p->out_pos);
+	if (p->out_len > p->out_pos)
+		memmove(p->out, p->out + p->out_pos, p->out_len - p->out_pos);
 	p->out_len -= p->out_pos;
 	p->out_pos = 0;
 }

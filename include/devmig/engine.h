@@ -19,7 +19,9 @@
  *   4. on any failure the source devices return to RUNNING with their state,
  *      the destination devices are reset, the guest resumes on the source,
  *      and the error names the device and the reason. A connection that
- *      broke on the way is reconnected for this; a destination whose reset
+ *      broke on the way is reconnected for this (the error says so: the
+ *      server dropped that connection's DMA mappings and interrupt fds,
+ *      which the VMM sets again); a destination whose reset
  *      is refused or leaves it RESUMING (libvfio-user) is walked back to
  *      RUNNING and reset again.
  * Before any state moves, each source/destination pair is checked: by the
