@@ -428,7 +428,8 @@ static void unmap_all(struct lvu *l)
 	assert_memory_equal(&back, &u, sizeof(u));
 }
 
-/* START (no ranges), the device writes region 1, REPORT each whole region, STOP with START's structure. */
+/* START (no ranges), the device writes region 1, REPORT each whole region, then
+ * STOP with START's structure. */
 static void dirty_logging(struct lvu *l, struct devmig_device *dev)
 {
 	uint8_t ctl_buf[16];

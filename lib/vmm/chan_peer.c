@@ -158,30 +158,23 @@ static int chan_hello(struct peer *p, unsigned n, const struct peer_dev *src,
 {
 	struct chan_peer *cp = to_chan(p);
 	uint8_t hello[DEVMIG_CHAN_HELLO_FIXED + DEVMIG_CHAN_MAX_DEVICES * DEVMIG_CHAN_HELLO_DEV(DEVMIG_VERSION_MAX)];
-	size_t len = DEVMIG_CHAN_HELLO_FIXED;
+	struct devmig_chan_hello_dev devs[DEVMIG_CHAN_MAX_DEVICES];
 
 	if (n > DEVMIG_CHAN_MAX_DEVICES) {
 		snprintf(why, wl, "at most %u devices per channel", DEVMIG_CHAN_MAX_DEVICES);
 		return -EINVAL;
 	}
-	put32(hello, DEVMIG_CHAN_VERSION);
-	put32(hello + 4, n);
-	put64(hello + 8, guest_size);
 	for (unsigned i = 0; i < n; i++) {
-		const struct devmig_pci_identity *id = &src[i].id;
-		size_t vl = strnlen(src[i].compat.version, DEVMIG_VERSION_MAX - 1);
-		uint8_t *o = hello + len;
-		put64(o, src[i].compat.config_fingerprint);
-		o[8] = src[i].id_known;
-		o[9] = id->revision;
-		put16(o + 10, id->vendor);
-		put16(o + 12, id->device);
-		put16(o + 14, id->subsystem_vendor);
-		put16(o + 16, id->subsystem_device);
-		put32(o + 18, id->class_code);
-		o[8 + DEVMIG_CHAN_HELLO_ID] = (uint8_t)vl;
-		memcpy(o + 9 + DEVMIG_CHAN_HELLO_ID, src[i].compat.version, vl);
-		len += DEVMIG_CHAN_HELLO_DEV(vl);
+		memset(&devs[i], 0, sizeof(devs[i]));
+		devs[i].fingerprint = src[i].compat.config_fingerprint;
+		snprintf(devs[i].version, sizeof(devs[i].version), "%s", src[i].compat.version);
+		devs[i].id_known = src[i].id_known;
+		devs[i].id = src[i].id;
+	}
+	size_t len = devmig_chan_put_hello(hello, sizeof(hello), n, guest_size, devs);
+	if (!len) {
+		snprintf(why, wl, "HELLO does not fit");
+		return -EINVAL;
 	}
 	int rc = chan_open(cp, why, wl);
 	if (rc)

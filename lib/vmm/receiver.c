@@ -28,52 +28,22 @@ static int send_ack(int fd, uint32_t type, int status, const char *why)
 /* HELLO from the source: check its shape, then hand it to the destination. */
 static int parse_hello(struct dest *d, const struct devmig_chan_frame *f, char *why, size_t wl)
 {
+	struct devmig_chan_hello_dev devs[DEVMIG_CHAN_MAX_DEVICES];
 	struct peer_dev src[DEVMIG_CHAN_MAX_DEVICES];
-	size_t off = DEVMIG_CHAN_HELLO_FIXED;
-	uint32_t version = f->len >= 4 ? get32(f->payload) : 0;
+	uint32_t n;
+	uint64_t guest_size;
 
-	/* Version 1 (before the PCI identity) is read too: its devices' identity is unknown. */
-	if (f->len < DEVMIG_CHAN_HELLO_FIXED || (version != DEVMIG_CHAN_VERSION && version != 1)) {
-		snprintf(why, wl, "unsupported migration channel version %u", version);
-		return -EPROTO;
-	}
-	size_t id_len = version == 1 ? 0 : DEVMIG_CHAN_HELLO_ID;
-	uint32_t n = get32(f->payload + 4);
-	if (n > DEVMIG_CHAN_MAX_DEVICES) {
-		snprintf(why, wl, "HELLO announces %u devices, at most %u", n, DEVMIG_CHAN_MAX_DEVICES);
-		return -EPROTO;
-	}
+	int rc = devmig_chan_parse_hello(f->payload, f->len, &n, &guest_size, devs, why, wl);
+	if (rc)
+		return rc;
 	memset(src, 0, sizeof(src[0]) * n);
 	for (uint32_t i = 0; i < n; i++) {
-		const uint8_t *o = f->payload + off;
-		if (f->len - off < 9 + id_len || f->len - off - 9 - id_len < o[8 + id_len] ||
-		    o[8 + id_len] >= DEVMIG_VERSION_MAX) {
-			snprintf(why, wl, "HELLO is cut short at device %u", i);
-			return -EPROTO;
-		}
-		src[i].compat.config_fingerprint = get64(o);
-		if (id_len) {
-			if (o[8] > 1) {
-				snprintf(why, wl, "HELLO: device %u's identity flag is %u", i, o[8]);
-				return -EPROTO;
-			}
-			src[i].id_known = o[8];
-			src[i].id.revision = o[9];
-			src[i].id.vendor = get16(o + 10);
-			src[i].id.device = get16(o + 12);
-			src[i].id.subsystem_vendor = get16(o + 14);
-			src[i].id.subsystem_device = get16(o + 16);
-			src[i].id.class_code = get32(o + 18);
-		}
-		memcpy(src[i].compat.version, o + 9 + id_len, o[8 + id_len]);
-		off += 9 + id_len + o[8 + id_len];
+		src[i].compat.config_fingerprint = devs[i].fingerprint;
+		memcpy(src[i].compat.version, devs[i].version, sizeof(src[i].compat.version));
+		src[i].id_known = devs[i].id_known;
+		src[i].id = devs[i].id;
 	}
-	if (off != f->len) {
-		snprintf(why, wl, "HELLO has %llu bytes past its last device",
-			 (unsigned long long)(f->len - off));
-		return -EPROTO;
-	}
-	return d->peer.ops->hello(&d->peer, n, src, get64(f->payload + 8), why, wl);
+	return d->peer.ops->hello(&d->peer, n, src, guest_size, why, wl);
 }
 
 /*
