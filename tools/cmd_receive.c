@@ -34,7 +34,8 @@ static void receive_usage(FILE *f)
 		"\n"
 		"'listening on ADDR' goes to stderr once connections are accepted. Exit status\n"
 		"0 when the devices run here, 1 when the migration failed (the destination\n"
-		"devices are reset then).\n");
+		"devices are reset then, or walked to RUNNING where a reset is refused, and\n"
+		"the error ends with the state each was left in).\n");
 }
 
 int devmig_cmd_receive(int argc, char **argv)
