@@ -17,5 +17,6 @@ int devmig_cmd_restore(int argc, char **argv);
 int devmig_cmd_demo(int argc, char **argv);
 int devmig_cmd_compat(int argc, char **argv);
 int devmig_cmd_profile(int argc, char **argv);
+int devmig_cmd_check(int argc, char **argv);
 
 #endif

@@ -20,14 +20,16 @@
 static void usage(FILE *f)
 {
 	fprintf(f,
-		"usage: devmig compat --source SOCKET|VERSION [--fingerprint HEX] --target SOCKET [--json]\n"
+		"usage: devmig compat --source DEVICE|VERSION [--fingerprint HEX] --target DEVICE [--json]\n"
 		"       devmig compat --fleet REPORT.json... [--json]\n"
 		"\n"
 		"The first form asks whether the device at --target can load state saved by the\n"
-		"source: a device socket, or a version string such as 1af4:10f1-memblk-v1 (then\n"
-		"--fingerprint gives its config-space fingerprint, or only versions are compared).\n"
-		"When a side lacks devmig's compat extension (a libvfio-user server, say), the\n"
-		"two must be the same PCI device: vendor, device, subsystem ids, class, revision.\n"
+		"source. A DEVICE is a vfio-user socket path or vfio:DEVICE for a kernel VFIO\n"
+		"device; the source may also be a version string such as 1af4:10f1-memblk-v1\n"
+		"(then --fingerprint gives its config-space fingerprint, or only versions are\n"
+		"compared). When a side lacks devmig's compat extension (a kernel VFIO device,\n"
+		"a libvfio-user server), the two must be the same PCI device by config space:\n"
+		"vendor, device, subsystem ids, class, revision.\n"
 		"Nothing changes state; a refusal ends with the state each device is in.\n"
 		"Exit 0: compatible; 1: not, with the reason; 2: usage or connection error.\n"
 		"\n"
@@ -49,7 +51,7 @@ static int read_side(const char *path, struct side *sd)
 {
 	char err[256];
 	enum devmig_state st;
-	struct devmig_client *c = devmig_client_connect(path, NULL, err, sizeof(err));
+	struct devmig_client *c = devmig_client_open(path, NULL, err, sizeof(err));
 	if (!c) {
 		fprintf(stderr, "devmig compat: %s\n", err);
 		return 2;
@@ -96,7 +98,7 @@ static const char *side_name(const struct side *sd, char *buf, size_t len)
 static int pair(const char *source, const char *fp, const char *target, bool json)
 {
 	struct side src = { .state = NULL }, dst;
-	bool know_fp = true, src_socket = is_socket(source);
+	bool know_fp = true, src_socket = is_socket(source) || devmig_addr_is_vfio(source);
 
 	if (src_socket) {
 		int rc = read_side(source, &src);

@@ -15,18 +15,20 @@ static void receive_usage(FILE *f)
 {
 	fprintf(f,
 		"usage: devmig receive (--listen ADDR:PORT | --listen unix:PATH)\n"
-		"                      --socket DST [--socket DST2 ...] [--timeout SEC] [--json]\n"
+		"                      (--socket DST | --vfio DST) [...] [--timeout SEC] [--json]\n"
 		"                      [--verbose]\n"
 		"\n"
 		"Wait for ONE 'devmig migrate --to' connection and load the devices it sends\n"
-		"into the devices served at the DST sockets (in the order of the source's\n"
-		"--socket options); they run here once it succeeds. Device state only: no\n"
+		"into the DST devices (in the order of the source's devices); they run here\n"
+		"once it succeeds. Device state only: no\n"
 		"guest memory is received.\n"
 		"\n"
 		"  --listen ADDR:PORT  TCP: an IPv4 address, [IPv6], a host name, or *:PORT\n"
 		"                      for every address; PORT 0 picks a free port\n"
 		"  --listen unix:PATH  a unix socket (removed at the end)\n"
 		"  --socket DST        a destination device's vfio-user socket (repeat)\n"
+		"  --vfio DST          a destination kernel VFIO device (PCI address, mdev UUID,\n"
+		"                      sysfs path, /dev/vfio/devices/vfioN; repeat)\n"
 		"  --timeout SEC       once connected, give up when the source sends nothing\n"
 		"                      for SEC seconds (default 120; waiting for it is not limited)\n"
 		"  --json              print the report as JSON\n"
@@ -43,6 +45,7 @@ int devmig_cmd_receive(int argc, char **argv)
 	static const struct option opts[] = {
 		{ "listen", required_argument, NULL, 'l' },
 		{ "socket", required_argument, NULL, 's' },
+		{ "vfio", required_argument, NULL, 'V' },
 		{ "timeout", required_argument, NULL, 'T' },
 		{ "json", no_argument, NULL, 'j' },
 		{ "verbose", no_argument, NULL, 'v' },
@@ -57,7 +60,7 @@ int devmig_cmd_receive(int argc, char **argv)
 	uint64_t v;
 	int o;
 
-	while ((o = getopt_long(argc, argv, "l:s:T:jvh", opts, NULL)) != -1) {
+	while ((o = getopt_long(argc, argv, "l:s:V:T:jvh", opts, NULL)) != -1) {
 		switch (o) {
 		case 'l':
 			if (listen_at) {
@@ -67,12 +70,9 @@ int devmig_cmd_receive(int argc, char **argv)
 			listen_at = optarg;
 			break;
 		case 's':
-			if (ndst == CLI_MAX_DEVICES) {
-				fprintf(stderr, "devmig receive: at most %u devices migrate together\n",
-					CLI_MAX_DEVICES);
+		case 'V':
+			if (!cli_add_device("receive", dst, &ndst, optarg, o == 'V'))
 				return 2;
-			}
-			dst[ndst++] = optarg;
 			break;
 		case 'T':
 			if (!cli_parse_u64(optarg, 1, 86400, &v)) {
@@ -93,7 +93,7 @@ int devmig_cmd_receive(int argc, char **argv)
 		return 2;
 	}
 	if (!listen_at || !ndst) {
-		fprintf(stderr, "devmig receive: --listen and --socket are required "
+		fprintf(stderr, "devmig receive: --listen and --socket or --vfio are required "
 				"(devmig receive --help)\n");
 		return 2;
 	}
