@@ -36,7 +36,8 @@ static void receive_usage(FILE *f)
 		"\n"
 		"'listening on ADDR' goes to stderr once connections are accepted. Exit status\n"
 		"0 when the devices run here, 1 when the migration failed (the destination\n"
-		"devices are reset then).\n");
+		"devices are reset then, or walked to RUNNING where a reset is refused, and\n"
+		"the error ends with the state each was left in).\n");
 }
 
 int devmig_cmd_receive(int argc, char **argv)
@@ -150,10 +151,12 @@ int devmig_cmd_receive(int argc, char **argv)
 	close(fd);
 	cli_close_all(dc, ndst);
 
-	if (rc)
+	if (rc) {
+		cli_note_states(&rep, 0, ndst);
 		cli_print_error("receive", rep.error, NULL, 0, dst, ndst);
+	}
 	if (json) {
-		json_object *j = cli_report_json(&rep, rc == 0);
+		json_object *j = cli_report_json(&rep, rc == 0, 0, ndst);
 		json_object_object_add(j, "listen", json_object_new_string(shown));
 		cli_print_json(j);
 	} else if (!rc) {

@@ -29,29 +29,33 @@ static void dst_event(struct dest *d, unsigned i, enum devmig_state from, enum d
 	engine_event(d->cfg, &ev);
 }
 
-/* The destination's reason for a refusal, in words when it can tell. */
-static void dst_reason(struct dest *d, unsigned i, int rc, char *why, size_t wl)
+/* The destination's reason for a refusal, in words when it can tell (mig_status). */
+static void dst_reason_text(struct dest *d, unsigned i, int rc, char *reason, size_t rl)
 {
-	char reason[DEVMIG_MIG_STATUS_REASON] = "";
 	uint64_t b;
 	int le;
 
-	if (devmig_client_mig_status(d->c[i], &b, &le, reason, sizeof(reason)) || !reason[0])
-		snprintf(reason, sizeof(reason), "%s", strerror(-rc));
-	snprintf(why, wl, "destination device %u: %s", i, reason);
+	reason[0] = '\0';
+	if (devmig_client_mig_status(d->c[i], &b, &le, reason, rl) || !reason[0])
+		snprintf(reason, rl, "%s", strerror(-rc));
 }
+
 
 static int dst_set(struct dest *d, unsigned i, enum devmig_state from, enum devmig_state to,
 		   char *why, size_t wl)
 {
 	dst_event(d, i, from, to);
 	int rc = devmig_client_set_state(d->c[i], to);
-	if (rc)
-		dst_reason(d, i, rc, why, wl);
+	if (rc) {
+		char reason[DEVMIG_MIG_STATUS_REASON];
+		dst_reason_text(d, i, rc, reason, sizeof(reason));
+		snprintf(why, wl, "destination device %u: %s -> %s refused: %s", i,
+			 devmig_state_name(from), devmig_state_name(to), reason);
+	}
 	return rc;
 }
 
-static int direct_hello(struct peer *p, unsigned n, const struct devmig_compat_info *src,
+static int direct_hello(struct peer *p, unsigned n, const struct peer_dev *src,
 			uint64_t guest_size, char *why, size_t wl)
 {
 	struct dest *d = to_dest(p);
@@ -68,12 +72,30 @@ static int direct_hello(struct peer *p, unsigned n, const struct devmig_compat_i
 	/* Every pair is checked before any device changes state. */
 	for (unsigned i = 0; i < n; i++) {
 		struct devmig_compat_info target;
+		struct devmig_pci_identity tid;
 		char reason[256];
-		if (!src[i].version[0] || devmig_client_compat_info(d->c[i], &target))
-			continue; /* not known on one side: the stream header will decide */
-		if (devmig_compat_check(&target, src[i].version, src[i].config_fingerprint, reason,
-					sizeof(reason))) {
-			snprintf(why, wl, "destination device %u cannot take this source: %s", i, reason);
+		if (src[i].compat.version[0] && !devmig_client_compat_info(d->c[i], &target)) {
+			if (devmig_compat_check(&target, src[i].compat.version,
+						src[i].compat.config_fingerprint, reason,
+						sizeof(reason))) {
+				snprintf(why, wl, "destination device %u cannot take this source: %s",
+					 i, reason);
+				return -EINVAL;
+			}
+			continue;
+		}
+		/* One side lacks devmig's compat extension (a foreign peer): its
+		 * config space must say it is the same device. */
+		int rc = devmig_client_pci_identity(d->c[i], &tid);
+		if (rc || !src[i].id_known) {
+			snprintf(why, wl, "destination device %u cannot be checked against source "
+				 "device %u: the %s config space could not be read (%s)", i, i,
+				 rc ? "destination's" : "source's", rc ? strerror(-rc) : "unknown");
+			return rc ? rc : -EINVAL;
+		}
+		if (devmig_pci_identity_check(&src[i].id, &tid, reason, sizeof(reason))) {
+			snprintf(why, wl, "destination device %u cannot take source device %u's state: %s",
+				 i, i, reason);
 			return -EINVAL;
 		}
 	}
@@ -108,8 +130,12 @@ static int direct_data(struct peer *p, unsigned dev, const void *buf, size_t len
 	int rc = devmig_client_mig_write_nowait(d->c[dev], buf, len);
 	if (rc == -ENOTSUP)
 		rc = devmig_client_mig_write(d->c[dev], buf, len);
-	if (rc)
-		dst_reason(d, dev, rc, why, wl);
+	if (rc) {
+		char reason[DEVMIG_MIG_STATUS_REASON];
+		dst_reason_text(d, dev, rc, reason, sizeof(reason));
+		snprintf(why, wl, "destination device %u refused %zu bytes of migration data: %s",
+			 dev, len, reason);
+	}
 	if (d->report)
 		d->report->device_bytes += len;
 	return rc;
@@ -198,6 +224,53 @@ static int direct_run(struct peer *p, char *why, size_t wl)
 	return 0;
 }
 
+/* One destination device back to RUNNING with nothing loaded; its final state. */
+static int clean_device(struct dest *d, unsigned i)
+{
+	struct devmig_client *c = d->c[i];
+	int st = engine_probe_state(c, NULL);
+
+	if (st == DEVMIG_STATE_UNKNOWN)
+		return st;
+	/* devmig's reset works in any state and ends in RUNNING. */
+	devmig_client_reset(c);
+	st = engine_probe_state(c, NULL);
+	/*
+	 * libvfio-user refuses a reset in STOP and STOP_COPY and keeps RESUMING
+	 * through one: walk it to RUNNING as the table allows (RESUMING->STOP
+	 * may refuse incomplete data: then STOP alone first), then reset what
+	 * the walk may have applied.
+	 */
+	for (int tries = 0; st != DEVMIG_STATE_RUNNING && st != DEVMIG_STATE_UNKNOWN && tries < 2;
+	     tries++) {
+		dst_event(d, i, (enum devmig_state)st, DEVMIG_STATE_RUNNING);
+		if (devmig_client_set_state(c, DEVMIG_STATE_RUNNING)) {
+			st = engine_probe_state(c, NULL);
+			if (st == DEVMIG_STATE_RESUMING || st == DEVMIG_STATE_STOP_COPY) {
+				dst_event(d, i, (enum devmig_state)st, DEVMIG_STATE_STOP);
+				devmig_client_set_state(c, DEVMIG_STATE_STOP);
+			}
+		}
+		st = engine_probe_state(c, NULL);
+		if (st == DEVMIG_STATE_RUNNING) {
+			devmig_client_reset(c);
+			st = engine_probe_state(c, NULL);
+		}
+	}
+	return st;
+}
+
+void dest_cleanup(struct dest *d)
+{
+	for (unsigned i = 0; i < d->n; i++) {
+		int st = clean_device(d, i);
+		if (d->report && i < DEVMIG_ENGINE_MAX_DEVICES)
+			d->report->dst_state[i] = st;
+	}
+	d->cleaned = true;
+	d->touched = false;
+}
+
 static void direct_abort(struct peer *p, const char *why)
 {
 	struct dest *d = to_dest(p);
@@ -206,9 +279,7 @@ static void direct_abort(struct peer *p, const char *why)
 	 * step has touched (e.g. refused by the compatibility check) keep theirs. */
 	if (!d->touched)
 		return;
-	for (unsigned i = 0; i < d->n; i++)
-		devmig_client_reset(d->c[i]);
-	d->touched = false;
+	dest_cleanup(d);
 }
 
 static int direct_end(struct peer *p, char *why, size_t wl)

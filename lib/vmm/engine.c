@@ -45,6 +45,8 @@ struct src_dev {
 	bool logging;         /* DMA logging started on it */
 	bool progress;        /* the precopy_info extension is there */
 	struct devmig_compat_info compat; /* version "" when the server does not say */
+	struct devmig_pci_identity id;    /* from config space, for a peer without compat */
+	bool id_known;
 	uint64_t initial, dirty, stop_copy;
 };
 
@@ -228,7 +230,11 @@ static int prepare(struct engine *e)
 		d->progress = devmig_client_has_ext(d->c, DEVMIG_EXT_PRECOPY_INFO);
 		if (devmig_client_compat_info(d->c, &d->compat))
 			memset(&d->compat, 0, sizeof(d->compat));
-		d->precopy = !e->cfg.no_precopy && (d->caps & DEVMIG_MIG_PRE_COPY);
+		/* What the destination compares when either side lacks the compat extension. */
+		d->id_known = devmig_client_pci_identity(d->c, &d->id) == 0;
+		/* Without progress reports only when asked (see precopy_without_progress). */
+		d->precopy = !e->cfg.no_precopy && (d->caps & DEVMIG_MIG_PRE_COPY) &&
+			     (d->progress || e->cfg.precopy_without_progress);
 		devmig_client_stop_copy_size(d->c, &d->stop_copy);
 		e->rep->device_state_bytes += d->stop_copy;
 		if (e->mem) {
@@ -452,6 +458,73 @@ static int stop_and_copy(struct engine *e, bool checkpoint)
 	return 0;
 }
 
+static void note(struct engine *e, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static void note(struct engine *e, const char *fmt, ...)
+{
+	size_t l = strlen(e->rep->error);
+	va_list ap;
+	va_start(ap, fmt);
+	vsnprintf(e->rep->error + l, sizeof(e->rep->error) - l, fmt, ap);
+	va_end(ap);
+}
+
+static bool connection_lost(int rc)
+{
+	return rc == -ENOTCONN || rc == -ECONNRESET || rc == -EPIPE || rc == -EPROTO;
+}
+
+int engine_probe_state(struct devmig_client *c, bool *reconnected)
+{
+	enum devmig_state st;
+	char err[256];
+	int rc = devmig_client_get_state(c, &st);
+
+	if (reconnected)
+		*reconnected = false;
+	/* A connection lost in the middle of a stream: a new one reaches the same device. */
+	if (rc && (devmig_client_broken(c) || connection_lost(rc))) {
+		if (devmig_client_reconnect(c, err, sizeof(err)))
+			return DEVMIG_STATE_UNKNOWN;
+		if (reconnected)
+			*reconnected = true;
+		rc = devmig_client_get_state(c, &st);
+	}
+	return rc ? DEVMIG_STATE_UNKNOWN : (int)st;
+}
+
+/* Bring one source device back to RUNNING with its state, whatever it went through. */
+static void unwind_device(struct engine *e, unsigned i)
+{
+	struct src_dev *d = &e->d[i];
+	bool reconnected;
+	int st = engine_probe_state(d->c, &reconnected);
+
+	if (st == DEVMIG_STATE_UNKNOWN) {
+		note(e, "; source device %u cannot be reached: its state is unknown", i);
+		return;
+	}
+	if (reconnected)
+		note(e, "; source device %u was reconnected", i);
+	if (st == DEVMIG_STATE_ERROR) {
+		/* Only a reset recovers, and it loses the device's state: say so. */
+		devmig_client_reset(d->c);
+		note(e, "; source device %u was in ERROR and had to be reset", i);
+		return;
+	}
+	/* The server walks the table (STOP_COPY->STOP->RUNNING, PRE_COPY->RUNNING);
+	 * once more from wherever a failed walk stopped. */
+	for (int tries = 0; st != DEVMIG_STATE_RUNNING && st != DEVMIG_STATE_UNKNOWN && tries < 2;
+	     tries++) {
+		struct devmig_engine_event a = {
+			.type = DEVMIG_EV_ARC, .dev = i, .from = (enum devmig_state)st,
+			.to = DEVMIG_STATE_RUNNING,
+		};
+		engine_event(&e->cfg, &a);
+		devmig_client_set_state(d->c, DEVMIG_STATE_RUNNING);
+		st = engine_probe_state(d->c, NULL);
+	}
+}
+
 /* Put every source device back to RUNNING with its state; the guest runs on. */
 static void unwind(struct engine *e)
 {
@@ -459,27 +532,8 @@ static void unwind(struct engine *e)
 	engine_event(&e->cfg, &ev);
 	if (e->peer)
 		e->peer->ops->abort(e->peer, e->rep->error);
-	for (unsigned i = 0; i < e->n; i++) {
-		struct src_dev *d = &e->d[i];
-		if (devmig_client_get_state(d->c, &d->state))
-			continue; /* the source itself is gone: nothing to restore */
-		if (d->state == DEVMIG_STATE_ERROR) {
-			/* Only a reset recovers, and it loses the device's state: say so. */
-			devmig_client_reset(d->c);
-			size_t l = strlen(e->rep->error);
-			snprintf(e->rep->error + l, sizeof(e->rep->error) - l,
-				 "; source device %u was in ERROR and had to be reset", i);
-			continue;
-		}
-		if (d->state != DEVMIG_STATE_RUNNING) {
-			struct devmig_engine_event a = {
-				.type = DEVMIG_EV_ARC, .dev = i, .from = d->state,
-				.to = DEVMIG_STATE_RUNNING,
-			};
-			engine_event(&e->cfg, &a);
-			devmig_client_set_state(d->c, DEVMIG_STATE_RUNNING);
-		}
-	}
+	for (unsigned i = 0; i < e->n; i++)
+		unwind_device(e, i);
 	if (e->paused && e->cfg.resume_guest)
 		e->cfg.resume_guest(e->cfg.opaque, false);
 	e->paused = false;
@@ -501,6 +555,8 @@ int engine_run(const struct devmig_engine_config *cfg_in, struct devmig_client *
 
 	memset(rep, 0, sizeof(*rep));
 	rep->devices = n;
+	for (unsigned i = 0; i < DEVMIG_ENGINE_MAX_DEVICES; i++)
+		rep->src_state[i] = rep->dst_state[i] = DEVMIG_STATE_UNKNOWN;
 	e.cfg = *cfg_in;
 	if (!e.cfg.downtime_budget_ns)
 		e.cfg.downtime_budget_ns = DEFAULT_BUDGET_NS;
@@ -513,8 +569,9 @@ int engine_run(const struct devmig_engine_config *cfg_in, struct devmig_client *
 	if (checkpoint)
 		e.cfg.no_precopy = true;
 	e.t0 = engine_now_ns();
-	if (!n || n > 64)
-		return fail(&e, -EINVAL, "between 1 and 64 devices can be migrated, not %u", n);
+	if (!n || n > DEVMIG_ENGINE_MAX_DEVICES)
+		return fail(&e, -EINVAL, "between 1 and %u devices can be migrated, not %u",
+			    DEVMIG_ENGINE_MAX_DEVICES, n);
 	e.d = calloc(n, sizeof(*e.d));
 	if (mem) {
 		e.words = guest_mem_bitmap_words(mem);
@@ -530,13 +587,16 @@ int engine_run(const struct devmig_engine_config *cfg_in, struct devmig_client *
 	char why[300];
 	rc = prepare(&e);
 	if (!rc) {
-		struct devmig_compat_info *ci = calloc(n, sizeof(*ci));
-		for (unsigned i = 0; ci && i < n; i++)
-			ci[i] = e.d[i].compat;
-		rc = ci ? peer->ops->hello(peer, n, ci, mem ? devmig_guest_mem_size(mem) : 0, why,
+		struct peer_dev *pd = calloc(n, sizeof(*pd));
+		for (unsigned i = 0; pd && i < n; i++) {
+			pd[i].compat = e.d[i].compat;
+			pd[i].id = e.d[i].id;
+			pd[i].id_known = e.d[i].id_known;
+		}
+		rc = pd ? peer->ops->hello(peer, n, pd, mem ? devmig_guest_mem_size(mem) : 0, why,
 					   sizeof(why))
 			: -ENOMEM;
-		free(ci);
+		free(pd);
 		if (rc)
 			rc = fail(&e, rc, "destination not ready: %s", why);
 	}
@@ -555,9 +615,14 @@ int engine_run(const struct devmig_engine_config *cfg_in, struct devmig_client *
 	} else if (rc) {
 		unwind(&e);
 	} else if (checkpoint) {
-		/* A checkpoint leaves the source running on. */
-		for (unsigned i = 0; i < n; i++)
-			devmig_client_set_state(e.d[i].c, DEVMIG_STATE_RUNNING);
+		/* A checkpoint leaves the source running on. The checkpoint is whole
+		 * (completed) even if a device then refuses to run: that is an error. */
+		for (unsigned i = 0; i < n; i++) {
+			int run = devmig_client_set_state(e.d[i].c, DEVMIG_STATE_RUNNING);
+			if (run && !rc)
+				rc = fail(&e, run, "the checkpoint is complete, but source device %u "
+					  "refused to run again: %s", i, strerror(-run));
+		}
 		if (e.paused && e.cfg.resume_guest)
 			e.cfg.resume_guest(e.cfg.opaque, false);
 		rep->downtime_ns = engine_now_ns() - e.t_pause;
@@ -569,6 +634,9 @@ int engine_run(const struct devmig_engine_config *cfg_in, struct devmig_client *
 		rep->completed = true;
 		progress(&e, DEVMIG_EV_DONE, rep->rounds, 0);
 	}
+	/* Where each source device was left: what the caller reports. */
+	for (unsigned i = 0; i < n; i++)
+		rep->src_state[i] = engine_probe_state(e.d[i].c, NULL);
 	rep->total_ns = engine_now_ns() - e.t0;
 	rep->throughput = rep->total_ns ? (rep->device_bytes + rep->guest_bytes) * 1e9 / rep->total_ns : 0;
 	free(e.bitmap);
@@ -589,6 +657,10 @@ int devmig_migrate_local(const struct devmig_engine_config *cfg,
 	if (dest_init(&d, cfg, dst, n, dst_mem, &dst_rep))
 		return -ENOMEM;
 	int rc = engine_run(cfg, src, n, src_mem, &d.peer, false, report);
+	/* Where each destination device was left (its own cleanup read it on a failure). */
+	for (unsigned i = 0; i < n && i < DEVMIG_ENGINE_MAX_DEVICES; i++)
+		report->dst_state[i] = d.cleaned ? dst_rep.dst_state[i]
+						 : engine_probe_state(dst[i], NULL);
 	dest_fini(&d);
 	return rc;
 }
