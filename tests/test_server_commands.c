@@ -809,7 +809,7 @@ static void test_mig_read_padded_for_plain_clients_exact_when_negotiated(void **
 	devmig_client_close(f->c);
 
 	/* A client that negotiated nothing gets libvfio-user's shape: padded to the ask. */
-	f->c = connect_to(f->path, &(struct devmig_client_config){ .no_ext = true });
+	f->c = fx_connect(&f->s, &(struct devmig_client_config){ .no_ext = true });
 	assert_false(devmig_client_has_ext(f->c, DEVMIG_EXT_EXACT_MIG_READ));
 	assert_int_equal(devmig_client_set_state(f->c, DEVMIG_STATE_STOP_COPY), 0);
 	raw_mig_read(f->c, ask, &h, &md, rep, sizeof(rep));
@@ -838,19 +838,15 @@ static void test_mig_read_padded_for_plain_clients_exact_when_negotiated(void **
 	}
 	assert_int_equal(total, exact);
 	assert_int_equal(devmig_client_set_state(f->c, DEVMIG_STATE_RUNNING), 0);
-	char dpath[160];
-	struct devmig_device *ddev;
-	struct devmig_server *dsrv;
-	snprintf(dpath, sizeof(dpath), "%s/dst.sock", f->dir);
-	serve(dpath, &ddev, &dsrv);
-	struct devmig_client *dc = connect_to(dpath, NULL);
+	struct fx_server dst;
+	fx_serve_variant(&dst, f->dir, "dst", &devmig_variant_counter, NULL);
+	struct devmig_client *dc = fx_connect(&dst, NULL);
 	assert_int_equal(devmig_client_set_state(dc, DEVMIG_STATE_RESUMING), 0);
 	assert_int_equal(devmig_client_mig_write(dc, stream, total), 0);
 	assert_int_equal(devmig_client_set_state(dc, DEVMIG_STATE_RUNNING), 0);
 	assert_int_equal(rd32(dc, 0, REG_SCRATCH0), 0x5eed);
 	devmig_client_close(dc);
-	devmig_server_free(dsrv);
-	devmig_variant_counter.free(ddev);
+	fx_unserve(&dst);
 	free(stream);
 }
 

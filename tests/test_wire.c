@@ -538,7 +538,7 @@ BASES(DEF_RT)
 	X(dev_info_with_fd_is_refused, b_dev_info_req, FDS, f->nfds = 1)                         \
 	/* DEVICE_GET_REGION_INFO */                                                            \
 	X(region_info_short_is_refused, b_region_info_req, SHORT, f->adjust = -1)                \
-	X(region_info_trailing_byte_is_refused, b_region_info_req, MSG_SIZE, f->adjust = 1)      \
+	X(region_info_byte_beyond_argsz_is_refused, b_region_info_req, MSG_SIZE, f->adjust = 1)  \
 	X(region_info_argsz_below_32_is_refused, b_region_info_req, ARGSZ, m->u.region_info.info.argsz = 31) \
 	X(region_info_index_out_of_range_is_refused, b_region_info_req, INDEX, m->u.region_info.info.index = 9) \
 	X(region_info_index_against_limit_is_refused, b_region_info_req, INDEX, f->lim.num_regions = 2) \
@@ -834,6 +834,26 @@ static void error_reply_with_payload_is_accepted_errno_from_header(void **state)
 	assert_int_equal(fx_decode(f, &d, &keep), W(OK));
 	assert_int_equal(d.hdr.error_no, EINVAL);
 	free(keep);
+	free(f);
+}
+
+/* libvfio-user's client sends REGION_INFO with its whole argsz buffer: the
+ * bytes past the 32 needed are ignored, as the kernel's ioctl does. */
+static void region_info_request_up_to_argsz_is_accepted(void **state)
+{
+	struct fx *f = fx_new(b_region_info_req);
+	struct devmig_msg d;
+	uint8_t *keep;
+
+	(void)state;
+	f->m.u.region_info.info.argsz = 32 + 48;
+	f->adjust = 48;
+	assert_int_equal(fx_decode(f, &d, &keep), W(OK));
+	assert_int_equal(d.u.region_info.info.argsz, 80);
+	assert_int_equal(d.u.region_info.info.index, 2);
+	free(keep);
+	f->adjust = 49; /* beyond argsz */
+	assert_int_equal(fx_decode(f, &d, &keep), W(E_MSG_SIZE));
 	free(f);
 }
 
@@ -1547,6 +1567,7 @@ int main(void)
 		cmocka_unit_test(region_info_reply_mmap_without_fd_is_accepted),
 		cmocka_unit_test(dma_map_without_fd_or_offset_is_accepted),
 		cmocka_unit_test(error_reply_with_payload_is_accepted_errno_from_header),
+		cmocka_unit_test(region_info_request_up_to_argsz_is_accepted),
 		cmocka_unit_test(mig_read_reply_padded_gives_data_and_padding),
 		cmocka_unit_test(mig_read_reply_empty_padded_is_end_of_data),
 		cmocka_unit_test(dma_map_larger_pgsize_aligned_is_accepted),

@@ -321,11 +321,15 @@ static enum devmig_wire_err dec_region_info(const uint8_t *p, size_t plen, bool 
 	enum devmig_wire_err err;
 
 	if (!reply) {
-		if ((err = devmig__exact(plen, sizeof(*r))))
-			return err;
+		/* libvfio-user's client sends its whole argsz buffer: like the
+		 * kernel's ioctl, read the 32 bytes needed and ignore the rest. */
+		if (plen < sizeof(*r))
+			return E(SHORT);
 		memcpy(r, p, sizeof(*r));
 		if (r->argsz < sizeof(*r))
 			return E(ARGSZ);
+		if (plen > r->argsz)
+			return E(MSG_SIZE);
 		if (r->index >= lim->num_regions)
 			return E(INDEX);
 		if (r->flags || r->cap_offset || r->size || r->offset)
