@@ -169,7 +169,7 @@ static void setup(void)
 	devmig_device_irq(&src.dev, 0); /* held: an IRQ record */
 	set_state(&src, DEVMIG_STATE_STOP_COPY);
 	for (;;) {
-		ssize_t n = devmig_core_mig_read(&src.dev, iov, DEVMIG_CORE_MAX_IOV, &niov, 65536);
+		ssize_t n = devmig_core_mig_read(&src.dev, iov, DEVMIG_CORE_MAX_IOV, &niov, 65536, NULL);
 		CHECK(n >= 0);
 		for (int i = 0; i < niov; i++) {
 			CHECK(len + iov[i].iov_len <= sizeof(stream));

@@ -542,7 +542,10 @@ static struct rig *run(const struct devmig_variant *v, const char *args, enum fa
 		assert_non_null(g->srv[i]);
 		assert_int_equal(devmig_server_start(g->srv[i]), 0);
 		proxy_start(&g->px[i], g->dir, i ? "pb" : "pa", g->spath[i], fault);
-		struct devmig_client_config cc = { .timeout_ms = timeout_ms };
+		/* The shim's faults are in the messages: data moves in them, not
+		 * over a data fd (the data_fd extension is not asked for). */
+		struct devmig_client_config cc = { .timeout_ms = timeout_ms,
+						   .ext = DEVMIG_EXT_ALL & ~DEVMIG_EXT_DATA_FD };
 		c[i] = devmig_client_connect(g->px[i].path, &cc, err, sizeof(err));
 		if (!c[i])
 			fail_msg("connect: %s", err);

@@ -705,7 +705,7 @@ static void segments_roundtrip(void **state)
 			struct iovec iov[64];
 			int niov, max_iov = 4 + (int)(rnd(&rng) % 60);
 			size_t cap = rnd(&rng) % 4 ? (1u << 20) : 1 + (size_t)(rnd(&rng) % 5000);
-			ssize_t got = devmig_stream_writer_read_iov(w, iov, max_iov, &niov, cap, true);
+			ssize_t got = devmig_stream_writer_read_iov(w, iov, max_iov, &niov, cap, true, NULL);
 			assert_true(got >= 0 && (size_t)got <= cap);
 			assert_true(niov <= max_iov);
 			size_t sum = 0;
@@ -785,7 +785,7 @@ static void segments_reference_bodies(void **state)
 		done = 0;
 		struct devmig_stream_source ops = { .opaque = &done, .records = ref_records };
 		struct devmig_stream_writer *w = devmig_stream_writer_new(&h, &ops);
-		ssize_t got = devmig_stream_writer_read_iov(w, iov, max_iov, &niov, 1u << 20, true);
+		ssize_t got = devmig_stream_writer_read_iov(w, iov, max_iov, &niov, 1u << 20, true, NULL);
 		assert_true(got > 4 * 64 * 1024);
 		assert_int_equal(referenced_in(iov, niov),
 				 (max_iov == 64 ? 4 : 1) * sizeof(ref_body[0]));
@@ -795,7 +795,7 @@ static void segments_reference_bodies(void **state)
 	done = 0;
 	struct devmig_stream_source ops = { .opaque = &done, .records = ref_records };
 	struct devmig_stream_writer *w = devmig_stream_writer_new(&h, &ops);
-	ssize_t got = devmig_stream_writer_read_iov(w, iov, 64, &niov, 1u << 20, false);
+	ssize_t got = devmig_stream_writer_read_iov(w, iov, 64, &niov, 1u << 20, false, NULL);
 	assert_true(got > 4 * 64 * 1024);
 	assert_int_equal(referenced_in(iov, niov), 0);
 	devmig_stream_writer_free(w);

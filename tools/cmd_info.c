@@ -104,6 +104,7 @@ int devmig_cmd_info(int argc, char **argv)
 		{ DEVMIG_EXT_PRECOPY_INFO, "precopy_info" },
 		{ DEVMIG_EXT_MIG_STATUS, "mig_status" },
 		{ DEVMIG_EXT_COMPAT, "compat" },
+		{ DEVMIG_EXT_DATA_FD, "data_fd" },
 	};
 	uint32_t ext = 0;
 	for (size_t i = 0; i < sizeof(extname) / sizeof(extname[0]); i++)

@@ -219,6 +219,45 @@ struct devmig_precopy_progress {
 int devmig_client_precopy_progress(struct devmig_client *c, struct devmig_precopy_progress *p);
 int devmig_client_stop_copy_size(struct devmig_client *c, uint64_t *bytes);
 
+/* ---- the migration data session as a file descriptor ----
+ *
+ * A kernel device moves migration data over the data fd its state change
+ * returns; a vfio-user server with the data_fd extension (devmig's) gives a
+ * pipe the same way. Either can be had here, to be polled, read, written or
+ * spliced (the engine moves data fd to data fd with it). The calls above
+ * (devmig_client_mig_read, _mig_write...) use it too when there is one.
+ */
+struct devmig_data_session {
+	int fd;          /* non-blocking; the client keeps it: valid until the session ends */
+	bool save;       /* a save session (PRE_COPY, STOP_COPY): read it; else RESUMING: write it */
+	bool spliceable; /* a pipe: splice(2) works; else use devmig_client_data_read/_write */
+	/* The bytes are a devmig stream (its core's format): every record carries
+	 * its own CRC32C, which the destination device checks before it applies
+	 * anything. A kernel driver's stream is opaque: no such promise. */
+	bool checked;
+};
+/* 0 with s filled; -ENOENT when no data session is open; -EOPNOTSUPP when
+ * data does not move by fd (vfio-user without the data_fd extension). */
+int devmig_client_data_session(struct devmig_client *c, struct devmig_data_session *s);
+/*
+ * One non-blocking read of a save session: the bytes read (> 0); 0 at the
+ * end of the stream (STOP_COPY) or, from a kernel driver that says so, at a
+ * temporary end in PRE_COPY; -ENOMSG at a temporary end (PRE_COPY: no more
+ * data for now); -EAGAIN when nothing is there yet (devmig_client_data_wait).
+ */
+ssize_t devmig_client_data_read(struct devmig_client *c, void *buf, size_t len);
+/* One non-blocking write of a load session: the bytes taken (> 0), -EAGAIN
+ * when it is full, -errno (-EPIPE: the session ended; no SIGPIPE is raised). */
+ssize_t devmig_client_data_write(struct devmig_client *c, const void *buf, size_t len);
+/*
+ * After -EAGAIN: wait until the fd can be read (save) or written (load), up
+ * to timeout_ms. 0: ready; -ETIMEDOUT; -ENOMSG: a PRE_COPY save is at a
+ * temporary end: the fd is empty and the device reports no PRE_COPY data
+ * left (vfio-user asks the server, whose answer counts what its pipe
+ * holds; a kernel driver's read says so itself, so this only polls).
+ */
+int devmig_client_data_wait(struct devmig_client *c, int timeout_ms);
+
 /* DMA logging. */
 int devmig_client_log_start(struct devmig_client *c, uint64_t *page_size,
 			    const struct devmig_dma_logging_range *ranges, uint32_t n);

@@ -227,8 +227,14 @@ struct devmig_feature_migration {
 
 struct devmig_feature_mig_state {
 	uint32_t device_state;
-	uint32_t data_fd; /* unused in vfio-user */
+	/*
+	 * Unused in vfio-user, except with the data_fd extension: in the reply to
+	 * a SET, 0 (the index of the one descriptor the reply carries) when the
+	 * arc opened a data session, DEVMIG_DATA_FD_NONE otherwise.
+	 */
+	uint32_t data_fd;
 } DEVMIG_PACKED;
+#define DEVMIG_DATA_FD_NONE UINT32_MAX
 
 struct devmig_feature_dma_logging_control {
 	uint64_t page_size;
@@ -485,7 +491,8 @@ enum devmig_wire_err devmig_decode_head(const void *buf, size_t len, size_t msg_
  * bound computed from the message, not the count received. DMA_MAP
  * request: 1 (0 was also accepted); SET_IRQS request with DATA_EVENTFD:
  * set.count (0 was also accepted: de-assign); REGION_INFO reply with MMAP:
- * 1; IO_FDS reply: the number of entries present; everything else 0.
+ * 1; IO_FDS reply: the number of entries present; a SET MIG_DEVICE_STATE
+ * reply: 1 (0 was also accepted); everything else 0.
  */
 unsigned devmig_msg_fds_expected(const struct devmig_msg *m);
 
@@ -553,8 +560,15 @@ void devmig_encode_error_reply(struct devmig_hdr *out, const struct devmig_hdr *
 #define DEVMIG_EXT_COMPAT (1u << 2)       /* "compat": true */
 /* "exact_mig_read": true: MIG_DATA_READ replies carry only the data, unpadded. */
 #define DEVMIG_EXT_EXACT_MIG_READ (1u << 3)
+/*
+ * "data_fd": true: migration data moves over a file descriptor, as with the
+ * kernel's VFIO migration: the reply to a SET MIG_DEVICE_STATE whose arc
+ * opens a data session carries one (a pipe; see README "the data fd"), and
+ * MIG_DATA_READ/WRITE are refused.
+ */
+#define DEVMIG_EXT_DATA_FD (1u << 4)
 #define DEVMIG_EXT_ALL (DEVMIG_EXT_PRECOPY_INFO | DEVMIG_EXT_MIG_STATUS | DEVMIG_EXT_COMPAT | \
-			DEVMIG_EXT_EXACT_MIG_READ)
+			DEVMIG_EXT_EXACT_MIG_READ | DEVMIG_EXT_DATA_FD)
 
 struct devmig_caps {
 	uint32_t max_msg_fds;        /* default 1 */

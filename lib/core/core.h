@@ -46,10 +46,22 @@ uint64_t devmig_core_mig_caps(struct devmig_device *dev);
 int devmig_core_set_state(struct devmig_device *dev, uint32_t req, enum devmig_state *now,
 			  char *why, size_t whylen);
 /* MIG_DATA_READ: up to len bytes of stream as at most max_iov segments,
- * valid until the next migration call on dev. Returns the byte count. */
+ * valid until the next read or state change on dev. Returns the byte count.
+ * ref (may be NULL, else max_iov entries): ref[i] is true when segment i is
+ * device memory of a stopped device sent from where it lies (it stays as it
+ * is until the session ends), false for the core's own scratch bytes. */
 #define DEVMIG_CORE_MAX_IOV 128
 ssize_t devmig_core_mig_read(struct devmig_device *dev, struct iovec *iov, int max_iov,
-			     int *niov, size_t len);
+			     int *niov, size_t len, bool *ref);
+
+/* The data session the device has now, and a number that changes every
+ * time an arc opens one (a server keeps one data fd per session). */
+enum devmig_core_session {
+	DEVMIG_SESSION_NONE,
+	DEVMIG_SESSION_SAVE,
+	DEVMIG_SESSION_LOAD,
+};
+enum devmig_core_session devmig_core_session(struct devmig_device *dev, uint64_t *gen);
 int devmig_core_mig_write(struct devmig_device *dev, const void *buf, size_t len);
 int devmig_core_precopy_info(struct devmig_device *dev, uint64_t *initial, uint64_t *dirty);
 int devmig_core_stop_copy_size(struct devmig_device *dev, uint64_t *bytes);

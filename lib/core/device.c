@@ -96,6 +96,7 @@ struct devmig_core {
 	 */
 	_Atomic uint32_t entering;
 	struct devmig_stream_writer *writer;
+	uint64_t session_gen;         /* bumped by every arc that opens a session */
 	enum save_phase save_phase;
 	struct devmig_stream_reader *reader;
 	/* loading: the config snapshot and held interrupts, applied at commit */
@@ -1147,6 +1148,8 @@ static int do_arc(struct devmig_core *c, enum devmig_state from, enum devmig_sta
 		rc = open_load(c, res->why, sizeof(res->why));
 	if (rc)
 		return rc;
+	if (session == DEVMIG_ARC_OPEN_SAVE || session == DEVMIG_ARC_OPEN_LOAD)
+		c->session_gen++;
 	if (commit) {
 		rc = check_load(c, res->why, sizeof(res->why));
 		if (rc) {
@@ -1228,8 +1231,23 @@ int devmig_core_set_state(struct devmig_device *dev, uint32_t req, enum devmig_s
 	return rc;
 }
 
+enum devmig_core_session devmig_core_session(struct devmig_device *dev, uint64_t *gen)
+{
+	struct devmig_core *c = core_of(dev);
+	enum devmig_core_session kind = DEVMIG_SESSION_NONE;
+
+	pthread_mutex_lock(&c->mig_lock);
+	if (c->writer)
+		kind = DEVMIG_SESSION_SAVE;
+	else if (c->reader)
+		kind = DEVMIG_SESSION_LOAD;
+	*gen = c->session_gen;
+	pthread_mutex_unlock(&c->mig_lock);
+	return kind;
+}
+
 ssize_t devmig_core_mig_read(struct devmig_device *dev, struct iovec *iov, int max_iov,
-			     int *niov, size_t len)
+			     int *niov, size_t len, bool *ref)
 {
 	struct devmig_core *c = core_of(dev);
 	ssize_t n;
@@ -1243,7 +1261,7 @@ ssize_t devmig_core_mig_read(struct devmig_device *dev, struct iovec *iov, int m
 		n = -EINVAL;
 	} else {
 		n = devmig_stream_writer_read_iov(c->writer, iov, max_iov, niov, len,
-						  st == DEVMIG_STATE_STOP_COPY);
+						  st == DEVMIG_STATE_STOP_COPY, ref);
 		if (n < 0)
 			set_error(c, "saving device data failed: %s", strerror((int)-n));
 	}

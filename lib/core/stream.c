@@ -170,6 +170,7 @@ struct wout {
 	size_t seg_start;  /* first scratch byte not yet in a segment */
 	size_t total;      /* bytes of stream produced, references included */
 	struct iovec *iov; /* NULL in copy mode */
+	bool *ref;         /* segment mode, may be NULL: which segments are references */
 	int max_iov, niov;
 };
 
@@ -177,6 +178,8 @@ struct wout {
 static void flush_scratch(struct wout *o)
 {
 	if (o->iov && o->pos > o->seg_start) {
+		if (o->ref)
+			o->ref[o->niov] = false;
 		o->iov[o->niov++] = (struct iovec){ o->scratch + o->seg_start, o->pos - o->seg_start };
 		o->seg_start = o->pos;
 	}
@@ -242,6 +245,8 @@ int devmig_save_raw(struct devmig_save *s, uint32_t type, const void *head, size
 			o->pos += DEVMIG_STREAM_REC_HDR + hlen;
 			o->total += DEVMIG_STREAM_REC_HDR + hlen;
 			flush_scratch(o);
+			if (o->ref)
+				o->ref[o->niov] = true;
 			o->iov[o->niov++] = (struct iovec){ (void *)body, blen };
 			o->total += blen;
 			uint8_t tail[4];
@@ -409,7 +414,7 @@ ssize_t devmig_stream_writer_read(struct devmig_stream_writer *w, void *out, siz
 }
 
 ssize_t devmig_stream_writer_read_iov(struct devmig_stream_writer *w, struct iovec *iov,
-				      int max_iov, int *niov, size_t cap, bool final)
+				      int max_iov, int *niov, size_t cap, bool final, bool *ref)
 {
 	*niov = 0;
 	if (max_iov < 4)
@@ -422,7 +427,7 @@ ssize_t devmig_stream_writer_read_iov(struct devmig_stream_writer *w, struct iov
 		w->scratch = p;
 		w->scratch_cap = cap;
 	}
-	struct wout o = { .scratch = w->scratch, .iov = iov, .max_iov = max_iov };
+	struct wout o = { .scratch = w->scratch, .iov = iov, .ref = ref, .max_iov = max_iov };
 	ssize_t n = produce(w, &o, cap, final);
 
 	*niov = o.niov;

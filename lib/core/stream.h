@@ -140,11 +140,13 @@ ssize_t devmig_stream_writer_read(struct devmig_stream_writer *w, void *out, siz
  * emitted with may_ref are pointed at, not copied. The segments stay valid
  * until the next call on w. As with _read, the result is shorter than cap
  * only when the body ended (final) or has no more for now. *niov is set to
- * the segments used.
+ * the segments used. ref (may be NULL, else max_iov entries): ref[i] says
+ * segment i is a body pointed at where it lies (device memory), not the
+ * writer's scratch.
  */
 struct iovec;
 ssize_t devmig_stream_writer_read_iov(struct devmig_stream_writer *w, struct iovec *iov,
-				      int max_iov, int *niov, size_t cap, bool final);
+				      int max_iov, int *niov, size_t cap, bool final, bool *ref);
 
 /* True once END has been fully returned. */
 bool devmig_stream_writer_done(const struct devmig_stream_writer *w);

@@ -743,6 +743,11 @@ unsigned devmig_msg_fds_expected(const struct devmig_msg *m)
 		return reply && (m->u.region_info.info.flags & REGION_INFO_FLAG_MMAP) ? 1 : 0;
 	case DEVMIG_CMD_DEVICE_GET_REGION_IO_FDS:
 		return reply ? (unsigned)(m->u.io_fds.subs_len / SUB_REGION_IO_FD_SIZE) : 0;
+	case DEVMIG_CMD_DEVICE_FEATURE:
+		/* the data_fd extension's data fd */
+		return reply && m->u.feature.index == DEVMIG_FEATURE_MIG_DEVICE_STATE &&
+		       (m->u.feature.f.flags & (DEVMIG_FEATURE_GET | DEVMIG_FEATURE_SET |
+						DEVMIG_FEATURE_PROBE)) == DEVMIG_FEATURE_SET;
 	default:
 		return 0;
 	}

@@ -309,7 +309,10 @@ enum devmig_wire_err devmig__decode_feature(const uint8_t *p, size_t plen, bool 
 		return E(FEATURE_OP);
 	if ((fl & DEVMIG_FEATURE_SET) && !(fd->ops & DEVMIG_FEATURE_SET))
 		return E(FEATURE_OP);
-	if (nfds)
+	/* The one descriptor a message here may carry: the data fd of the
+	 * data_fd extension, in the reply to a SET MIG_DEVICE_STATE. */
+	if (nfds && !(nfds == 1 && reply && !(fl & (DEVMIG_FEATURE_PROBE | DEVMIG_FEATURE_GET)) &&
+		      fd->index == DEVMIG_FEATURE_MIG_DEVICE_STATE))
 		return E(FDS);
 	if (fl & DEVMIG_FEATURE_PROBE)
 		return OK; /* data is not used for probing */

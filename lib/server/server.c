@@ -23,6 +23,7 @@
 #include <unistd.h>
 
 #include "core.h"
+#include "datafd.h"
 #include "devmig/compat.h"
 #include "devmig/server.h"
 #include "msgio.h"
@@ -59,6 +60,8 @@ struct devmig_server {
 	uint16_t next_dma_id;
 	struct dma_waiter *waiters;
 	pthread_mutex_t send_lock;
+	/* The data_fd extension: the session's pipe and pump (server thread only). */
+	struct devmig_datafd *ds;
 
 	struct devmig_wire_limits lim;
 	uint8_t *data;               /* reply data: region reads, migration data, bitmaps */
@@ -339,6 +342,70 @@ static int send_echo(struct devmig_server *s, int sock, struct devmig_msg *r,
 	return send_msg(s, sock, r, NULL, 0);
 }
 
+/*
+ * SET MIG_DEVICE_STATE with the data_fd extension. The pump stops while the
+ * core's session changes (a load's pipe is fed to the core first: the arc
+ * sees everything written before it). A session the request ended closes
+ * its pipe; one it opened gets a new pipe, whose other end goes with the
+ * reply; one it kept (PRE_COPY -> STOP_COPY) keeps its pipe.
+ */
+static int set_state_datafd(struct devmig_server *s, int sock, struct devmig_msg *r,
+			    const struct devmig_msg *m)
+{
+	enum devmig_state now;
+	char why[256];
+	uint64_t gen0, gen1;
+	int fd = -1;
+
+	if (s->ds)
+		devmig_datafd_pause(s->ds);
+	devmig_core_session(s->dev, &gen0);
+	int rc = devmig_core_set_state(s->dev, m->u.feature.u.mig_state.device_state, &now, why,
+				       sizeof(why));
+	enum devmig_core_session kind = devmig_core_session(s->dev, &gen1);
+	if (s->ds && (kind != devmig_datafd_kind(s->ds) || gen1 != gen0)) {
+		devmig_datafd_close(s->ds);
+		s->ds = NULL;
+	}
+	if (kind != DEVMIG_SESSION_NONE && !s->ds) {
+		char dwhy[160];
+		s->ds = devmig_datafd_open(s->dev, kind, &fd, dwhy, sizeof(dwhy));
+		if (!s->ds) {
+			/* The device is in its new state without a way to move its data:
+			 * the client sees the error and resets or leaves the state. */
+			vlog(s, "%s", dwhy);
+			return rc ? -rc : ENOMEM;
+		}
+	} else if (s->ds) {
+		devmig_datafd_resume(s->ds);
+	}
+	if (rc) {
+		vlog(s, "state change to %s refused: %s",
+		     devmig_state_name(m->u.feature.u.mig_state.device_state), why);
+		if (fd >= 0)
+			close(fd); /* never: only a request's last arc opens, and a failed one drops it */
+		return -rc;
+	}
+	/* The request echoed, data_fd saying whether a descriptor comes with it. */
+	size_t len = m->u.feature.data_len;
+	if (len > s->data_cap) {
+		if (fd >= 0)
+			close(fd);
+		return E2BIG;
+	}
+	struct devmig_feature_mig_state st = m->u.feature.u.mig_state;
+	st.data_fd = fd >= 0 ? 0 : DEVMIG_DATA_FD_NONE;
+	memcpy(s->data, m->u.feature.data, len);
+	memcpy(s->data, &st, sizeof(st)); /* the decoder saw at least this much */
+	r->u.feature.f = m->u.feature.f;
+	r->u.feature.data = s->data;
+	r->u.feature.data_len = len;
+	rc = send_msg(s, sock, r, fd >= 0 ? &fd : NULL, fd >= 0 ? 1 : 0);
+	if (fd >= 0)
+		close(fd); /* the client has its own now */
+	return sent(rc);
+}
+
 static int handle_feature(struct devmig_server *s, int sock, const struct devmig_msg *m)
 {
 	const uint32_t flags = m->u.feature.f.flags;
@@ -394,6 +461,8 @@ static int handle_feature(struct devmig_server *s, int sock, const struct devmig
 			struct devmig_feature_mig_state st = { 0, 0 };
 			if (get) {
 				st.device_state = devmig_device_state(s->dev);
+			} else if (s->ext & DEVMIG_EXT_DATA_FD) {
+				return set_state_datafd(s, sock, &r, m);
 			} else {
 				enum devmig_state now;
 				char why[256];
@@ -415,13 +484,16 @@ static int handle_feature(struct devmig_server *s, int sock, const struct devmig
 			int rc = devmig_core_stop_copy_size(s->dev, &bytes);
 			if (rc)
 				return -rc;
+			if (s->ds) /* produced, not read yet: still to come */
+				bytes += devmig_datafd_unread(s->ds);
 			r.u.feature.u.data_size.stop_copy_length = bytes;
 			data_len = 8;
 			break;
 		}
 		case DEVMIG_FEATURE_PRECOPY_INFO: {
 			uint64_t initial, dirty;
-			int rc = devmig_core_precopy_info(s->dev, &initial, &dirty);
+			int rc = s->ds ? devmig_datafd_precopy_info(s->ds, &initial, &dirty)
+				       : devmig_core_precopy_info(s->dev, &initial, &dirty);
 			if (rc)
 				return -rc;
 			struct devmig_feature_precopy_info pi = { initial, dirty };
@@ -434,6 +506,8 @@ static int handle_feature(struct devmig_server *s, int sock, const struct devmig
 			uint64_t bytes;
 			int load_error;
 			memset(st, 0, sizeof(*st));
+			if (s->ds) /* what was written so far counts */
+				devmig_datafd_sync(s->ds);
 			devmig_core_mig_status(s->dev, &bytes, &load_error);
 			st->bytes_loaded = bytes;
 			st->load_error = load_error;
@@ -588,6 +662,9 @@ static int handle_command(struct devmig_server *s, int sock, const struct devmig
 		break;
 	}
 	case DEVMIG_CMD_DEVICE_RESET:
+		/* A reset ends any data session, as it does in the kernel. */
+		devmig_datafd_close(s->ds);
+		s->ds = NULL;
 		devmig_core_reset(s->dev);
 		break;
 
@@ -608,12 +685,16 @@ static int handle_command(struct devmig_server *s, int sock, const struct devmig
 		return handle_feature(s, sock, m);
 
 	case DEVMIG_CMD_MIG_DATA_READ: {
+		/* With the data_fd extension the data moves over the data fd only:
+		 * bytes taken here would be missing from it. */
+		if (s->ext & DEVMIG_EXT_DATA_FD)
+			return EINVAL;
 		/* The stream comes as segments (device memory included): send
 		 * them after the head, gathered by one sendmsg. */
 		struct iovec iov[2 + DEVMIG_CORE_MAX_IOV];
 		int niov;
 		ssize_t n = devmig_core_mig_read(s->dev, iov + 1, DEVMIG_CORE_MAX_IOV, &niov,
-						 m->u.mig_data.md.size);
+						 m->u.mig_data.md.size, NULL);
 		if (n < 0)
 			return (int)-n;
 		r.u.mig_data.md.argsz = (uint32_t)(sizeof(struct devmig_mig_data) + (size_t)n);
@@ -642,6 +723,8 @@ static int handle_command(struct devmig_server *s, int sock, const struct devmig
 		return sent(send_locked_iov(s, sock, iov, 1 + niov, NULL, 0));
 	}
 	case DEVMIG_CMD_MIG_DATA_WRITE:
+		if (s->ext & DEVMIG_EXT_DATA_FD)
+			return EINVAL;
 		rc = devmig_core_mig_write(s->dev, m->u.mig_data.data, m->u.mig_data.md.size);
 		if (rc)
 			return -rc;
@@ -730,6 +813,10 @@ static void serve_client(struct devmig_server *s, int sock)
 	}
 	pthread_cond_broadcast(&s->conn_cv);
 	pthread_mutex_unlock(&s->conn_lock);
+	/* The data fd was the client's: its session's pipe goes with it (the
+	 * device keeps its migration state, as with the command path). */
+	devmig_datafd_close(s->ds);
+	s->ds = NULL;
 	devmig_core_client_gone(s->dev);
 	devmig_msg_reader_free(&rd);
 	close(sock);

@@ -609,6 +609,11 @@ static void check_extensions(struct chk *ch)
 			ch->config_migrates = true;
 		}
 	}
+	if (devmig_client_has_ext(a->c, DEVMIG_EXT_DATA_FD)) {
+		/* Used by every data check that follows: they test it. */
+		chk_ev(ch, "%sdata_fd (migration data over a pipe)", any ? ", " : "");
+		any = true;
+	}
 	if (!any)
 		chk_ev(ch, "none (a plain vfio-user or kernel device: none is needed)");
 	if (shown)

@@ -1,6 +1,8 @@
 /* SPDX-License-Identifier: MIT */
 /* The vfio-user backend of the client: one connection to one device server. */
 #include <errno.h>
+#include <fcntl.h>
+#include <poll.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -12,11 +14,17 @@
 #include <linux/vfio.h>
 
 #include "client_internal.h"
+#include "data_io.h"
 #include "msgio.h"
 
 #define CLIENT_MAX_FDS 8u
 /* Requests whose replies we gave up waiting for and will drop when they come. */
 #define CLIENT_MAX_ABANDONED 64u
+/* PRE_COPY over a data fd: an empty pipe is looked at this long before the
+ * server is asked whether it is the temporary end (its pump may be busy). */
+#define DATA_GRACE_MS 2
+/* And asked again this often while it says data is coming. */
+#define DATA_RECHECK_MS 50
 
 /* Guest memory the server reaches through DMA_READ/DMA_WRITE messages. */
 struct msg_map {
@@ -53,6 +61,14 @@ struct vu_client {
 	uint16_t abandoned[CLIENT_MAX_ABANDONED];
 	unsigned nabandoned;
 	bool broken;
+	/*
+	 * The data_fd extension: the session's pipe (-1: none), read in a save
+	 * session, written in a load; the state last asked for (PRE_COPY says
+	 * an empty pipe may be the temporary end).
+	 */
+	int data_fd;
+	bool data_save;
+	enum devmig_state mig_state;
 	struct devmig_client_config cfg;
 	char path[108];
 	uint8_t head[4096];
@@ -351,8 +367,17 @@ static int client_open(struct vu_client *c, char *err, size_t errlen)
 	return 0;
 }
 
+static void close_data_fd(struct vu_client *c)
+{
+	if (c->data_fd >= 0)
+		close(c->data_fd);
+	c->data_fd = -1;
+}
+
 static void client_shut(struct vu_client *c)
 {
+	/* The server ends the session of a connection that goes. */
+	close_data_fd(c);
 	if (c->sock >= 0)
 		close(c->sock);
 	c->sock = -1;
@@ -388,6 +413,7 @@ struct devmig_client *devmig_vfio_user_connect(const char *path,
 	pthread_mutex_init(&c->lock, NULL);
 	pthread_cond_init(&c->turn_cv, NULL);
 	c->sock = -1;
+	c->data_fd = -1;
 	c->cfg = cfg;
 	strcpy(c->path, path);
 	if (client_open(c, err, errlen)) {
@@ -644,7 +670,15 @@ static int simple_locked(struct vu_client *c, uint16_t cmd)
 static int vu_reset(struct devmig_client *cl)
 {
 	struct vu_client *c = to_vu(cl);
-	return LOCKED(c, simple_locked(c, DEVMIG_CMD_DEVICE_RESET));
+	client_lock(c);
+	int rc = simple_locked(c, DEVMIG_CMD_DEVICE_RESET);
+	if (!rc) {
+		/* A reset ends any data session (RUNNING again). */
+		close_data_fd(c);
+		c->mig_state = DEVMIG_STATE_RUNNING;
+	}
+	client_unlock(c);
+	return rc;
 }
 
 static int dma_map_locked(struct vu_client *c, uint64_t iova, uint64_t size, uint32_t prot,
@@ -752,10 +786,76 @@ static int vu_get_state(struct devmig_client *cl, enum devmig_state *state)
 	return rc;
 }
 
+static bool session_state(enum devmig_state s)
+{
+	return s == DEVMIG_STATE_PRE_COPY || s == DEVMIG_STATE_PRE_COPY_P2P ||
+	       s == DEVMIG_STATE_STOP_COPY || s == DEVMIG_STATE_RESUMING;
+}
+
+/*
+ * SET with the data_fd extension: a reply whose data_fd is 0 carries the
+ * descriptor of a session the request opened (the old one, if any, is
+ * over); without one, the session goes on only if the new state has one.
+ */
+static int set_state_fd_locked(struct vu_client *c, enum devmig_state state)
+{
+	/* data_fd is the server's to fill; an echo of ours says "none". */
+	struct devmig_feature_mig_state st = { state, DEVMIG_DATA_FD_NONE };
+	struct devmig_msg req, rep;
+	int fds[CLIENT_MAX_FDS];
+	unsigned nfds = 0;
+
+	init_cmd(&req, DEVMIG_CMD_DEVICE_FEATURE);
+	req.u.feature.f.flags = DEVMIG_FEATURE_MIG_DEVICE_STATE | DEVMIG_FEATURE_SET;
+	req.u.feature.f.argsz = (uint32_t)(sizeof(struct devmig_feature) + sizeof(st));
+	req.u.feature.index = DEVMIG_FEATURE_MIG_DEVICE_STATE;
+	req.u.feature.data = (const uint8_t *)&st;
+	req.u.feature.data_len = sizeof(st);
+	int rc = xact(c, &req, NULL, 0, &rep, fds, &nfds);
+	int fd = -1;
+	if (!rc) {
+		uint32_t idx = rep.u.feature.u.mig_state.data_fd;
+		if (idx == 0 && nfds == 1)
+			fd = fds[0];
+		else if (idx != DEVMIG_DATA_FD_NONE || nfds)
+			rc = -EPROTO; /* a descriptor announced and missing, or one unannounced */
+		if (fd < 0)
+			for (unsigned i = 0; i < nfds; i++)
+				close(fds[i]);
+	}
+	enum devmig_state now = state;
+	if (rc) {
+		/* The device may have stopped anywhere on the path. */
+		struct devmig_feature_mig_state got;
+		if (fd >= 0)
+			close(fd);
+		fd = -1;
+		if (feature_locked(c, DEVMIG_FEATURE_MIG_DEVICE_STATE | DEVMIG_FEATURE_GET, NULL, 0,
+				   &got, sizeof(got)))
+			return rc;
+		now = (enum devmig_state)got.device_state;
+	}
+	if (fd >= 0) {
+		close_data_fd(c);
+		c->data_fd = fd;
+		c->data_save = state != DEVMIG_STATE_RESUMING;
+		/* The server made it so; a file status flag, shared with its end. */
+		int fl = fcntl(fd, F_GETFL);
+		if (fl >= 0 && !(fl & O_NONBLOCK))
+			fcntl(fd, F_SETFL, fl | O_NONBLOCK);
+	} else if (!session_state(now)) {
+		close_data_fd(c);
+	}
+	c->mig_state = now;
+	return rc;
+}
+
 static int vu_set_state(struct devmig_client *cl, enum devmig_state state)
 {
 	struct vu_client *c = to_vu(cl);
 	struct devmig_feature_mig_state st = { state, 0 };
+	if (vu_has_ext(cl, DEVMIG_EXT_DATA_FD))
+		return LOCKED(c, set_state_fd_locked(c, state));
 	return LOCKED(c, feature_locked(c, DEVMIG_FEATURE_MIG_DEVICE_STATE | DEVMIG_FEATURE_SET,
 					&st, sizeof(st), NULL, 0));
 }
@@ -877,6 +977,179 @@ static int vu_log_report(struct devmig_client *cl, uint64_t iova, uint64_t lengt
 	return LOCKED(c, log_report_locked(c, iova, length, page_size, bitmap));
 }
 
+/* ---- migration data over the data fd (the data_fd extension) ---- */
+
+static int vu_data_session(struct devmig_client *cl, struct devmig_data_session *ds)
+{
+	struct vu_client *c = to_vu(cl);
+
+	if (!vu_has_ext(cl, DEVMIG_EXT_DATA_FD))
+		return -EOPNOTSUPP;
+	if (c->data_fd < 0)
+		return -ENOENT;
+	ds->fd = c->data_fd;
+	ds->save = c->data_save;
+	ds->spliceable = true;
+	ds->checked = true; /* a devmig server's stream: records with their CRC32C */
+	return 0;
+}
+
+static bool in_precopy(const struct vu_client *c)
+{
+	return c->mig_state == DEVMIG_STATE_PRE_COPY || c->mig_state == DEVMIG_STATE_PRE_COPY_P2P;
+}
+
+static ssize_t vu_data_read(struct devmig_client *cl, void *buf, size_t len)
+{
+	struct vu_client *c = to_vu(cl);
+
+	if (c->data_fd < 0 || !c->data_save)
+		return -EINVAL; /* no save session in this state */
+	for (;;) {
+		ssize_t n = read(c->data_fd, buf, len);
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0)
+			return -errno;
+		/* The server's pump ends a stream early only when saving failed. */
+		if (n == 0 && in_precopy(c))
+			return -EIO;
+		return n;
+	}
+}
+
+static ssize_t vu_data_write(struct devmig_client *cl, const void *buf, size_t len)
+{
+	struct vu_client *c = to_vu(cl);
+	struct data_sigpipe g;
+
+	if (c->data_fd < 0 || c->data_save)
+		return -EINVAL; /* not RESUMING */
+	data_sigpipe_block(&g);
+	ssize_t n;
+	do {
+		n = write(c->data_fd, buf, len);
+	} while (n < 0 && errno == EINTR);
+	int err = n < 0 ? errno : 0;
+	data_sigpipe_unblock(&g, err == EPIPE);
+	return n < 0 ? -err : n;
+}
+
+static int vu_precopy_progress(struct devmig_client *cl, struct devmig_precopy_progress *p);
+
+static int vu_data_wait(struct devmig_client *cl, int timeout_ms)
+{
+	struct vu_client *c = to_vu(cl);
+	int64_t deadline = data_now_ms() + timeout_ms;
+
+	if (c->data_fd < 0)
+		return -EINVAL;
+	if (!c->data_save)
+		return data_fd_wait(c->data_fd, POLLOUT, timeout_ms);
+	if (!in_precopy(c))
+		return data_fd_wait(c->data_fd, POLLIN, timeout_ms); /* data or the end comes */
+	/*
+	 * PRE_COPY: an empty pipe is the temporary end only if the server has
+	 * nothing left either. Its progress counts what the pipe holds, and the
+	 * query makes its pump look for new data, so "nothing" is exact.
+	 */
+	int rc = data_fd_wait(c->data_fd, POLLIN, timeout_ms < DATA_GRACE_MS ? timeout_ms
+									      : DATA_GRACE_MS);
+	while (rc == -ETIMEDOUT) {
+		struct devmig_precopy_progress p;
+		rc = vu_precopy_progress(cl, &p);
+		if (rc)
+			return rc;
+		if (!p.initial_bytes && !p.dirty_bytes)
+			return data_fd_wait(c->data_fd, POLLIN, 0) ? -ENOMSG : 0;
+		int64_t left = deadline - data_now_ms();
+		if (left <= 0)
+			return -ETIMEDOUT;
+		rc = data_fd_wait(c->data_fd, POLLIN,
+				  left < DATA_RECHECK_MS ? (int)left : DATA_RECHECK_MS);
+	}
+	return rc;
+}
+
+/*
+ * Up to len bytes of a save session, as one MIG_DATA_READ would give them:
+ * fewer only at the end (*ended) or the temporary end.
+ */
+static ssize_t fd_read_full(struct vu_client *c, void *buf, size_t len, bool *ended)
+{
+	size_t got = 0;
+
+	*ended = false;
+	while (got < len) {
+		ssize_t n = vu_data_read(&c->base, (uint8_t *)buf + got, len - got);
+		if (n > 0) {
+			got += (size_t)n;
+			continue;
+		}
+		if (n == 0) {
+			*ended = true;
+			break;
+		}
+		if (n != -EAGAIN)
+			return n;
+		int rc = vu_data_wait(&c->base, c->cfg.timeout_ms);
+		if (rc == -ENOMSG) {
+			*ended = true;
+			break;
+		}
+		if (rc)
+			return rc;
+	}
+	return (ssize_t)got;
+}
+
+static ssize_t fd_read_stream(struct vu_client *c, size_t chunk, uint64_t limit, bool *ended,
+			      int (*sink)(void *opaque, const void *data, size_t len),
+			      void *opaque)
+{
+	ssize_t total = 0;
+
+	if (!chunk)
+		return -EINVAL;
+	if (chunk > c->xfer_max)
+		chunk = c->xfer_max;
+	uint8_t *buf = malloc(chunk);
+	if (!buf)
+		return -ENOMEM;
+	while (!*ended && (!limit || (uint64_t)total < limit)) {
+		ssize_t n = fd_read_full(c, buf, chunk, ended);
+		if (n < 0) {
+			total = n;
+			break;
+		}
+		int rc = n ? sink(opaque, buf, (size_t)n) : 0;
+		if (rc) {
+			total = rc;
+			break;
+		}
+		total += n;
+	}
+	free(buf);
+	return total;
+}
+
+/* All of buf into a load session; with check, what the server's status
+ * says of it (a refusal comes back as MIG_DATA_WRITE's would). */
+static int fd_write(struct vu_client *c, const void *buf, size_t len, bool check)
+{
+	if (c->data_fd < 0 || c->data_save)
+		return -EINVAL; /* not RESUMING */
+	int rc = data_write_all(c->data_fd, buf, len, c->cfg.timeout_ms);
+	if (rc || !check || !(c->server.ext & DEVMIG_EXT_MIG_STATUS))
+		return rc;
+	struct devmig_feature_mig_status st;
+	client_lock(c);
+	rc = feature_locked(c, DEVMIG_FEATURE_MIG_STATUS | DEVMIG_FEATURE_GET, NULL, 0, &st,
+			    sizeof(st));
+	client_unlock(c);
+	return rc ? rc : st.load_error;
+}
+
 /* ---- migration data ---- */
 
 static ssize_t mig_read_locked(struct vu_client *c, void *buf, size_t len)
@@ -905,6 +1178,10 @@ static ssize_t vu_mig_read(struct devmig_client *cl, void *buf, size_t len)
 	struct vu_client *c = to_vu(cl);
 	if (!len)
 		return 0;
+	if (vu_has_ext(cl, DEVMIG_EXT_DATA_FD)) {
+		bool ended;
+		return fd_read_full(c, buf, len, &ended);
+	}
 	client_lock(c);
 	ssize_t n = mig_read_locked(c, buf, len);
 	client_unlock(c);
@@ -1000,6 +1277,8 @@ static ssize_t vu_mig_read_stream(struct devmig_client *cl, size_t chunk, unsign
 	if (!ended)
 		ended = &dummy;
 	*ended = false;
+	if (vu_has_ext(cl, DEVMIG_EXT_DATA_FD))
+		return fd_read_stream(c, chunk, limit, ended, sink, opaque);
 	client_lock(c);
 	ssize_t n = mig_read_stream_locked(c, chunk, depth, limit, ended, sink, opaque);
 	client_unlock(c);
@@ -1028,6 +1307,8 @@ static int mig_write_locked(struct vu_client *c, const void *buf, size_t len)
 static int vu_mig_write(struct devmig_client *cl, const void *buf, size_t len)
 {
 	struct vu_client *c = to_vu(cl);
+	if (vu_has_ext(cl, DEVMIG_EXT_DATA_FD))
+		return fd_write(c, buf, len, true);
 	return LOCKED(c, mig_write_locked(c, buf, len));
 }
 
@@ -1054,6 +1335,8 @@ static int mig_write_nowait_locked(struct vu_client *c, const void *buf, size_t 
 static int vu_mig_write_nowait(struct devmig_client *cl, const void *buf, size_t len)
 {
 	struct vu_client *c = to_vu(cl);
+	if (vu_has_ext(cl, DEVMIG_EXT_DATA_FD))
+		return fd_write(c, buf, len, false);
 	if (!vu_has_ext(cl, DEVMIG_EXT_MIG_STATUS))
 		return -ENOTSUP;
 	return LOCKED(c, mig_write_nowait_locked(c, buf, len));
@@ -1189,6 +1472,10 @@ static const struct devmig_client_ops vu_ops = {
 	.compat_info = vu_compat_info,
 	.precopy_progress = vu_precopy_progress,
 	.stop_copy_size = vu_stop_copy_size,
+	.data_session = vu_data_session,
+	.data_read = vu_data_read,
+	.data_write = vu_data_write,
+	.data_wait = vu_data_wait,
 	.log_start = vu_log_start,
 	.log_stop = vu_log_stop,
 	.log_report = vu_log_report,

@@ -244,6 +244,26 @@ int devmig_client_stop_copy_size(struct devmig_client *c, uint64_t *bytes)
 	return OP(c, stop_copy_size, bytes);
 }
 
+int devmig_client_data_session(struct devmig_client *c, struct devmig_data_session *s)
+{
+	return OP(c, data_session, s);
+}
+
+ssize_t devmig_client_data_read(struct devmig_client *c, void *buf, size_t len)
+{
+	return OP(c, data_read, buf, len);
+}
+
+ssize_t devmig_client_data_write(struct devmig_client *c, const void *buf, size_t len)
+{
+	return OP(c, data_write, buf, len);
+}
+
+int devmig_client_data_wait(struct devmig_client *c, int timeout_ms)
+{
+	return OP(c, data_wait, timeout_ms);
+}
+
 int devmig_client_log_start(struct devmig_client *c, uint64_t *page_size,
 			    const struct devmig_dma_logging_range *ranges, uint32_t n)
 {

@@ -50,6 +50,10 @@ struct devmig_client_ops {
 	int (*compat_info)(struct devmig_client *c, struct devmig_compat_info *info);
 	int (*precopy_progress)(struct devmig_client *c, struct devmig_precopy_progress *p);
 	int (*stop_copy_size)(struct devmig_client *c, uint64_t *bytes);
+	int (*data_session)(struct devmig_client *c, struct devmig_data_session *s);
+	ssize_t (*data_read)(struct devmig_client *c, void *buf, size_t len);
+	ssize_t (*data_write)(struct devmig_client *c, const void *buf, size_t len);
+	int (*data_wait)(struct devmig_client *c, int timeout_ms);
 	int (*log_start)(struct devmig_client *c, uint64_t *page_size,
 			 const struct devmig_dma_logging_range *ranges, uint32_t n);
 	int (*log_stop)(struct devmig_client *c);

@@ -535,6 +535,7 @@ struct kvfio_client {
 	struct kvfio_region *regions;
 	pthread_mutex_t mig_lock;         /* the data fd and the logging mode */
 	int data_fd;
+	bool data_save;                   /* the session saves (read it), else loads */
 	enum kvfio_logging logging;
 	pthread_mutex_t map_lock;
 	struct kvfio_map *maps;
@@ -1111,6 +1112,7 @@ static int kvfio_set_state(struct devmig_client *cl, enum devmig_state state)
 			/* A new session: the old one (if any) is over. */
 			close_data_fd(c);
 			c->data_fd = st.data_fd;
+			c->data_save = state != DEVMIG_STATE_RESUMING;
 			c->sys->set_nonblock(c->sys->ctx, c->data_fd);
 		} else if (!session_state(state)) {
 			close_data_fd(c);
@@ -1213,6 +1215,73 @@ static int kvfio_mig_write(struct devmig_client *cl, const void *buf, size_t len
 		rc = kvfio_data_write_all(c->sys, c->data_fd, buf, len, c->timeout_ms);
 	pthread_mutex_unlock(&c->mig_lock);
 	return rc;
+}
+
+/* ---- the data session as a descriptor (the engine's fd-to-fd path) ---- */
+
+static int kvfio_data_session(struct devmig_client *cl, struct devmig_data_session *ds)
+{
+	struct kvfio_client *c = to_k(cl);
+
+	pthread_mutex_lock(&c->mig_lock);
+	int rc = c->data_fd < 0 ? -ENOENT : 0;
+	if (!rc) {
+		ds->fd = c->data_fd;
+		ds->save = c->data_save;
+		/* VFIO's migration files have read and write, not splice. */
+		ds->spliceable = false;
+		ds->checked = false; /* the driver's own stream: opaque */
+	}
+	pthread_mutex_unlock(&c->mig_lock);
+	return rc;
+}
+
+static ssize_t kvfio_data_read(struct devmig_client *cl, void *buf, size_t len)
+{
+	struct kvfio_client *c = to_k(cl);
+	ssize_t n;
+
+	pthread_mutex_lock(&c->mig_lock);
+	if (c->data_fd < 0 || !c->data_save)
+		n = -EINVAL;
+	else
+		do {
+			n = c->sys->read(c->sys->ctx, c->data_fd, buf, len);
+		} while (n == -EINTR);
+	pthread_mutex_unlock(&c->mig_lock);
+	return n == -EWOULDBLOCK ? -EAGAIN : n;
+}
+
+static ssize_t kvfio_data_write(struct devmig_client *cl, const void *buf, size_t len)
+{
+	struct kvfio_client *c = to_k(cl);
+	ssize_t n;
+
+	pthread_mutex_lock(&c->mig_lock);
+	if (c->data_fd < 0 || c->data_save)
+		n = -EINVAL;
+	else
+		do {
+			n = c->sys->write(c->sys->ctx, c->data_fd, buf, len);
+		} while (n == -EINTR);
+	pthread_mutex_unlock(&c->mig_lock);
+	if (n == 0 && len)
+		n = -EIO; /* a write that takes nothing and says nothing */
+	return n == -EWOULDBLOCK ? -EAGAIN : n;
+}
+
+static int kvfio_data_wait(struct devmig_client *cl, int timeout_ms)
+{
+	struct kvfio_client *c = to_k(cl);
+
+	pthread_mutex_lock(&c->mig_lock);
+	int fd = c->data_fd;
+	short ev = c->data_save ? POLLIN : POLLOUT;
+	pthread_mutex_unlock(&c->mig_lock);
+	if (fd < 0)
+		return -EINVAL;
+	/* ENOMSG, the temporary end, is the read's own answer: just wait. */
+	return wait_ready(c->sys, fd, ev, now_ms() + timeout_ms);
 }
 
 static int kvfio_precopy_progress(struct devmig_client *cl, struct devmig_precopy_progress *p)
@@ -1365,6 +1434,10 @@ static const struct devmig_client_ops kvfio_ops = {
 	.mig_read = kvfio_mig_read,
 	.mig_read_stream = kvfio_mig_read_stream,
 	.mig_write = kvfio_mig_write,
+	.data_session = kvfio_data_session,
+	.data_read = kvfio_data_read,
+	.data_write = kvfio_data_write,
+	.data_wait = kvfio_data_wait,
 	/* Only devmig's vfio-user servers have these: -EOPNOTSUPP. */
 	.mig_write_nowait = NULL,
 	.mig_status = NULL,
