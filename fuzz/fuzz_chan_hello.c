@@ -35,7 +35,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	for (uint32_t i = 0; i < n; i++)
 		if (strnlen(a[i].version, DEVMIG_VERSION_MAX) >= DEVMIG_VERSION_MAX)
 			abort();
-	size_t len = devmig_chan_put_hello(out, sizeof(out), n, g, a);
+	size_t len = devmig_chan_put_hello(out, sizeof(out), DEVMIG_CHAN_VERSION, n, g, a);
 	if (!len || devmig_chan_parse_hello(out, len, &n2, &g2, b, why, sizeof(why)) || n2 != n ||
 	    g2 != g)
 		abort();

@@ -185,7 +185,7 @@ static void hello_round_trips_every_field(void **state)
 
 	(void)state;
 	two_devices(in);
-	size_t len = devmig_chan_put_hello(b, sizeof(b), 2, 1ull << 30, in);
+	size_t len = devmig_chan_put_hello(b, sizeof(b), DEVMIG_CHAN_VERSION, 2, 1ull << 30, in);
 	assert_int_equal(len, 16 + (9 + 14 + 19) + (9 + 14));
 	assert_int_equal(devmig_chan_parse_hello(b, len, &n, &g, out, why, sizeof(why)), 0);
 	assert_int_equal(n, 2);
@@ -202,7 +202,7 @@ static void hello_round_trips_every_field(void **state)
 		assert_int_equal(out[i].id.revision, in[i].id.revision);
 	}
 	/* Too small a buffer: nothing. */
-	assert_int_equal(devmig_chan_put_hello(b, len - 1, 2, 0, in), 0);
+	assert_int_equal(devmig_chan_put_hello(b, len - 1, DEVMIG_CHAN_VERSION, 2, 0, in), 0);
 }
 
 /* A version 1 HELLO (before identities) still reads: identities unknown. */
@@ -239,7 +239,7 @@ static void hello_refuses_what_is_not_whole(void **state)
 
 	(void)state;
 	two_devices(in);
-	size_t len = devmig_chan_put_hello(b, sizeof(b), 2, 0, in);
+	size_t len = devmig_chan_put_hello(b, sizeof(b), DEVMIG_CHAN_VERSION, 2, 0, in);
 	/* Every cut, from an exactly-sized copy (ASan sees any read past it). */
 	for (size_t cut = 0; cut < len; cut++) {
 		uint8_t *c = malloc(cut ? cut : 1);
@@ -262,9 +262,11 @@ static void hello_refuses_what_is_not_whole(void **state)
 	b[4] = DEVMIG_CHAN_MAX_DEVICES + 1;
 	assert_int_equal(devmig_chan_parse_hello(b, len, &n, &g, out, why, sizeof(why)), -EPROTO);
 	b[4] = 2;
-	b[0] = 3;
+	b[0] = DEVMIG_CHAN_VERSION + 1;
 	assert_int_equal(devmig_chan_parse_hello(b, len, &n, &g, out, why, sizeof(why)), -EPROTO);
-	assert_non_null(strstr(why, "version 3"));
+	assert_non_null(strstr(why, "version 4"));
+	b[0] = 0;
+	assert_int_equal(devmig_chan_parse_hello(b, len, &n, &g, out, why, sizeof(why)), -EPROTO);
 	b[0] = DEVMIG_CHAN_VERSION;
 	/* A version string of DEVMIG_VERSION_MAX bytes. */
 	b[16 + 8 + 14] = DEVMIG_VERSION_MAX;

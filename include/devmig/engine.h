@@ -125,6 +125,9 @@ struct devmig_migration_report {
 	unsigned rounds;
 	bool precopy;                 /* some device was pre-copied */
 	uint64_t device_bytes;        /* migration stream bytes moved */
+	/* Of those, the bytes moved from data fd to data fd (spliced, or read
+	 * and written once), not through the client's message calls. */
+	uint64_t device_fd_bytes;
 	uint64_t guest_bytes;         /* guest memory bytes moved */
 	uint64_t device_state_bytes;  /* sum of the devices' STOP_COPY estimates at the start */
 	uint64_t stop_copy_bytes;     /* bytes moved while the guest was paused */

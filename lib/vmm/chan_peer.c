@@ -171,7 +171,7 @@ static int chan_hello(struct peer *p, unsigned n, const struct peer_dev *src,
 		devs[i].id_known = src[i].id_known;
 		devs[i].id = src[i].id;
 	}
-	size_t len = devmig_chan_put_hello(hello, sizeof(hello), n, guest_size, devs);
+	size_t len = devmig_chan_put_hello(hello, sizeof(hello), cp->acks ? DEVMIG_CHAN_VERSION : DEVMIG_CHAN_VERSION_FILE, n, guest_size, devs);
 	if (!len) {
 		snprintf(why, wl, "HELLO does not fit");
 		return -EINVAL;
@@ -187,6 +187,15 @@ static int chan_data(struct peer *p, unsigned dev, const void *buf, size_t len, 
 		     size_t wl)
 {
 	return chan_frame(to_chan(p), DEVMIG_CHAN_DEV_DATA, dev, buf, len, NULL, 0, why, wl);
+}
+
+static int chan_data_from(struct peer *p, unsigned dev, const struct dm_src *src,
+			  struct dm_result *res, char *why, size_t wl)
+{
+	struct chan_peer *cp = to_chan(p);
+	/* A migration's receiver takes RAW frames; a checkpoint keeps every
+	 * frame's CRC over its bytes (restore checks the whole file first). */
+	return dm_move_to_channel(src, cp->fd, dev, cp->acks, &cp->frames, res, why, wl);
 }
 
 static int chan_mem(struct peer *p, uint64_t offset, const void *buf, size_t len, char *why,
@@ -266,6 +275,7 @@ static int chan_end(struct peer *p, char *why, size_t wl)
 static const struct peer_ops chan_ops = {
 	.hello = chan_hello,
 	.data = chan_data,
+	.data_from = chan_data_from,
 	.mem = chan_mem,
 	.initial_done = chan_initial_done,
 	.sync = chan_sync,

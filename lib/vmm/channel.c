@@ -25,14 +25,14 @@ uint32_t devmig_chan_crc(const uint8_t hdr[DEVMIG_CHAN_HDR], const void *payload
 	return devmig_crc32c(devmig_crc32c(0, hdr, DEVMIG_CHAN_HDR), payload, (size_t)len);
 }
 
-size_t devmig_chan_put_hello(uint8_t *out, size_t cap, uint32_t n, uint64_t guest_size,
-			     const struct devmig_chan_hello_dev *devs)
+size_t devmig_chan_put_hello(uint8_t *out, size_t cap, uint32_t version, uint32_t n,
+			     uint64_t guest_size, const struct devmig_chan_hello_dev *devs)
 {
 	size_t len = DEVMIG_CHAN_HELLO_FIXED;
 
-	if (n > DEVMIG_CHAN_MAX_DEVICES || cap < len)
+	if (n > DEVMIG_CHAN_MAX_DEVICES || cap < len || version < 2 || version > DEVMIG_CHAN_VERSION)
 		return 0;
-	put32(out, DEVMIG_CHAN_VERSION);
+	put32(out, version);
 	put32(out + 4, n);
 	put64(out + 8, guest_size);
 	for (uint32_t i = 0; i < n; i++) {
@@ -63,7 +63,7 @@ int devmig_chan_parse_hello(const uint8_t *p, uint64_t len, uint32_t *n, uint64_
 	uint64_t off = DEVMIG_CHAN_HELLO_FIXED;
 
 	/* Version 1 (before the PCI identity) is read too: its devices' identity is unknown. */
-	if (len < DEVMIG_CHAN_HELLO_FIXED || (version != DEVMIG_CHAN_VERSION && version != 1)) {
+	if (len < DEVMIG_CHAN_HELLO_FIXED || version < 1 || version > DEVMIG_CHAN_VERSION) {
 		snprintf(why, wl, "unsupported migration channel version %u", version);
 		return -EPROTO;
 	}
@@ -121,17 +121,19 @@ const char *devmig_chan_type_name(uint32_t type)
 	case DEVMIG_CHAN_RUN: return "RUN";
 	case DEVMIG_CHAN_ABORT: return "ABORT";
 	case DEVMIG_CHAN_END: return "END";
+	case DEVMIG_CHAN_DEV_DATA_RAW: return "DEV_DATA_RAW";
 	case DEVMIG_CHAN_ACK: return "ACK";
 	}
 	return "UNKNOWN";
 }
 
-enum rstate { R_MAGIC, R_HDR, R_BODY };
+enum rstate { R_MAGIC, R_HDR, R_BODY, R_RAW, R_RAW_TRAILER };
 
 struct devmig_chan_reader {
 	enum rstate st;
 	uint8_t *buf;      /* header + payload + trailer of the current frame */
 	size_t cap, have, want;
+	uint64_t raw_left; /* R_RAW: payload bytes still to come */
 	uint64_t frames;
 	bool failed;
 	char why[160];
@@ -174,7 +176,7 @@ static long fail(struct devmig_chan_reader *r, const char *fmt, ...)
 
 static bool known_type(uint32_t t)
 {
-	return (t >= DEVMIG_CHAN_HELLO && t <= DEVMIG_CHAN_END) || t == DEVMIG_CHAN_ACK;
+	return (t >= DEVMIG_CHAN_HELLO && t <= DEVMIG_CHAN_DEV_DATA_RAW) || t == DEVMIG_CHAN_ACK;
 }
 
 long devmig_chan_reader_feed(struct devmig_chan_reader *r, const void *data, size_t len,
@@ -187,6 +189,21 @@ long devmig_chan_reader_feed(struct devmig_chan_reader *r, const void *data, siz
 	if (r->failed)
 		return -EINVAL;
 	while (used < len) {
+		if (r->st == R_RAW) {
+			/* A piece of a RAW payload, handed on where it lies. */
+			size_t k = len - used;
+			if (k > r->raw_left)
+				k = (size_t)r->raw_left;
+			memset(f, 0, sizeof(*f));
+			f->type = DEVMIG_CHAN_DEV_DATA_RAW;
+			f->dev = get32(r->buf + 4);
+			f->len = k;
+			f->payload = in + used;
+			f->raw = true;
+			*have = true;
+			devmig_chan_reader_raw_skip(r, k);
+			return (long)(used + k);
+		}
 		size_t k = r->want - r->have;
 		if (k > len - used)
 			k = len - used;
@@ -213,6 +230,14 @@ long devmig_chan_reader_feed(struct devmig_chan_reader *r, const void *data, siz
 				return fail(r, "frame %llu (%s): %llu-byte payload exceeds the %u-byte limit",
 					    (unsigned long long)r->frames + 1, devmig_chan_type_name(type),
 					    (unsigned long long)plen, DEVMIG_CHAN_MAX_PAYLOAD);
+			if (type == DEVMIG_CHAN_DEV_DATA_RAW) {
+				/* The payload is not gathered: pieces, then the trailer
+				 * after the header (which stays in buf: the CRC covers it). */
+				r->raw_left = plen;
+				r->st = plen ? R_RAW : R_RAW_TRAILER;
+				r->want = DEVMIG_CHAN_HDR + DEVMIG_CHAN_TRAILER;
+				break;
+			}
 			size_t need = DEVMIG_CHAN_HDR + (size_t)plen + DEVMIG_CHAN_TRAILER;
 			if (need > r->cap) {
 				uint8_t *nb = realloc(r->buf, need);
@@ -234,6 +259,7 @@ long devmig_chan_reader_feed(struct devmig_chan_reader *r, const void *data, siz
 				return fail(r, "frame %llu (%s): CRC mismatch (stored 0x%08x, computed 0x%08x)",
 					    (unsigned long long)r->frames, devmig_chan_type_name(get32(r->buf)),
 					    stored, crc);
+			memset(f, 0, sizeof(*f));
 			f->type = get32(r->buf);
 			f->dev = get32(r->buf + 4);
 			f->len = plen;
@@ -244,9 +270,54 @@ long devmig_chan_reader_feed(struct devmig_chan_reader *r, const void *data, siz
 			r->want = DEVMIG_CHAN_HDR;
 			return (long)used;
 		}
+		case R_RAW_TRAILER: {
+			uint32_t stored = get32(r->buf + DEVMIG_CHAN_HDR);
+			uint32_t crc = devmig_chan_crc(r->buf, NULL, 0);
+			r->frames++;
+			if (stored != crc)
+				return fail(r, "frame %llu (DEV_DATA_RAW): header CRC mismatch (stored 0x%08x, computed 0x%08x)",
+					    (unsigned long long)r->frames, stored, crc);
+			memset(f, 0, sizeof(*f));
+			f->type = DEVMIG_CHAN_DEV_DATA_RAW;
+			f->dev = get32(r->buf + 4);
+			f->raw = f->raw_end = true;
+			*have = true;
+			r->st = R_HDR;
+			r->have = 0;
+			r->want = DEVMIG_CHAN_HDR;
+			return (long)used;
+		}
+		case R_RAW:
+			break; /* handled above */
 		}
 	}
 	return (long)used;
+}
+
+size_t devmig_chan_reader_want(const struct devmig_chan_reader *r)
+{
+	if (r->st == R_RAW)
+		return r->raw_left > SIZE_MAX ? SIZE_MAX : (size_t)r->raw_left;
+	return r->want - r->have;
+}
+
+uint32_t devmig_chan_reader_raw_dev(const struct devmig_chan_reader *r)
+{
+	return get32(r->buf + 4);
+}
+
+uint64_t devmig_chan_reader_raw_left(const struct devmig_chan_reader *r)
+{
+	return r->st == R_RAW ? r->raw_left : 0;
+}
+
+void devmig_chan_reader_raw_skip(struct devmig_chan_reader *r, uint64_t n)
+{
+	if (r->st != R_RAW || n > r->raw_left)
+		return;
+	r->raw_left -= n;
+	if (!r->raw_left)
+		r->st = R_RAW_TRAILER; /* have: the header; want: it and the trailer */
 }
 
 const char *devmig_chan_reader_error(const struct devmig_chan_reader *r)

@@ -6,6 +6,7 @@
  *
  *   "DMIGCHAN"                        8-byte magic, once, at the start
  *   frame*: u32 type, u32 dev, u64 len, payload[len], u32 crc32c(all before)
+ *   except DEV_DATA_RAW, whose crc32c covers the 16-byte header only
  *
  * All little-endian. dev is the device's index (0 for frames about none).
  */
@@ -22,7 +23,10 @@
 #define DEVMIG_CHAN_MAGIC_LEN 8u
 #define DEVMIG_CHAN_HDR 16u
 #define DEVMIG_CHAN_TRAILER 4u
-#define DEVMIG_CHAN_VERSION 2u
+/* Version 3: DEV_DATA_RAW frames may follow (the receiver reads 1 to 3). A
+ * checkpoint has none and says version 2. */
+#define DEVMIG_CHAN_VERSION 3u
+#define DEVMIG_CHAN_VERSION_FILE 2u
 /* Largest payload accepted: a device data chunk or a run of guest pages. */
 #define DEVMIG_CHAN_MAX_PAYLOAD (8u << 20)
 #define DEVMIG_CHAN_MAX_DEVICES 64u
@@ -49,10 +53,10 @@ struct devmig_chan_hello_dev {
  * HELLO's payload for n devices into out (cap bytes): its length, or 0 when
  * it does not fit or n is above DEVMIG_CHAN_MAX_DEVICES.
  */
-size_t devmig_chan_put_hello(uint8_t *out, size_t cap, uint32_t n, uint64_t guest_size,
-			     const struct devmig_chan_hello_dev *devs);
+size_t devmig_chan_put_hello(uint8_t *out, size_t cap, uint32_t version, uint32_t n,
+			     uint64_t guest_size, const struct devmig_chan_hello_dev *devs);
 /*
- * Parse a HELLO payload of len bytes (version 2, or 1: identities unknown)
+ * Parse a HELLO payload of len bytes (version 3 or 2, or 1: identities unknown)
  * into devs (room for DEVMIG_CHAN_MAX_DEVICES). 0, or -EPROTO with why: an
  * unknown version, too many devices, a device cut short, a version string
  * of DEVMIG_VERSION_MAX bytes or more, an identity flag other than 0 or 1,
@@ -73,6 +77,13 @@ enum devmig_chan_type {
 	DEVMIG_CHAN_RUN = 7,          /* every device: -> RUNNING_P2P, then all -> RUNNING */
 	DEVMIG_CHAN_ABORT = 8,        /* reason text: reset the destination devices */
 	DEVMIG_CHAN_END = 9,          /* u64 frames before this one: the file/stream is whole */
+	/*
+	 * Migration stream bytes of device dev that carry their own integrity:
+	 * a devmig core stream, every record with its CRC32C, checked by the
+	 * destination device before it applies anything. The frame's CRC covers
+	 * its header only, so the payload can be spliced through unread.
+	 */
+	DEVMIG_CHAN_DEV_DATA_RAW = 10,
 	/* destination -> source */
 	DEVMIG_CHAN_ACK = 16,         /* u32 for-type, i32 status (0 or -errno), u32 dev, reason */
 };
@@ -82,6 +93,13 @@ struct devmig_chan_frame {
 	uint32_t dev;
 	uint64_t len;
 	const uint8_t *payload; /* valid until the next call on the reader */
+	/*
+	 * DEV_DATA_RAW: the payload is not gathered. Each piece fed is handed on
+	 * as a frame of its own (raw, len and payload: this piece, a pointer
+	 * into the caller's input), then, once the trailer checked, a last one
+	 * with raw_end (len 0): the frame is whole.
+	 */
+	bool raw, raw_end;
 };
 
 /* Header for a frame of len payload bytes; the trailer is the crc of header+payload. */
@@ -106,6 +124,19 @@ long devmig_chan_reader_feed(struct devmig_chan_reader *r, const void *buf, size
 const char *devmig_chan_reader_error(const struct devmig_chan_reader *r);
 /* True when no partial frame is buffered (a clean place for the input to end). */
 bool devmig_chan_reader_idle(const struct devmig_chan_reader *r);
+/*
+ * Input bytes the reader needs to finish what it is reading (the magic, a
+ * header, a frame's payload and trailer): a receiver that reads no more
+ * than this leaves the rest in its descriptor, e.g. to splice a RAW
+ * payload. Never 0.
+ */
+size_t devmig_chan_reader_want(const struct devmig_chan_reader *r);
+/* A DEV_DATA_RAW payload's bytes still to come (0: not in one), and taking
+ * n <= that many of them elsewhere (spliced from the descriptor). */
+uint64_t devmig_chan_reader_raw_left(const struct devmig_chan_reader *r);
+/* The device index of the DEV_DATA_RAW frame being read. */
+uint32_t devmig_chan_reader_raw_dev(const struct devmig_chan_reader *r);
+void devmig_chan_reader_raw_skip(struct devmig_chan_reader *r, uint64_t n);
 
 const char *devmig_chan_type_name(uint32_t type);
 

@@ -141,6 +141,28 @@ static int direct_data(struct peer *p, unsigned dev, const void *buf, size_t len
 	return rc;
 }
 
+static int direct_data_from(struct peer *p, unsigned dev, const struct dm_src *src,
+			    struct dm_result *res, char *why, size_t wl)
+{
+	struct dest *d = to_dest(p);
+	struct devmig_data_session ds;
+
+	memset(res, 0, sizeof(*res));
+	if (dev >= d->n) {
+		snprintf(why, wl, "data for device %u, the destination has %u", dev, d->n);
+		return -EINVAL;
+	}
+	if (devmig_client_data_session(d->c[dev], &ds) || ds.save)
+		return -EOPNOTSUPP;
+	char w[200];
+	int rc = dm_move_local(src, d->c[dev], res, w, sizeof(w));
+	if (rc)
+		snprintf(why, wl, "to destination device %u: %s", dev, w);
+	if (d->report)
+		d->report->device_bytes += res->bytes;
+	return rc;
+}
+
 static int direct_mem(struct peer *p, uint64_t offset, const void *buf, size_t len, char *why,
 		      size_t wl)
 {
@@ -293,6 +315,7 @@ static int direct_end(struct peer *p, char *why, size_t wl)
 static const struct peer_ops direct_ops = {
 	.hello = direct_hello,
 	.data = direct_data,
+	.data_from = direct_data_from,
 	.mem = direct_mem,
 	.initial_done = direct_initial_done,
 	.sync = direct_sync,

@@ -6,6 +6,7 @@
  * checkpoint run the same steps.
  */
 #include <errno.h>
+#include <limits.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -22,6 +23,7 @@
  * commands on that connection wait at most this long (~1-2 ms). */
 #define READ_BATCH (2u << 20)
 #define MEM_FRAME (1u << 20)
+#define DEFAULT_TIMEOUT_MS 30000u
 
 uint64_t engine_now_ns(void)
 {
@@ -126,6 +128,33 @@ static int forward(void *opaque, const void *data, size_t len)
 }
 
 /*
+ * Device i's data session on a descriptor, moved fd to fd by the peer until
+ * its end or temporary end. 1: the device or the peer has no such path.
+ */
+static int drain_device_fd(struct engine *e, unsigned i)
+{
+	struct dm_src src = {
+		.c = e->d[i].c,
+		.precopy = e->d[i].state == DEVMIG_STATE_PRE_COPY ||
+			   e->d[i].state == DEVMIG_STATE_PRE_COPY_P2P,
+		.timeout_ms = e->cfg.timeout_ms < INT_MAX ? (int)e->cfg.timeout_ms : INT_MAX,
+	};
+	struct dm_result res;
+	char why[300];
+
+	if (!e->peer->ops->data_from || !dm_src_has_session(e->d[i].c))
+		return 1;
+	int rc = e->peer->ops->data_from(e->peer, i, &src, &res, why, sizeof(why));
+	e->rep->device_bytes += res.bytes;
+	e->rep->device_fd_bytes += res.bytes;
+	if (rc == -EOPNOTSUPP && !res.bytes)
+		return 1;
+	if (rc)
+		return fail(e, rc, "source device %u: %s", i, why);
+	return res.ended ? 0 : fail(e, -EIO, "source device %u: its data stopped short", i);
+}
+
+/*
  * Read device i's stream until a short reply. While the guest runs, in
  * batches, so its own commands on the connection get their turn; once it is
  * paused, in one go, so the reads in flight never drain between batches.
@@ -134,6 +163,9 @@ static int drain_device(struct engine *e, unsigned i)
 {
 	bool ended = false;
 
+	int rc = drain_device_fd(e, i);
+	if (rc <= 0)
+		return rc;
 	e->cur_dev = i;
 	while (!ended) {
 		ssize_t n = devmig_client_mig_read_stream(e->d[i].c, e->cfg.chunk, e->cfg.read_depth,
@@ -566,6 +598,8 @@ int engine_run(const struct devmig_engine_config *cfg_in, struct devmig_client *
 		e.cfg.chunk = DEFAULT_CHUNK;
 	if (!e.cfg.read_depth)
 		e.cfg.read_depth = DEFAULT_DEPTH;
+	if (!e.cfg.timeout_ms)
+		e.cfg.timeout_ms = DEFAULT_TIMEOUT_MS;
 	if (checkpoint)
 		e.cfg.no_precopy = true;
 	e.t0 = engine_now_ns();

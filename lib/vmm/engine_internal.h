@@ -10,6 +10,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "datamove.h"
 #include "devmig/client.h"
 #include "devmig/compat.h"
 #include "devmig/engine.h"
@@ -44,6 +45,14 @@ struct peer_ops {
 	int (*hello)(struct peer *p, unsigned n, const struct peer_dev *src,
 		     uint64_t guest_size, char *why, size_t wl);
 	int (*data)(struct peer *p, unsigned dev, const void *buf, size_t len, char *why, size_t wl);
+	/*
+	 * Device dev's data from the source's save session on a descriptor, fd
+	 * to fd (datamove.h), until its end or temporary end (res->ended).
+	 * -EOPNOTSUPP with nothing moved: this destination takes data by ->data
+	 * only (a device without a data session on a descriptor). May be NULL.
+	 */
+	int (*data_from)(struct peer *p, unsigned dev, const struct dm_src *src,
+			 struct dm_result *res, char *why, size_t wl);
 	int (*mem)(struct peer *p, uint64_t offset, const void *buf, size_t len, char *why,
 		   size_t wl);
 	int (*initial_done)(struct peer *p, unsigned dev, char *why, size_t wl);

@@ -4,6 +4,7 @@
  * file) turned back into calls on the destination devices.
  */
 #include <errno.h>
+#include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -12,6 +13,7 @@
 #include <unistd.h>
 
 #include "channel.h"
+#include "datamove.h"
 #include "engine_internal.h"
 #include "le.h"
 
@@ -63,6 +65,7 @@ static int receive_frame(struct dest *d, const struct devmig_chan_frame *f, int 
 			send_ack(ack_fd, f->type, rc, why);
 		return rc;
 	case DEVMIG_CHAN_DEV_DATA:
+	case DEVMIG_CHAN_DEV_DATA_RAW: /* a piece of one, read here (see receive_raw) */
 		/* A refusal is kept for the next SYNC or COMMIT; later data is dropped. */
 		if (!d->first_error) {
 			d->first_error = p->ops->data(p, f->dev, f->payload, f->len, d->first_why,
@@ -116,8 +119,51 @@ static int receive_frame(struct dest *d, const struct devmig_chan_frame *f, int 
 }
 
 /*
+ * The payload of a DEV_DATA_RAW frame, still in fd: into its device's load
+ * session, spliced when that is a pipe. A destination without a session on
+ * a descriptor gets it through the reader (pieces, peer->data) instead: 1.
+ */
+static int receive_raw(struct dest *d, struct devmig_chan_reader *rd, int fd, bool apply,
+		       char *why, size_t wl)
+{
+	uint64_t left = devmig_chan_reader_raw_left(rd);
+	uint32_t dev = devmig_chan_reader_raw_dev(rd);
+	struct devmig_client *dst = NULL;
+	struct devmig_data_session ds;
+	int tmo = d->cfg->timeout_ms && d->cfg->timeout_ms < INT_MAX ? (int)d->cfg->timeout_ms
+								      : 30000;
+
+	if (apply && !d->first_error) {
+		if (dev >= d->n) {
+			snprintf(why, wl, "data for device %u, the destination has %u", dev, d->n);
+			return -EPROTO;
+		}
+		if (devmig_client_data_session(d->c[dev], &ds) || ds.save)
+			return 1;
+		dst = d->c[dev];
+	}
+	int dst_error = 0;
+	char dwhy[200];
+	int rc = dm_move_from_channel(fd, left, dst, tmo, &dst_error, dwhy, sizeof(dwhy));
+	if (rc) {
+		snprintf(why, wl, "%s", dwhy);
+		return rc;
+	}
+	if (dst_error && !d->first_error) {
+		d->first_error = dst_error;
+		snprintf(d->first_why, sizeof(d->first_why), "destination device %u: %s", dev, dwhy);
+	}
+	if (dst && d->report)
+		d->report->device_bytes += left;
+	devmig_chan_reader_raw_skip(rd, left);
+	return 0;
+}
+
+/*
  * Read frames from fd until the migration is over. apply=false only checks
  * the framing (a checkpoint's first pass). ack_fd: where answers go (-1: none).
+ * Reads take only what the reader needs next, so a RAW payload is still in
+ * fd when its header has been read.
  */
 static int receive_loop(struct dest *d, int fd, int ack_fd, bool apply, bool want_end,
 			char *why, size_t wl)
@@ -134,7 +180,15 @@ static int receive_loop(struct dest *d, int fd, int ack_fd, bool apply, bool wan
 		goto out;
 	}
 	for (;;) {
-		ssize_t n = read(fd, buf, cap);
+		if (devmig_chan_reader_raw_left(rd)) {
+			rc = receive_raw(d, rd, fd, apply, why, wl);
+			if (rc < 0)
+				goto out;
+			if (!rc)
+				continue;
+		}
+		size_t want = devmig_chan_reader_want(rd);
+		ssize_t n = read(fd, buf, want < cap ? want : cap);
 		if (n < 0 && errno == EINTR)
 			continue;
 		if (n <= 0) {
@@ -158,6 +212,10 @@ static int receive_loop(struct dest *d, int fd, int ack_fd, bool apply, bool wan
 			used += (size_t)k;
 			if (!got)
 				continue;
+			if (f.raw && f.raw_end) {
+				frames++; /* a RAW frame is whole: its pieces went on as they came */
+				continue;
+			}
 			if (!apply) {
 				if (f.type == DEVMIG_CHAN_END) {
 					rc = f.len == 8 && get64(f.payload) == frames ? 1 : -EINVAL;
@@ -167,11 +225,13 @@ static int receive_loop(struct dest *d, int fd, int ack_fd, bool apply, bool wan
 							 (unsigned long long)frames);
 					goto out;
 				}
-				frames++;
+				if (!f.raw)
+					frames++;
 				continue;
 			}
 			rc = receive_frame(d, &f, ack_fd, frames, why, wl);
-			frames++;
+			if (!f.raw)
+				frames++;
 			if (rc)
 				goto out;
 		}
