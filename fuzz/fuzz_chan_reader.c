@@ -34,6 +34,12 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 			used += (size_t)c;
 			if (have && f.len > DEVMIG_CHAN_MAX_PAYLOAD)
 				abort();
+			/* A RAW piece points into the input it was fed. */
+			if (have && f.raw && f.len &&
+			    (f.payload < data + off + used - c || f.payload + f.len > data + off + used))
+				abort();
+			if (have && f.raw_end && f.len)
+				abort();
 			if (have && f.len) {
 				/* The payload must be readable in full. */
 				volatile uint8_t x = f.payload[0] ^ f.payload[f.len - 1];

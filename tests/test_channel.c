@@ -161,6 +161,121 @@ static void oversized_unknown_and_bad_magic_are_refused_with_reasons(void **stat
 	devmig_chan_reader_free(r);
 }
 
+/* ---- DEV_DATA_RAW: a payload handed on in pieces, its header checked ---- */
+
+static void add_raw(struct buf *b, uint32_t dev, const void *payload, size_t n)
+{
+	uint8_t hdr[DEVMIG_CHAN_HDR], crc[4];
+	devmig_chan_put_header(hdr, DEVMIG_CHAN_DEV_DATA_RAW, dev, n);
+	uint32_t c = devmig_chan_crc(hdr, NULL, 0); /* the header only */
+	for (int i = 0; i < 4; i++)
+		crc[i] = (uint8_t)(c >> (8 * i));
+	add(b, hdr, sizeof(hdr));
+	add(b, payload, n);
+	add(b, crc, 4);
+}
+
+/* A RAW frame between two others, fed in steps: its pieces are the payload,
+ * in order, pointing into the input; then one raw_end; nothing buffered. */
+static void raw_payload_comes_in_pieces_then_a_checked_end(void **state)
+{
+	(void)state;
+	struct buf b;
+	uint8_t payload[3000];
+	for (size_t i = 0; i < sizeof(payload); i++)
+		payload[i] = (uint8_t)(i * 7);
+	b.len = 0;
+	add(&b, DEVMIG_CHAN_MAGIC, DEVMIG_CHAN_MAGIC_LEN);
+	add_frame(&b, DEVMIG_CHAN_SYNC, 0, "", 0);
+	add_raw(&b, 5, payload, sizeof(payload));
+	add_raw(&b, 6, NULL, 0);
+	add_frame(&b, DEVMIG_CHAN_DEV_DATA, 1, "xy", 2);
+	for (size_t step = 1; step <= b.len; step += step < 40 ? 1 : 97) {
+		struct devmig_chan_reader *r = devmig_chan_reader_new();
+		uint8_t got[sizeof(payload)];
+		size_t glen = 0;
+		unsigned ends = 0, others = 0;
+		for (size_t off = 0; off < b.len;) {
+			size_t k = b.len - off < step ? b.len - off : step;
+			for (size_t used = 0; used < k;) {
+				struct devmig_chan_frame f;
+				bool have;
+				long c = devmig_chan_reader_feed(r, b.p + off + used, k - used, &f, &have);
+				assert_true(c >= 0);
+				used += (size_t)c;
+				if (!have)
+					continue;
+				if (f.raw && !f.raw_end) {
+					assert_int_equal(f.dev, 5);
+					assert_true(f.payload >= b.p && f.payload + f.len <= b.p + b.len);
+					memcpy(got + glen, f.payload, f.len);
+					glen += f.len;
+				} else if (f.raw_end) {
+					assert_int_equal(f.dev, ends ? 6 : 5);
+					assert_int_equal(f.len, 0);
+					ends++;
+				} else {
+					others++;
+				}
+			}
+			off += k;
+		}
+		assert_int_equal(glen, sizeof(payload));
+		assert_memory_equal(got, payload, sizeof(payload));
+		assert_int_equal(ends, 2);
+		assert_int_equal(others, 2);
+		assert_true(devmig_chan_reader_idle(r));
+		devmig_chan_reader_free(r);
+	}
+}
+
+/* want says how much to read so a RAW payload stays in the descriptor; the
+ * payload taken elsewhere (raw_skip), the trailer is still checked. */
+static void raw_payload_can_be_taken_elsewhere(void **state)
+{
+	(void)state;
+	struct buf b;
+	b.len = 0;
+	add(&b, DEVMIG_CHAN_MAGIC, DEVMIG_CHAN_MAGIC_LEN);
+	add_raw(&b, 2, "0123456789", 10);
+	struct devmig_chan_reader *r = devmig_chan_reader_new();
+	struct devmig_chan_frame f;
+	bool have;
+	size_t at = 0;
+	assert_int_equal(devmig_chan_reader_want(r), DEVMIG_CHAN_MAGIC_LEN);
+	assert_int_equal(devmig_chan_reader_feed(r, b.p, 8, &f, &have), 8);
+	at = 8;
+	assert_int_equal(devmig_chan_reader_want(r), DEVMIG_CHAN_HDR);
+	assert_int_equal(devmig_chan_reader_feed(r, b.p + at, DEVMIG_CHAN_HDR, &f, &have),
+			 DEVMIG_CHAN_HDR);
+	at += DEVMIG_CHAN_HDR;
+	assert_false(have);
+	assert_int_equal(devmig_chan_reader_raw_left(r), 10);
+	assert_int_equal(devmig_chan_reader_raw_dev(r), 2);
+	assert_int_equal(devmig_chan_reader_want(r), 10);
+	devmig_chan_reader_raw_skip(r, 4);
+	assert_int_equal(devmig_chan_reader_raw_left(r), 6);
+	devmig_chan_reader_raw_skip(r, 6);
+	at += 10;
+	assert_int_equal(devmig_chan_reader_raw_left(r), 0);
+	assert_int_equal(devmig_chan_reader_want(r), 4);
+	/* A flipped trailer is refused. */
+	uint8_t bad[4];
+	memcpy(bad, b.p + at, 4);
+	bad[1] ^= 1;
+	struct devmig_chan_reader *r2 = devmig_chan_reader_new();
+	assert_int_equal(devmig_chan_reader_feed(r2, b.p, 8 + DEVMIG_CHAN_HDR, &f, &have),
+			 8 + DEVMIG_CHAN_HDR);
+	devmig_chan_reader_raw_skip(r2, 10);
+	assert_int_equal(devmig_chan_reader_feed(r2, bad, 4, &f, &have), -EINVAL);
+	assert_non_null(strstr(devmig_chan_reader_error(r2), "header CRC mismatch"));
+	devmig_chan_reader_free(r2);
+	assert_int_equal(devmig_chan_reader_feed(r, b.p + at, 4, &f, &have), 4);
+	assert_true(have && f.raw_end);
+	assert_true(devmig_chan_reader_idle(r));
+	devmig_chan_reader_free(r);
+}
+
 /* ---- HELLO: what each device is ---- */
 
 static void two_devices(struct devmig_chan_hello_dev *d)
@@ -280,6 +395,8 @@ int main(void)
 		cmocka_unit_test(every_single_byte_flip_is_refused),
 		cmocka_unit_test(every_truncation_ends_inside_a_frame),
 		cmocka_unit_test(oversized_unknown_and_bad_magic_are_refused_with_reasons),
+		cmocka_unit_test(raw_payload_comes_in_pieces_then_a_checked_end),
+		cmocka_unit_test(raw_payload_can_be_taken_elsewhere),
 		cmocka_unit_test(hello_round_trips_every_field),
 		cmocka_unit_test(hello_version_1_reads_with_identity_unknown),
 		cmocka_unit_test(hello_refuses_what_is_not_whole),

@@ -176,6 +176,7 @@ struct proxy {
 	bool started;
 	int a, b;              /* a: towards the source, b: towards the receiver */
 	uint64_t flip_at;      /* flip the first payload byte of DEV_DATA/MEM at or after */
+	bool flip_raw;         /* ... of DEV_DATA_RAW instead */
 	uint64_t drop_after;   /* forward this many bytes, then drop both sides */
 	uint64_t fwd;          /* source -> receiver bytes forwarded */
 	bool cut_after_run;    /* once RUN went forward, drop every answer and both sides */
@@ -223,6 +224,9 @@ struct fx {
 	enum inject inject;
 	bool injected;
 	int shut_fd;
+	/* Clients without the data_fd extension: 1 the source's, 2 the destination's. */
+	unsigned no_data_fd;
+	bool flip_raw;           /* the proxy flips device data in DEV_DATA_RAW frames */
 	unsigned hold_ops_at_round1; /* let the guest do this many requests after round 1 */
 	bool held;
 
@@ -272,7 +276,10 @@ static void side_open(struct fx *f, struct host *h, unsigned i, const char *name
 	if (!s->srv)
 		fail_msg("server: %s", err);
 	assert_int_equal(devmig_server_start(s->srv), 0);
-	s->cl = devmig_client_connect(s->path, NULL, err, sizeof(err));
+	struct devmig_client_config cc = { .ext = DEVMIG_EXT_ALL };
+	if (f->no_data_fd & (strcmp(name, "src") ? 2u : 1u))
+		cc.ext &= ~DEVMIG_EXT_DATA_FD;
+	s->cl = devmig_client_connect(s->path, &cc, err, sizeof(err));
 	if (!s->cl)
 		fail_msg("connect: %s", err);
 	if (var != &devmig_variant_memblk)
@@ -767,12 +774,13 @@ static void fx_init_guest(struct fx *f)
 	w->next_ver = 1;
 }
 
-static int fx_setup(void **state, unsigned n)
+static int fx_setup_with(void **state, unsigned n, unsigned no_data_fd)
 {
 	struct fx *f = calloc(1, sizeof(*f));
 	assert_non_null(f);
 	*state = f;
 	f->n = n;
+	f->no_data_fd = no_data_fd;
 	f->shut_fd = -1;
 	f->switch_mem_diff = -2;
 	f->rx.listen_fd = f->rx.fd = -1;
@@ -790,12 +798,27 @@ static int fx_setup(void **state, unsigned n)
 
 static int setup1(void **state)
 {
-	return fx_setup(state, 1);
+	return fx_setup_with(state, 1, 0);
 }
 
 static int setup2(void **state)
 {
-	return fx_setup(state, 2);
+	return fx_setup_with(state, 2, 0);
+}
+
+static int setup_no_data_fd_src(void **state)
+{
+	return fx_setup_with(state, 1, 1);
+}
+
+static int setup_no_data_fd_dst(void **state)
+{
+	return fx_setup_with(state, 1, 2);
+}
+
+static int setup_no_data_fd_both(void **state)
+{
+	return fx_setup_with(state, 1, 3);
 }
 
 static void add_fd(struct fx *f, int fd)
@@ -933,6 +956,8 @@ static void live_migration_under_workload_keeps_every_acknowledged_write(void **
 	assert_int_equal(rep.rounds, f->rounds_seen);
 	assert_true(rep.downtime_ns > 0);
 	assert_true(rep.device_bytes > 0);
+	/* Every byte of device data went data fd to data fd (spliced). */
+	assert_int_equal(rep.device_fd_bytes, rep.device_bytes);
 	assert_true(rep.guest_bytes >= MEM_SIZE);
 	assert_int_equal(count_arcs(f, false, DEVMIG_STATE_PRE_COPY), 1);
 	assert_int_equal(f->switchovers, 1);
@@ -1131,8 +1156,9 @@ static void px_scan(struct proxy *p, uint8_t *buf, size_t n)
 			break;
 		case 2:
 			if (p->body_left) {
-				bool data = p->ftype == DEVMIG_CHAN_DEV_DATA ||
-					    p->ftype == DEVMIG_CHAN_MEM;
+				bool data = p->flip_raw ? p->ftype == DEVMIG_CHAN_DEV_DATA_RAW
+							: p->ftype == DEVMIG_CHAN_DEV_DATA ||
+								  p->ftype == DEVMIG_CHAN_MEM;
 				if (data && p->fwd >= p->flip_at) {
 					buf[i] ^= 0x20;
 					p->flipped = true;
@@ -1225,6 +1251,7 @@ static int proxied_channel(struct fx *f, uint64_t flip_at, uint64_t drop_after)
 	p->a = a[1];
 	p->b = b[0];
 	p->flip_at = flip_at;
+	p->flip_raw = f->flip_raw;
 	p->drop_after = drop_after;
 	p->st = 0;
 	p->need = DEVMIG_CHAN_MAGIC_LEN;
@@ -1288,6 +1315,37 @@ static void two_host_fault_then_retry(struct fx *f, uint64_t flip_at, uint64_t d
 static void corrupted_channel_is_refused_and_source_unwinds(void **state)
 {
 	two_host_fault_then_retry(*state, 1u << 20, UINT64_MAX, "CRC mismatch");
+}
+
+/*
+ * DEV_DATA_RAW frames carry no CRC over their payload: a byte damaged on
+ * the way is found by the device's own stream check (every record has its
+ * CRC32C) before anything applies, and the migration fails and unwinds.
+ */
+static void raw_device_data_damaged_on_the_wire_is_refused_by_the_device(void **state)
+{
+	struct fx *f = *state;
+	f->flip_raw = true;
+	two_host_fault_then_retry(f, 1u << 20, UINT64_MAX, "CRC mismatch");
+}
+
+/* A peer without the data_fd extension: the data moves in MIG_DATA_READ and
+ * _WRITE messages as before, and the writes are all there. */
+static void peers_without_the_data_fd_extension_migrate_by_messages(void **state)
+{
+	struct fx *f = *state;
+	struct devmig_migration_report rep;
+
+	dst_open(f, &devmig_variant_memblk, DEV_ARGS);
+	wl_start(f);
+	wl_wait_ops(f, 30, false);
+	struct devmig_engine_config cfg = base_cfg(f);
+	int rc = migrate_local(f, &cfg, &rep);
+	print_message("# without data_fd: %s\n", f->no_data_fd == 1 ? "the source"
+						    : f->no_data_fd == 2 ? "the destination" : "both");
+	assert_true(rep.device_bytes > 0);
+	assert_int_equal(rep.device_fd_bytes, 0);
+	after_success(f, rc, &rep);
 }
 
 static void dropped_channel_is_refused_and_source_unwinds(void **state)
@@ -1398,6 +1456,10 @@ static void tcp_loopback_migrates_and_survives_a_shutdown(void **state)
 	if (f->rx.rc)
 		fail_msg("receiver: %d: %s", f->rx.rc, f->rx.rep.error);
 	assert_true(f->rx.rep.completed);
+	/* Spliced onto TCP as DEV_DATA_RAW frames, and off it into the pipes. */
+	assert_true(rep.device_bytes > 0);
+	assert_int_equal(rep.device_fd_bytes, rep.device_bytes);
+	assert_int_equal(f->rx.rep.device_bytes, rep.device_bytes);
 	after_success(f, rc, &rep);
 	threads_end(f);
 	assert_no_sigpipe();
@@ -1598,6 +1660,14 @@ int main(void)
 						setup1, fx_teardown),
 		cmocka_unit_test_setup_teardown(corrupted_channel_is_refused_and_source_unwinds,
 						setup1, fx_teardown),
+		cmocka_unit_test_setup_teardown(raw_device_data_damaged_on_the_wire_is_refused_by_the_device,
+						setup1, fx_teardown),
+		cmocka_unit_test_setup_teardown(peers_without_the_data_fd_extension_migrate_by_messages,
+						setup_no_data_fd_src, fx_teardown),
+		cmocka_unit_test_setup_teardown(peers_without_the_data_fd_extension_migrate_by_messages,
+						setup_no_data_fd_dst, fx_teardown),
+		cmocka_unit_test_setup_teardown(peers_without_the_data_fd_extension_migrate_by_messages,
+						setup_no_data_fd_both, fx_teardown),
 		cmocka_unit_test_setup_teardown(dropped_channel_is_refused_and_source_unwinds, setup1,
 						fx_teardown),
 		cmocka_unit_test_setup_teardown(tcp_loopback_migrates_and_survives_a_shutdown, setup1,
