@@ -174,6 +174,8 @@ int devmig_cmd_serve(int argc, char **argv)
 			return 1;
 		}
 	}
+	/* A client that goes away is an error on its connection, never our death. */
+	signal(SIGPIPE, SIG_IGN);
 	/* Signals are taken synchronously by this thread; the server runs in its own. */
 	sigset_t set;
 	sigemptyset(&set);

@@ -7,12 +7,15 @@
  * Locks. cfg_lock guards config space and interrupt fds; it is held only for
  * short sections and never across a variant callback, so a variant's worker
  * raising an interrupt can never deadlock against the server thread waiting
- * for that worker inside an arc. mig_lock serialises migration operations
- * (state changes and the data session); the state itself is an atomic that
- * workers read without a lock.
+ * for that worker inside an arc. Nor is it held while an interrupt eventfd
+ * (the client's) is written: signals are queued under the lock and sent by
+ * cfg_unlock() after it, each fd kept open by a reference meanwhile.
+ * mig_lock serialises migration operations (state changes and the data
+ * session); the state itself is an atomic that workers read without a lock.
  */
 #include <errno.h>
 #include <linux/vfio.h>
+#include <poll.h>
 #include <pthread.h>
 #include <stdarg.h>
 #include <stdatomic.h>
@@ -21,6 +24,7 @@
 #include <string.h>
 #include <sys/eventfd.h>
 #include <sys/mman.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "core.h"
@@ -28,9 +32,15 @@
 #include "pci_config.h"
 #include "stream.h"
 
+/* An interrupt eventfd from the client; a signal in flight holds a reference. */
+struct irq_efd {
+	atomic_uint refs;
+	int fd;
+};
+
 struct irq_index {
 	uint32_t count;
-	int *efd; /* count entries, -1 when unset */
+	struct irq_efd **efd; /* count entries, NULL when unset */
 	bool intx_masked;
 	bool intx_pending;
 };
@@ -44,6 +54,9 @@ struct devmig_core {
 	struct devmig_pci_config *cfg;
 	unsigned cfg_events;          /* DEVMIG_CFG_* gathered during a write */
 	struct irq_index irq[DEVMIG_NUM_IRQS];
+	/* Signals raised under cfg_lock, sent once it is released (cfg_unlock). */
+	struct irq_efd **to_signal;
+	unsigned nto_signal, to_signal_cap;
 	struct {
 		void *mem;
 		int fd;
@@ -93,18 +106,86 @@ void devmig_device_log(struct devmig_device *dev, const char *fmt, ...)
 
 /* ---- interrupts ---- */
 
-static void signal_efd(int fd)
+static void efd_put(struct irq_efd *e)
 {
-	uint64_t one = 1;
-	if (fd >= 0 && write(fd, &one, sizeof(one)) < 0) {
-		/* An eventfd write only fails at counter overflow: the interrupt is
-		 * already pending, so dropping this one loses nothing. */
+	if (e && atomic_fetch_sub(&e->refs, 1) == 1) {
+		close(e->fd);
+		free(e);
 	}
 }
 
-static int irq_fd(struct devmig_core *c, unsigned index, unsigned v)
+/*
+ * Only an eventfd becomes an interrupt (as with the kernel's VFIO): a pipe
+ * or socket could block the write or raise SIGPIPE. An eventfd is an anonymous
+ * inode whose /proc link says so.
+ */
+static bool is_eventfd(int fd)
 {
-	return v < c->irq[index].count ? c->irq[index].efd[v] : -1;
+	struct stat st;
+	char path[64], link[32];
+
+	if (fstat(fd, &st) || (st.st_mode & S_IFMT))
+		return false;
+	snprintf(path, sizeof(path), "/proc/self/fd/%d", fd);
+	ssize_t n = readlink(path, link, sizeof(link) - 1);
+	if (n < 0)
+		return false;
+	link[n] = '\0';
+	return !strcmp(link, "anon_inode:[eventfd]");
+}
+
+/*
+ * Add 1 to the eventfd without ever blocking: the write would block only
+ * when the counter is at its maximum, and then the interrupt is pending
+ * anyway, so nothing is lost by skipping it. No lock is held here.
+ */
+static void signal_efd(struct irq_efd *e)
+{
+	struct pollfd pf = { e->fd, POLLOUT, 0 };
+	uint64_t one = 1;
+
+	if (poll(&pf, 1, 0) == 1 && (pf.revents & POLLOUT) && write(e->fd, &one, sizeof(one)) < 0) {
+		/* Nothing to do: see above. */
+	}
+}
+
+/* Queue a signal of e for cfg_unlock. cfg_lock held. */
+static void queue_signal(struct devmig_core *c, struct irq_efd *e)
+{
+	if (!e)
+		return;
+	for (unsigned i = 0; i < c->nto_signal; i++)
+		if (c->to_signal[i] == e)
+			return; /* one signal per fd and section is enough */
+	if (c->nto_signal == c->to_signal_cap)
+		return; /* cannot happen: one slot per vector */
+	atomic_fetch_add(&e->refs, 1);
+	c->to_signal[c->nto_signal++] = e;
+}
+
+/* Release cfg_lock, then send the signals queued while it was held. */
+static void cfg_unlock(struct devmig_core *c)
+{
+	for (;;) {
+		struct irq_efd *batch[32];
+		unsigned n = c->nto_signal < 32 ? c->nto_signal : 32;
+		c->nto_signal -= n;
+		memcpy(batch, c->to_signal + c->nto_signal, n * sizeof(*batch));
+		bool more = c->nto_signal > 0;
+		pthread_mutex_unlock(&c->cfg_lock);
+		for (unsigned i = 0; i < n; i++) {
+			signal_efd(batch[i]);
+			efd_put(batch[i]);
+		}
+		if (!more)
+			return;
+		pthread_mutex_lock(&c->cfg_lock);
+	}
+}
+
+static struct irq_efd *irq_fd(struct devmig_core *c, unsigned index, unsigned v)
+{
+	return v < c->irq[index].count ? c->irq[index].efd[v] : NULL;
 }
 
 /* Deliver vector v of the enabled mode. cfg_lock held. */
@@ -117,10 +198,10 @@ static int raise_locked(struct devmig_core *c, unsigned v)
 			return -EINVAL;
 		if (devmig_pcicfg_msix_vector_masked(cfg, v))
 			return devmig_pcicfg_msix_set_pending(cfg, v);
-		int fd = irq_fd(c, VFIO_PCI_MSIX_IRQ_INDEX, v);
-		if (fd < 0)
+		struct irq_efd *e = irq_fd(c, VFIO_PCI_MSIX_IRQ_INDEX, v);
+		if (!e)
 			return -ENOENT;
-		signal_efd(fd);
+		queue_signal(c, e);
 		return 0;
 	}
 	if (devmig_pcicfg_msi_enabled(cfg)) {
@@ -128,10 +209,10 @@ static int raise_locked(struct devmig_core *c, unsigned v)
 			return -EINVAL;
 		if (devmig_pcicfg_msi_vector_masked(cfg, v))
 			return devmig_pcicfg_msi_set_pending(cfg, v);
-		int fd = irq_fd(c, VFIO_PCI_MSI_IRQ_INDEX, v);
-		if (fd < 0)
+		struct irq_efd *e = irq_fd(c, VFIO_PCI_MSI_IRQ_INDEX, v);
+		if (!e)
 			return -ENOENT;
-		signal_efd(fd);
+		queue_signal(c, e);
 		return 0;
 	}
 	if (v != 0 || !c->irq[VFIO_PCI_INTX_IRQ_INDEX].count)
@@ -142,10 +223,10 @@ static int raise_locked(struct devmig_core *c, unsigned v)
 		ix->intx_pending = true;
 		return 0;
 	}
-	if (ix->efd[0] < 0)
+	if (!ix->efd[0])
 		return -ENOENT;
 	ix->intx_masked = true; /* INTx is automasked until the client unmasks it */
-	signal_efd(ix->efd[0]);
+	queue_signal(c, ix->efd[0]);
 	return 0;
 }
 
@@ -170,7 +251,7 @@ int devmig_device_irq(struct devmig_device *dev, unsigned v)
 		return -EBUSY;
 	pthread_mutex_lock(&c->cfg_lock);
 	int rc = raise_locked(c, v);
-	pthread_mutex_unlock(&c->cfg_lock);
+	cfg_unlock(c);
 	return rc;
 }
 
@@ -197,26 +278,26 @@ static void cfg_notify(void *opaque, enum devmig_pcicfg_event ev, unsigned index
 		break;
 	case DEVMIG_PCICFG_EV_MSI_FIRE:
 		/* A pending vector became deliverable; a stopped device holds it. */
-		if (!irq_allowed(c) || irq_fd(c, VFIO_PCI_MSI_IRQ_INDEX, index) < 0)
+		if (!irq_allowed(c) || !irq_fd(c, VFIO_PCI_MSI_IRQ_INDEX, index))
 			devmig_pcicfg_msi_set_pending(c->cfg, index);
 		else
-			signal_efd(irq_fd(c, VFIO_PCI_MSI_IRQ_INDEX, index));
+			queue_signal(c, irq_fd(c, VFIO_PCI_MSI_IRQ_INDEX, index));
 		break;
 	case DEVMIG_PCICFG_EV_MSIX_FIRE:
-		if (!irq_allowed(c) || irq_fd(c, VFIO_PCI_MSIX_IRQ_INDEX, index) < 0)
+		if (!irq_allowed(c) || !irq_fd(c, VFIO_PCI_MSIX_IRQ_INDEX, index))
 			devmig_pcicfg_msix_set_pending(c->cfg, index);
 		else
-			signal_efd(irq_fd(c, VFIO_PCI_MSIX_IRQ_INDEX, index));
+			queue_signal(c, irq_fd(c, VFIO_PCI_MSIX_IRQ_INDEX, index));
 		break;
 	}
 }
 
+/* Drop the table's references; a signal in flight keeps its fd open until it is sent. */
 static void close_irq_fds(struct irq_index *ix, uint32_t start, uint32_t count)
 {
 	for (uint32_t i = start; i < start + count && i < ix->count; i++) {
-		if (ix->efd[i] >= 0)
-			close(ix->efd[i]);
-		ix->efd[i] = -1;
+		efd_put(ix->efd[i]);
+		ix->efd[i] = NULL;
 	}
 }
 
@@ -252,6 +333,29 @@ int devmig_core_set_irqs(struct devmig_device *dev, const struct devmig_irq_set 
 	    (set->start >= ix->count || set->count > ix->count - set->start))
 		return -EINVAL;
 
+	/* Checked, and wrapped, before anything changes: all or none are taken. */
+	struct irq_efd *efds[DEVMIG_IRQ_SET_FDS_MAX] = { NULL };
+	if (action == VFIO_IRQ_SET_ACTION_TRIGGER && data == VFIO_IRQ_SET_DATA_EVENTFD) {
+		if (nfds > DEVMIG_IRQ_SET_FDS_MAX)
+			return -EINVAL;
+		for (unsigned i = 0; i < nfds; i++) {
+			if (fds[i] >= 0 && !is_eventfd(fds[i]))
+				return -EINVAL;
+		}
+		for (unsigned i = 0; i < nfds; i++) {
+			if (fds[i] < 0)
+				continue;
+			efds[i] = malloc(sizeof(*efds[i]));
+			if (!efds[i]) {
+				for (unsigned k = 0; k < i; k++)
+					free(efds[k]);
+				return -ENOMEM;
+			}
+			atomic_init(&efds[i]->refs, 1);
+			efds[i]->fd = fds[i];
+		}
+	}
+
 	int rc = 0;
 	pthread_mutex_lock(&c->cfg_lock);
 	if (action == VFIO_IRQ_SET_ACTION_TRIGGER) {
@@ -260,28 +364,28 @@ int devmig_core_set_irqs(struct devmig_device *dev, const struct devmig_irq_set 
 		} else if (data == VFIO_IRQ_SET_DATA_EVENTFD) {
 			close_irq_fds(ix, set->start, set->count);
 			for (unsigned i = 0; i < nfds; i++)
-				ix->efd[set->start + i] = fds[i];
+				ix->efd[set->start + i] = efds[i];
 		} else {
 			/* The client triggers vectors itself (loopback testing). */
 			for (uint32_t i = 0; i < set->count; i++)
 				if (data == VFIO_IRQ_SET_DATA_NONE || bools[i])
-					signal_efd(ix->efd[set->start + i]);
+					queue_signal(c, ix->efd[set->start + i]);
 		}
 	} else if (set->index == VFIO_PCI_INTX_IRQ_INDEX && data != VFIO_IRQ_SET_DATA_EVENTFD) {
 		bool mask = action == VFIO_IRQ_SET_ACTION_MASK;
 		if (data == VFIO_IRQ_SET_DATA_NONE || bools[0]) {
 			ix->intx_masked = mask;
-			if (!mask && ix->intx_pending && ix->efd[0] >= 0 &&
+			if (!mask && ix->intx_pending && ix->efd[0] &&
 			    !devmig_pcicfg_intx_disabled(c->cfg)) {
 				ix->intx_pending = false;
 				ix->intx_masked = true;
-				signal_efd(ix->efd[0]);
+				queue_signal(c, ix->efd[0]);
 			}
 		}
 	} else {
 		rc = -EINVAL; /* MSI/MSI-X are masked through config space and the table */
 	}
-	pthread_mutex_unlock(&c->cfg_lock);
+	cfg_unlock(c);
 	return rc;
 }
 
@@ -348,7 +452,7 @@ int devmig_core_region_info(struct devmig_device *dev, uint32_t index,
 			*fd = c->bar_mem[index].fd;
 		}
 	}
-	pthread_mutex_unlock(&c->cfg_lock);
+	cfg_unlock(c);
 	return 0;
 }
 
@@ -373,7 +477,7 @@ int devmig_core_region_rw(struct devmig_device *dev, uint32_t region, uint64_t o
 		int rc = is_write ? devmig_pcicfg_write(c->cfg, offset, buf, count)
 				  : devmig_pcicfg_read(c->cfg, offset, buf, count);
 		unsigned what = c->cfg_events;
-		pthread_mutex_unlock(&c->cfg_lock);
+		cfg_unlock(c);
 		config_changed(c, what);
 		return rc;
 	}
@@ -383,7 +487,7 @@ int devmig_core_region_rw(struct devmig_device *dev, uint32_t region, uint64_t o
 	c->cfg_events = 0;
 	int hit = devmig_pcicfg_msix_access(c->cfg, region, offset, buf, count, is_write);
 	unsigned what = c->cfg_events;
-	pthread_mutex_unlock(&c->cfg_lock);
+	cfg_unlock(c);
 	if (hit) {
 		config_changed(c, what);
 		return hit < 0 ? hit : 0;
@@ -487,7 +591,7 @@ void devmig_core_client_gone(struct devmig_device *dev)
 	pthread_mutex_lock(&c->cfg_lock);
 	for (unsigned i = 0; i < DEVMIG_NUM_IRQS; i++)
 		close_irq_fds(&c->irq[i], 0, c->irq[i].count);
-	pthread_mutex_unlock(&c->cfg_lock);
+	cfg_unlock(c);
 }
 
 /* ---- migration: the data session ---- */
@@ -569,7 +673,7 @@ static ssize_t src_config_data(void *opaque, void *buf, size_t cap)
 	pthread_mutex_lock(&c->cfg_lock);
 	size_t n = devmig_pcicfg_save_size(c->cfg);
 	int rc = n <= cap ? devmig_pcicfg_save(c->cfg, buf, cap) : -ENOSPC;
-	pthread_mutex_unlock(&c->cfg_lock);
+	cfg_unlock(c);
 	return rc ? rc : (ssize_t)n;
 }
 
@@ -585,7 +689,7 @@ void devmig_core_compat_info(struct devmig_device *dev, struct devmig_compat_inf
 			 c->ops->accepts[i]);
 	pthread_mutex_lock(&c->cfg_lock);
 	info->config_fingerprint = devmig_pcicfg_fingerprint(c->cfg);
-	pthread_mutex_unlock(&c->cfg_lock);
+	cfg_unlock(c);
 	info->caps = c->caps;
 }
 
@@ -686,7 +790,7 @@ static int open_save(struct devmig_core *c)
 	pthread_mutex_lock(&c->cfg_lock);
 	h.config_fingerprint = devmig_pcicfg_fingerprint(c->cfg);
 	src.config_size = devmig_pcicfg_save_size(c->cfg);
-	pthread_mutex_unlock(&c->cfg_lock);
+	cfg_unlock(c);
 	c->writer = devmig_stream_writer_new(&h, &src);
 	return c->writer ? 0 : -ENOMEM;
 }
@@ -728,7 +832,7 @@ static int commit_load(struct devmig_core *c, struct devmig_arc_result *res)
 	int rc = old ? devmig_pcicfg_save(c->cfg, old, old_len) : -ENOMEM;
 	if (!rc)
 		rc = devmig_pcicfg_load(c->cfg, c->cfg_blob, c->cfg_blob_len, why, wl);
-	pthread_mutex_unlock(&c->cfg_lock);
+	cfg_unlock(c);
 	if (rc) {
 		free(old);
 		return rc;
@@ -744,7 +848,7 @@ static int commit_load(struct devmig_core *c, struct devmig_arc_result *res)
 		char ignore[8];
 		pthread_mutex_lock(&c->cfg_lock);
 		devmig_pcicfg_load(c->cfg, old, old_len, ignore, sizeof(ignore));
-		pthread_mutex_unlock(&c->cfg_lock);
+		cfg_unlock(c);
 	}
 	free(old);
 	return rc;
@@ -919,7 +1023,7 @@ int devmig_core_stop_copy_size(struct devmig_device *dev, uint64_t *bytes)
 	pthread_mutex_unlock(&c->mig_lock);
 	pthread_mutex_lock(&c->cfg_lock);
 	uint64_t cfg_bytes = devmig_pcicfg_save_size(c->cfg);
-	pthread_mutex_unlock(&c->cfg_lock);
+	cfg_unlock(c);
 	/* Device data in records of up to 1 MiB, plus CONFIG and END. */
 	uint64_t records = dev_bytes / (1u << 20) + 3;
 	*bytes = dev_bytes + cfg_bytes + records * DEVMIG_STREAM_REC_OVERHEAD + 16;
@@ -964,7 +1068,7 @@ void devmig_core_reset(struct devmig_device *dev)
 	devmig_pcicfg_reset(c->cfg);
 	struct irq_index *intx = &c->irq[VFIO_PCI_INTX_IRQ_INDEX];
 	intx->intx_masked = intx->intx_pending = false;
-	pthread_mutex_unlock(&c->cfg_lock);
+	cfg_unlock(c);
 }
 
 /* ---- a replacement config space (a fleet profile) ---- */
@@ -1036,7 +1140,7 @@ int devmig_core_replace_config(struct devmig_device *dev, struct devmig_pci_conf
 		c->irq[i].count = 0;
 	}
 	rc = alloc_irqs(c);
-	pthread_mutex_unlock(&c->cfg_lock);
+	cfg_unlock(c);
 	devmig_pcicfg_destroy(old);
 	if (rc)
 		snprintf(err, errlen, "out of memory");
@@ -1057,17 +1161,22 @@ static int alloc_irqs(struct devmig_core *c)
 	c->irq[VFIO_PCI_INTX_IRQ_INDEX].count = pin ? 1 : 0;
 	c->irq[VFIO_PCI_MSI_IRQ_INDEX].count = msi ? 1u << ((msi_ctl & PCI_MSI_FLAGS_QMASK) >> 1) : 0;
 	c->irq[VFIO_PCI_MSIX_IRQ_INDEX].count = devmig_pcicfg_msix_vectors(c->cfg);
+	unsigned vectors = 0;
 	for (unsigned i = 0; i < DEVMIG_NUM_IRQS; i++) {
 		struct irq_index *ix = &c->irq[i];
+		vectors += ix->count;
 		if (!ix->count)
 			continue;
-		ix->efd = malloc(sizeof(int) * ix->count);
+		ix->efd = calloc(ix->count, sizeof(*ix->efd));
 		if (!ix->efd)
 			return -ENOMEM;
-		for (uint32_t v = 0; v < ix->count; v++)
-			ix->efd[v] = -1;
 	}
-	return 0;
+	/* A section signals each vector's fd at most once: one slot per vector. */
+	free(c->to_signal);
+	c->nto_signal = 0;
+	c->to_signal_cap = vectors;
+	c->to_signal = calloc(vectors ? vectors : 1, sizeof(*c->to_signal));
+	return c->to_signal ? 0 : -ENOMEM;
 }
 
 static void free_core(struct devmig_core *c)
@@ -1077,6 +1186,7 @@ static void free_core(struct devmig_core *c)
 		close_irq_fds(&c->irq[i], 0, c->irq[i].count);
 		free(c->irq[i].efd);
 	}
+	free(c->to_signal);
 	for (unsigned b = 0; b < DEVMIG_PCI_NUM_BARS; b++) {
 		if (c->bar_mem[b].mem) {
 			munmap(c->bar_mem[b].mem, c->bar_mem[b].size);
