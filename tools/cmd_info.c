@@ -20,7 +20,8 @@ static void info_usage(FILE *f)
 		   "ids, migration capabilities (STOP_COPY, P2P, PRE_COPY), current migration\n"
 		   "state, the device's estimate of its STOP_COPY data, the protocol extensions\n"
 		   "negotiated, and its region and interrupt counts. The device is not changed.\n"
-		   "vfio-user serves one client at a time: this waits while another is connected.\n"
+		   "vfio-user serves one client at a time: while another is connected this is\n"
+		   "refused as busy.\n"
 		   "\n"
 		   "  --socket PATH  the device's vfio-user socket\n"
 		   "  --json         machine-readable output\n");

@@ -26,6 +26,9 @@ static void usage(FILE *f)
 		"  migrate ...                 live-migrate devices (devmig migrate --help)\n"
 		"  receive ...                 the destination of a two-host migration\n"
 		"  save ... / restore ...      checkpoint devices to a file and back\n"
+		"  resume --socket PATH ...    devices a failed migration left stopped: back to RUNNING\n"
+		"  reset --socket PATH ...     reset devices (a destination left mid-load); state is lost\n"
+		"  keygen --psk FILE           a pre-shared key for TLS between hosts\n"
 		"  demo                        migrate a running memblk device under load and verify it\n"
 		"  compat ...                  can a target take a source's state? one pair or a fleet\n"
 		"  profile --dump --socket PATH [--output FILE] | --check FILE\n"
@@ -213,6 +216,9 @@ static const struct {
 	{ "profile", devmig_cmd_profile },
 	{ "devices", devmig_cmd_devices },
 	{ "path", devmig_cmd_path },
+	{ "resume", devmig_cmd_resume },
+	{ "reset", devmig_cmd_reset },
+	{ "keygen", devmig_cmd_keygen },
 };
 
 int main(int argc, char **argv)

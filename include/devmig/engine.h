@@ -19,6 +19,11 @@
  *   4. on any failure the source devices return to RUNNING with their state,
  *      the destination devices are reset, the guest resumes on the source,
  *      and the error names the device and the reason.
+ * A retry after any fault works the first time: a source device left in
+ * PRE_COPY, PRE_COPY_P2P or RUNNING_P2P is put back to RUNNING (its session
+ * ended); one left in STOP_COPY or STOP is migrated from STOP without running
+ * again; a destination device left in RESUMING (or ERROR) is reset and gets
+ * a fresh RESUMING session. Each is announced (DEVMIG_EV_RECOVER).
  * The destination can be in this process (sockets of local servers), on
  * another host (a channel socket to `devmig receive`), or a checkpoint file.
  */
@@ -63,6 +68,9 @@ enum devmig_engine_event_type {
 	DEVMIG_EV_SWITCHOVER, /* the guest is paused, the stop phase begins */
 	DEVMIG_EV_DONE,       /* the guest runs on the destination */
 	DEVMIG_EV_UNWIND,     /* a failure: the source is being restored */
+	/* A device left mid-migration by an earlier failure was found and its
+	 * session ended before this one began; why says what and how. */
+	DEVMIG_EV_RECOVER,
 };
 
 struct devmig_engine_event {
@@ -75,7 +83,7 @@ struct devmig_engine_event {
 	uint64_t remaining;           /* estimated bytes still to move */
 	double rate;                  /* bytes/s measured so far */
 	uint64_t elapsed_ns;
-	const char *why;              /* DEVMIG_EV_UNWIND */
+	const char *why;              /* DEVMIG_EV_UNWIND, DEVMIG_EV_RECOVER */
 };
 
 struct devmig_engine_config {
@@ -85,7 +93,8 @@ struct devmig_engine_config {
 	unsigned read_depth;          /* reads in flight per device; 0: 2 */
 	bool no_precopy;              /* stop-and-copy only, even if devices offer PRE_COPY */
 	uint64_t guest_iova;          /* where guest memory is DMA-mapped in devices */
-	uint64_t timeout_ms;          /* per device operation; 0: 30 s */
+	uint64_t timeout_ms;          /* per device operation and per channel frame
+				       * (devmig_migrate_to_fd, devmig_receive_from_fd); 0: 30 s */
 	void (*event)(void *opaque, const struct devmig_engine_event *ev);
 	/* Stop and restart the guest's vCPUs (and the demo's workload). */
 	int (*pause_guest)(void *opaque);

@@ -5,6 +5,7 @@
  * receiver calls for frames that arrive from another host or a checkpoint.
  */
 #include <errno.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -51,6 +52,56 @@ static int dst_set(struct dest *d, unsigned i, enum devmig_state from, enum devm
 	return rc;
 }
 
+static void dst_note(struct dest *d, unsigned i, const char *fmt, ...)
+	__attribute__((format(printf, 3, 4)));
+static void dst_note(struct dest *d, unsigned i, const char *fmt, ...)
+{
+	char why[300];
+	va_list ap;
+	va_start(ap, fmt);
+	vsnprintf(why, sizeof(why), fmt, ap);
+	va_end(ap);
+	struct devmig_engine_event ev = { .type = DEVMIG_EV_RECOVER, .dev = i,
+					  .destination = true, .why = why };
+	engine_event(d->cfg, &ev);
+}
+
+/*
+ * A destination device an interrupted migration left mid-way: a load
+ * session half written (RESUMING) or a device in ERROR is reset, so the new
+ * migration opens a fresh session; one loaded but never run (STOP) gets a
+ * fresh session by STOP -> RESUMING. *st: the state to start from.
+ */
+static int recover_dest(struct dest *d, unsigned i, enum devmig_state *st, char *why, size_t wl)
+{
+	switch (*st) {
+	case DEVMIG_STATE_RESUMING:
+	case DEVMIG_STATE_ERROR: {
+		dst_note(d, i, "destination device %u was %s, left by an interrupted migration: "
+			       "reset, then a fresh RESUMING session", i, devmig_state_name(*st));
+		int rc = devmig_client_reset(d->c[i]);
+		if (!rc)
+			rc = devmig_client_get_state(d->c[i], st);
+		if (rc)
+			snprintf(why, wl, "destination device %u: the reset failed: %s", i,
+				 strerror(-rc));
+		return rc ? -EIO : 0;
+	}
+	case DEVMIG_STATE_STOP:
+		dst_note(d, i, "destination device %u was STOP, loaded by an interrupted migration "
+			       "and never run: a fresh RESUMING session replaces that", i);
+		return 0;
+	case DEVMIG_STATE_PRE_COPY:
+	case DEVMIG_STATE_PRE_COPY_P2P:
+	case DEVMIG_STATE_STOP_COPY:
+		dst_note(d, i, "destination device %u was %s (a source mid-migration): its save "
+			       "session is ended on the way to RESUMING", i, devmig_state_name(*st));
+		return 0;
+	default:
+		return 0;
+	}
+}
+
 static int direct_hello(struct peer *p, unsigned n, const struct devmig_compat_info *src,
 			uint64_t guest_size, char *why, size_t wl)
 {
@@ -88,6 +139,10 @@ static int direct_hello(struct peer *p, unsigned n, const struct devmig_compat_i
 				 strerror(-rc));
 			return rc;
 		}
+		rc = recover_dest(d, i, &st, why, wl);
+		if (rc)
+			return rc;
+		/* Always a new load session: RESUMING -> RESUMING would keep a stale one. */
 		rc = dst_set(d, i, st, DEVMIG_STATE_RESUMING, why, wl);
 		if (rc)
 			return rc;

@@ -12,6 +12,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "devmig/transport.h"
 #include "engine_internal.h"
 
 #define DEFAULT_BUDGET_NS (300ull * 1000 * 1000)
@@ -22,12 +23,18 @@
  * commands on that connection wait at most this long (~1-2 ms). */
 #define READ_BATCH (2u << 20)
 #define MEM_FRAME (1u << 20)
+#define DEFAULT_TIMEOUT_MS 30000u
 
 uint64_t engine_now_ns(void)
 {
 	struct timespec ts;
 	clock_gettime(CLOCK_MONOTONIC, &ts);
 	return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
+}
+
+unsigned engine_timeout_ms(const struct devmig_engine_config *cfg)
+{
+	return cfg->timeout_ms ? (unsigned)cfg->timeout_ms : DEFAULT_TIMEOUT_MS;
 }
 
 void engine_event(const struct devmig_engine_config *cfg, const struct devmig_engine_event *ev)
@@ -40,6 +47,7 @@ struct src_dev {
 	struct devmig_client *c;
 	uint64_t caps;
 	enum devmig_state state;
+	bool stopped;         /* found stopped (an interrupted migration): never run again here */
 	bool precopy;         /* this device is pre-copied */
 	bool initial_done;    /* its initial data has all been read and sent */
 	bool logging;         /* DMA logging started on it */
@@ -214,6 +222,61 @@ static int mem_send(struct engine *e)
 
 /* ---- phases ---- */
 
+static void recover_note(struct engine *e, unsigned i, const char *fmt, ...)
+	__attribute__((format(printf, 3, 4)));
+static void recover_note(struct engine *e, unsigned i, const char *fmt, ...)
+{
+	char why[300];
+	va_list ap;
+	va_start(ap, fmt);
+	vsnprintf(why, sizeof(why), fmt, ap);
+	va_end(ap);
+	struct devmig_engine_event ev = { .type = DEVMIG_EV_RECOVER, .dev = i, .why = why };
+	engine_event(&e->cfg, &ev);
+}
+
+/*
+ * A source device an interrupted migration (a killed engine, a lost
+ * connection) left mid-way: end that session cleanly so this one can begin.
+ * Running ones go back to RUNNING; stopped ones stay stopped and are
+ * migrated from STOP (they never run twice).
+ */
+static int recover_source(struct engine *e, unsigned i)
+{
+	struct src_dev *d = &e->d[i];
+	enum devmig_state was = d->state;
+
+	switch (was) {
+	case DEVMIG_STATE_RUNNING:
+		return 0;
+	case DEVMIG_STATE_PRE_COPY:
+	case DEVMIG_STATE_PRE_COPY_P2P:
+	case DEVMIG_STATE_RUNNING_P2P:
+		recover_note(e, i, "source device %u was %s, left by an interrupted migration: "
+				   "its session is ended, back to RUNNING with its state", i,
+			     devmig_state_name(was));
+		return src_set(e, i, DEVMIG_STATE_RUNNING);
+	case DEVMIG_STATE_STOP_COPY:
+		recover_note(e, i, "source device %u was STOP_COPY, left by an interrupted "
+				   "migration: its save session is ended and it is migrated from "
+				   "STOP, never running here again", i);
+		d->stopped = true;
+		return src_set(e, i, DEVMIG_STATE_STOP);
+	case DEVMIG_STATE_STOP:
+		recover_note(e, i, "source device %u was STOP, stopped by an interrupted "
+				   "migration: it is migrated from there, never running here again", i);
+		d->stopped = true;
+		return 0;
+	case DEVMIG_STATE_RESUMING:
+		return fail(e, -EBUSY, "source device %u is RESUMING: it is a destination "
+				      "mid-migration, with no state of its own to send ('devmig "
+				      "reset' ends that session)", i);
+	default:
+		return fail(e, -EBUSY, "source device %u is %s: only a reset recovers it ('devmig "
+				      "reset'; its state is lost)", i, devmig_state_name(was));
+	}
+}
+
 static int prepare(struct engine *e)
 {
 	for (unsigned i = 0; i < e->n; i++) {
@@ -222,9 +285,14 @@ static int prepare(struct engine *e)
 		if (rc)
 			return fail(e, rc, "source device %u is not migratable: %s", i, strerror(-rc));
 		rc = devmig_client_get_state(d->c, &d->state);
-		if (rc || d->state != DEVMIG_STATE_RUNNING)
-			return fail(e, rc ? rc : -EBUSY, "source device %u is %s, not RUNNING", i,
-				    devmig_state_name(d->state));
+		if (rc)
+			return fail(e, rc, "source device %u: its state cannot be read: %s", i,
+				    strerror(-rc));
+		rc = recover_source(e, i);
+		if (rc)
+			return rc;
+		if (d->stopped)
+			e->cfg.no_precopy = true; /* stopped already: stop-and-copy only */
 		d->progress = devmig_client_has_ext(d->c, DEVMIG_EXT_PRECOPY_INFO);
 		if (devmig_client_compat_info(d->c, &d->compat))
 			memset(&d->compat, 0, sizeof(d->compat));
@@ -242,6 +310,9 @@ static int prepare(struct engine *e)
 			}
 		}
 	}
+	/* A device found stopped stops pre-copy for all: they switch over together. */
+	for (unsigned i = 0; i < e->n && e->cfg.no_precopy; i++)
+		e->d[i].precopy = false;
 	return 0;
 }
 
@@ -362,7 +433,7 @@ static int stop_and_copy(struct engine *e, bool checkpoint)
 
 	/* Every device stops initiating P2P DMA before any one stops. */
 	for (unsigned i = 0; i < e->n; i++) {
-		if (!(e->d[i].caps & DEVMIG_MIG_P2P))
+		if (!(e->d[i].caps & DEVMIG_MIG_P2P) || e->d[i].stopped)
 			continue;
 		int rc = src_set(e, i, e->d[i].state == DEVMIG_STATE_PRE_COPY
 					       ? DEVMIG_STATE_PRE_COPY_P2P
@@ -550,12 +621,12 @@ int devmig_migrate_local(const struct devmig_engine_config *cfg,
 	return rc;
 }
 
-int devmig_migrate_to_fd(const struct devmig_engine_config *cfg,
-			 struct devmig_client *const *src, unsigned n,
-			 struct devmig_guest_mem *src_mem, int fd,
-			 struct devmig_migration_report *report)
+int devmig_migrate_over(const struct devmig_engine_config *cfg,
+			struct devmig_client *const *src, unsigned n,
+			struct devmig_guest_mem *src_mem, struct devmig_transport *t,
+			struct devmig_migration_report *report)
 {
-	struct peer *p = chan_peer_new(fd, true);
+	struct peer *p = chan_peer_new(t, true);
 	if (!p)
 		return -ENOMEM;
 	int rc = engine_run(cfg, src, n, src_mem, p, false, report);
@@ -563,14 +634,31 @@ int devmig_migrate_to_fd(const struct devmig_engine_config *cfg,
 	return rc;
 }
 
+int devmig_migrate_to_fd(const struct devmig_engine_config *cfg,
+			 struct devmig_client *const *src, unsigned n,
+			 struct devmig_guest_mem *src_mem, int fd,
+			 struct devmig_migration_report *report)
+{
+	struct devmig_transport *t = devmig_transport_plain(fd, engine_timeout_ms(cfg));
+	if (!t)
+		return -ENOMEM;
+	int rc = devmig_migrate_over(cfg, src, n, src_mem, t, report);
+	devmig_transport_free(t);
+	return rc;
+}
+
 int devmig_save(const struct devmig_engine_config *cfg, struct devmig_client *const *src,
 		unsigned n, struct devmig_guest_mem *src_mem, int fd,
 		struct devmig_migration_report *report)
 {
-	struct peer *p = chan_peer_new(fd, false);
-	if (!p)
+	struct devmig_transport *t = devmig_transport_plain(fd, 0);
+	struct peer *p = t ? chan_peer_new(t, false) : NULL;
+	if (!p) {
+		devmig_transport_free(t);
 		return -ENOMEM;
+	}
 	int rc = engine_run(cfg, src, n, src_mem, p, true, report);
 	chan_peer_free(p);
+	devmig_transport_free(t);
 	return rc;
 }

@@ -73,17 +73,15 @@ int dest_init(struct dest *d, const struct devmig_engine_config *cfg,
 	      struct devmig_migration_report *report);
 void dest_fini(struct dest *d);
 
-/* The channel (socket or file) as a peer. acks: wait for the receiver's answers. */
-struct peer *chan_peer_new(int fd, bool acks);
+/* The channel (a transport: socket, TLS or file) as a peer. acks: wait for
+ * the receiver's answers. */
+struct devmig_transport;
+struct peer *chan_peer_new(struct devmig_transport *t, bool acks);
 void chan_peer_free(struct peer *p);
 
-/* Write all of iov to a socket (never raising SIGPIPE) or a file. */
-struct iovec;
-int chan_write_all(int fd, struct iovec *iov, int n);
-
-/* Send one frame (header, up to two payload parts, CRC). */
-int chan_send(int fd, uint32_t type, uint32_t dev, const void *a, size_t alen, const void *b,
-	      size_t blen);
+/* Send one frame (header, up to two payload parts, CRC) within the deadline. */
+int chan_send(struct devmig_transport *t, uint32_t type, uint32_t dev, const void *a,
+	      size_t alen, const void *b, size_t blen);
 
 /* The source algorithm: migrate (or save, when checkpoint) to peer. */
 int engine_run(const struct devmig_engine_config *cfg, struct devmig_client *const *src,
@@ -92,5 +90,7 @@ int engine_run(const struct devmig_engine_config *cfg, struct devmig_client *con
 
 void engine_event(const struct devmig_engine_config *cfg, const struct devmig_engine_event *ev);
 uint64_t engine_now_ns(void);
+/* cfg->timeout_ms or its default: a device operation's, and a channel frame's. */
+unsigned engine_timeout_ms(const struct devmig_engine_config *cfg);
 
 #endif /* DEVMIG_LIB_ENGINE_INTERNAL_H */
