@@ -36,7 +36,10 @@ struct devmig_client_config {
 	uint32_t max_data_xfer_size; /* 0: 1 MiB */
 	uint32_t ext;                /* extensions to ask for; DEVMIG_EXT_ALL by default */
 	bool no_ext;                 /* ask for none: behave as a plain vfio-user client */
-	int timeout_ms;              /* per reply; 0: 30 s */
+	int timeout_ms;              /* per reply and per whole send; 0: 30 s. After a
+				      * timeout or a broken connection every call fails
+				      * at once (-ENOTCONN): replies could no longer be
+				      * paired with commands */
 };
 
 /* Connect and negotiate VERSION. cfg may be NULL. NULL on failure with err. */

@@ -37,6 +37,10 @@ struct devmig_client {
 	struct devmig_caps ours, server;
 	uint32_t xfer_max; /* largest data count in one message either way */
 	uint16_t next_id;
+	int timeout_ms;     /* a whole send; a reply (SO_RCVTIMEO) */
+	/* A send or receive failed half-way (timeout, reset): the stream can no
+	 * longer pair replies with commands, so every call fails at once. */
+	bool broken;
 	struct msg_map *maps;
 	size_t nmaps;
 	uint8_t head[4096];
@@ -78,7 +82,12 @@ static int send_msg(struct devmig_client *c, const struct devmig_msg *m, const i
 	if (!n)
 		return -devmig_wire_errno(err);
 	struct iovec iov[2] = { { c->head, n }, { (void *)tail, tail_len } };
-	return devmig_msg_send(c->sock, iov, tail_len ? 2 : 1, fds, nfds);
+	if (c->broken)
+		return -ENOTCONN;
+	int rc = devmig_msg_send_timed(c->sock, iov, tail_len ? 2 : 1, fds, nfds, c->timeout_ms);
+	if (rc)
+		c->broken = true;
+	return rc;
 }
 
 static struct msg_map *find_map(struct devmig_client *c, uint64_t addr, uint64_t len)
@@ -107,7 +116,10 @@ static int serve_dma(struct devmig_client *c, const struct devmig_msg *m)
 		struct devmig_hdr h;
 		devmig_encode_error_reply(&h, &m->hdr, map ? EACCES : EFAULT);
 		struct iovec iov = { &h, sizeof(h) };
-		return devmig_msg_send(c->sock, &iov, 1, NULL, 0);
+		int rc = devmig_msg_send_timed(c->sock, &iov, 1, NULL, 0, c->timeout_ms);
+		if (rc)
+			c->broken = true;
+		return rc;
 	}
 	uint8_t *mem = map->vaddr + (a->addr - map->iova);
 	r.u.dma.acc = *a;
@@ -146,9 +158,13 @@ static int recv_reply(struct devmig_client *c, uint16_t cmd, uint16_t msg_id,
 		tail->cmd = cmd;
 		tail->msg_id = msg_id;
 	}
+	if (c->broken)
+		return -ENOTCONN;
 	for (;;) {
 		int rc = tail ? devmig_msg_recv_tail(&c->rd, &c->lim, &rx, tail)
 			      : devmig_msg_recv(&c->rd, &c->lim, &rx);
+		if (rc <= 0)
+			c->broken = true;
 		if (rc == 0)
 			return -ECONNRESET;
 		if (rc < 0)
@@ -243,6 +259,7 @@ struct devmig_client *devmig_client_connect(const char *path,
 		snprintf(err, errlen, "cannot connect to %s: %s", path, strerror(errno));
 		goto fail;
 	}
+	c->timeout_ms = cfg.timeout_ms;
 	struct timeval tv = { cfg.timeout_ms / 1000, (cfg.timeout_ms % 1000) * 1000 };
 	setsockopt(c->sock, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
 	devmig_msg_tune_socket(c->sock);

@@ -16,13 +16,27 @@
 #include "le.h"
 #include "transport.h"
 
-static int send_ack(struct devmig_transport *t, uint32_t type, int status, const char *why)
+/* Where our answers go: a channel of their own, opened with the magic before
+ * the first one (not before anything came: a stray connection gets nothing). */
+struct acker {
+	struct devmig_transport *t;
+	bool opened;
+};
+
+static int send_ack(struct acker *ack, uint32_t type, int status, const char *why)
 {
 	uint8_t a[12];
+	if (!ack->opened) {
+		struct iovec magic = { (void *)DEVMIG_CHAN_MAGIC, DEVMIG_CHAN_MAGIC_LEN };
+		int rc = transport_sendv(ack->t, &magic, 1);
+		if (rc)
+			return rc;
+		ack->opened = true;
+	}
 	put32(a, type);
 	put32(a + 4, (uint32_t)status);
 	put32(a + 8, 0);
-	return chan_send(t, DEVMIG_CHAN_ACK, 0, a, 12, why, status ? strlen(why) : 0);
+	return chan_send(ack->t, DEVMIG_CHAN_ACK, 0, a, 12, why, status ? strlen(why) : 0);
 }
 
 /* HELLO from the source: check its shape, then hand it to the destination. */
@@ -64,8 +78,8 @@ static int parse_hello(struct dest *d, const struct devmig_chan_frame *f, char *
  * Apply one frame to the destination. Returns 1 when the migration is over
  * (RUN done, or END of a checkpoint), 0 to go on, -errno to stop.
  */
-static int receive_frame(struct dest *d, const struct devmig_chan_frame *f,
-			 struct devmig_transport *ack, uint64_t frames_before, char *why, size_t wl)
+static int receive_frame(struct dest *d, const struct devmig_chan_frame *f, struct acker *ack,
+			 uint64_t frames_before, char *why, size_t wl)
 {
 	struct peer *p = &d->peer;
 	int rc = 0;
@@ -134,9 +148,8 @@ static int receive_frame(struct dest *d, const struct devmig_chan_frame *f,
  * the framing (a checkpoint's first pass). ack: where answers go (NULL:
  * none). *began: a HELLO frame came (a migration, not a stray connection).
  */
-static int receive_loop(struct dest *d, struct devmig_transport *t,
-			struct devmig_transport *ack, bool apply, bool want_end, bool *began,
-			char *why, size_t wl)
+static int receive_loop(struct dest *d, struct devmig_transport *t, struct acker *ack,
+			bool apply, bool want_end, bool *began, char *why, size_t wl)
 {
 	struct devmig_chan_reader *rd = devmig_chan_reader_new();
 	size_t cap = 1u << 20;
@@ -216,23 +229,13 @@ static int receive_common(const struct devmig_engine_config *cfg, struct devmig_
 	struct dest d;
 	uint64_t t0 = engine_now_ns();
 	bool began = false;
+	struct acker acker = { .t = ack };
 
 	memset(report, 0, sizeof(*report));
 	report->devices = n;
 	if (dest_init(&d, cfg, dst, n, dst_mem, report))
 		return -ENOMEM;
-	/* Our answers are a channel of their own: they open with the magic. */
-	if (ack) {
-		struct iovec magic = { (void *)DEVMIG_CHAN_MAGIC, DEVMIG_CHAN_MAGIC_LEN };
-		int wrc = transport_sendv(ack, &magic, 1);
-		if (wrc) {
-			snprintf(report->error, sizeof(report->error), "cannot answer the source: %s",
-				 strerror(-wrc));
-			dest_fini(&d);
-			return checkpoint ? wrc : -ECONNABORTED;
-		}
-	}
-	int rc = receive_loop(&d, t, ack, true, checkpoint, &began, report->error,
+	int rc = receive_loop(&d, t, ack ? &acker : NULL, true, checkpoint, &began, report->error,
 			      sizeof(report->error));
 	if (!rc && checkpoint) {
 		/* The file is whole: now the devices validate and apply. */

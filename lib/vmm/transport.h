@@ -46,4 +46,12 @@ int transport_sendv_brief(struct devmig_transport *t, struct iovec *iov, int n, 
 
 uint64_t transport_now_ns(void);
 
+/*
+ * A pre-shared key file's text: its first line, "IDENTITY:HEX" or "HEX"
+ * (identity "devmig"), 16 to 64 bytes of key. 0, or -1 with err.
+ */
+int devmig_tls_parse_psk(const char *text, size_t len, char *identity, size_t idlen,
+			 uint8_t *key, size_t *key_len, char *err, size_t errlen);
+#define DEVMIG_TLS_PSK_MAX 64u
+
 #endif /* DEVMIG_LIB_TRANSPORT_H */

@@ -91,10 +91,58 @@ static int hexval(int c)
 	return -1;
 }
 
-/* "IDENTITY:HEX" or "HEX", one line. */
-static int load_psk(struct devmig_tls_creds *c, const char *path, char *err, size_t errlen)
+int devmig_tls_parse_psk(const char *text, size_t len, char *identity, size_t idlen,
+			 uint8_t *key, size_t *key_len, char *err, size_t errlen)
 {
 	char line[512];
+
+	/* The first line, without its end. */
+	size_t n = 0;
+	while (n < len && text[n] != '\n' && text[n] != '\r' && text[n])
+		n++;
+	if (n >= sizeof(line)) {
+		snprintf(err, errlen, "the key line is longer than %zu bytes", sizeof(line) - 1);
+		return -1;
+	}
+	memcpy(line, text, n);
+	line[n] = '\0';
+	char *hex = strrchr(line, ':');
+	if (hex) {
+		*hex++ = '\0';
+		if (!line[0] || strlen(line) >= idlen) {
+			snprintf(err, errlen, "the identity before ':' must be 1 to %zu characters",
+				 idlen - 1);
+			return -1;
+		}
+		snprintf(identity, idlen, "%s", line);
+	} else {
+		hex = line;
+		snprintf(identity, idlen, "devmig");
+	}
+	size_t hl = strlen(hex);
+	if (hl % 2 || hl / 2 < PSK_MIN || hl / 2 > PSK_MAX) {
+		snprintf(err, errlen, "the key must be %u to %u bytes in hex (e.g. 'devmig:' and "
+				      "64 hex digits)", PSK_MIN, PSK_MAX);
+		explicit_bzero(line, sizeof(line));
+		return -1;
+	}
+	for (size_t i = 0; i < hl / 2; i++) {
+		int a = hexval(hex[2 * i]), b = hexval(hex[2 * i + 1]);
+		if (a < 0 || b < 0) {
+			snprintf(err, errlen, "the key is not hex");
+			explicit_bzero(line, sizeof(line));
+			return -1;
+		}
+		key[i] = (uint8_t)(a << 4 | b);
+	}
+	*key_len = hl / 2;
+	explicit_bzero(line, sizeof(line));
+	return 0;
+}
+
+static int load_psk(struct devmig_tls_creds *c, const char *path, char *err, size_t errlen)
+{
+	char text[512], why[200];
 
 	if (private_file(path, "key file", err, errlen))
 		return -1;
@@ -103,44 +151,18 @@ static int load_psk(struct devmig_tls_creds *c, const char *path, char *err, siz
 		snprintf(err, errlen, "key file %s: %s", path, strerror(errno));
 		return -1;
 	}
-	ssize_t n = read(fd, line, sizeof(line) - 1);
+	ssize_t n = read(fd, text, sizeof(text));
 	close(fd);
 	if (n < 0) {
 		snprintf(err, errlen, "key file %s: %s", path, strerror(errno));
 		return -1;
 	}
-	line[n] = '\0';
-	line[strcspn(line, "\r\n")] = '\0';
-	char *hex = strrchr(line, ':');
-	if (hex) {
-		*hex++ = '\0';
-		if (!line[0] || strlen(line) >= sizeof(c->identity)) {
-			snprintf(err, errlen, "key file %s: the identity before ':' must be 1 to %zu "
-					      "characters", path, sizeof(c->identity) - 1);
-			return -1;
-		}
-		snprintf(c->identity, sizeof(c->identity), "%s", line);
-	} else {
-		hex = line;
-		snprintf(c->identity, sizeof(c->identity), "devmig");
-	}
-	size_t hl = strlen(hex);
-	if (hl % 2 || hl / 2 < PSK_MIN || hl / 2 > PSK_MAX) {
-		snprintf(err, errlen, "key file %s: the key must be %u to %u bytes in hex "
-				      "(e.g. 'devmig:' and 64 hex digits)", path, PSK_MIN, PSK_MAX);
-		return -1;
-	}
-	for (size_t i = 0; i < hl / 2; i++) {
-		int a = hexval(hex[2 * i]), b = hexval(hex[2 * i + 1]);
-		if (a < 0 || b < 0) {
-			snprintf(err, errlen, "key file %s: the key is not hex", path);
-			return -1;
-		}
-		c->key[i] = (uint8_t)(a << 4 | b);
-	}
-	c->key_len = hl / 2;
-	explicit_bzero(line, sizeof(line));
-	return 0;
+	int rc = devmig_tls_parse_psk(text, (size_t)n, c->identity, sizeof(c->identity), c->key,
+				      &c->key_len, why, sizeof(why));
+	explicit_bzero(text, sizeof(text));
+	if (rc)
+		snprintf(err, errlen, "key file %s: %s", path, why);
+	return rc;
 }
 
 /* Server: the key for the identity the client names (only ours exists). */
