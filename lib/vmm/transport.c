@@ -99,19 +99,19 @@ static int plain_send(struct devmig_transport *t, struct iovec *iov, int n)
 static long plain_recv(struct devmig_transport *t, void *buf, size_t len)
 {
 	for (;;) {
-		if (t->is_socket) {
-			int w = transport_wait(t, POLLIN);
-			if (w < 0)
-				return w;
-			if (!w)
-				return -ETIMEDOUT;
-		}
+		/* Read first, wait (until the deadline) only when nothing is there. */
 		ssize_t k = t->is_socket ? recv(t->fd, buf, len, MSG_DONTWAIT) : read(t->fd, buf, len);
 		if (k >= 0)
 			return (long)k;
-		if (errno == EINTR || (t->is_socket && (errno == EAGAIN || errno == EWOULDBLOCK)))
+		if (errno == EINTR)
 			continue;
-		return -errno;
+		if (!t->is_socket || (errno != EAGAIN && errno != EWOULDBLOCK))
+			return -errno;
+		int w = transport_wait(t, POLLIN);
+		if (w < 0)
+			return w;
+		if (!w)
+			return -ETIMEDOUT;
 	}
 }
 
