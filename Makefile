@@ -1,19 +1,22 @@
 # devmig: a thin wrapper over meson + ninja.
 #   make demo    build everything and run the demo
 #   make check   build and run every test; ends with 'N passed, M failed'
+#   make check-guest  a Linux guest in QEMU (vfio-user-pci) drives counter and memblk
 #   make asan    the tests again under AddressSanitizer + UndefinedBehaviorSanitizer
 #   make fuzz    build the libFuzzer targets with clang and run each (FUZZ_SECONDS)
 #   make bench   build optimised and run the benchmarks
 #   make install the library, its headers, devmig.pc and the CLI (PREFIX, DESTDIR)
+#   make check-kernel  devmig against real kernel VFIO devices (mtty) in a TCG guest
 
 BUILD ?= build
 ASAN_BUILD ?= build-asan
 FUZZ_BUILD ?= build-fuzz
 BENCH_BUILD ?= build-bench
+KERNEL_BUILD ?= build-kernel
 FUZZ_SECONDS ?= 60
 PREFIX ?= /usr/local
 
-.PHONY: all deps demo check asan fuzz bench install clean
+.PHONY: all deps demo check check-guest asan fuzz bench install check-kernel clean
 
 all: deps $(BUILD)/build.ninja
 	ninja -C $(BUILD)
@@ -29,6 +32,12 @@ demo: all
 
 check: all
 	scripts/run-tests.sh $(BUILD)
+
+# Debian's kernel, busybox and QEMU come from Debian's archive into a cache
+# (DEVMIG_GUEST_CACHE, default ~/.cache/devmig/guest); nothing is installed.
+check-guest: all
+	@scripts/deps.sh guest
+	tests/guest/run.sh $(BUILD)
 
 $(ASAN_BUILD)/build.ninja:
 	meson setup $(ASAN_BUILD) -Db_sanitize=address,undefined -Db_lundef=false \
@@ -60,5 +69,11 @@ install: all
 	meson configure $(BUILD) -Dprefix=$(PREFIX)
 	meson install -C $(BUILD) $(if $(DESTDIR),--destdir $(abspath $(DESTDIR)))
 
+# Fetches Debian's kernel, QEMU and busybox into ~/.cache/devmig/kernel
+# (DEVMIG_KERNEL_CACHE) through a private apt configuration; installs nothing.
+check-kernel:
+	@scripts/deps.sh kernel
+	tests/kernel/check-kernel.sh $(KERNEL_BUILD)
+
 clean:
-	rm -rf $(BUILD) $(ASAN_BUILD) $(FUZZ_BUILD) $(BENCH_BUILD)
+	rm -rf $(BUILD) $(ASAN_BUILD) $(FUZZ_BUILD) $(BENCH_BUILD) $(KERNEL_BUILD)

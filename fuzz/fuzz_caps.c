@@ -25,7 +25,9 @@ static bool caps_equal(const struct devmig_caps *a, const struct devmig_caps *b)
 	return a->max_msg_fds == b->max_msg_fds && a->max_data_xfer_size == b->max_data_xfer_size &&
 	       a->max_dma_maps == b->max_dma_maps && a->pgsizes == b->pgsizes &&
 	       a->write_multiple == b->write_multiple && a->twin_socket == b->twin_socket &&
-	       a->ext == b->ext;
+	       a->ext == b->ext && a->migration == b->migration &&
+	       (!a->migration || (a->mig_pgsize == b->mig_pgsize &&
+				  a->mig_max_bitmap_size == b->mig_max_bitmap_size));
 }
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
@@ -47,6 +49,9 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	check((c1.pgsizes & ~(DEVMIG_MIN_PAGE_SIZE - 1)) != 0,
 	      "pgsizes without a power-of-two bit >= 4096 accepted", json);
 	check((c1.ext & ~(uint32_t)DEVMIG_EXT_ALL) == 0, "unknown extension bit", json);
+	check(c1.mig_pgsize >= DEVMIG_MIN_PAGE_SIZE && !(c1.mig_pgsize & (c1.mig_pgsize - 1)),
+	      "migration pgsize not a power of two >= 4096", json);
+	check(c1.mig_max_bitmap_size != 0, "migration max_bitmap_size 0 accepted", json);
 
 	char out[4096];
 	size_t n = devmig_caps_format(&c1, out, sizeof(out));

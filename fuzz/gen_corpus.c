@@ -411,6 +411,10 @@ static void caps_seeds(void)
 				 "\"max_msg_fds\":16,\"pgsizes\":12288,\"unknown\":[1,2,{}]}}" },
 		{ "migration_member", "{\"capabilities\":{\"migration\":{\"pgsize\":4096},"
 				      "\"max_data_xfer_size\":65536,\"write_multiple\":false}}" },
+		{ "migration_qemu", "{\"capabilities\":{\"migration\":{\"pgsize\":4096,"
+				    "\"max_bitmap_size\":268435456},\"max_msg_fds\":16,"
+				    "\"multiple_writes\":true}}" },
+		{ "migration_bad_pgsize", "{\"capabilities\":{\"migration\":{\"pgsize\":12288}}}" },
 		{ "bad_type", "{\"capabilities\":{\"max_msg_fds\":\"8\"}}" },
 		{ "negative", "{\"capabilities\":{\"max_dma_maps\":-1}}" },
 		{ "big_number", "{\"capabilities\":{\"pgsizes\":18446744073709551615}}" },
@@ -425,6 +429,8 @@ static void caps_seeds(void)
 	c.write_multiple = true;
 	c.ext = DEVMIG_EXT_ALL;
 	c.max_msg_fds = 4;
+	c.migration = true;
+	c.mig_max_bitmap_size = 1u << 20;
 	size_t n = devmig_caps_format(&c, out, sizeof(out));
 	if (!n) {
 		fprintf(stderr, "gen_corpus: caps_format failed\n");

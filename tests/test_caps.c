@@ -40,6 +40,9 @@ static void assert_caps_equal(const struct devmig_caps *a, const struct devmig_c
 	assert_int_equal(a->write_multiple, b->write_multiple);
 	assert_int_equal(a->twin_socket, b->twin_socket);
 	assert_int_equal(a->ext, b->ext);
+	assert_int_equal(a->migration, b->migration);
+	assert_int_equal(a->mig_pgsize, b->mig_pgsize);
+	assert_int_equal(a->mig_max_bitmap_size, b->mig_max_bitmap_size);
 }
 
 static void assert_defaults(const struct devmig_caps *c)
@@ -51,6 +54,9 @@ static void assert_defaults(const struct devmig_caps *c)
 	assert_false(c->write_multiple);
 	assert_false(c->twin_socket);
 	assert_int_equal(c->ext, 0);
+	assert_false(c->migration);
+	assert_int_equal(c->mig_pgsize, 4096);
+	assert_int_equal(c->mig_max_bitmap_size, 256u << 20);
 }
 
 static void expect_json_error(const char *text)
@@ -358,6 +364,113 @@ static void parse_refuses_devmig_wrong_type(void **state)
 	expect_json_error("{\"capabilities\":{\"devmig\":{\"precopy_info\":1}}}");
 }
 
+/* ---- "migration": {"pgsize", "max_bitmap_size"} ---- */
+
+static void parse_migration_members(void **state)
+{
+	struct devmig_caps c;
+
+	(void)state;
+	assert_int_equal(parse("{\"capabilities\":{\"migration\":{\"pgsize\":65536,"
+			       "\"max_bitmap_size\":1048576}}}",
+			       &c),
+			 W(OK));
+	assert_true(c.migration);
+	assert_int_equal(c.mig_pgsize, 65536);
+	assert_int_equal(c.mig_max_bitmap_size, 1048576);
+	/* libvfio-user sends pgsize alone; unknown members are ignored */
+	assert_int_equal(parse("{\"capabilities\":{\"migration\":{\"pgsize\":4096,\"x\":[1]}}}",
+			       &c),
+			 W(OK));
+	assert_true(c.migration);
+	assert_int_equal(c.mig_max_bitmap_size, 256u << 20);
+	/* an empty object still says: migration supported, with the defaults */
+	assert_int_equal(parse("{\"capabilities\":{\"migration\":{}}}", &c), W(OK));
+	assert_true(c.migration);
+	assert_int_equal(c.mig_pgsize, 4096);
+	/* absent: not supported */
+	assert_int_equal(parse("{\"capabilities\":{\"max_msg_fds\":2}}", &c), W(OK));
+	assert_false(c.migration);
+}
+
+static void parse_refuses_bad_migration(void **state)
+{
+	(void)state;
+	expect_json_error("{\"capabilities\":{\"migration\":true}}");
+	expect_json_error("{\"capabilities\":{\"migration\":[]}}");
+	expect_json_error("{\"capabilities\":{\"migration\":{\"pgsize\":\"4096\"}}}");
+	expect_json_error("{\"capabilities\":{\"migration\":{\"pgsize\":2048}}}");
+	expect_json_error("{\"capabilities\":{\"migration\":{\"pgsize\":12288}}}");
+	expect_json_error("{\"capabilities\":{\"migration\":{\"pgsize\":-4096}}}");
+	expect_json_error("{\"capabilities\":{\"migration\":{\"pgsize\":18446744073709551616}}}");
+	expect_json_error("{\"capabilities\":{\"migration\":{\"max_bitmap_size\":0}}}");
+	expect_json_error("{\"capabilities\":{\"migration\":{\"max_bitmap_size\":1.5}}}");
+	expect_json_error("{\"capabilities\":{\"migration\":{\"max_bitmap_size\":"
+			  "18446744073709551615}}}");
+}
+
+static void format_migration_round_trips(void **state)
+{
+	struct devmig_caps c, p;
+	char buf[512];
+
+	(void)state;
+	devmig_caps_default(&c);
+	assert_true(devmig_caps_format(&c, buf, sizeof(buf)) > 0);
+	assert_null(strstr(buf, "migration"));
+	c.migration = true;
+	c.mig_pgsize = 1ull << 21;
+	c.mig_max_bitmap_size = 12345;
+	assert_true(devmig_caps_format(&c, buf, sizeof(buf)) > 0);
+	assert_non_null(strstr(buf, "\"migration\":{\"pgsize\":2097152,\"max_bitmap_size\":12345}"));
+	assert_int_equal(parse(buf, &p), W(OK));
+	assert_caps_equal(&c, &p);
+}
+
+static void negotiate_migration_both_sides_smaller_values(void **state)
+{
+	struct devmig_caps prop, sup, r;
+
+	(void)state;
+	devmig_caps_default(&prop);
+	devmig_caps_default(&sup);
+	sup.migration = true;
+	sup.mig_pgsize = 4096;
+	sup.mig_max_bitmap_size = 1u << 20;
+	/* a client that did not propose it does not get it */
+	assert_int_equal(devmig_caps_negotiate(&prop, &sup, &r), W(OK));
+	assert_false(r.migration);
+	/* QEMU proposes pgsize 4096 and 256 MiB */
+	prop.migration = true;
+	assert_int_equal(devmig_caps_negotiate(&prop, &sup, &r), W(OK));
+	assert_true(r.migration);
+	assert_int_equal(r.mig_pgsize, 4096);
+	assert_int_equal(r.mig_max_bitmap_size, 1u << 20);
+	prop.mig_pgsize = 65536;
+	prop.mig_max_bitmap_size = 4096;
+	sup.mig_pgsize = 1u << 21;
+	assert_int_equal(devmig_caps_negotiate(&prop, &sup, &r), W(OK));
+	assert_int_equal(r.mig_pgsize, 65536);
+	assert_int_equal(r.mig_max_bitmap_size, 4096);
+	/* a device that cannot migrate does not say it can */
+	sup.migration = false;
+	assert_int_equal(devmig_caps_negotiate(&prop, &sup, &r), W(OK));
+	assert_false(r.migration);
+}
+
+static void check_reply_takes_migration_even_unproposed(void **state)
+{
+	struct devmig_caps prop, rep;
+
+	(void)state;
+	devmig_caps_default(&prop);
+	devmig_caps_default(&rep);
+	rep.migration = true;
+	assert_int_equal(devmig_version_check_reply(0, 1, &prop, 0, 1, &rep), W(OK));
+	prop.migration = true;
+	assert_int_equal(devmig_version_check_reply(0, 1, &prop, 0, 1, &rep), W(OK));
+}
+
 /* ---- formatting ---- */
 
 static void format_defaults_round_trips(void **state)
@@ -381,7 +494,8 @@ static void format_every_member_round_trips(void **state)
 	struct devmig_caps c = { .max_msg_fds = 1024, .max_data_xfer_size = UINT32_MAX,
 				 .max_dma_maps = 7, .pgsizes = 0xfffffffffffff000ull,
 				 .write_multiple = true, .twin_socket = true,
-				 .ext = DEVMIG_EXT_PRECOPY_INFO },
+				 .ext = DEVMIG_EXT_PRECOPY_INFO, .migration = true,
+				 .mig_pgsize = 8192, .mig_max_bitmap_size = 77 },
 			   p;
 	char buf[512];
 
@@ -620,6 +734,11 @@ int main(void)
 		cmocka_unit_test(parse_refuses_write_multiple_not_bool),
 		cmocka_unit_test(parse_refuses_twin_socket_wrong_type),
 		cmocka_unit_test(parse_refuses_devmig_wrong_type),
+		cmocka_unit_test(parse_migration_members),
+		cmocka_unit_test(parse_refuses_bad_migration),
+		cmocka_unit_test(format_migration_round_trips),
+		cmocka_unit_test(negotiate_migration_both_sides_smaller_values),
+		cmocka_unit_test(check_reply_takes_migration_even_unproposed),
 		cmocka_unit_test(format_defaults_round_trips),
 		cmocka_unit_test(format_every_member_round_trips),
 		cmocka_unit_test(format_omits_unknown_extension_bits),

@@ -425,6 +425,9 @@ static void info_reports_ids_caps_and_state(void **state)
 	assert_true(json_object_get_int64(member(j, "stop_copy_size")) > 0);
 	assert_true(json_object_get_int64(member(j, "regions")) > 7); /* config space is 7 */
 	assert_true(json_object_array_length(member(j, "extensions")) >= 1);
+	json_object *vm = member(j, "version_migration"); /* VERSION's "migration" */
+	assert_int_equal(json_object_get_int64(member(vm, "pgsize")), 4096);
+	assert_int_equal(json_object_get_int64(member(vm, "max_bitmap_size")), 1 << 20);
 	json_object_put(j);
 
 	/* The text form says the same. */
@@ -432,6 +435,7 @@ static void info_reports_ids_caps_and_state(void **state)
 	assert_int_equal((p = run(argv2))->status, 0);
 	assert_non_null(strstr(p->obuf, "1af4:10f0"));
 	assert_non_null(strstr(p->obuf, "STOP_COPY P2P"));
+	assert_non_null(strstr(p->obuf, "VERSION:      migration (pgsize 4096"));
 	assert_non_null(strstr(p->obuf, "RUNNING"));
 
 	/* Nothing served there: one sentence, exit 1. */
@@ -478,6 +482,48 @@ static void commands_explain_themselves_and_refuse_bad_usage(void **state)
 	char *v6[] = { (char *)bin(), "receive", "--listen", "::1:5", "--socket", "a", NULL };
 	assert_int_equal((p = run(v6))->status, 2);
 	assert_non_null(strstr(p->ebuf, "brackets"));
+}
+
+/*
+ * --vfio names a kernel device wherever --socket names a vfio-user one. No
+ * VFIO here: a name that cannot be a device is a usage error (2); a device
+ * that is not there is a failure (1) that names it; the same one twice is
+ * refused before anything is opened.
+ */
+static void vfio_devices_are_named_like_sockets(void **state)
+{
+	(void)state;
+	struct proc *p;
+
+	static const char *const cmds[] = { "info", "migrate", "receive", "save", "restore",
+					    "profile" };
+	for (size_t i = 0; i < sizeof(cmds) / sizeof(cmds[0]); i++) {
+		char *help[] = { (char *)bin(), (char *)cmds[i], "--help", NULL };
+		assert_int_equal((p = run(help))->status, 0);
+		assert_non_null(strstr(p->obuf, "--vfio"));
+	}
+	char *bad[] = { (char *)bin(), "info", "--vfio", "not-a-device", NULL };
+	assert_int_equal((p = run(bad))->status, 2);
+	assert_int_equal(lines(p->ebuf), 1);
+	assert_non_null(strstr(p->ebuf, "names no VFIO device"));
+	char *bad_slot[] = { (char *)bin(), "save", "--vfio", "0000:01:00.8", "--file", "x", NULL };
+	assert_int_equal((p = run(bad_slot))->status, 2);
+	char *absent[] = { (char *)bin(), "info", "--vfio", "0000:7e:1f.7", NULL };
+	assert_int_equal((p = run(absent))->status, 1);
+	assert_int_equal(lines(p->ebuf), 1);
+	assert_non_null(strstr(p->ebuf, "0000:7e:1f.7"));
+	char *twice[] = { (char *)bin(), "migrate", "--vfio", "0000:7e:1f.7", "--to-vfio",
+			  "0000:7e:1f.7", NULL };
+	assert_int_equal((p = run(twice))->status, 2);
+	assert_non_null(strstr(p->ebuf, "named twice"));
+	char *mixed[] = { (char *)bin(), "migrate", "--vfio", "0000:7e:1f.7", "--to-socket", "b",
+			  "--to-vfio", "0000:7e:1f.6", NULL };
+	assert_int_equal((p = run(mixed))->status, 2);
+	assert_non_null(strstr(p->ebuf, "1 sources but 2 destinations"));
+	char *compat[] = { (char *)bin(), "compat", "--source", "vfio:0000:7e:1f.7", "--target",
+			   "vfio:0000:7e:1f.6", NULL };
+	assert_int_equal((p = run(compat))->status, 2);
+	assert_non_null(strstr(p->ebuf, "0000:7e:1f.7"));
 }
 
 static void migrate_between_local_servers(void **state)
@@ -818,6 +864,8 @@ int main(void)
 		cmocka_unit_test_setup_teardown(info_reports_ids_caps_and_state, setup, teardown),
 		cmocka_unit_test_setup_teardown(commands_explain_themselves_and_refuse_bad_usage,
 						setup, teardown),
+		cmocka_unit_test_setup_teardown(vfio_devices_are_named_like_sockets, setup,
+						teardown),
 		cmocka_unit_test_setup_teardown(migrate_between_local_servers, setup, teardown),
 		cmocka_unit_test_setup_teardown(migrate_over_tcp_loopback, setup, teardown),
 		cmocka_unit_test_setup_teardown(migrate_between_network_namespaces, setup,

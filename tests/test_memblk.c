@@ -705,6 +705,46 @@ static void precopy_counts_exact(void **state)
 	rig_close(&r);
 }
 
+/*
+ * MIG_DATA_SIZE in STOP bounds the STOP_COPY stream that follows and is
+ * close to it: a never-written chunk counts as its ZERO record, a written
+ * one with its bytes.
+ */
+static void stop_copy_size_follows_what_was_written(void **state)
+{
+	(void)state;
+	struct rig r;
+	struct mbg g;
+	const uint32_t chunk = 64u << 10;
+
+	rig_open(&r, "size=4M", NULL);
+	guest_open(&r, &r.src, &g, SQ_OFF, CQ_OFF, 16);
+	for (unsigned round = 0; round < 3; round++) {
+		if (round) {
+			/* round 1: one chunk written; round 2: four more */
+			static const uint32_t blocks[] = { 7, 5 * 16, 17 * 16 + 3, 40 * 16, 63 * 16 };
+			for (unsigned i = round == 1 ? 0 : 1; i < (round == 1 ? 1u : 5u); i++) {
+				uint32_t v = round;
+				write_blocks(&r, &g, blocks[i], 1, &v, BUF_OFF);
+			}
+		}
+		uint64_t sc = 0;
+		struct vec out = { 0 };
+		set_state(&r.src, DEVMIG_STATE_STOP);
+		assert_int_equal(devmig_client_stop_copy_size(r.src.cl, &sc), 0);
+		finish_migration(&r.src, NULL, 1, &out);
+		set_state(&r.src, DEVMIG_STATE_RUNNING);
+		print_message("# %u chunks written: stream %zu B, MIG_DATA_SIZE %llu B\n",
+			      round ? (round == 1 ? 1u : 5u) : 0u, out.len, (unsigned long long)sc);
+		assert_true(sc >= out.len);
+		assert_true(sc - out.len <= 4096 + out.len / 64);
+		assert_true(out.len >= (round ? (round == 1 ? 1u : 5u) : 0u) * chunk);
+		free(out.p);
+	}
+	mbg_destroy(&g);
+	rig_close(&r);
+}
+
 /* ---- corruption, through the server ---- */
 
 static void expect_refused(struct side *dst, const uint8_t *p, size_t len, const char *want,
@@ -1494,7 +1534,7 @@ static void options_and_sessions(void **state)
 	assert_int_equal(devmig_client_mig_caps(r.src.cl, &caps), 0);
 	assert_int_equal(caps, DEVMIG_MIG_STOP_COPY | DEVMIG_MIG_P2P | DEVMIG_MIG_PRE_COPY);
 	assert_int_equal(devmig_client_stop_copy_size(r.src.cl, &sc), 0);
-	assert_true(sc >= (64u << 10));
+	assert_true(sc > 16 * 20); /* 16 never-written chunks: ZERO records */
 	/* reset in PRE_COPY drops the session; storage survives a reset */
 	uint32_t v = 42;
 	write_blocks(&r, &g, 7, 1, &v, BUF_OFF);
@@ -1538,6 +1578,7 @@ int main(void)
 		cmocka_unit_test(roundtrip_64m),
 		cmocka_unit_test(save_and_save_ref_agree),
 		cmocka_unit_test(precopy_counts_exact),
+		cmocka_unit_test(stop_copy_size_follows_what_was_written),
 		cmocka_unit_test(precopy_with_workload),
 		cmocka_unit_test(corruption_refused_destination_unchanged),
 		cmocka_unit_test(geometry_mismatch_refused),

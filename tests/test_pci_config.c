@@ -888,7 +888,7 @@ static void t_save_load_roundtrip(void **s)
 	size_t len;
 
 	(void)s;
-	assert_int_equal(devmig_pcicfg_save_size(a), 8 + 4096 + 8 * 16 + 8);
+	assert_int_equal(devmig_pcicfg_save_size(a), 8 + 4096 + 8 * 16 + 8 + 4);
 	dirty(a, &l);
 	uint8_t *buf = save(a, &len);
 	nevs = 0;
@@ -958,8 +958,12 @@ static void t_load_refusals(void **s)
 
 	(void)s;
 	buf = save(a, &len);
-	expect_refused(b, buf, 100, "stream has 100 bytes, expected 4240");
-	expect_refused(b, buf, len - 8, "stream has 4232 bytes");
+	expect_refused(b, buf, 100, "stream has 100 bytes, expected 4244");
+	expect_refused(b, buf, len - 8, "stream has 4236 bytes");
+	/* unknown MSI-X state flags */
+	buf[len - 4] |= 0x2;
+	expect_refused(b, buf, len, "MSI-X state flags 0x00000002: unknown bits set");
+	buf[len - 4] &= (uint8_t)~0x2;
 	/* a read-only byte inside a capability */
 	buf[8 + l.pcie + PCI_EXP_LNKCAP] ^= 0x1;
 	expect_refused(b, buf, len, "config offset 0x78: PCI Express capability (ID 0x10) at 0x6c");
@@ -984,6 +988,68 @@ static void t_load_refusals(void **s)
 	free(buf);
 	devmig_pcicfg_destroy(a);
 	devmig_pcicfg_destroy(b);
+}
+
+/*
+ * The table's mask bits apply once a table write has reached us: before
+ * that the client emulates the table itself (QEMU) and only the function
+ * mask counts. Reset forgets it; save/load carries it.
+ */
+static void t_msix_table_written(void **s)
+{
+	struct layout l;
+	struct devmig_pci_config *c = full(1, &l), *d = full(1, NULL);
+	size_t len;
+	uint8_t *buf;
+	char why[160];
+
+	(void)s;
+	wr16(c, l.msix + PCI_MSIX_FLAGS, PCI_MSIX_FLAGS_ENABLE);
+	assert_false(devmig_pcicfg_msix_table_written(c));
+	for (unsigned v = 0; v < 8; v++) {
+		assert_int_equal(tbl_rd(c, v, PCI_MSIX_ENTRY_VECTOR_CTRL), 1); /* reads as reset */
+		assert_false(devmig_pcicfg_msix_vector_masked(c, v));
+	}
+	assert_true(devmig_pcicfg_msix_vector_masked(c, 8)); /* no such vector */
+	wr16(c, l.msix + PCI_MSIX_FLAGS, PCI_MSIX_FLAGS_ENABLE | PCI_MSIX_FLAGS_MASKALL);
+	assert_true(devmig_pcicfg_msix_vector_masked(c, 0));
+	wr16(c, l.msix + PCI_MSIX_FLAGS, PCI_MSIX_FLAGS_ENABLE);
+	/* a table read is not a write; a PBA write is not a table write */
+	uint64_t pba = 0;
+	assert_int_equal(devmig_pcicfg_msix_access(c, 0, PBA_OFF, &pba, 8, true), 1);
+	assert_false(devmig_pcicfg_msix_table_written(c));
+	/* any table write, even of an entry's data only: every mask bit counts */
+	tbl_wr(c, 3, PCI_MSIX_ENTRY_DATA, 0x33);
+	assert_true(devmig_pcicfg_msix_table_written(c));
+	assert_true(devmig_pcicfg_msix_vector_masked(c, 0));
+	assert_true(devmig_pcicfg_msix_vector_masked(c, 3));
+	tbl_wr(c, 3, PCI_MSIX_ENTRY_VECTOR_CTRL, 0);
+	assert_false(devmig_pcicfg_msix_vector_masked(c, 3));
+	assert_true(devmig_pcicfg_msix_vector_masked(c, 4));
+	/* save/load carries it, both ways */
+	buf = save(c, &len);
+	assert_int_equal(devmig_pcicfg_load(d, buf, len, why, sizeof(why)), 0);
+	assert_true(devmig_pcicfg_msix_table_written(d));
+	assert_true(devmig_pcicfg_msix_vector_masked(d, 4));
+	assert_false(devmig_pcicfg_msix_vector_masked(d, 3));
+	/* a config saved before the flags existed keeps the table's masks */
+	assert_int_equal(devmig_pcicfg_reset(d), 0);
+	assert_false(devmig_pcicfg_msix_table_written(d));
+	assert_int_equal(devmig_pcicfg_load(d, buf, len - 4, why, sizeof(why)), 0);
+	assert_true(devmig_pcicfg_msix_table_written(d));
+	free(buf);
+	/* reset forgets the writes; an unwritten table travels unwritten */
+	assert_int_equal(devmig_pcicfg_reset(c), 0);
+	assert_false(devmig_pcicfg_msix_table_written(c));
+	wr16(c, l.msix + PCI_MSIX_FLAGS, PCI_MSIX_FLAGS_ENABLE);
+	assert_false(devmig_pcicfg_msix_vector_masked(c, 4));
+	buf = save(c, &len);
+	assert_int_equal(devmig_pcicfg_load(d, buf, len, why, sizeof(why)), 0);
+	assert_false(devmig_pcicfg_msix_table_written(d));
+	assert_false(devmig_pcicfg_msix_vector_masked(d, 4));
+	free(buf);
+	devmig_pcicfg_destroy(c);
+	devmig_pcicfg_destroy(d);
 }
 
 /* Same bytes at reset, different BAR size: only the masks tell them apart. */
@@ -1051,6 +1117,7 @@ int main(void)
 		cmocka_unit_test(t_msi_pending),
 		cmocka_unit_test(t_msix_table),
 		cmocka_unit_test(t_msix_pending),
+		cmocka_unit_test(t_msix_table_written),
 		cmocka_unit_test(t_pm_pcie_pasid),
 		cmocka_unit_test(t_masks),
 		cmocka_unit_test(t_reset),

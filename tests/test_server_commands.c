@@ -15,6 +15,8 @@
 #include <string.h>
 #include <sys/eventfd.h>
 #include <sys/mman.h>
+#include <sys/socket.h>
+#include <sys/un.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -188,6 +190,110 @@ static void test_version_negotiates_extensions_and_caps(void **state)
 	devmig_client_server_caps(f->c, &caps);
 	assert_int_equal(caps.ext, 0);
 	assert_int_equal(caps.max_data_xfer_size, 1u << 20);
+}
+
+/* VERSION over a bare socket with the capabilities given; returns the reply's. */
+static struct devmig_caps raw_version(const char *path, const struct devmig_caps *proposed)
+{
+	char json[512];
+	uint8_t buf[2048];
+	struct devmig_msg m, r;
+	enum devmig_wire_err e = DEVMIG_WIRE_OK;
+	struct sockaddr_un sa = { .sun_family = AF_UNIX };
+	int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+
+	assert_true(fd >= 0);
+	snprintf(sa.sun_path, sizeof(sa.sun_path), "%s", path);
+	assert_int_equal(connect(fd, (struct sockaddr *)&sa, sizeof(sa)), 0);
+	memset(&m, 0, sizeof(m));
+	m.hdr.cmd = DEVMIG_CMD_VERSION;
+	m.hdr.flags = DEVMIG_HDR_TYPE_COMMAND;
+	m.u.version.v.major = DEVMIG_VFIO_USER_MAJOR;
+	m.u.version.v.minor = DEVMIG_VFIO_USER_MINOR;
+	m.u.version.json = json;
+	m.u.version.json_len = devmig_caps_format(proposed, json, sizeof(json));
+	size_t n = devmig_encode(buf, sizeof(buf), &m, &e);
+	assert_true(n > 0);
+	assert_int_equal(send(fd, buf, n, MSG_NOSIGNAL), (ssize_t)n);
+	struct devmig_hdr h;
+	size_t got = 0;
+	while (got < sizeof(h) || got < h.msg_size) {
+		ssize_t k = recv(fd, buf + got, sizeof(buf) - got, 0);
+		assert_true(k > 0);
+		got += (size_t)k;
+		if (got >= sizeof(h))
+			memcpy(&h, buf, sizeof(h));
+	}
+	struct devmig_wire_limits lim;
+	devmig_wire_limits_default(&lim);
+	lim.role = DEVMIG_WIRE_ROLE_CLIENT;
+	assert_int_equal(devmig_decode(buf, got, 0, &lim, &r), DEVMIG_WIRE_OK);
+	struct devmig_caps caps;
+	assert_int_equal(devmig_caps_parse(r.u.version.json, r.u.version.json_len, &caps),
+			 DEVMIG_WIRE_OK);
+	close(fd);
+	return caps;
+}
+
+/* "migration": a migratable device says so to a client that proposed it. */
+static void test_version_advertises_migration(void **state)
+{
+	struct fx *f = *state;
+	struct devmig_caps caps, prop;
+
+	devmig_client_server_caps(f->c, &caps);
+	assert_true(caps.migration);
+	assert_int_equal(caps.mig_pgsize, 4096);
+	/* the smaller of the two largest bitmaps: our client's 1 MiB */
+	assert_int_equal(caps.mig_max_bitmap_size, 1u << 20);
+
+	/* QEMU's proposal: pgsize 4096, 256 MiB; the server's bitmap limit is one
+	 * message (1 MiB + 4 KiB by default) */
+	devmig_client_close(f->c);
+	f->c = NULL;
+	devmig_caps_default(&prop);
+	prop.migration = true;
+	caps = raw_version(f->path, &prop);
+	assert_true(caps.migration);
+	assert_int_equal(caps.mig_pgsize, 4096);
+	assert_int_equal(caps.mig_max_bitmap_size, (1u << 20) + 4096);
+	/* a client that did not propose it does not get it */
+	prop.migration = false;
+	caps = raw_version(f->path, &prop);
+	assert_false(caps.migration);
+	f->c = connect_to(f->path, NULL);
+}
+
+static int plain_realize(struct devmig_device *dev, struct devmig_pci_config *cfg)
+{
+	(void)dev;
+	int rc = devmig_pci_set_ids(cfg, 0x1af4, 0x10fc);
+	return rc ? rc : devmig_pci_set_bar(cfg, 0, 4096, 0);
+}
+
+/* A device without migration does not claim it. */
+static void test_version_no_migration_for_a_plain_device(void **state)
+{
+	static const struct devmig_device_ops plain_ops = { .name = "plain",
+							    .realize = plain_realize };
+	struct fx *f = *state;
+	struct devmig_device dev = { .ops = &plain_ops };
+	struct devmig_server *srv;
+	struct devmig_caps caps;
+	char path[160], err[256];
+
+	assert_int_equal(devmig_device_init(&dev), 0);
+	snprintf(path, sizeof(path), "%s/plain.sock", f->dir);
+	srv = devmig_server_new(&dev, &(struct devmig_server_config){ .socket_path = path }, err,
+				sizeof(err));
+	assert_non_null(srv);
+	assert_int_equal(devmig_server_start(srv), 0);
+	struct devmig_client *c = connect_to(path, NULL);
+	devmig_client_server_caps(c, &caps);
+	assert_false(caps.migration);
+	devmig_client_close(c);
+	devmig_server_free(srv);
+	devmig_device_destroy(&dev);
 }
 
 /* ---- 2. DEVICE_GET_INFO ---- */
@@ -400,6 +506,31 @@ static void test_set_irqs_msix_delivery_mask_pending(void **state)
 	/* Unmask: the pending interrupt is delivered. */
 	wr32(f->c, 1, 12, 0);
 	assert_int_equal(wait_efd(efd, 5000), 1);
+	close(efd);
+}
+
+/* QEMU's way: it emulates the MSI-X table and never writes ours; it reads the PBA. */
+static void test_msix_unwritten_table_delivers(void **state)
+{
+	struct fx *f = *state;
+	int efd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+	assert_true(efd >= 0);
+
+	assert_int_equal(devmig_client_set_irqs(f->c, VFIO_PCI_MSIX_IRQ_INDEX,
+						VFIO_IRQ_SET_DATA_EVENTFD |
+							VFIO_IRQ_SET_ACTION_TRIGGER,
+						0, 1, &efd),
+			 0);
+	unsigned msix = find_cap(f->c, 0x11);
+	uint16_t ctl = 0x8000; /* MSI-X enable, function unmasked */
+	assert_int_equal(devmig_client_region_write(f->c, CFG_REGION, msix + 2, &ctl, 2), 0);
+	for (uint32_t i = 1; i <= 20; i++) {
+		wr32(f->c, 0, REG_THRESHOLD, i);
+		wr32(f->c, 0, REG_COUNT, 1);
+		assert_int_equal(wait_efd(efd, 5000), 1);
+	}
+	assert_int_equal(rd32(f->c, 1, 2048), 0);	/* nothing pending */
+	assert_int_equal(rd32(f->c, 1, 12) & 1, 1);	/* the table still reads as reset */
 	close(efd);
 }
 
@@ -658,6 +789,8 @@ int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		T(test_version_negotiates_extensions_and_caps),
+		T(test_version_advertises_migration),
+		T(test_version_no_migration_for_a_plain_device),
 		T(test_device_info_reports_pci_regions_irqs),
 		T(test_region_info_sizes_and_flags),
 		T(test_config_space_ids_caps_and_command),
@@ -666,6 +799,7 @@ int main(void)
 		T(test_device_reset_clears_registers),
 		T(test_irq_info_counts),
 		T(test_set_irqs_msix_delivery_mask_pending),
+		T(test_msix_unwritten_table_delivers),
 		T(test_dma_map_fd_device_access_and_unmap),
 		T(test_dma_map_without_fd_uses_messages),
 		T(test_device_feature_migration_queries),

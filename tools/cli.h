@@ -20,5 +20,6 @@ int devmig_cmd_profile(int argc, char **argv);
 int devmig_cmd_resume(int argc, char **argv);
 int devmig_cmd_reset(int argc, char **argv);
 int devmig_cmd_keygen(int argc, char **argv);
+int devmig_cmd_check(int argc, char **argv);
 
 #endif

@@ -18,10 +18,23 @@
 /* ---- devices ---- */
 
 /*
- * Connect to every socket in paths (n of them). Prints "devmig CMD: ..." and
+ * A device is named by --socket PATH (vfio-user) or --vfio DEVICE (a kernel
+ * VFIO device: PCI address, mdev UUID, sysfs path or /dev/vfio/devices/vfioN);
+ * both land in one list, in order, the kernel ones as "vfio:DEVICE"
+ * (devmig_client_open). cli_add_device appends one, false (said) when full.
+ */
+bool cli_add_device(const char *cmd, char **list, unsigned *n, const char *arg, bool vfio);
+/* "vfio:SPEC", kept until the process ends; NULL when too long. */
+const char *cli_vfio_addr(const char *spec);
+/* The same for a --vfio argument; NULL (said) when it cannot name a device. */
+const char *cli_vfio_arg(const char *cmd, const char *spec);
+
+/*
+ * Open every device in paths (n of them). Prints "devmig CMD: ..." and
  * returns NULL when one fails or a device is named twice (vfio-user serves one
- * client at a time: the second connection would be refused as busy). Each
- * device's answers are waited for at most cli_timeout_s.
+ * client at a time: a second connection would be refused as busy; a kernel
+ * device opens once). Each device's answers are waited for at most
+ * cli_timeout_s.
  */
 extern unsigned cli_timeout_s;
 struct devmig_client **cli_connect_all(const char *cmd, char *const *paths, unsigned n);

@@ -20,11 +20,13 @@
 static void usage(FILE *f)
 {
 	fprintf(f,
-		"usage: devmig compat --source SOCKET|VERSION [--fingerprint HEX] --target SOCKET [--json]\n"
+		"usage: devmig compat --source DEVICE|VERSION [--fingerprint HEX] --target DEVICE [--json]\n"
 		"       devmig compat --fleet REPORT.json... [--json]\n"
 		"\n"
 		"The first form asks whether the device at --target can load state saved by the\n"
-		"source: a device socket, or a version string such as 1af4:10f1-memblk-v1 (then\n"
+		"source. A DEVICE is a vfio-user socket path or vfio:DEVICE for a kernel VFIO\n"
+		"device (which has no migration identity to compare: the kernel offers none);\n"
+		"the source may also be a version string such as 1af4:10f1-memblk-v1 (then\n"
 		"--fingerprint gives its config-space fingerprint, or only versions are compared).\n"
 		"Exit 0: compatible; 1: not, with the reason; 2: usage or connection error.\n"
 		"\n"
@@ -36,16 +38,20 @@ static void usage(FILE *f)
 static int read_info(const char *path, struct devmig_compat_info *ci)
 {
 	char err[256];
-	struct devmig_client *c = devmig_client_connect(path, NULL, err, sizeof(err));
+	struct devmig_client *c = devmig_client_open(path, NULL, err, sizeof(err));
 	if (!c) {
 		fprintf(stderr, "devmig compat: %s\n", err);
 		return 2;
 	}
 	int rc = devmig_client_compat_info(c, ci);
+	bool kernel = !strcmp(devmig_client_backend(c), "kernel");
 	devmig_client_close(c);
 	if (rc) {
-		fprintf(stderr, "devmig compat: %s does not report its migration identity: %s\n", path,
-			strerror(-rc));
+		fprintf(stderr, "devmig compat: %s does not report its migration identity: %s%s\n",
+			path, strerror(-rc),
+			kernel ? " (a kernel VFIO device has no version to compare; the driver "
+				 "checks the stream when it loads it)"
+			       : "");
 		return 2;
 	}
 	return 0;
@@ -73,7 +79,7 @@ static int pair(const char *source, const char *fp, const char *target, bool jso
 	struct devmig_compat_info src = { 0 }, dst;
 	bool know_fp = true;
 
-	if (is_socket(source)) {
+	if (is_socket(source) || devmig_addr_is_vfio(source)) {
 		int rc = read_info(source, &src);
 		if (rc)
 			return rc;

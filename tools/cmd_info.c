@@ -14,16 +14,18 @@
 
 static void info_usage(FILE *f)
 {
-	fprintf(f, "usage: devmig info --socket PATH [--json]\n"
+	fprintf(f, "usage: devmig info (--socket PATH | --vfio DEVICE) [--json]\n"
 		   "\n"
-		   "Connect to the vfio-user device served at PATH and print its PCI vendor:device\n"
-		   "ids, migration capabilities (STOP_COPY, P2P, PRE_COPY), current migration\n"
-		   "state, the device's estimate of its STOP_COPY data, the protocol extensions\n"
-		   "negotiated, and its region and interrupt counts. The device is not changed.\n"
-		   "vfio-user serves one client at a time: while another is connected this is\n"
-		   "refused as busy.\n"
+		   "Open the device and print its PCI vendor:device ids, migration capabilities\n"
+		   "(STOP_COPY, P2P, PRE_COPY), current migration state, the device's estimate of\n"
+		   "its STOP_COPY data, the protocol extensions negotiated, and its region and\n"
+		   "interrupt counts. The device is not changed. vfio-user serves one client at a\n"
+		   "time: while another is connected this is refused as busy.\n"
 		   "\n"
 		   "  --socket PATH  the device's vfio-user socket\n"
+		   "  --vfio DEVICE  a kernel VFIO device: a PCI address (0000:01:00.0), an mdev\n"
+		   "                 UUID or /sys/bus/mdev/devices/UUID, a sysfs path, or\n"
+		   "                 /dev/vfio/devices/vfioN (iommufd:DEVICE forces the cdev)\n"
 		   "  --json         machine-readable output\n");
 }
 
@@ -31,6 +33,7 @@ int devmig_cmd_info(int argc, char **argv)
 {
 	static const struct option opts[] = {
 		{ "socket", required_argument, NULL, 's' },
+		{ "vfio", required_argument, NULL, 'V' },
 		{ "json", no_argument, NULL, 'j' },
 		{ "help", no_argument, NULL, 'h' },
 		{ 0 },
@@ -39,14 +42,17 @@ int devmig_cmd_info(int argc, char **argv)
 	bool json = false;
 	int o;
 
-	while ((o = getopt_long(argc, argv, "s:jh", opts, NULL)) != -1) {
+	while ((o = getopt_long(argc, argv, "s:V:jh", opts, NULL)) != -1) {
 		switch (o) {
 		case 's':
+		case 'V':
 			if (path) {
-				fprintf(stderr, "devmig info: give one --socket\n");
+				fprintf(stderr, "devmig info: give one --socket or --vfio\n");
 				return 2;
 			}
-			path = optarg;
+			path = o == 'V' ? (char *)cli_vfio_arg("info", optarg) : optarg;
+			if (!path)
+				return 2;
 			break;
 		case 'j': json = true; break;
 		case 'h': info_usage(stdout); return 0;
@@ -58,7 +64,7 @@ int devmig_cmd_info(int argc, char **argv)
 		return 2;
 	}
 	if (!path) {
-		fprintf(stderr, "devmig info: --socket is required (devmig info --help)\n");
+		fprintf(stderr, "devmig info: --socket or --vfio is required (devmig info --help)\n");
 		return 2;
 	}
 
@@ -81,6 +87,9 @@ int devmig_cmd_info(int argc, char **argv)
 		cli_close_all(cl, 1);
 		return 1;
 	}
+	char where[300];
+	devmig_client_describe(c, where, sizeof(where));
+	const char *backend = devmig_client_backend(c);
 	uint16_t vendor = (uint16_t)(ids & 0xffff), device = (uint16_t)(ids >> 16);
 
 	uint64_t caps = 0, sc_size = 0;
@@ -118,7 +127,12 @@ int devmig_cmd_info(int argc, char **argv)
 	if (json) {
 		json_object *j = json_object_new_object();
 		char buf[24];
-		json_object_object_add(j, "socket", json_object_new_string(path));
+		bool kernel = devmig_addr_is_vfio(path);
+		json_object_object_add(j, kernel ? "vfio" : "socket",
+				       json_object_new_string(kernel ? path + strlen(DEVMIG_VFIO_PREFIX)
+								     : path));
+		json_object_object_add(j, "backend", json_object_new_string(backend));
+		json_object_object_add(j, "connection", json_object_new_string(where));
 		snprintf(buf, sizeof(buf), "%04x", vendor);
 		json_object_object_add(j, "vendor", json_object_new_string(buf));
 		snprintf(buf, sizeof(buf), "%04x", device);
@@ -159,12 +173,22 @@ int devmig_cmd_info(int argc, char **argv)
 		json_object_object_add(j, "irqs", json_object_new_int64(di.num_irqs));
 		json_object_object_add(j, "max_data_xfer_size",
 				       json_object_new_int64(sv.max_data_xfer_size));
+		/* VERSION's "migration" capability, as the server sent it */
+		json_object *jm = NULL;
+		if (sv.migration) {
+			jm = json_object_new_object();
+			json_object_object_add(jm, "pgsize", json_object_new_int64((int64_t)sv.mig_pgsize));
+			json_object_object_add(jm, "max_bitmap_size",
+					       json_object_new_int64((int64_t)sv.mig_max_bitmap_size));
+		}
+		json_object_object_add(j, "version_migration", jm);
 		cli_print_json(j);
 		return 0;
 	}
 
 	char b[32];
-	printf("socket:       %s\n", path);
+	printf("device:       %s\n", path);
+	printf("backend:      %s\n", where);
 	printf("id:           %04x:%04x\n", vendor, device);
 	printf("regions:      %u\n", di.num_regions);
 	printf("irqs:         %u\n", di.num_irqs);
@@ -179,6 +203,12 @@ int devmig_cmd_info(int argc, char **argv)
 			printf(" (unknown bits 0x%llx)", (unsigned long long)(caps & ~DEVMIG_MIG_ALL));
 		printf("\n");
 	}
+	if (sv.migration)
+		printf("VERSION:      migration (pgsize %llu, dirty bitmaps up to %s)\n",
+		       (unsigned long long)sv.mig_pgsize,
+		       cli_bytes((double)sv.mig_max_bitmap_size, b, sizeof(b)));
+	else
+		printf("VERSION:      no migration capability\n");
 	if (state_rc)
 		printf("state:        unknown (%s)\n", strerror(-state_rc));
 	else

@@ -14,24 +14,28 @@
 static void migrate_usage(FILE *f)
 {
 	fprintf(f,
-		"usage: devmig migrate --socket SRC [--socket SRC2 ...]\n"
+		"usage: devmig migrate (--socket SRC | --vfio SRC) [...]\n"
 		"                      (--to tcp://HOST:PORT | --to unix:PATH |\n"
-		"                       --to-socket DST [--to-socket DST2 ...])\n"
+		"                       (--to-socket DST | --to-vfio DST) [...])\n"
 		"                      [--psk FILE | --cert FILE --key FILE --ca FILE | --insecure]\n"
 		"                      [--peer-name NAME] [--handshake-timeout SEC]\n"
 		"                      [--downtime MS] [--max-rounds N] [--no-precopy] [--timeout SEC]\n"
 		"                      [--json] [--verbose]\n"
 		"\n"
-		"Live-migrate the devices served at the SRC sockets. This moves device state\n"
+		"Live-migrate the source devices. This moves device state\n"
 		"only: there is no guest here, so no guest memory is copied and devices that\n"
 		"DMA into a guest's memory must have it moved by their VMM.\n"
 		"\n"
 		"  --socket SRC       a source device's vfio-user socket (repeat for several;\n"
 		"                     they stop and switch over together)\n"
+		"  --vfio SRC         a source kernel VFIO device: a PCI address (0000:01:00.0),\n"
+		"                     an mdev UUID or /sys/bus/mdev/devices/UUID, a sysfs path,\n"
+		"                     or /dev/vfio/devices/vfioN (iommufd:SRC forces the cdev)\n"
 		"  --to tcp://HOST:PORT, --to unix:PATH\n"
 		"                     send to a 'devmig receive' listening there (another host)\n"
-		"  --to-socket DST    a local destination device's socket, one per --socket, in\n"
+		"  --to-socket DST    a local destination device's socket, one per source, in\n"
 		"                     the same order\n"
+		"  --to-vfio DST      a local destination kernel VFIO device, likewise\n"
 		"With --to tcp:// the channel is TLS 1.3, both sides authenticated (or plain with\n"
 		"an explicit --insecure):\n"
 		CLI_SECURE_USAGE
@@ -80,6 +84,8 @@ int devmig_cmd_migrate(int argc, char **argv)
 		{ "socket", required_argument, NULL, 's' },
 		{ "to", required_argument, NULL, 't' },
 		{ "to-socket", required_argument, NULL, 'd' },
+		{ "vfio", required_argument, NULL, 'V' },
+		{ "to-vfio", required_argument, NULL, 'W' },
 		{ "downtime", required_argument, NULL, 'D' },
 		{ "max-rounds", required_argument, NULL, 'r' },
 		{ "no-precopy", no_argument, NULL, 'n' },
@@ -99,7 +105,7 @@ int devmig_cmd_migrate(int argc, char **argv)
 	uint64_t v;
 	int o, src_rc;
 
-	while ((o = getopt_long(argc, argv, "s:t:d:D:r:nT:jvh", opts, NULL)) != -1) {
+	while ((o = getopt_long(argc, argv, "s:t:d:V:W:D:r:nT:jvh", opts, NULL)) != -1) {
 		if (cli_secure_opt(&sec, o, optarg, "migrate", &src_rc)) {
 			if (src_rc)
 				return src_rc;
@@ -107,16 +113,14 @@ int devmig_cmd_migrate(int argc, char **argv)
 		}
 		switch (o) {
 		case 's':
-		case 'd':
-			if ((o == 's' ? nsrc : ndst) == CLI_MAX_DEVICES) {
-				fprintf(stderr, "devmig migrate: at most %u devices migrate together\n",
-					CLI_MAX_DEVICES);
+		case 'V':
+			if (!cli_add_device("migrate", src, &nsrc, optarg, o == 'V'))
 				return 2;
-			}
-			if (o == 's')
-				src[nsrc++] = optarg;
-			else
-				dst[ndst++] = optarg;
+			break;
+		case 'd':
+		case 'W':
+			if (!cli_add_device("migrate", dst, &ndst, optarg, o == 'W'))
+				return 2;
 			break;
 		case 't':
 			if (to) {
@@ -161,16 +165,17 @@ int devmig_cmd_migrate(int argc, char **argv)
 		return 2;
 	}
 	if (!nsrc) {
-		fprintf(stderr, "devmig migrate: --socket is required (devmig migrate --help)\n");
+		fprintf(stderr, "devmig migrate: --socket or --vfio is required (devmig migrate "
+				"--help)\n");
 		return 2;
 	}
 	if (!to == !ndst) {
-		fprintf(stderr, "devmig migrate: give either --to or --to-socket "
+		fprintf(stderr, "devmig migrate: give either --to or --to-socket/--to-vfio "
 				"(devmig migrate --help)\n");
 		return 2;
 	}
 	if (ndst && ndst != nsrc) {
-		fprintf(stderr, "devmig migrate: %u --socket but %u --to-socket: give one "
+		fprintf(stderr, "devmig migrate: %u sources but %u destinations: give one "
 				"destination per source, in order\n", nsrc, ndst);
 		return 2;
 	}
@@ -288,7 +293,7 @@ int devmig_cmd_migrate(int argc, char **argv)
 	} else {
 		json_object_put(jstates);
 		if (!rc)
-			print_summary(&rep, to ? to : (ndst == 1 ? dst[0] : "the destination sockets"),
+			print_summary(&rep, to ? to : (ndst == 1 ? dst[0] : "the destination devices"),
 				      src_state);
 	}
 	return rc ? (rep.outcome_unknown ? 3 : 1) : 0;

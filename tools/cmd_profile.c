@@ -17,10 +17,10 @@
 
 static void profile_usage(FILE *f)
 {
-	fprintf(f, "usage: devmig profile --dump --socket PATH [--output FILE]\n"
+	fprintf(f, "usage: devmig profile --dump (--socket PATH | --vfio DEVICE) [--output FILE]\n"
 		   "       devmig profile --check FILE\n"
 		   "\n"
-		   "--dump connects to the vfio-user device served at PATH, reads its PCI config\n"
+		   "--dump opens the device, reads its PCI config\n"
 		   "space and BAR sizes and writes them as a profile (JSON, see\n"
 		   "include/devmig/profile.h) to FILE or stdout: a starting point for a profile\n"
 		   "that devices with different native layouts share ('devmig serve --profile').\n"
@@ -29,6 +29,8 @@ static void profile_usage(FILE *f)
 		   "the exit status is 0 when it is valid, 1 when not.\n"
 		   "\n"
 		   "  --socket PATH  the device's vfio-user socket\n"
+		   "  --vfio DEVICE  a kernel VFIO device (PCI address, mdev UUID, sysfs path,\n"
+		   "                 /dev/vfio/devices/vfioN)\n"
 		   "  --output FILE  where to write the dump (default: stdout)\n");
 }
 
@@ -74,7 +76,20 @@ static int do_dump(char *path, const char *output)
 
 	if (!cl)
 		return 1;
-	int rc = devmig_client_region_read(cl[0], CONFIG_REGION, 0, cfg, sizeof(cfg));
+	/* Config space is 256 or 4096 bytes (an emulated device may have less):
+	 * what the device has, the rest zero. */
+	struct devmig_region_info cri = { 0 };
+	int cfd = -1;
+	unsigned cn = 0;
+	uint64_t clen = sizeof(cfg);
+	memset(cfg, 0, sizeof(cfg));
+	int rc = devmig_client_region_info(cl[0], CONFIG_REGION, &cri, &cfd, NULL, &cn);
+	if (cfd >= 0)
+		close(cfd);
+	if (!rc && cri.size && cri.size < clen)
+		clen = cri.size;
+	if (!rc)
+		rc = devmig_client_region_read(cl[0], CONFIG_REGION, 0, cfg, (size_t)clen);
 	if (rc) {
 		fprintf(stderr, "devmig profile: %s: reading the PCI config space failed: %s\n", path,
 			strerror(-rc));
@@ -113,6 +128,7 @@ int devmig_cmd_profile(int argc, char **argv)
 		{ "dump", no_argument, NULL, 'd' },
 		{ "check", required_argument, NULL, 'c' },
 		{ "socket", required_argument, NULL, 's' },
+		{ "vfio", required_argument, NULL, 'V' },
 		{ "output", required_argument, NULL, 'o' },
 		{ "help", no_argument, NULL, 'h' },
 		{ 0 },
@@ -121,11 +137,16 @@ int devmig_cmd_profile(int argc, char **argv)
 	bool dump = false;
 	int o;
 
-	while ((o = getopt_long(argc, argv, "dc:s:o:h", opts, NULL)) != -1) {
+	while ((o = getopt_long(argc, argv, "dc:s:V:o:h", opts, NULL)) != -1) {
 		switch (o) {
 		case 'd': dump = true; break;
 		case 'c': check = optarg; break;
 		case 's': path = optarg; break;
+		case 'V':
+			path = (char *)cli_vfio_arg("profile", optarg);
+			if (!path)
+				return 2;
+			break;
 		case 'o': output = optarg; break;
 		case 'h': profile_usage(stdout); return 0;
 		default: return 2;
@@ -141,13 +162,14 @@ int devmig_cmd_profile(int argc, char **argv)
 	}
 	if (check) {
 		if (path || output) {
-			fprintf(stderr, "devmig profile: --check takes no --socket or --output\n");
+			fprintf(stderr, "devmig profile: --check takes no --socket, --vfio or --output\n");
 			return 2;
 		}
 		return do_check(check);
 	}
 	if (!path) {
-		fprintf(stderr, "devmig profile: --dump needs --socket (devmig profile --help)\n");
+		fprintf(stderr, "devmig profile: --dump needs --socket or --vfio (devmig profile "
+				"--help)\n");
 		return 2;
 	}
 	return do_dump(path, output);

@@ -15,15 +15,14 @@ static void receive_usage(FILE *f)
 {
 	fprintf(f,
 		"usage: devmig receive (--listen ADDR:PORT | --listen unix:PATH)\n"
-		"                      --socket DST [--socket DST2 ...]\n"
+		"                      (--socket DST | --vfio DST) [...]\n"
 		"                      (--psk FILE | --cert FILE --key FILE --ca FILE | --insecure)\n"
 		"                      [--peer-name NAME] [--handshake-timeout SEC]\n"
 		"                      [--allow-other-uids] [--timeout SEC] [--json] [--verbose]\n"
 		"\n"
-		"Wait for ONE 'devmig migrate --to' and load the devices it sends into the\n"
-		"devices served at the DST sockets (in the order of the source's --socket\n"
-		"options); they run here once it succeeds. Device state only: no guest memory\n"
-		"is received.\n"
+		"Wait for ONE 'devmig migrate --to' and load the devices it sends into the DST\n"
+		"devices (in the order of the source's devices); they run here once it\n"
+		"succeeds. Device state only: no guest memory is received.\n"
 		"\n"
 		"Over TCP the source must authenticate: TLS 1.3 with a pre-shared key or with\n"
 		"certificates (both sides prove who they are; every byte is protected). A\n"
@@ -36,6 +35,8 @@ static void receive_usage(FILE *f)
 		"  --listen unix:PATH  a unix socket (mode 0600, removed at the end); only our\n"
 		"                      own uid may connect unless --allow-other-uids\n"
 		"  --socket DST        a destination device's vfio-user socket (repeat)\n"
+		"  --vfio DST          a destination kernel VFIO device (PCI address, mdev UUID,\n"
+		"                      sysfs path, /dev/vfio/devices/vfioN; repeat)\n"
 		CLI_SECURE_USAGE
 		"  --allow-other-uids  unix: accept sources run by other users\n"
 		"  --timeout SEC       once a migration began, give up when a step (a frame\n"
@@ -54,6 +55,7 @@ int devmig_cmd_receive(int argc, char **argv)
 	static const struct option opts[] = {
 		{ "listen", required_argument, NULL, 'l' },
 		{ "socket", required_argument, NULL, 's' },
+		{ "vfio", required_argument, NULL, 'V' },
 		{ "timeout", required_argument, NULL, 'T' },
 		{ "allow-other-uids", no_argument, NULL, 'u' },
 		{ "json", no_argument, NULL, 'j' },
@@ -70,7 +72,7 @@ int devmig_cmd_receive(int argc, char **argv)
 	uint64_t v;
 	int o, rc;
 
-	while ((o = getopt_long(argc, argv, "l:s:T:ujvh", opts, NULL)) != -1) {
+	while ((o = getopt_long(argc, argv, "l:s:V:T:ujvh", opts, NULL)) != -1) {
 		if (cli_secure_opt(&sec, o, optarg, "receive", &rc)) {
 			if (rc)
 				return rc;
@@ -85,12 +87,9 @@ int devmig_cmd_receive(int argc, char **argv)
 			listen_at = optarg;
 			break;
 		case 's':
-			if (ndst == CLI_MAX_DEVICES) {
-				fprintf(stderr, "devmig receive: at most %u devices migrate together\n",
-					CLI_MAX_DEVICES);
+		case 'V':
+			if (!cli_add_device("receive", dst, &ndst, optarg, o == 'V'))
 				return 2;
-			}
-			dst[ndst++] = optarg;
 			break;
 		case 'T':
 			if (!cli_parse_u64(optarg, 1, 86400, &v)) {
@@ -112,7 +111,7 @@ int devmig_cmd_receive(int argc, char **argv)
 		return 2;
 	}
 	if (!listen_at || !ndst) {
-		fprintf(stderr, "devmig receive: --listen and --socket are required "
+		fprintf(stderr, "devmig receive: --listen and --socket or --vfio are required "
 				"(devmig receive --help)\n");
 		return 2;
 	}

@@ -15,16 +15,18 @@
 static void restore_usage(FILE *f)
 {
 	fprintf(f,
-		"usage: devmig restore --socket DST [--socket DST2 ...] --file PATH [--json]\n"
+		"usage: devmig restore (--socket DST | --vfio DST) [...] --file PATH [--json]\n"
 		"                      [--verbose]\n"
 		"\n"
-		"Load the checkpoint at PATH (from 'devmig save') into the devices served at the\n"
-		"DST sockets, in the order they were saved; they run with that state once it\n"
+		"Load the checkpoint at PATH (from 'devmig save') into the DST devices, in the\n"
+		"order they were saved; they run with that state once it\n"
 		"succeeds. Every frame of the file is checked before any device is touched: a\n"
 		"damaged or truncated file is refused and the devices keep their own state.\n"
 		"Device state only: no guest memory is restored.\n"
 		"\n"
 		"  --socket DST  a device's vfio-user socket (repeat)\n"
+		"  --vfio DST    a kernel VFIO device (PCI address, mdev UUID, sysfs path,\n"
+		"                /dev/vfio/devices/vfioN; repeat)\n"
 		"  --file PATH   the checkpoint\n"
 		"  --json        print the report as JSON\n"
 		"  --verbose     print every state change requested\n");
@@ -34,6 +36,7 @@ int devmig_cmd_restore(int argc, char **argv)
 {
 	static const struct option opts[] = {
 		{ "socket", required_argument, NULL, 's' },
+		{ "vfio", required_argument, NULL, 'V' },
 		{ "file", required_argument, NULL, 'f' },
 		{ "json", no_argument, NULL, 'j' },
 		{ "verbose", no_argument, NULL, 'v' },
@@ -46,15 +49,12 @@ int devmig_cmd_restore(int argc, char **argv)
 	bool json = false, verbose = false;
 	int o;
 
-	while ((o = getopt_long(argc, argv, "s:f:jvh", opts, NULL)) != -1) {
+	while ((o = getopt_long(argc, argv, "s:V:f:jvh", opts, NULL)) != -1) {
 		switch (o) {
 		case 's':
-			if (ndst == CLI_MAX_DEVICES) {
-				fprintf(stderr, "devmig restore: at most %u devices are restored "
-						"together\n", CLI_MAX_DEVICES);
+		case 'V':
+			if (!cli_add_device("restore", dst, &ndst, optarg, o == 'V'))
 				return 2;
-			}
-			dst[ndst++] = optarg;
 			break;
 		case 'f':
 			if (path) {
@@ -74,7 +74,7 @@ int devmig_cmd_restore(int argc, char **argv)
 		return 2;
 	}
 	if (!ndst || !path) {
-		fprintf(stderr, "devmig restore: --socket and --file are required "
+		fprintf(stderr, "devmig restore: --socket or --vfio, and --file, are required "
 				"(devmig restore --help)\n");
 		return 2;
 	}

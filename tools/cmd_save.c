@@ -19,16 +19,18 @@
 static void save_usage(FILE *f)
 {
 	fprintf(f,
-		"usage: devmig save --socket SRC [--socket SRC2 ...] --file PATH [--force] [--json]\n"
+		"usage: devmig save (--socket SRC | --vfio SRC) [...] --file PATH [--force] [--json]\n"
 		"                   [--verbose]\n"
 		"\n"
-		"Stop the devices served at the SRC sockets, write their state to PATH, and let\n"
+		"Stop the SRC devices, write their state to PATH, and let\n"
 		"them run on. Device state only: no guest memory is saved. The file is written\n"
 		"as a new temporary file beside PATH (created exclusively, never through a\n"
 		"link), flushed to disk and renamed, so a failed save leaves nothing at PATH.\n"
 		"'devmig restore' loads it into devices of the same kinds.\n"
 		"\n"
 		"  --socket SRC  a device's vfio-user socket (repeat; restore in the same order)\n"
+		"  --vfio SRC    a kernel VFIO device (PCI address, mdev UUID, sysfs path,\n"
+		"                /dev/vfio/devices/vfioN; repeat)\n"
 		"  --file PATH   the checkpoint to create\n"
 		"  --force       replace PATH if it exists (a link at PATH is replaced, not\n"
 		"                followed)\n"
@@ -107,6 +109,7 @@ int devmig_cmd_save(int argc, char **argv)
 {
 	static const struct option opts[] = {
 		{ "socket", required_argument, NULL, 's' },
+		{ "vfio", required_argument, NULL, 'V' },
 		{ "file", required_argument, NULL, 'f' },
 		{ "force", no_argument, NULL, 'F' },
 		{ "json", no_argument, NULL, 'j' },
@@ -120,15 +123,12 @@ int devmig_cmd_save(int argc, char **argv)
 	bool json = false, verbose = false, force = false;
 	int o;
 
-	while ((o = getopt_long(argc, argv, "s:f:Fjvh", opts, NULL)) != -1) {
+	while ((o = getopt_long(argc, argv, "s:V:f:Fjvh", opts, NULL)) != -1) {
 		switch (o) {
 		case 's':
-			if (nsrc == CLI_MAX_DEVICES) {
-				fprintf(stderr, "devmig save: at most %u devices are saved together\n",
-					CLI_MAX_DEVICES);
+		case 'V':
+			if (!cli_add_device("save", src, &nsrc, optarg, o == 'V'))
 				return 2;
-			}
-			src[nsrc++] = optarg;
 			break;
 		case 'f':
 			if (path) {
@@ -149,7 +149,8 @@ int devmig_cmd_save(int argc, char **argv)
 		return 2;
 	}
 	if (!nsrc || !path) {
-		fprintf(stderr, "devmig save: --socket and --file are required (devmig save --help)\n");
+		fprintf(stderr, "devmig save: --socket or --vfio, and --file, are required (devmig "
+				"save --help)\n");
 		return 2;
 	}
 	char tmp[PATH_MAX];

@@ -22,7 +22,8 @@ static void usage(FILE *f)
 		"        [--verbose]           serve a device variant over vfio-user until SIGINT/SIGTERM\n"
 		"                              (--profile: config space synthesized from a profile)\n"
 		"  devices                     list the device variants\n"
-		"  info --socket PATH [--json]  a device's identity, migration capabilities and state\n"
+		"  info (--socket PATH | --vfio DEVICE) [--json]\n"
+		"                              a device's identity, migration capabilities and state\n"
 		"  migrate ...                 live-migrate devices (devmig migrate --help)\n"
 		"  receive ...                 the destination of a two-host migration\n"
 		"  save ... / restore ...      checkpoint devices to a file and back\n"
@@ -31,12 +32,20 @@ static void usage(FILE *f)
 		"  keygen --psk FILE           a pre-shared key for TLS between hosts\n"
 		"  demo                        migrate a running memblk device under load and verify it\n"
 		"  compat ...                  can a target take a source's state? one pair or a fleet\n"
-		"  profile --dump --socket PATH [--output FILE] | --check FILE\n"
+		"  profile --dump (--socket PATH | --vfio DEVICE) [--output FILE] | --check FILE\n"
 		"                              a device's config space as a profile; validate a profile\n"
+		"  check --socket A [--socket B] [--json]\n"
+		"                              test a device's migration driver against the protocol\n"
+		"                              (B: a second fresh instance for the round trips)\n"
 		"  path FROM TO [--caps LIST]  print the arcs the state machine takes from FROM to TO\n"
 		"                              (LIST: comma-separated of stop_copy,p2p,pre_copy; default all)\n"
 		"  help                        this text\n"
 		"\n"
+		"\n"
+		"A device is a vfio-user socket (--socket PATH) or a kernel VFIO device (--vfio\n"
+		"DEVICE: a PCI address, an mdev UUID, a sysfs path or /dev/vfio/devices/vfioN),\n"
+		"wherever a command takes one; --to-vfio for migrate's local destinations,\n"
+		"vfio:DEVICE for compat's --source and --target.\n"
 		"'devmig COMMAND --help' describes each command.\n");
 }
 
@@ -214,6 +223,7 @@ static const struct {
 	{ "demo", devmig_cmd_demo },
 	{ "compat", devmig_cmd_compat },
 	{ "profile", devmig_cmd_profile },
+	{ "check", devmig_cmd_check },
 	{ "devices", devmig_cmd_devices },
 	{ "path", devmig_cmd_path },
 	{ "resume", devmig_cmd_resume },

@@ -964,21 +964,35 @@ static void mb_precopy_info(struct devmig_device *dev, uint64_t *initial, uint64
 	*dirty = extra;
 }
 
+/* Storage bytes a save sends for chunks from..nchunks-1 in its first pass: a
+ * chunk never written travels as a ZERO record in format 2, without its bytes. */
+static uint64_t first_pass_bytes(struct memblk *m, uint32_t from)
+{
+	bool every = m->sid->format < MB_FORMAT_2;
+	uint64_t bytes = 0;
+
+	for (uint32_t ci = from; ci < m->nchunks; ci++)
+		if (every || (atomic_load(&m->written[ci / 64]) & bit_of(ci)))
+			bytes += mb_chunk_len(&m->g, ci);
+	return bytes;
+}
+
 static uint64_t mb_stop_copy_size(struct devmig_device *dev)
 {
 	struct memblk *m = to_mb(dev);
-	uint64_t chunks, bytes;
+	uint64_t records, bytes;
 
 	if (m->s.active) {
-		uint64_t done = (uint64_t)m->s.pass_next * m->g.chunk_size;
-		bytes = (done < m->g.size ? m->g.size - done : 0) + atomic_load(&m->dirty_bytes) +
-			(m->s.total - m->s.pos);
+		uint32_t next = m->s.pass_next < m->nchunks ? m->s.pass_next : m->nchunks;
+		uint64_t dirty = atomic_load(&m->dirty_bytes);
+		bytes = first_pass_bytes(m, next) + dirty + (m->s.total - m->s.pos);
+		records = (m->nchunks - next) + (dirty + m->g.chunk_size - 1) / m->g.chunk_size;
 	} else {
-		bytes = m->g.size + MB_REC_OVERHEAD + mb_header_len(m->sid->version);
+		bytes = first_pass_bytes(m, 0) + MB_REC_OVERHEAD + mb_header_len(m->sid->version);
+		records = m->nchunks;
 	}
-	chunks = (bytes + m->g.chunk_size - 1) / m->g.chunk_size;
-	return bytes + chunks * (MB_REC_OVERHEAD + MB_CHUNK_PREFIX) +
-	       3 * MB_REC_OVERHEAD + MB_REGS_LEN + 8 + MB_MAX_INFLIGHT * MB_SQE_SIZE + MB_END_LEN;
+	return bytes + records * (MB_REC_OVERHEAD + MB_CHUNK_PREFIX) + 3 * MB_REC_OVERHEAD +
+	       MB_REGS_LEN + 8 + MB_MAX_INFLIGHT * MB_SQE_SIZE + MB_END_LEN;
 }
 
 /* ---------------------------------------------------------------- load */

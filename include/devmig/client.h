@@ -1,14 +1,22 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * devmig: the VMM side of one vfio-user connection.
+ * devmig: the VMM side of one device, whatever serves it.
  *
- * Works against any server that follows the vfio-user specification: the
- * project's extensions are asked for in VERSION and used only when the
- * server offered them. Every call is one or more request/reply exchanges;
- * calls on one client are serialised by an internal lock, so a client may
- * be shared by threads. While waiting for a reply the client answers the
- * server's DMA_READ/DMA_WRITE commands for mappings registered without an
- * fd (devmig_client_dma_map with vaddr).
+ * Two backends sit under the same calls:
+ *  - vfio-user: a connection to a server socket that follows the vfio-user
+ *    specification. The project's extensions are asked for in VERSION and
+ *    used only when the server offered them. Every call is one or more
+ *    request/reply exchanges; calls on one client are serialised by an
+ *    internal lock, so a client may be shared by threads. While waiting for
+ *    a reply the client answers the server's DMA_READ/DMA_WRITE commands for
+ *    mappings registered without an fd (devmig_client_dma_map with vaddr).
+ *  - kernel: a Linux VFIO device (vfio-pci, a variant driver, an mdev),
+ *    opened through its IOMMU group and a type1 container, or through its
+ *    device cdev /dev/vfio/devices/vfioN and /dev/iommu (iommufd). Migration
+ *    data moves over the data fd the kernel returns for a state change;
+ *    region access is pread/pwrite on the device fd; DMA maps take a vaddr
+ *    (an fd is mapped here first). What only devmig's vfio-user servers
+ *    have (mig_status, compat, raw messages) fails with -EOPNOTSUPP.
  *
  * Errors are negative errnos; a server's error reply returns its errno.
  */
@@ -42,17 +50,58 @@ struct devmig_client_config {
 				      * paired with commands */
 };
 
-/* Connect and negotiate VERSION. cfg may be NULL. NULL on failure with err. */
+/* Connect to a vfio-user socket and negotiate VERSION. cfg may be NULL.
+ * NULL on failure with err. */
 struct devmig_client *devmig_client_connect(const char *socket_path,
 					    const struct devmig_client_config *cfg, char *err,
 					    size_t errlen);
+
+/*
+ * Open a kernel VFIO device. spec names it:
+ *   0000:01:00.0 or 01:00.0                  a PCI device (bound to vfio-pci or a variant)
+ *   /sys/bus/mdev/devices/UUID, or the UUID  an mdev
+ *   /sys/...                                 any device directory in sysfs
+ *   /dev/vfio/devices/vfioN                  the device cdev (iommufd)
+ *   iommufd:SPEC                             any of the above, opened through its
+ *                                            cdev and /dev/iommu
+ * Without "iommufd:" the device is opened through its IOMMU group and a
+ * type1 container when it has one, else through its cdev.
+ */
+struct devmig_client *devmig_client_open_vfio(const char *spec,
+					      const struct devmig_client_config *cfg, char *err,
+					      size_t errlen);
+
+/* The prefix of an address that names a kernel VFIO device. */
+#define DEVMIG_VFIO_PREFIX "vfio:"
+/* addr is "vfio:SPEC" (devmig_client_open_vfio) or a vfio-user socket path. */
+struct devmig_client *devmig_client_open(const char *addr, const struct devmig_client_config *cfg,
+					 char *err, size_t errlen);
+bool devmig_addr_is_vfio(const char *addr);
+
 void devmig_client_close(struct devmig_client *c);
 
-/* What the server replied in VERSION. */
+/* "vfio-user" or "kernel". */
+const char *devmig_client_backend(struct devmig_client *c);
+/* One line about the device's connection (socket, group and container, cdev). */
+void devmig_client_describe(struct devmig_client *c, char *buf, size_t len);
+
+/* Where a kernel VFIO device is (spec as for devmig_client_open_vfio). */
+struct devmig_vfio_location {
+	char sysfs[256];    /* its sysfs directory, symlinks resolved */
+	char name[128];     /* what VFIO_GROUP_GET_DEVICE_FD takes (PCI address, mdev UUID) */
+	int group;          /* IOMMU group number, -1 without one */
+	char cdev[128];     /* /dev/vfio/devices/vfioN, "" without one */
+	bool iommufd;       /* to be opened through the cdev and /dev/iommu */
+};
+int devmig_vfio_locate(const char *spec, struct devmig_vfio_location *loc, char *err,
+		       size_t errlen);
+
+/* What the server replied in VERSION (kernel: the defaults, and the chunk size). */
 void devmig_client_server_caps(struct devmig_client *c, struct devmig_caps *caps);
-/* True when the server accepted extension ext (DEVMIG_EXT_*). */
+/* True when the server accepted extension ext (DEVMIG_EXT_*). A kernel device
+ * has PRECOPY_INFO natively when it offers PRE_COPY, and no other. */
 bool devmig_client_has_ext(struct devmig_client *c, uint32_t ext);
-/* The socket (for poll() in an event loop). */
+/* The socket (for poll() in an event loop); kernel: the device fd. */
 int devmig_client_fd(struct devmig_client *c);
 
 int devmig_client_device_info(struct devmig_client *c, struct devmig_device_info *info);
@@ -65,6 +114,10 @@ int devmig_client_irq_info(struct devmig_client *c, uint32_t index, struct devmi
 /* SET_IRQS; fds (count of them) with VFIO_IRQ_SET_DATA_EVENTFD, else NULL. */
 int devmig_client_set_irqs(struct devmig_client *c, uint32_t index, uint32_t flags,
 			   uint32_t start, uint32_t count, const int *fds);
+/* SET_IRQS with VFIO_IRQ_SET_DATA_BOOL: action (e.g. VFIO_IRQ_SET_ACTION_UNMASK)
+ * applies to vector start + i where bools[i] is non-zero. */
+int devmig_client_set_irqs_bool(struct devmig_client *c, uint32_t index, uint32_t action,
+				uint32_t start, uint32_t count, const uint8_t *bools);
 
 /* Region access of any length (split into max_data_xfer_size messages). */
 int devmig_client_region_read(struct devmig_client *c, uint32_t region, uint64_t offset,
@@ -88,9 +141,13 @@ int devmig_client_feature_probe(struct devmig_client *c, uint32_t index, uint32_
 /* Migration. */
 int devmig_client_mig_caps(struct devmig_client *c, uint64_t *caps);
 int devmig_client_get_state(struct devmig_client *c, enum devmig_state *state);
+/* Kernel: the data fd an arc returns is kept until the session ends (the
+ * device leaves the saving states or RESUMING, or is reset). */
 int devmig_client_set_state(struct devmig_client *c, enum devmig_state state);
 /* One MIG_DATA_READ of up to len bytes: returns the bytes read (fewer than
- * asked: no more data for now, or the end in STOP_COPY). */
+ * asked: no more data for now, or the end in STOP_COPY). Kernel: reads the
+ * data fd until len bytes, its end (0) or its temporary end in PRE_COPY
+ * (ENOMSG); a read that would block waits in poll() up to the timeout. */
 ssize_t devmig_client_mig_read(struct devmig_client *c, void *buf, size_t len);
 /*
  * Read the migration stream in chunks of chunk bytes with up to depth
@@ -102,14 +159,17 @@ ssize_t devmig_client_mig_read(struct devmig_client *c, void *buf, size_t len);
  * client is held for the call: the limit bounds how long another thread's
  * command waits, without emptying the pipeline when nobody is waiting. sink returns 0 or -errno to
  * stop. Returns the bytes read or -errno. After an error the connection
- * should be closed: replies may still be on their way.
+ * should be closed: replies may still be on their way. Kernel: one read()
+ * at a time (depth is ignored); a short read() is not the end, only 0 or
+ * ENOMSG is; stops once limit bytes were read.
  */
 #define DEVMIG_CLIENT_MAX_DEPTH 8u
 ssize_t devmig_client_mig_read_stream(struct devmig_client *c, size_t chunk, unsigned depth,
 				      uint64_t limit, bool *ended,
 				      int (*sink)(void *opaque, const void *data, size_t len),
 				      void *opaque);
-/* MIG_DATA_WRITE of any length (split into max_data_xfer_size messages). */
+/* MIG_DATA_WRITE of any length (split into max_data_xfer_size messages).
+ * Kernel: write() on the data fd until all of it is taken. */
 int devmig_client_mig_write(struct devmig_client *c, const void *buf, size_t len);
 /*
  * MIG_DATA_WRITE without waiting for replies (the NO_REPLY flag): the
@@ -131,6 +191,18 @@ struct devmig_compat_info;
 int devmig_client_compat_info(struct devmig_client *c, struct devmig_compat_info *info);
 /* PRE_COPY progress; -ENOTSUP when the server did not offer the extension. */
 int devmig_client_precopy_info(struct devmig_client *c, uint64_t *initial, uint64_t *dirty);
+/*
+ * The same with the kernel's PRECOPY_INFO v2 flag: reinit is true when the
+ * device has new initial data on the stream (VFIO_PRECOPY_INFO_REINIT):
+ * initial_bytes starts again and must reach 0 again before STOP_COPY.
+ * Never set where the kernel does not offer v2, nor over vfio-user.
+ */
+struct devmig_precopy_progress {
+	uint64_t initial_bytes;
+	uint64_t dirty_bytes;
+	bool reinit;
+};
+int devmig_client_precopy_progress(struct devmig_client *c, struct devmig_precopy_progress *p);
 int devmig_client_stop_copy_size(struct devmig_client *c, uint64_t *bytes);
 
 /* DMA logging. */

@@ -176,9 +176,14 @@ int devmig_device_dma_write(struct devmig_device *dev, uint64_t iova, const void
 			    size_t len);
 
 /*
- * Raise interrupt vector v: MSI-X if enabled (a masked vector is left
- * pending and delivered on unmask), else MSI, else INTx (v must be 0).
- * Refused (-EBUSY) while the device is stopped (same arc rule as DMA). 0 when delivered or left
+ * Raise interrupt vector v: MSI-X if enabled, else MSI, else INTx (v must
+ * be 0). The vector's eventfd is signalled unless the client masked it in
+ * a way the server sees: SET_IRQS MASK, the MSI-X function mask or an MSI
+ * mask bit in config space, or the vector's MSI-X table mask bit once the
+ * client has written the table (a client that emulates the table itself,
+ * like QEMU, never writes it). A masked vector is left pending (PBA, MSI
+ * pending bits) and sent when its last mask goes. Refused (-EBUSY) while
+ * the device is stopped (same arc rule as DMA). 0 when delivered or left
  * pending, -ENOENT if no eventfd is set for it.
  */
 int devmig_device_irq(struct devmig_device *dev, unsigned v);

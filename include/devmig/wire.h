@@ -36,6 +36,9 @@ extern "C" {
 #define DEVMIG_DEFAULT_MAX_DATA_XFER (1u << 20)
 #define DEVMIG_DEFAULT_MAX_DMA_MAPS 65535u
 #define DEVMIG_DEFAULT_PGSIZES 4096ull
+/* "migration" capability: dirty bitmap page size, largest bitmap in one message. */
+#define DEVMIG_DEFAULT_MIG_PGSIZE 4096ull
+#define DEVMIG_DEFAULT_MAX_BITMAP_SIZE (256ull << 20)
 /* Largest message accepted by default: a max_data_xfer_size transfer plus headers. */
 #define DEVMIG_DEFAULT_MAX_MSG_SIZE (DEVMIG_DEFAULT_MAX_DATA_XFER + 4096u)
 #define DEVMIG_MULTI_DATA 8u   /* bytes of data in one REGION_WRITE_MULTI entry */
@@ -537,6 +540,16 @@ struct devmig_caps {
 	bool write_multiple;         /* default false */
 	bool twin_socket;            /* twin_socket.supported, default false (never enabled here) */
 	uint32_t ext;                /* DEVMIG_EXT_* offered/accepted */
+	/*
+	 * "migration": {"pgsize": n, "max_bitmap_size": n}. Present when the
+	 * sender supports migration; absent means it does not. pgsize is the
+	 * dirty bitmap's page size (a power of two >= 4096, default 4096),
+	 * max_bitmap_size the largest dirty bitmap in one message (bytes,
+	 * default 256 MiB); both meaningful only when migration is set.
+	 */
+	bool migration;
+	uint64_t mig_pgsize;
+	uint64_t mig_max_bitmap_size;
 };
 
 /* The specification's defaults (what an absent member means). */
@@ -559,6 +572,8 @@ size_t devmig_caps_format(const struct devmig_caps *caps, char *buf, size_t cap)
  * proposed and what this server supports: booleans and extensions are the
  * intersection; numeric limits are the server's own (each side states what
  * it can receive); pgsizes is the intersection, refused if empty.
+ * migration is in the reply when both have it, with the smaller pgsize and
+ * the smaller max_bitmap_size.
  */
 enum devmig_wire_err devmig_caps_negotiate(const struct devmig_caps *proposed,
 					   const struct devmig_caps *supported,
@@ -567,7 +582,9 @@ enum devmig_wire_err devmig_caps_negotiate(const struct devmig_caps *proposed,
 /*
  * Client side: is the server's reply acceptable? The reply's major must
  * equal ours, its minor must not be above ours, and its booleans,
- * extensions and pgsizes must be a subset of what we proposed.
+ * extensions and pgsizes must be a subset of what we proposed. A
+ * migration member is taken as information even if we did not propose it
+ * (libvfio-user servers always send it).
  */
 enum devmig_wire_err devmig_version_check_reply(uint16_t our_major, uint16_t our_minor,
 						const struct devmig_caps *proposed,

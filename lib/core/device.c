@@ -41,6 +41,8 @@ struct irq_efd {
 struct irq_index {
 	uint32_t count;
 	struct irq_efd **efd; /* count entries, NULL when unset */
+	bool *masked;  /* count entries: masked by SET_IRQS (MSI, MSI-X) */
+	bool *pending; /* count entries: MSI without per-vector masking has no pending bits */
 	bool intx_masked;
 	bool intx_pending;
 };
@@ -188,6 +190,91 @@ static struct irq_efd *irq_fd(struct devmig_core *c, unsigned index, unsigned v)
 	return v < c->irq[index].count ? c->irq[index].efd[v] : NULL;
 }
 
+/*
+ * MSI and MSI-X: the interrupt rule. Raising a vector signals its eventfd
+ * unless the client masked it in a way the server sees: SET_IRQS MASK, the
+ * function mask or an MSI mask bit in config space, or the MSI-X table's
+ * mask bit once the client writes the table (pci_config). A masked vector
+ * is left pending (PBA, MSI pending bits) and sent when the last mask on
+ * it goes. cfg_lock held for all of these.
+ */
+static bool vec_masked(struct devmig_core *c, unsigned index, unsigned v)
+{
+	if (c->irq[index].masked[v])
+		return true;
+	if (index == VFIO_PCI_MSIX_IRQ_INDEX)
+		return devmig_pcicfg_msix_vector_masked(c->cfg, v);
+	return devmig_pcicfg_msi_vector_masked(c->cfg, v);
+}
+
+static void vec_set_pending(struct devmig_core *c, unsigned index, unsigned v, bool on)
+{
+	if (index == VFIO_PCI_MSIX_IRQ_INDEX) {
+		if (on)
+			devmig_pcicfg_msix_set_pending(c->cfg, v);
+		else
+			devmig_pcicfg_msix_clear_pending(c->cfg, v);
+		return;
+	}
+	int rc = on ? devmig_pcicfg_msi_set_pending(c->cfg, v)
+		    : devmig_pcicfg_msi_clear_pending(c->cfg, v);
+	if (rc == -ENOTSUP)
+		c->irq[index].pending[v] = on; /* no pending bits in config space */
+}
+
+static bool vec_pending(struct devmig_core *c, unsigned index, unsigned v)
+{
+	if (index == VFIO_PCI_MSIX_IRQ_INDEX)
+		return devmig_pcicfg_msix_pending(c->cfg, v);
+	return devmig_pcicfg_msi_pending(c->cfg, v) || c->irq[index].pending[v];
+}
+
+/* Is index the interrupt mode in use, with vector v in it? */
+static bool vec_active(struct devmig_core *c, unsigned index, unsigned v)
+{
+	if (index == VFIO_PCI_MSIX_IRQ_INDEX)
+		return devmig_pcicfg_msix_enabled(c->cfg) && v < devmig_pcicfg_msix_vectors(c->cfg);
+	return index == VFIO_PCI_MSI_IRQ_INDEX && !devmig_pcicfg_msix_enabled(c->cfg) &&
+	       devmig_pcicfg_msi_enabled(c->cfg) && v < devmig_pcicfg_msi_vectors_enabled(c->cfg);
+}
+
+static int raise_vec(struct devmig_core *c, unsigned index, unsigned v)
+{
+	if (vec_masked(c, index, v)) {
+		vec_set_pending(c, index, v, true);
+		return 0;
+	}
+	struct irq_efd *e = irq_fd(c, index, v);
+	if (!e)
+		return -ENOENT;
+	queue_signal(c, e);
+	return 0;
+}
+
+static bool irq_allowed(struct devmig_core *c);
+
+/* A mask on v went: send it if it is pending and nothing else holds it. */
+static void vec_try_fire(struct devmig_core *c, unsigned index, unsigned v)
+{
+	struct irq_efd *e = irq_fd(c, index, v);
+
+	if (!vec_active(c, index, v) || !vec_pending(c, index, v) || vec_masked(c, index, v) ||
+	    !e || !irq_allowed(c))
+		return;
+	vec_set_pending(c, index, v, false);
+	queue_signal(c, e);
+}
+
+/* Running again: send what a stopped device held (or a loaded PBA carried). */
+static void fire_held(struct devmig_core *c)
+{
+	pthread_mutex_lock(&c->cfg_lock);
+	for (unsigned index = VFIO_PCI_MSI_IRQ_INDEX; index <= VFIO_PCI_MSIX_IRQ_INDEX; index++)
+		for (uint32_t v = 0; v < c->irq[index].count; v++)
+			vec_try_fire(c, index, v);
+	cfg_unlock(c);
+}
+
 /* Deliver vector v of the enabled mode. cfg_lock held. */
 static int raise_locked(struct devmig_core *c, unsigned v)
 {
@@ -196,24 +283,12 @@ static int raise_locked(struct devmig_core *c, unsigned v)
 	if (devmig_pcicfg_msix_enabled(cfg)) {
 		if (v >= devmig_pcicfg_msix_vectors(cfg))
 			return -EINVAL;
-		if (devmig_pcicfg_msix_vector_masked(cfg, v))
-			return devmig_pcicfg_msix_set_pending(cfg, v);
-		struct irq_efd *e = irq_fd(c, VFIO_PCI_MSIX_IRQ_INDEX, v);
-		if (!e)
-			return -ENOENT;
-		queue_signal(c, e);
-		return 0;
+		return raise_vec(c, VFIO_PCI_MSIX_IRQ_INDEX, v);
 	}
 	if (devmig_pcicfg_msi_enabled(cfg)) {
 		if (v >= devmig_pcicfg_msi_vectors_enabled(cfg))
 			return -EINVAL;
-		if (devmig_pcicfg_msi_vector_masked(cfg, v))
-			return devmig_pcicfg_msi_set_pending(cfg, v);
-		struct irq_efd *e = irq_fd(c, VFIO_PCI_MSI_IRQ_INDEX, v);
-		if (!e)
-			return -ENOENT;
-		queue_signal(c, e);
-		return 0;
+		return raise_vec(c, VFIO_PCI_MSI_IRQ_INDEX, v);
 	}
 	if (v != 0 || !c->irq[VFIO_PCI_INTX_IRQ_INDEX].count)
 		return -EINVAL;
@@ -277,18 +352,18 @@ static void cfg_notify(void *opaque, enum devmig_pcicfg_event ev, unsigned index
 		c->cfg_events |= DEVMIG_CFG_MSIX;
 		break;
 	case DEVMIG_PCICFG_EV_MSI_FIRE:
-		/* A pending vector became deliverable; a stopped device holds it. */
-		if (!irq_allowed(c) || !irq_fd(c, VFIO_PCI_MSI_IRQ_INDEX, index))
-			devmig_pcicfg_msi_set_pending(c->cfg, index);
+	case DEVMIG_PCICFG_EV_MSIX_FIRE: {
+		/* A pending vector became deliverable in config space; SET_IRQS
+		 * MASK, a missing eventfd or a stopped device still hold it. */
+		unsigned ix = ev == DEVMIG_PCICFG_EV_MSI_FIRE ? VFIO_PCI_MSI_IRQ_INDEX
+							       : VFIO_PCI_MSIX_IRQ_INDEX;
+		struct irq_efd *e = irq_fd(c, ix, index);
+		if (!irq_allowed(c) || c->irq[ix].masked[index] || !e)
+			vec_set_pending(c, ix, index, true);
 		else
-			queue_signal(c, irq_fd(c, VFIO_PCI_MSI_IRQ_INDEX, index));
+			queue_signal(c, e);
 		break;
-	case DEVMIG_PCICFG_EV_MSIX_FIRE:
-		if (!irq_allowed(c) || !irq_fd(c, VFIO_PCI_MSIX_IRQ_INDEX, index))
-			devmig_pcicfg_msix_set_pending(c->cfg, index);
-		else
-			queue_signal(c, irq_fd(c, VFIO_PCI_MSIX_IRQ_INDEX, index));
-		break;
+	}
 	}
 }
 
@@ -314,8 +389,34 @@ int devmig_core_irq_info(struct devmig_device *dev, uint32_t index, struct devmi
 	if (index == VFIO_PCI_INTX_IRQ_INDEX)
 		info->flags = VFIO_IRQ_INFO_EVENTFD | VFIO_IRQ_INFO_MASKABLE | VFIO_IRQ_INFO_AUTOMASKED;
 	else if (info->count)
-		info->flags = VFIO_IRQ_INFO_EVENTFD | VFIO_IRQ_INFO_NORESIZE;
+		info->flags = VFIO_IRQ_INFO_EVENTFD | VFIO_IRQ_INFO_MASKABLE | VFIO_IRQ_INFO_NORESIZE;
 	return 0;
+}
+
+/* SET_IRQS MASK/UNMASK of vectors [start, start+count): DATA_NONE or DATA_BOOL. */
+static void set_masks(struct devmig_core *c, unsigned index, const struct devmig_irq_set *set,
+		      const uint8_t *bools, bool mask)
+{
+	struct irq_index *ix = &c->irq[index];
+
+	for (uint32_t i = 0; i < set->count; i++) {
+		uint32_t v = set->start + i;
+		if (bools && !bools[i])
+			continue;
+		if (index == VFIO_PCI_INTX_IRQ_INDEX) {
+			ix->intx_masked = mask;
+			if (!mask && ix->intx_pending && ix->efd[0] &&
+			    !devmig_pcicfg_intx_disabled(c->cfg)) {
+				ix->intx_pending = false;
+				ix->intx_masked = true; /* automasked again */
+				queue_signal(c, ix->efd[0]);
+			}
+			continue;
+		}
+		ix->masked[v] = mask;
+		if (!mask)
+			vec_try_fire(c, index, v);
+	}
 }
 
 int devmig_core_set_irqs(struct devmig_device *dev, const struct devmig_irq_set *set,
@@ -329,13 +430,16 @@ int devmig_core_set_irqs(struct devmig_device *dev, const struct devmig_irq_set 
 		return -EINVAL;
 	struct irq_index *ix = &c->irq[set->index];
 	bool disable_all = set->count == 0 && data == VFIO_IRQ_SET_DATA_NONE;
-	if (!disable_all &&
-	    (set->start >= ix->count || set->count > ix->count - set->start))
+	if (disable_all ? action != VFIO_IRQ_SET_ACTION_TRIGGER
+			: set->start >= ix->count || set->count > ix->count - set->start)
+		return -EINVAL;
+	/* Masking bound to an eventfd (the kernel's INTx resample fd) is not offered. */
+	if (action != VFIO_IRQ_SET_ACTION_TRIGGER && data == VFIO_IRQ_SET_DATA_EVENTFD)
 		return -EINVAL;
 
 	/* Checked, and wrapped, before anything changes: all or none are taken. */
 	struct irq_efd *efds[DEVMIG_IRQ_SET_FDS_MAX] = { NULL };
-	if (action == VFIO_IRQ_SET_ACTION_TRIGGER && data == VFIO_IRQ_SET_DATA_EVENTFD) {
+	if (data == VFIO_IRQ_SET_DATA_EVENTFD) {
 		if (nfds > DEVMIG_IRQ_SET_FDS_MAX)
 			return -EINVAL;
 		for (unsigned i = 0; i < nfds; i++) {
@@ -356,37 +460,33 @@ int devmig_core_set_irqs(struct devmig_device *dev, const struct devmig_irq_set 
 		}
 	}
 
-	int rc = 0;
 	pthread_mutex_lock(&c->cfg_lock);
 	if (action == VFIO_IRQ_SET_ACTION_TRIGGER) {
 		if (disable_all) {
+			/* The index is torn down: its SET_IRQS masks go with it. */
 			close_irq_fds(ix, 0, ix->count);
+			for (uint32_t v = 0; v < ix->count; v++)
+				ix->masked[v] = false;
+			ix->intx_masked = false;
 		} else if (data == VFIO_IRQ_SET_DATA_EVENTFD) {
 			close_irq_fds(ix, set->start, set->count);
 			for (unsigned i = 0; i < nfds; i++)
 				ix->efd[set->start + i] = efds[i];
+			/* A vector held pending only for want of an eventfd goes now. */
+			for (uint32_t i = 0; set->index != VFIO_PCI_INTX_IRQ_INDEX && i < nfds; i++)
+				vec_try_fire(c, set->index, set->start + i);
 		} else {
 			/* The client triggers vectors itself (loopback testing). */
 			for (uint32_t i = 0; i < set->count; i++)
 				if (data == VFIO_IRQ_SET_DATA_NONE || bools[i])
 					queue_signal(c, ix->efd[set->start + i]);
 		}
-	} else if (set->index == VFIO_PCI_INTX_IRQ_INDEX && data != VFIO_IRQ_SET_DATA_EVENTFD) {
-		bool mask = action == VFIO_IRQ_SET_ACTION_MASK;
-		if (data == VFIO_IRQ_SET_DATA_NONE || bools[0]) {
-			ix->intx_masked = mask;
-			if (!mask && ix->intx_pending && ix->efd[0] &&
-			    !devmig_pcicfg_intx_disabled(c->cfg)) {
-				ix->intx_pending = false;
-				ix->intx_masked = true;
-				queue_signal(c, ix->efd[0]);
-			}
-		}
 	} else {
-		rc = -EINVAL; /* MSI/MSI-X are masked through config space and the table */
+		set_masks(c, set->index, set, data == VFIO_IRQ_SET_DATA_BOOL ? bools : NULL,
+			  action == VFIO_IRQ_SET_ACTION_MASK);
 	}
 	cfg_unlock(c);
-	return rc;
+	return 0;
 }
 
 /* ---- regions ---- */
@@ -588,9 +688,15 @@ void devmig_core_client_gone(struct devmig_device *dev)
 
 	devmig_dma_log_stop(c->dma);
 	devmig_dma_unmap_all(c->dma);
+	/* The client's interrupt setup (eventfds, SET_IRQS masks) goes with it;
+	 * pending bits are device state and stay. */
 	pthread_mutex_lock(&c->cfg_lock);
-	for (unsigned i = 0; i < DEVMIG_NUM_IRQS; i++)
-		close_irq_fds(&c->irq[i], 0, c->irq[i].count);
+	for (unsigned i = 0; i < DEVMIG_NUM_IRQS; i++) {
+		struct irq_index *ix = &c->irq[i];
+		close_irq_fds(ix, 0, ix->count);
+		for (uint32_t v = 0; v < ix->count; v++)
+			ix->masked[v] = false;
+	}
 	cfg_unlock(c);
 }
 
@@ -930,6 +1036,8 @@ int devmig_core_set_state(struct devmig_device *dev, uint32_t req, enum devmig_s
 		cur = next;
 	}
 	atomic_store(&c->entering, atomic_load(&c->state));
+	if (irq_allowed(c))
+		fire_held(c);
 	if (cur == req && !rc) {
 		/* Validate even a no-op request: an unsupported state is refused. */
 		if (!devmig_state_supported(req, c->caps) || req == DEVMIG_STATE_ERROR) {
@@ -1013,6 +1121,7 @@ int devmig_core_precopy_info(struct devmig_device *dev, uint64_t *initial, uint6
 int devmig_core_stop_copy_size(struct devmig_device *dev, uint64_t *bytes)
 {
 	struct devmig_core *c = core_of(dev);
+	struct devmig_stream_header h = { 0 };
 	uint64_t dev_bytes = 0;
 
 	pthread_mutex_lock(&c->mig_lock);
@@ -1022,11 +1131,12 @@ int devmig_core_stop_copy_size(struct devmig_device *dev, uint64_t *bytes)
 		dev_bytes = c->ops->stop_copy_size(dev);
 	pthread_mutex_unlock(&c->mig_lock);
 	pthread_mutex_lock(&c->cfg_lock);
-	uint64_t cfg_bytes = devmig_pcicfg_save_size(c->cfg);
+	size_t cfg_bytes = devmig_pcicfg_save_size(c->cfg);
 	cfg_unlock(c);
-	/* Device data in records of up to 1 MiB, plus CONFIG and END. */
-	uint64_t records = dev_bytes / (1u << 20) + 3;
-	*bytes = dev_bytes + cfg_bytes + records * DEVMIG_STREAM_REC_OVERHEAD + 16;
+	/* The same name and version open_save puts in the header. */
+	snprintf(h.name, sizeof(h.name), "%s", c->ops->name ? c->ops->name : "");
+	snprintf(h.version, sizeof(h.version), "%s", c->ops->version ? c->ops->version : "");
+	*bytes = devmig_stream_size_bound(&h, dev_bytes, cfg_bytes);
 	return 0;
 }
 
@@ -1066,14 +1176,19 @@ void devmig_core_reset(struct devmig_device *dev)
 
 	pthread_mutex_lock(&c->cfg_lock);
 	devmig_pcicfg_reset(c->cfg);
-	struct irq_index *intx = &c->irq[VFIO_PCI_INTX_IRQ_INDEX];
-	intx->intx_masked = intx->intx_pending = false;
+	for (unsigned i = 0; i < DEVMIG_NUM_IRQS; i++) {
+		struct irq_index *ix = &c->irq[i];
+		for (uint32_t v = 0; v < ix->count; v++)
+			ix->masked[v] = ix->pending[v] = false;
+		ix->intx_masked = ix->intx_pending = false;
+	}
 	cfg_unlock(c);
 }
 
 /* ---- a replacement config space (a fleet profile) ---- */
 
 static int alloc_irqs(struct devmig_core *c);
+static void free_irqs(struct devmig_core *c);
 
 /* Does the synthesized config keep the variant's MMIO layout (BARs, MSI-X placement)? */
 static int same_mmio_layout(struct devmig_pci_config *a, struct devmig_pci_config *b, char *err,
@@ -1133,12 +1248,7 @@ int devmig_core_replace_config(struct devmig_device *dev, struct devmig_pci_conf
 	struct devmig_pci_config *old = c->cfg;
 	c->cfg = cfg;
 	/* Interrupt counts follow the new config (MSI and INTx may differ). */
-	for (unsigned i = 0; i < DEVMIG_NUM_IRQS; i++) {
-		close_irq_fds(&c->irq[i], 0, c->irq[i].count);
-		free(c->irq[i].efd);
-		c->irq[i].efd = NULL;
-		c->irq[i].count = 0;
-	}
+	free_irqs(c);
 	rc = alloc_irqs(c);
 	cfg_unlock(c);
 	devmig_pcicfg_destroy(old);
@@ -1161,17 +1271,20 @@ static int alloc_irqs(struct devmig_core *c)
 	c->irq[VFIO_PCI_INTX_IRQ_INDEX].count = pin ? 1 : 0;
 	c->irq[VFIO_PCI_MSI_IRQ_INDEX].count = msi ? 1u << ((msi_ctl & PCI_MSI_FLAGS_QMASK) >> 1) : 0;
 	c->irq[VFIO_PCI_MSIX_IRQ_INDEX].count = devmig_pcicfg_msix_vectors(c->cfg);
-	unsigned vectors = 0;
 	for (unsigned i = 0; i < DEVMIG_NUM_IRQS; i++) {
 		struct irq_index *ix = &c->irq[i];
-		vectors += ix->count;
 		if (!ix->count)
 			continue;
 		ix->efd = calloc(ix->count, sizeof(*ix->efd));
-		if (!ix->efd)
+		ix->masked = calloc(ix->count, sizeof(bool));
+		ix->pending = calloc(ix->count, sizeof(bool));
+		if (!ix->efd || !ix->masked || !ix->pending)
 			return -ENOMEM;
 	}
 	/* A section signals each vector's fd at most once: one slot per vector. */
+	unsigned vectors = 0;
+	for (unsigned i = 0; i < DEVMIG_NUM_IRQS; i++)
+		vectors += c->irq[i].count;
 	free(c->to_signal);
 	c->nto_signal = 0;
 	c->to_signal_cap = vectors;
@@ -1179,14 +1292,26 @@ static int alloc_irqs(struct devmig_core *c)
 	return c->to_signal ? 0 : -ENOMEM;
 }
 
+static void free_irqs(struct devmig_core *c)
+{
+	for (unsigned i = 0; i < DEVMIG_NUM_IRQS; i++) {
+		struct irq_index *ix = &c->irq[i];
+		if (ix->efd)
+			close_irq_fds(ix, 0, ix->count);
+		free(ix->efd);
+		free(ix->masked);
+		free(ix->pending);
+		memset(ix, 0, sizeof(*ix));
+	}
+	free(c->to_signal);
+	c->to_signal = NULL;
+	c->nto_signal = c->to_signal_cap = 0;
+}
+
 static void free_core(struct devmig_core *c)
 {
 	drop_session(c);
-	for (unsigned i = 0; i < DEVMIG_NUM_IRQS; i++) {
-		close_irq_fds(&c->irq[i], 0, c->irq[i].count);
-		free(c->irq[i].efd);
-	}
-	free(c->to_signal);
+	free_irqs(c);
 	for (unsigned b = 0; b < DEVMIG_PCI_NUM_BARS; b++) {
 		if (c->bar_mem[b].mem) {
 			munmap(c->bar_mem[b].mem, c->bar_mem[b].size);

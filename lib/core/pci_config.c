@@ -31,6 +31,8 @@
 /* A version 2 PCIe capability spans 0x3c bytes (slot registers included). */
 #define PCIE_CAP_SIZE 0x3c
 #define SAVE_HDR 8u /* the fingerprint */
+/* The u32 after the PBA in a saved config: MSI-X state flags. */
+#define MSIX_STATE_TABLE_WRITTEN 0x1u
 
 #define WMASK(c) ((c)->mask[DEVMIG_PCI_MASK_WRITE])
 #define W1CMASK(c) ((c)->mask[DEVMIG_PCI_MASK_W1C])
@@ -65,6 +67,13 @@ struct devmig_pci_config {
 	uint32_t table_off, pba_off;
 	uint8_t *table; /* msix_n entries of PCI_MSIX_ENTRY_SIZE */
 	uint8_t *pba;   /* bit v = vector v pending, as the guest reads it */
+	/*
+	 * A table write has reached us since reset: the client programs its
+	 * vectors through this table, so the entries' mask bits apply. A
+	 * client that emulates the table itself (QEMU, kernel VFIO) never
+	 * writes it and masks through the function mask or SET_IRQS instead.
+	 */
+	bool table_written;
 	bool sealed;
 	devmig_pcicfg_notify_fn notify;
 	void *opaque;
@@ -176,6 +185,7 @@ static void msix_reset_table(struct devmig_pci_config *cfg)
 		cfg->table[v * PCI_MSIX_ENTRY_SIZE + PCI_MSIX_ENTRY_VECTOR_CTRL] =
 			PCI_MSIX_ENTRY_CTRL_MASKBIT;
 	memset(cfg->pba, 0, pba_bytes(cfg->msix_n));
+	cfg->table_written = false;
 }
 
 void devmig_pcicfg_seal(struct devmig_pci_config *cfg)
@@ -823,8 +833,14 @@ bool devmig_pcicfg_msix_vector_masked(const struct devmig_pci_config *cfg, unsig
 {
 	if (v >= cfg->msix_n || (msix_ctrl(cfg) & PCI_MSIX_FLAGS_MASKALL))
 		return true;
-	return cfg->table[v * PCI_MSIX_ENTRY_SIZE + PCI_MSIX_ENTRY_VECTOR_CTRL] &
-	       PCI_MSIX_ENTRY_CTRL_MASKBIT;
+	return cfg->table_written &&
+	       (cfg->table[v * PCI_MSIX_ENTRY_SIZE + PCI_MSIX_ENTRY_VECTOR_CTRL] &
+		PCI_MSIX_ENTRY_CTRL_MASKBIT);
+}
+
+bool devmig_pcicfg_msix_table_written(const struct devmig_pci_config *cfg)
+{
+	return cfg->table_written;
 }
 
 int devmig_pcicfg_msix_set_pending(struct devmig_pci_config *cfg, unsigned v)
@@ -932,8 +948,10 @@ int devmig_pcicfg_msix_access(struct devmig_pci_config *cfg, unsigned bar, uint6
 	if (t) {
 		size_t rel = (size_t)(offset - cfg->table_off);
 
-		if (is_write)
+		if (is_write) {
+			cfg->table_written = true;
 			msix_table_write(cfg, rel, buf, len);
+		}
 		else
 			memcpy(buf, cfg->table + rel, len);
 	} else if (p && !is_write) {
@@ -1137,10 +1155,16 @@ uint64_t devmig_pcicfg_fingerprint(const struct devmig_pci_config *cfg)
 	return h;
 }
 
-size_t devmig_pcicfg_save_size(const struct devmig_pci_config *cfg)
+/* The saved config without the MSI-X state flags (the first format had none). */
+static size_t save_size_v1(const struct devmig_pci_config *cfg)
 {
 	return SAVE_HDR + CFG_SIZE + (size_t)cfg->msix_n * PCI_MSIX_ENTRY_SIZE +
 	       (cfg->msix_n ? pba_bytes(cfg->msix_n) : 0);
+}
+
+size_t devmig_pcicfg_save_size(const struct devmig_pci_config *cfg)
+{
+	return save_size_v1(cfg) + (cfg->msix_n ? 4 : 0);
 }
 
 int devmig_pcicfg_save(const struct devmig_pci_config *cfg, void *buf, size_t len)
@@ -1157,6 +1181,8 @@ int devmig_pcicfg_save(const struct devmig_pci_config *cfg, void *buf, size_t le
 	if (cfg->msix_n) {
 		memcpy(out + SAVE_HDR + CFG_SIZE, cfg->table, tlen);
 		memcpy(out + SAVE_HDR + CFG_SIZE + tlen, cfg->pba, pba_bytes(cfg->msix_n));
+		wr(out, (unsigned)save_size_v1(cfg),
+		   cfg->table_written ? MSIX_STATE_TABLE_WRITTEN : 0, 4);
 	}
 	return 0;
 }
@@ -1272,6 +1298,8 @@ int devmig_pcicfg_load(struct devmig_pci_config *cfg, const void *buf, size_t le
 {
 	const uint8_t *in = buf, *img, *table;
 	size_t want = devmig_pcicfg_save_size(cfg), tlen = (size_t)cfg->msix_n * PCI_MSIX_ENTRY_SIZE;
+	size_t v1 = save_size_v1(cfg);
+	uint32_t msix_state = MSIX_STATE_TABLE_WRITTEN;
 	uint64_t fp, ours;
 	int rc;
 
@@ -1285,8 +1313,18 @@ int devmig_pcicfg_load(struct devmig_pci_config *cfg, const void *buf, size_t le
 	for (unsigned o = 0; o < CFG_SIZE; o++)
 		if ((img[o] ^ cfg->bytes[o]) & fixed_bits(cfg, o))
 			return refuse_mismatch(cfg, img, o, why, whylen);
-	if (len != want)
+	/*
+	 * A config saved without the MSI-X state flags comes from a device
+	 * that always applied the table's mask bits: keep doing so.
+	 */
+	if (len != want && len != v1)
 		return refuse(why, whylen, "stream has %zu bytes, expected %zu", len, want);
+	if (cfg->msix_n && len == want) {
+		msix_state = rd(in, (unsigned)v1, 4);
+		if (msix_state & ~MSIX_STATE_TABLE_WRITTEN)
+			return refuse(why, whylen, "MSI-X state flags 0x%08x: unknown bits set",
+				      msix_state);
+	}
 	fp = rd(in, 0, 4) | (uint64_t)rd(in, 4, 4) << 32;
 	ours = devmig_pcicfg_fingerprint(cfg);
 	if (fp != ours)
@@ -1300,6 +1338,7 @@ int devmig_pcicfg_load(struct devmig_pci_config *cfg, const void *buf, size_t le
 	if (cfg->msix_n) {
 		memcpy(cfg->table, table, tlen);
 		memcpy(cfg->pba, table + tlen, pba_bytes(cfg->msix_n));
+		cfg->table_written = msix_state & MSIX_STATE_TABLE_WRITTEN;
 	}
 	return 0;
 }

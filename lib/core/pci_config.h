@@ -111,8 +111,14 @@ int devmig_pcicfg_msix_access(struct devmig_pci_config *cfg, unsigned bar, uint6
 			      void *buf, size_t len, bool is_write);
 unsigned devmig_pcicfg_msix_vectors(const struct devmig_pci_config *cfg);
 bool devmig_pcicfg_msix_enabled(const struct devmig_pci_config *cfg);
-/* Function mask or the vector's own mask bit. */
+/*
+ * Masked in the table the server sees: the function mask, or the vector's
+ * own mask bit once a table write has reached us since reset (a client
+ * that never writes the table emulates it itself and masks otherwise).
+ */
 bool devmig_pcicfg_msix_vector_masked(const struct devmig_pci_config *cfg, unsigned v);
+/* Has a table write reached us since reset? */
+bool devmig_pcicfg_msix_table_written(const struct devmig_pci_config *cfg);
 int devmig_pcicfg_msix_set_pending(struct devmig_pci_config *cfg, unsigned v);
 int devmig_pcicfg_msix_clear_pending(struct devmig_pci_config *cfg, unsigned v);
 bool devmig_pcicfg_msix_pending(const struct devmig_pci_config *cfg, unsigned v);
@@ -122,9 +128,12 @@ int devmig_pcicfg_msix_message(const struct devmig_pci_config *cfg, unsigned v, 
 /*
  * Migration. The stream is, all little-endian:
  *   u64 fingerprint | 4096 config bytes | MSI-X table (16 B per vector) |
- *   PBA (8 B per 64 vectors)
- * so save_size() = 8 + 4096 + 16 * n + 8 * ceil(n / 64) for n MSI-X
- * vectors (4104 without MSI-X).
+ *   PBA (8 B per 64 vectors) | u32 MSI-X state flags (bit 0: the table
+ *   was written since reset)
+ * so save_size() = 8 + 4096 + 16 * n + 8 * ceil(n / 64) + 4 for n MSI-X
+ * vectors (4104 without MSI-X, which has no flags). A load also accepts
+ * the stream without the flags word (the first format): the table's mask
+ * bits then apply, as they always did.
  */
 size_t devmig_pcicfg_save_size(const struct devmig_pci_config *cfg);
 /* 0, or -ENOSPC when len < save_size(). */

@@ -150,6 +150,18 @@ struct devmig_stream_writer *devmig_stream_writer_new(const struct devmig_stream
 	return w;
 }
 
+uint64_t devmig_stream_size_bound(const struct devmig_stream_header *hdr, uint64_t dev_bytes,
+				  size_t config_size)
+{
+	size_t nl = strnlen(hdr->name, sizeof(hdr->name));
+	size_t vl = strnlen(hdr->version, sizeof(hdr->version));
+	uint64_t records = dev_bytes / DIRECT_MIN + 1;
+
+	return DEVMIG_STREAM_MAGIC_LEN + DEVMIG_STREAM_REC_OVERHEAD + HEADER_MIN + nl + vl +
+	       dev_bytes + records * DEVMIG_STREAM_REC_OVERHEAD +
+	       DEVMIG_STREAM_REC_OVERHEAD + config_size + DEVMIG_STREAM_REC_OVERHEAD + END_LEN;
+}
+
 void devmig_stream_writer_free(struct devmig_stream_writer *w)
 {
 	if (!w)

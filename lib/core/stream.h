@@ -102,6 +102,18 @@ struct iovec;
 ssize_t devmig_stream_writer_read_iov(struct devmig_stream_writer *w, struct iovec *iov,
 				      int max_iov, int *niov, size_t cap, bool final);
 
+/*
+ * How long the whole stream of a device with dev_bytes of data will be, at
+ * most: the magic, HEADER (its name and version from hdr), the DEVICE
+ * records, CONFIG of config_size and END. How many DEVICE records carry the
+ * data depends on the readers' sizes and on the pieces the device hands
+ * out; this assumes each record carries at least 1 KiB on average, as when
+ * the device fills the room it is given (a referenced piece and its copied
+ * framing count as one), whatever the reads.
+ */
+uint64_t devmig_stream_size_bound(const struct devmig_stream_header *hdr, uint64_t dev_bytes,
+				  size_t config_size);
+
 /* True once END has been fully returned. */
 bool devmig_stream_writer_done(const struct devmig_stream_writer *w);
 

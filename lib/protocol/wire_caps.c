@@ -31,6 +31,9 @@ void devmig_caps_default(struct devmig_caps *caps)
 	caps->write_multiple = false;
 	caps->twin_socket = false;
 	caps->ext = 0;
+	caps->migration = false;
+	caps->mig_pgsize = DEVMIG_DEFAULT_MIG_PGSIZE;
+	caps->mig_max_bitmap_size = DEVMIG_DEFAULT_MAX_BITMAP_SIZE;
 }
 
 /* A JSON integer in [lo, hi]; negative numbers and non-integers refused. */
@@ -136,6 +139,22 @@ static enum devmig_wire_err parse_caps(struct json_object *caps, struct devmig_c
 	if (sub && (err = member_bool(sub, "supported", &out->twin_socket)))
 		return err;
 
+	if ((err = member_object(caps, "migration", &sub)))
+		return err;
+	if (sub) {
+		out->migration = true;
+		v = out->mig_pgsize;
+		if ((err = member_uint(sub, "pgsize", DEVMIG_MIN_PAGE_SIZE, UINT64_MAX, &v)))
+			return err;
+		if (v & (v - 1))
+			return E(JSON); /* a page size is a power of two */
+		out->mig_pgsize = v;
+		v = out->mig_max_bitmap_size;
+		if ((err = member_uint(sub, "max_bitmap_size", 1, UINT64_MAX - 1, &v)))
+			return err;
+		out->mig_max_bitmap_size = v;
+	}
+
 	if ((err = member_object(caps, "devmig", &sub)))
 		return err;
 	for (size_t i = 0; sub && i < sizeof(extensions) / sizeof(extensions[0]); i++) {
@@ -201,8 +220,13 @@ out:
 
 size_t devmig_caps_format(const struct devmig_caps *caps, char *buf, size_t cap)
 {
-	char ext[128] = "";
+	char ext[128] = "", mig[96] = "";
 	size_t el = 0;
+
+	if (caps->migration)
+		snprintf(mig, sizeof(mig),
+			 ",\"migration\":{\"pgsize\":%" PRIu64 ",\"max_bitmap_size\":%" PRIu64 "}",
+			 caps->mig_pgsize, caps->mig_max_bitmap_size);
 
 	/* "devmig":{...} only when some extension is offered or asked for. */
 	for (size_t i = 0; i < sizeof(extensions) / sizeof(extensions[0]); i++) {
@@ -217,10 +241,10 @@ size_t devmig_caps_format(const struct devmig_caps *caps, char *buf, size_t cap)
 	int n = snprintf(buf, cap,
 			 "{\"capabilities\":{\"max_msg_fds\":%" PRIu32
 			 ",\"max_data_xfer_size\":%" PRIu32 ",\"max_dma_maps\":%" PRIu32
-			 ",\"pgsizes\":%" PRIu64 ",\"write_multiple\":%s%s%s}}",
+			 ",\"pgsizes\":%" PRIu64 ",\"write_multiple\":%s%s%s%s}}",
 			 caps->max_msg_fds, caps->max_data_xfer_size, caps->max_dma_maps,
 			 caps->pgsizes, caps->write_multiple ? "true" : "false",
-			 caps->twin_socket ? ",\"twin_socket\":{\"supported\":true}" : "", ext);
+			 caps->twin_socket ? ",\"twin_socket\":{\"supported\":true}" : "", mig, ext);
 	if (n < 0 || (size_t)n >= cap)
 		return 0;
 	return (size_t)n;
@@ -241,6 +265,14 @@ enum devmig_wire_err devmig_caps_negotiate(const struct devmig_caps *proposed,
 	r.write_multiple = proposed->write_multiple && supported->write_multiple;
 	r.twin_socket = proposed->twin_socket && supported->twin_socket;
 	r.ext = proposed->ext & supported->ext & DEVMIG_EXT_ALL;
+	r.migration = proposed->migration && supported->migration;
+	if (r.migration) {
+		r.mig_pgsize = proposed->mig_pgsize < supported->mig_pgsize ? proposed->mig_pgsize
+									    : supported->mig_pgsize;
+		r.mig_max_bitmap_size = proposed->mig_max_bitmap_size < supported->mig_max_bitmap_size
+						? proposed->mig_max_bitmap_size
+						: supported->mig_max_bitmap_size;
+	}
 	if (r.pgsizes == 0)
 		return E(VERSION);
 	*reply = r;

@@ -389,6 +389,12 @@ static int handle_version(struct devmig_server *s, int sock, const struct devmig
 	supported.max_data_xfer_size = s->cfg.max_data_xfer_size;
 	supported.write_multiple = true;
 	supported.ext = DEVMIG_EXT_ALL;
+	/* A migratable device says so; its dirty bitmaps come in our largest message. */
+	supported.migration = devmig_core_mig_caps(s->dev) != 0;
+	supported.mig_pgsize = DEVMIG_MIN_PAGE_SIZE;
+	supported.mig_max_bitmap_size = s->data_cap < DEVMIG_DEFAULT_MAX_BITMAP_SIZE
+						? s->data_cap
+						: DEVMIG_DEFAULT_MAX_BITMAP_SIZE;
 	err = devmig_caps_negotiate(&proposed, &supported, &reply);
 	if (err)
 		return devmig_wire_errno(err);

@@ -1,5 +1,5 @@
 /* SPDX-License-Identifier: MIT */
-/* The vfio-user client: one connection to one device server. */
+/* The vfio-user backend of the client: one connection to one device server. */
 #include <errno.h>
 #include <pthread.h>
 #include <stdio.h>
@@ -9,8 +9,9 @@
 #include <sys/un.h>
 #include <unistd.h>
 
-#include "devmig/client.h"
-#include "devmig/compat.h"
+#include <linux/vfio.h>
+
+#include "client_internal.h"
 #include "msgio.h"
 
 #define CLIENT_MAX_FDS 8u
@@ -22,7 +23,8 @@ struct msg_map {
 	uint32_t prot;
 };
 
-struct devmig_client {
+struct vu_client {
+	struct devmig_client base;
 	int sock;
 	/*
 	 * Calls take turns in arrival order (a ticket lock): a VMM thread's
@@ -43,10 +45,18 @@ struct devmig_client {
 	bool broken;
 	struct msg_map *maps;
 	size_t nmaps;
+	char path[108];
 	uint8_t head[4096];
 };
 
-static void client_lock(struct devmig_client *c)
+static const struct devmig_client_ops vu_ops;
+
+static struct vu_client *to_vu(struct devmig_client *cl)
+{
+	return (struct vu_client *)(void *)cl;
+}
+
+static void client_lock(struct vu_client *c)
 {
 	pthread_mutex_lock(&c->lock);
 	uint64_t ticket = c->next_ticket++;
@@ -55,7 +65,7 @@ static void client_lock(struct devmig_client *c)
 	pthread_mutex_unlock(&c->lock);
 }
 
-static void client_unlock(struct devmig_client *c)
+static void client_unlock(struct vu_client *c)
 {
 	pthread_mutex_lock(&c->lock);
 	c->serving++;
@@ -64,7 +74,7 @@ static void client_unlock(struct devmig_client *c)
 }
 
 /* Is another thread waiting for its turn on this client? */
-static bool client_contended(struct devmig_client *c)
+static bool client_contended(struct vu_client *c)
 {
 	pthread_mutex_lock(&c->lock);
 	bool waiting = c->next_ticket > c->serving + 1;
@@ -72,7 +82,7 @@ static bool client_contended(struct devmig_client *c)
 	return waiting;
 }
 
-static int send_msg(struct devmig_client *c, const struct devmig_msg *m, const int *fds,
+static int send_msg(struct vu_client *c, const struct devmig_msg *m, const int *fds,
 		    unsigned nfds)
 {
 	const void *tail;
@@ -90,7 +100,7 @@ static int send_msg(struct devmig_client *c, const struct devmig_msg *m, const i
 	return rc;
 }
 
-static struct msg_map *find_map(struct devmig_client *c, uint64_t addr, uint64_t len)
+static struct msg_map *find_map(struct vu_client *c, uint64_t addr, uint64_t len)
 {
 	for (size_t i = 0; i < c->nmaps; i++) {
 		struct msg_map *m = &c->maps[i];
@@ -101,7 +111,7 @@ static struct msg_map *find_map(struct devmig_client *c, uint64_t addr, uint64_t
 }
 
 /* A DMA_READ/DMA_WRITE command from the server: answer from our memory. */
-static int serve_dma(struct devmig_client *c, const struct devmig_msg *m)
+static int serve_dma(struct vu_client *c, const struct devmig_msg *m)
 {
 	const struct devmig_dma_access *a = &m->u.dma.acc;
 	bool is_write = m->hdr.cmd == DEVMIG_CMD_DMA_WRITE;
@@ -136,7 +146,7 @@ static int serve_dma(struct devmig_client *c, const struct devmig_msg *m)
  * reply's fds are moved to rx_fds (caller closes) when given, else closed.
  */
 /* Send a command; its msg_id is set here. */
-static int send_cmd(struct devmig_client *c, struct devmig_msg *req, const int *fds, unsigned nfds)
+static int send_cmd(struct vu_client *c, struct devmig_msg *req, const int *fds, unsigned nfds)
 {
 	req->hdr.msg_id = c->next_id++;
 	req->hdr.flags = DEVMIG_HDR_TYPE_COMMAND | (req->hdr.flags & DEVMIG_HDR_NO_REPLY);
@@ -148,7 +158,7 @@ static int send_cmd(struct devmig_client *c, struct devmig_msg *req, const int *
  * commands meanwhile. With tail, bulk data lands in tail->buf. The reply's
  * fds go to rx_fds when given, else they are closed.
  */
-static int recv_reply(struct devmig_client *c, uint16_t cmd, uint16_t msg_id,
+static int recv_reply(struct vu_client *c, uint16_t cmd, uint16_t msg_id,
 		      struct devmig_msg *rep, int *rx_fds, unsigned *rx_nfds,
 		      struct devmig_rx_tail *tail)
 {
@@ -202,7 +212,7 @@ static int recv_reply(struct devmig_client *c, uint16_t cmd, uint16_t msg_id,
 	}
 }
 
-static int xact_tail(struct devmig_client *c, struct devmig_msg *req, const int *fds,
+static int xact_tail(struct vu_client *c, struct devmig_msg *req, const int *fds,
 		     unsigned nfds, struct devmig_msg *rep, int *rx_fds, unsigned *rx_nfds,
 		     struct devmig_rx_tail *tail)
 {
@@ -212,7 +222,7 @@ static int xact_tail(struct devmig_client *c, struct devmig_msg *req, const int 
 	return recv_reply(c, req->hdr.cmd, req->hdr.msg_id, rep, rx_fds, rx_nfds, tail);
 }
 
-static int xact(struct devmig_client *c, struct devmig_msg *req, const int *fds, unsigned nfds,
+static int xact(struct vu_client *c, struct devmig_msg *req, const int *fds, unsigned nfds,
 		struct devmig_msg *rep, int *rx_fds, unsigned *rx_nfds)
 {
 	return xact_tail(c, req, fds, nfds, rep, rx_fds, rx_nfds, NULL);
@@ -226,13 +236,15 @@ static void init_cmd(struct devmig_msg *m, uint16_t cmd)
 
 /* ---- connect ---- */
 
-struct devmig_client *devmig_client_connect(const char *path,
-					    const struct devmig_client_config *cfg_in, char *err,
-					    size_t errlen)
+static void vu_close(struct devmig_client *cl);
+
+struct devmig_client *devmig_vfio_user_connect(const char *path,
+					       const struct devmig_client_config *cfg_in, char *err,
+					       size_t errlen)
 {
 	struct devmig_client_config cfg = { 0 };
 	struct sockaddr_un sa = { .sun_family = AF_UNIX };
-	struct devmig_client *c;
+	struct vu_client *c;
 
 	if (cfg_in)
 		cfg = *cfg_in;
@@ -251,10 +263,12 @@ struct devmig_client *devmig_client_connect(const char *path,
 		snprintf(err, errlen, "out of memory");
 		return NULL;
 	}
+	c->base.ops = &vu_ops;
 	pthread_mutex_init(&c->lock, NULL);
 	pthread_cond_init(&c->turn_cv, NULL);
 	c->sock = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
 	strcpy(sa.sun_path, path);
+	strcpy(c->path, path);
 	if (c->sock < 0 || connect(c->sock, (struct sockaddr *)&sa, sizeof(sa))) {
 		snprintf(err, errlen, "cannot connect to %s: %s", path, strerror(errno));
 		goto fail;
@@ -278,6 +292,9 @@ struct devmig_client *devmig_client_connect(const char *path,
 	c->ours.max_msg_fds = CLIENT_MAX_FDS;
 	c->ours.max_data_xfer_size = cfg.max_data_xfer_size;
 	c->ours.ext = cfg.no_ext ? 0 : cfg.ext;
+	c->ours.migration = true;
+	c->ours.mig_pgsize = DEVMIG_MIN_PAGE_SIZE;
+	c->ours.mig_max_bitmap_size = cfg.max_data_xfer_size; /* one REPORT reply */
 	char json[512];
 	size_t jl = devmig_caps_format(&c->ours, json, sizeof(json));
 	struct devmig_msg req, rep;
@@ -305,14 +322,15 @@ struct devmig_client *devmig_client_connect(const char *path,
 	c->xfer_max = c->server.max_data_xfer_size < cfg.max_data_xfer_size
 			      ? c->server.max_data_xfer_size
 			      : cfg.max_data_xfer_size;
-	return c;
+	return &c->base;
 fail:
-	devmig_client_close(c);
+	vu_close(&c->base);
 	return NULL;
 }
 
-void devmig_client_close(struct devmig_client *c)
+static void vu_close(struct devmig_client *cl)
 {
+	struct vu_client *c = to_vu(cl);
 	if (!c)
 		return;
 	if (c->sock >= 0)
@@ -324,18 +342,21 @@ void devmig_client_close(struct devmig_client *c)
 	free(c);
 }
 
-void devmig_client_server_caps(struct devmig_client *c, struct devmig_caps *caps)
+static void vu_server_caps(struct devmig_client *cl, struct devmig_caps *caps)
 {
+	struct vu_client *c = to_vu(cl);
 	*caps = c->server;
 }
 
-bool devmig_client_has_ext(struct devmig_client *c, uint32_t ext)
+static bool vu_has_ext(struct devmig_client *cl, uint32_t ext)
 {
+	struct vu_client *c = to_vu(cl);
 	return (c->server.ext & ext) == ext;
 }
 
-int devmig_client_fd(struct devmig_client *c)
+static int vu_fd(struct devmig_client *cl)
 {
+	struct vu_client *c = to_vu(cl);
 	return c->sock;
 }
 
@@ -349,7 +370,7 @@ int devmig_client_fd(struct devmig_client *c)
 		rc_;              \
 	})
 
-static int device_info_locked(struct devmig_client *c, struct devmig_device_info *info)
+static int device_info_locked(struct vu_client *c, struct devmig_device_info *info)
 {
 	struct devmig_msg req, rep;
 	init_cmd(&req, DEVMIG_CMD_DEVICE_GET_INFO);
@@ -360,12 +381,13 @@ static int device_info_locked(struct devmig_client *c, struct devmig_device_info
 	return rc;
 }
 
-int devmig_client_device_info(struct devmig_client *c, struct devmig_device_info *info)
+static int vu_device_info(struct devmig_client *cl, struct devmig_device_info *info)
 {
+	struct vu_client *c = to_vu(cl);
 	return LOCKED(c, device_info_locked(c, info));
 }
 
-static int region_info_locked(struct devmig_client *c, uint32_t index,
+static int region_info_locked(struct vu_client *c, uint32_t index,
 			      struct devmig_region_info *info, int *fd,
 			      struct devmig_sparse_mmap_area *areas, unsigned *nareas)
 {
@@ -409,14 +431,15 @@ static int region_info_locked(struct devmig_client *c, uint32_t index,
 	return 0;
 }
 
-int devmig_client_region_info(struct devmig_client *c, uint32_t index,
+static int vu_region_info(struct devmig_client *cl, uint32_t index,
 			      struct devmig_region_info *info, int *fd,
 			      struct devmig_sparse_mmap_area *areas, unsigned *nareas)
 {
+	struct vu_client *c = to_vu(cl);
 	return LOCKED(c, region_info_locked(c, index, info, fd, areas, nareas));
 }
 
-static int irq_info_locked(struct devmig_client *c, uint32_t index, struct devmig_irq_info *info)
+static int irq_info_locked(struct vu_client *c, uint32_t index, struct devmig_irq_info *info)
 {
 	struct devmig_msg req, rep;
 	init_cmd(&req, DEVMIG_CMD_DEVICE_GET_IRQ_INFO);
@@ -428,12 +451,13 @@ static int irq_info_locked(struct devmig_client *c, uint32_t index, struct devmi
 	return rc;
 }
 
-int devmig_client_irq_info(struct devmig_client *c, uint32_t index, struct devmig_irq_info *info)
+static int vu_irq_info(struct devmig_client *cl, uint32_t index, struct devmig_irq_info *info)
 {
+	struct vu_client *c = to_vu(cl);
 	return LOCKED(c, irq_info_locked(c, index, info));
 }
 
-static int set_irqs_locked(struct devmig_client *c, uint32_t index, uint32_t flags,
+static int set_irqs_locked(struct vu_client *c, uint32_t index, uint32_t flags,
 			   uint32_t start, uint32_t count, const int *fds)
 {
 	struct devmig_msg req, rep;
@@ -446,13 +470,37 @@ static int set_irqs_locked(struct devmig_client *c, uint32_t index, uint32_t fla
 	return xact(c, &req, fds, fds ? count : 0, &rep, NULL, NULL);
 }
 
-int devmig_client_set_irqs(struct devmig_client *c, uint32_t index, uint32_t flags,
+static int vu_set_irqs(struct devmig_client *cl, uint32_t index, uint32_t flags,
 			   uint32_t start, uint32_t count, const int *fds)
 {
+	struct vu_client *c = to_vu(cl);
 	return LOCKED(c, set_irqs_locked(c, index, flags, start, count, fds));
 }
 
-static int region_rw_locked(struct devmig_client *c, uint32_t region, uint64_t offset,
+static int set_irqs_bool_locked(struct vu_client *c, uint32_t index, uint32_t action,
+				uint32_t start, uint32_t count, const uint8_t *bools)
+{
+	struct devmig_msg req, rep;
+	init_cmd(&req, DEVMIG_CMD_DEVICE_SET_IRQS);
+	req.u.irq_set.set.argsz = (uint32_t)sizeof(struct devmig_irq_set) + count;
+	req.u.irq_set.set.flags = VFIO_IRQ_SET_DATA_BOOL | action;
+	req.u.irq_set.set.index = index;
+	req.u.irq_set.set.start = start;
+	req.u.irq_set.set.count = count;
+	req.u.irq_set.bools = bools;
+	return xact(c, &req, NULL, 0, &rep, NULL, NULL);
+}
+
+static int vu_set_irqs_bool(struct devmig_client *cl, uint32_t index, uint32_t action,
+			    uint32_t start, uint32_t count, const uint8_t *bools)
+{
+	struct vu_client *c = to_vu(cl);
+	if (action & ~VFIO_IRQ_SET_ACTION_TYPE_MASK || count > c->xfer_max)
+		return -EINVAL;
+	return LOCKED(c, set_irqs_bool_locked(c, index, action, start, count, bools));
+}
+
+static int region_rw_locked(struct vu_client *c, uint32_t region, uint64_t offset,
 			    void *buf, size_t len, bool is_write)
 {
 	struct devmig_msg req, rep;
@@ -478,31 +526,34 @@ static int region_rw_locked(struct devmig_client *c, uint32_t region, uint64_t o
 	return 0;
 }
 
-int devmig_client_region_read(struct devmig_client *c, uint32_t region, uint64_t offset,
+static int vu_region_read(struct devmig_client *cl, uint32_t region, uint64_t offset,
 			      void *buf, size_t len)
 {
+	struct vu_client *c = to_vu(cl);
 	return LOCKED(c, region_rw_locked(c, region, offset, buf, len, false));
 }
 
-int devmig_client_region_write(struct devmig_client *c, uint32_t region, uint64_t offset,
+static int vu_region_write(struct devmig_client *cl, uint32_t region, uint64_t offset,
 			       const void *buf, size_t len)
 {
+	struct vu_client *c = to_vu(cl);
 	return LOCKED(c, region_rw_locked(c, region, offset, (void *)buf, len, true));
 }
 
-static int simple_locked(struct devmig_client *c, uint16_t cmd)
+static int simple_locked(struct vu_client *c, uint16_t cmd)
 {
 	struct devmig_msg req, rep;
 	init_cmd(&req, cmd);
 	return xact(c, &req, NULL, 0, &rep, NULL, NULL);
 }
 
-int devmig_client_reset(struct devmig_client *c)
+static int vu_reset(struct devmig_client *cl)
 {
+	struct vu_client *c = to_vu(cl);
 	return LOCKED(c, simple_locked(c, DEVMIG_CMD_DEVICE_RESET));
 }
 
-static int dma_map_locked(struct devmig_client *c, uint64_t iova, uint64_t size, uint32_t prot,
+static int dma_map_locked(struct vu_client *c, uint64_t iova, uint64_t size, uint32_t prot,
 			  int fd, uint64_t fd_offset, void *vaddr)
 {
 	struct devmig_msg req, rep;
@@ -526,13 +577,14 @@ static int dma_map_locked(struct devmig_client *c, uint64_t iova, uint64_t size,
 	return 0;
 }
 
-int devmig_client_dma_map(struct devmig_client *c, uint64_t iova, uint64_t size, uint32_t prot,
+static int vu_dma_map(struct devmig_client *cl, uint64_t iova, uint64_t size, uint32_t prot,
 			  int fd, uint64_t fd_offset, void *vaddr)
 {
+	struct vu_client *c = to_vu(cl);
 	return LOCKED(c, dma_map_locked(c, iova, size, prot, fd, fd_offset, vaddr));
 }
 
-static int dma_unmap_locked(struct devmig_client *c, uint64_t iova, uint64_t size)
+static int dma_unmap_locked(struct vu_client *c, uint64_t iova, uint64_t size)
 {
 	struct devmig_msg req, rep;
 	init_cmd(&req, DEVMIG_CMD_DMA_UNMAP);
@@ -551,15 +603,16 @@ static int dma_unmap_locked(struct devmig_client *c, uint64_t iova, uint64_t siz
 	return 0;
 }
 
-int devmig_client_dma_unmap(struct devmig_client *c, uint64_t iova, uint64_t size)
+static int vu_dma_unmap(struct devmig_client *cl, uint64_t iova, uint64_t size)
 {
+	struct vu_client *c = to_vu(cl);
 	return LOCKED(c, dma_unmap_locked(c, iova, size));
 }
 
 /* ---- features ---- */
 
 /* One DEVICE_FEATURE exchange; GET data is copied to out (out_len bytes). */
-static int feature_locked(struct devmig_client *c, uint32_t flags, const void *data,
+static int feature_locked(struct vu_client *c, uint32_t flags, const void *data,
 			  size_t data_len, void *out, size_t out_len)
 {
 	struct devmig_msg req, rep;
@@ -581,19 +634,22 @@ static int feature_locked(struct devmig_client *c, uint32_t flags, const void *d
 	return 0;
 }
 
-int devmig_client_feature_probe(struct devmig_client *c, uint32_t index, uint32_t ops)
+static int vu_feature_probe(struct devmig_client *cl, uint32_t index, uint32_t ops)
 {
+	struct vu_client *c = to_vu(cl);
 	return LOCKED(c, feature_locked(c, index | ops | DEVMIG_FEATURE_PROBE, NULL, 0, NULL, 0));
 }
 
-int devmig_client_mig_caps(struct devmig_client *c, uint64_t *caps)
+static int vu_mig_caps(struct devmig_client *cl, uint64_t *caps)
 {
+	struct vu_client *c = to_vu(cl);
 	return LOCKED(c, feature_locked(c, DEVMIG_FEATURE_MIGRATION | DEVMIG_FEATURE_GET, NULL, 0,
 					caps, sizeof(*caps)));
 }
 
-int devmig_client_get_state(struct devmig_client *c, enum devmig_state *state)
+static int vu_get_state(struct devmig_client *cl, enum devmig_state *state)
 {
+	struct vu_client *c = to_vu(cl);
 	struct devmig_feature_mig_state st;
 	int rc = LOCKED(c, feature_locked(c, DEVMIG_FEATURE_MIG_DEVICE_STATE | DEVMIG_FEATURE_GET,
 					  NULL, 0, &st, sizeof(st)));
@@ -602,33 +658,37 @@ int devmig_client_get_state(struct devmig_client *c, enum devmig_state *state)
 	return rc;
 }
 
-int devmig_client_set_state(struct devmig_client *c, enum devmig_state state)
+static int vu_set_state(struct devmig_client *cl, enum devmig_state state)
 {
+	struct vu_client *c = to_vu(cl);
 	struct devmig_feature_mig_state st = { state, 0 };
 	return LOCKED(c, feature_locked(c, DEVMIG_FEATURE_MIG_DEVICE_STATE | DEVMIG_FEATURE_SET,
 					&st, sizeof(st), NULL, 0));
 }
 
-int devmig_client_precopy_info(struct devmig_client *c, uint64_t *initial, uint64_t *dirty)
+static int vu_precopy_progress(struct devmig_client *cl, struct devmig_precopy_progress *p)
 {
+	struct vu_client *c = to_vu(cl);
 	struct devmig_feature_precopy_info pi;
 
-	if (!devmig_client_has_ext(c, DEVMIG_EXT_PRECOPY_INFO))
+	if (!vu_has_ext(cl, DEVMIG_EXT_PRECOPY_INFO))
 		return -ENOTSUP;
 	int rc = LOCKED(c, feature_locked(c, DEVMIG_FEATURE_PRECOPY_INFO | DEVMIG_FEATURE_GET, NULL,
 					  0, &pi, sizeof(pi)));
 	if (!rc) {
-		*initial = pi.initial_bytes;
-		*dirty = pi.dirty_bytes;
+		p->initial_bytes = pi.initial_bytes;
+		p->dirty_bytes = pi.dirty_bytes;
+		p->reinit = false; /* the extension has no such flag */
 	}
 	return rc;
 }
 
-int devmig_client_compat_info(struct devmig_client *c, struct devmig_compat_info *info)
+static int vu_compat_info(struct devmig_client *cl, struct devmig_compat_info *info)
 {
+	struct vu_client *c = to_vu(cl);
 	struct devmig_feature_compat fc;
 
-	if (!devmig_client_has_ext(c, DEVMIG_EXT_COMPAT))
+	if (!vu_has_ext(cl, DEVMIG_EXT_COMPAT))
 		return -ENOTSUP;
 	int rc = LOCKED(c, feature_locked(c, DEVMIG_FEATURE_COMPAT | DEVMIG_FEATURE_GET, NULL, 0, &fc,
 					  sizeof(fc)));
@@ -643,13 +703,14 @@ int devmig_client_compat_info(struct devmig_client *c, struct devmig_compat_info
 	return 0;
 }
 
-int devmig_client_stop_copy_size(struct devmig_client *c, uint64_t *bytes)
+static int vu_stop_copy_size(struct devmig_client *cl, uint64_t *bytes)
 {
+	struct vu_client *c = to_vu(cl);
 	return LOCKED(c, feature_locked(c, DEVMIG_FEATURE_MIG_DATA_SIZE | DEVMIG_FEATURE_GET, NULL,
 					0, bytes, sizeof(*bytes)));
 }
 
-static int log_start_locked(struct devmig_client *c, uint64_t *page_size,
+static int log_start_locked(struct vu_client *c, uint64_t *page_size,
 			    const struct devmig_dma_logging_range *ranges, uint32_t n)
 {
 	size_t len = sizeof(struct devmig_feature_dma_logging_control) + (size_t)n * sizeof(*ranges);
@@ -678,19 +739,21 @@ static int log_start_locked(struct devmig_client *c, uint64_t *page_size,
 	return rc;
 }
 
-int devmig_client_log_start(struct devmig_client *c, uint64_t *page_size,
+static int vu_log_start(struct devmig_client *cl, uint64_t *page_size,
 			    const struct devmig_dma_logging_range *ranges, uint32_t n)
 {
+	struct vu_client *c = to_vu(cl);
 	return LOCKED(c, log_start_locked(c, page_size, ranges, n));
 }
 
-int devmig_client_log_stop(struct devmig_client *c)
+static int vu_log_stop(struct devmig_client *cl)
 {
+	struct vu_client *c = to_vu(cl);
 	return LOCKED(c, feature_locked(c, DEVMIG_FEATURE_DMA_LOGGING_STOP | DEVMIG_FEATURE_SET,
 					NULL, 0, NULL, 0));
 }
 
-static int log_report_locked(struct devmig_client *c, uint64_t iova, uint64_t length,
+static int log_report_locked(struct vu_client *c, uint64_t iova, uint64_t length,
 			     uint64_t page_size, uint64_t *bitmap)
 {
 	struct devmig_feature_dma_logging_report rep_in = { iova, length, page_size };
@@ -713,15 +776,16 @@ static int log_report_locked(struct devmig_client *c, uint64_t iova, uint64_t le
 	return 0;
 }
 
-int devmig_client_log_report(struct devmig_client *c, uint64_t iova, uint64_t length,
+static int vu_log_report(struct devmig_client *cl, uint64_t iova, uint64_t length,
 			     uint64_t page_size, uint64_t *bitmap)
 {
+	struct vu_client *c = to_vu(cl);
 	return LOCKED(c, log_report_locked(c, iova, length, page_size, bitmap));
 }
 
 /* ---- migration data ---- */
 
-static ssize_t mig_read_locked(struct devmig_client *c, void *buf, size_t len)
+static ssize_t mig_read_locked(struct vu_client *c, void *buf, size_t len)
 {
 	struct devmig_msg req, rep;
 	uint32_t n = len < c->xfer_max ? (uint32_t)len : c->xfer_max;
@@ -741,8 +805,9 @@ static ssize_t mig_read_locked(struct devmig_client *c, void *buf, size_t len)
 	return rep.u.mig_data.md.size;
 }
 
-ssize_t devmig_client_mig_read(struct devmig_client *c, void *buf, size_t len)
+static ssize_t vu_mig_read(struct devmig_client *cl, void *buf, size_t len)
 {
+	struct vu_client *c = to_vu(cl);
 	if (!len)
 		return 0;
 	client_lock(c);
@@ -757,7 +822,7 @@ ssize_t devmig_client_mig_read(struct devmig_client *c, void *buf, size_t len)
  * after the first short reply; replies to requests already sent are still
  * delivered, in order (in PRE_COPY they may carry data).
  */
-static ssize_t mig_read_stream_locked(struct devmig_client *c, size_t chunk, unsigned depth,
+static ssize_t mig_read_stream_locked(struct vu_client *c, size_t chunk, unsigned depth,
 				      uint64_t limit, bool *ended,
 				      int (*sink)(void *opaque, const void *data, size_t len),
 				      void *opaque)
@@ -840,11 +905,12 @@ static ssize_t mig_read_stream_locked(struct devmig_client *c, size_t chunk, uns
 	return rc ? rc : total;
 }
 
-ssize_t devmig_client_mig_read_stream(struct devmig_client *c, size_t chunk, unsigned depth,
+static ssize_t vu_mig_read_stream(struct devmig_client *cl, size_t chunk, unsigned depth,
 				      uint64_t limit, bool *ended,
 				      int (*sink)(void *opaque, const void *data, size_t len),
 				      void *opaque)
 {
+	struct vu_client *c = to_vu(cl);
 	bool dummy;
 	if (!ended)
 		ended = &dummy;
@@ -855,7 +921,7 @@ ssize_t devmig_client_mig_read_stream(struct devmig_client *c, size_t chunk, uns
 	return n;
 }
 
-static int mig_write_locked(struct devmig_client *c, const void *buf, size_t len)
+static int mig_write_locked(struct vu_client *c, const void *buf, size_t len)
 {
 	struct devmig_msg req, rep;
 
@@ -874,12 +940,13 @@ static int mig_write_locked(struct devmig_client *c, const void *buf, size_t len
 	return 0;
 }
 
-int devmig_client_mig_write(struct devmig_client *c, const void *buf, size_t len)
+static int vu_mig_write(struct devmig_client *cl, const void *buf, size_t len)
 {
+	struct vu_client *c = to_vu(cl);
 	return LOCKED(c, mig_write_locked(c, buf, len));
 }
 
-static int mig_write_nowait_locked(struct devmig_client *c, const void *buf, size_t len)
+static int mig_write_nowait_locked(struct vu_client *c, const void *buf, size_t len)
 {
 	struct devmig_msg req;
 
@@ -899,19 +966,21 @@ static int mig_write_nowait_locked(struct devmig_client *c, const void *buf, siz
 	return 0;
 }
 
-int devmig_client_mig_write_nowait(struct devmig_client *c, const void *buf, size_t len)
+static int vu_mig_write_nowait(struct devmig_client *cl, const void *buf, size_t len)
 {
-	if (!devmig_client_has_ext(c, DEVMIG_EXT_MIG_STATUS))
+	struct vu_client *c = to_vu(cl);
+	if (!vu_has_ext(cl, DEVMIG_EXT_MIG_STATUS))
 		return -ENOTSUP;
 	return LOCKED(c, mig_write_nowait_locked(c, buf, len));
 }
 
-int devmig_client_mig_status(struct devmig_client *c, uint64_t *bytes_loaded, int *load_error,
+static int vu_mig_status(struct devmig_client *cl, uint64_t *bytes_loaded, int *load_error,
 			     char *reason, size_t reason_len)
 {
+	struct vu_client *c = to_vu(cl);
 	struct devmig_feature_mig_status st;
 
-	if (!devmig_client_has_ext(c, DEVMIG_EXT_MIG_STATUS))
+	if (!vu_has_ext(cl, DEVMIG_EXT_MIG_STATUS))
 		return -ENOTSUP;
 	int rc = LOCKED(c, feature_locked(c, DEVMIG_FEATURE_MIG_STATUS | DEVMIG_FEATURE_GET, NULL, 0,
 					  &st, sizeof(st)));
@@ -926,8 +995,9 @@ int devmig_client_mig_status(struct devmig_client *c, uint64_t *bytes_loaded, in
 
 /* ---- raw and polling ---- */
 
-int devmig_client_poll(struct devmig_client *c)
+static int vu_poll(struct devmig_client *cl)
 {
+	struct vu_client *c = to_vu(cl);
 	int rc = 0;
 	client_lock(c);
 	for (;;) {
@@ -960,9 +1030,10 @@ int devmig_client_poll(struct devmig_client *c)
 	return rc;
 }
 
-ssize_t devmig_client_raw(struct devmig_client *c, const void *msg, size_t len, const int *fds,
+static ssize_t vu_raw(struct devmig_client *cl, const void *msg, size_t len, const int *fds,
 			  unsigned nfds, void *reply, size_t cap)
 {
+	struct vu_client *c = to_vu(cl);
 	struct iovec iov = { (void *)msg, len };
 	struct devmig_rx rx;
 	ssize_t ret;
@@ -989,3 +1060,46 @@ out:
 	client_unlock(c);
 	return ret;
 }
+
+static void vu_describe(struct devmig_client *cl, char *buf, size_t len)
+{
+	struct vu_client *c = to_vu(cl);
+	snprintf(buf, len, "vfio-user socket %s, protocol %u.%u", c->path, DEVMIG_VFIO_USER_MAJOR,
+		 DEVMIG_VFIO_USER_MINOR);
+}
+
+static const struct devmig_client_ops vu_ops = {
+	.name = "vfio-user",
+	.close = vu_close,
+	.server_caps = vu_server_caps,
+	.has_ext = vu_has_ext,
+	.fd = vu_fd,
+	.device_info = vu_device_info,
+	.region_info = vu_region_info,
+	.irq_info = vu_irq_info,
+	.set_irqs = vu_set_irqs,
+	.set_irqs_bool = vu_set_irqs_bool,
+	.region_read = vu_region_read,
+	.region_write = vu_region_write,
+	.reset = vu_reset,
+	.dma_map = vu_dma_map,
+	.dma_unmap = vu_dma_unmap,
+	.feature_probe = vu_feature_probe,
+	.mig_caps = vu_mig_caps,
+	.get_state = vu_get_state,
+	.set_state = vu_set_state,
+	.mig_read = vu_mig_read,
+	.mig_read_stream = vu_mig_read_stream,
+	.mig_write = vu_mig_write,
+	.mig_write_nowait = vu_mig_write_nowait,
+	.mig_status = vu_mig_status,
+	.compat_info = vu_compat_info,
+	.precopy_progress = vu_precopy_progress,
+	.stop_copy_size = vu_stop_copy_size,
+	.log_start = vu_log_start,
+	.log_stop = vu_log_stop,
+	.log_report = vu_log_report,
+	.poll = vu_poll,
+	.raw = vu_raw,
+	.describe = vu_describe,
+};

@@ -336,6 +336,33 @@ static uint64_t remaining_estimate(struct engine *e)
 	return left;
 }
 
+/*
+ * Ask every pre-copied device once more before the switchover: 1 when one
+ * has new initial data (kernel PRECOPY_INFO v2 REINIT), then marked not
+ * done; 0 when none; -errno.
+ */
+static int reinit_pending(struct engine *e)
+{
+	int found = 0;
+
+	for (unsigned i = 0; i < e->n; i++) {
+		struct src_dev *d = &e->d[i];
+		struct devmig_precopy_progress pp;
+		if (!d->precopy || !d->progress)
+			continue;
+		int rc = devmig_client_precopy_progress(d->c, &pp);
+		if (rc)
+			return fail(e, rc, "source device %u: PRE_COPY progress: %s", i, strerror(-rc));
+		d->initial = pp.initial_bytes;
+		d->dirty = pp.dirty_bytes;
+		if (pp.reinit && pp.initial_bytes) {
+			d->initial_done = false;
+			found = 1;
+		}
+	}
+	return found;
+}
+
 static int precopy(struct engine *e)
 {
 	bool any = false;
@@ -353,7 +380,7 @@ static int precopy(struct engine *e)
 			return rc;
 	}
 	uint64_t t_start = engine_now_ns(), moved_start = e->rep->device_bytes + e->rep->guest_bytes;
-	unsigned extra_rounds = 0, stalled = 0;
+	unsigned extra_rounds = 0, stalled = 0, reinit_rounds = 0;
 	uint64_t prev_reducible = UINT64_MAX;
 	for (unsigned round = 1;; round++) {
 		for (unsigned i = 0; i < e->n; i++) {
@@ -364,10 +391,17 @@ static int precopy(struct engine *e)
 			if (rc)
 				return rc;
 			if (d->progress) {
-				rc = devmig_client_precopy_info(d->c, &d->initial, &d->dirty);
+				struct devmig_precopy_progress pp;
+				rc = devmig_client_precopy_progress(d->c, &pp);
 				if (rc)
 					return fail(e, rc, "source device %u: PRE_COPY progress: %s", i,
 						    strerror(-rc));
+				d->initial = pp.initial_bytes;
+				d->dirty = pp.dirty_bytes;
+				/* New initial data (kernel PRECOPY_INFO v2 REINIT): it must be
+				 * read out again before the switchover. */
+				if (pp.reinit && d->initial)
+					d->initial_done = false;
 			} else {
 				/* A plain vfio-user server: a short read ends the first pass. */
 				d->initial = 0;
@@ -404,13 +438,22 @@ static int precopy(struct engine *e)
 		if (e->mem && round == 1)
 			continue;
 		uint64_t est_ns = rate > 0 ? (uint64_t)(left / rate * 1e9) : UINT64_MAX;
-		if (est_ns <= e->cfg.downtime_budget_ns || ++extra_rounds >= e->cfg.max_rounds)
-			break;
-		/* Two rounds without shrinking what rounds can shrink: more will not help. */
-		uint64_t reducible = reducible_estimate(e);
-		stalled = reducible >= prev_reducible ? stalled + 1 : 0;
-		prev_reducible = reducible;
-		if (stalled >= 2)
+		bool done = est_ns <= e->cfg.downtime_budget_ns || ++extra_rounds >= e->cfg.max_rounds;
+		if (!done) {
+			/* Two rounds without shrinking what rounds can shrink: more will not help. */
+			uint64_t reducible = reducible_estimate(e);
+			stalled = reducible >= prev_reducible ? stalled + 1 : 0;
+			prev_reducible = reducible;
+			done = stalled >= 2;
+		}
+		if (!done)
+			continue;
+		/* New initial data since the last look (REINIT): another round reads
+		 * it, as long as rounds are left; after that STOP_COPY carries it. */
+		rc = reinit_pending(e);
+		if (rc < 0)
+			return rc;
+		if (!rc || reinit_rounds++ >= e->cfg.max_rounds)
 			break;
 	}
 	/* Switch over only when the destination has accepted the initial data. */
