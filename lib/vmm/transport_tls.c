@@ -520,6 +520,11 @@ struct devmig_transport *devmig_transport_tls(int fd, struct devmig_tls_creds *c
 			snprintf(err, errlen, "the peer's certificate is refused: %s",
 				 why.data ? (const char *)why.data : "not trusted");
 			gnutls_free(why.data);
+		} else if (rc == GNUTLS_E_FATAL_ALERT_RECEIVED) {
+			const char *alert = gnutls_alert_get_name(gnutls_alert_get(tt->s));
+			snprintf(err, errlen, "the peer refused the TLS handshake (%s)%s",
+				 alert ? alert : "alert",
+				 c->psk ? ": not the same pre-shared key?" : "");
 		} else if (rc == GNUTLS_E_PREMATURE_TERMINATION || rc == GNUTLS_E_PULL_ERROR ||
 			   rc == GNUTLS_E_PUSH_ERROR) {
 			snprintf(err, errlen, "the peer closed the connection during the TLS "
@@ -527,6 +532,11 @@ struct devmig_transport *devmig_transport_tls(int fd, struct devmig_tls_creds *c
 		} else {
 			snprintf(err, errlen, "TLS handshake failed: %s%s", gnutls_strerror(rc),
 				 c->psk ? " (not the same pre-shared key?)" : "");
+		}
+		/* Tell the peer why (briefly), so it fails now rather than at its deadline. */
+		if (!tt->timed_out && rc != GNUTLS_E_FATAL_ALERT_RECEIVED) {
+			transport_arm(&tt->t, BYE_MS);
+			gnutls_alert_send_appropriate(tt->s, rc);
 		}
 		tt->t.broken = true; /* no goodbye on a failed handshake */
 		goto fail;
