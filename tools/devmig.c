@@ -233,6 +233,9 @@ static const struct {
 
 int main(int argc, char **argv)
 {
+	/* A peer that goes away is an error on its connection, never our death:
+	 * every command (serve, demo, migrate, ...) talks to sockets. */
+	signal(SIGPIPE, SIG_IGN);
 	if (argc < 2) {
 		usage(stderr);
 		return 2;
