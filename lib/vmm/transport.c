@@ -142,6 +142,68 @@ struct devmig_transport *devmig_transport_plain(int fd, unsigned timeout_ms)
 	return t;
 }
 
+/* ---- the pre-shared key file (here: the parser is fuzzed in every build) ---- */
+
+static int hexval(int c)
+{
+	if (c >= '0' && c <= '9')
+		return c - '0';
+	if (c >= 'a' && c <= 'f')
+		return c - 'a' + 10;
+	if (c >= 'A' && c <= 'F')
+		return c - 'A' + 10;
+	return -1;
+}
+
+int devmig_tls_parse_psk(const char *text, size_t len, char *identity, size_t idlen,
+			 uint8_t *key, size_t *key_len, char *err, size_t errlen)
+{
+	char line[512];
+
+	/* The first line, without its end. */
+	size_t n = 0;
+	while (n < len && text[n] != '\n' && text[n] != '\r' && text[n])
+		n++;
+	if (n >= sizeof(line)) {
+		snprintf(err, errlen, "the key line is longer than %zu bytes", sizeof(line) - 1);
+		return -1;
+	}
+	memcpy(line, text, n);
+	line[n] = '\0';
+	char *hex = strrchr(line, ':');
+	if (hex) {
+		*hex++ = '\0';
+		if (!line[0] || strlen(line) >= idlen) {
+			snprintf(err, errlen, "the identity before ':' must be 1 to %zu characters",
+				 idlen - 1);
+			return -1;
+		}
+		snprintf(identity, idlen, "%s", line);
+	} else {
+		hex = line;
+		snprintf(identity, idlen, "devmig");
+	}
+	size_t hl = strlen(hex);
+	if (hl % 2 || hl / 2 < DEVMIG_TLS_PSK_MIN || hl / 2 > DEVMIG_TLS_PSK_MAX) {
+		snprintf(err, errlen, "the key must be %u to %u bytes in hex (e.g. 'devmig:' and "
+				      "64 hex digits)", DEVMIG_TLS_PSK_MIN, DEVMIG_TLS_PSK_MAX);
+		explicit_bzero(line, sizeof(line));
+		return -1;
+	}
+	for (size_t i = 0; i < hl / 2; i++) {
+		int a = hexval(hex[2 * i]), b = hexval(hex[2 * i + 1]);
+		if (a < 0 || b < 0) {
+			snprintf(err, errlen, "the key is not hex");
+			explicit_bzero(line, sizeof(line));
+			return -1;
+		}
+		key[i] = (uint8_t)(a << 4 | b);
+	}
+	*key_len = hl / 2;
+	explicit_bzero(line, sizeof(line));
+	return 0;
+}
+
 int transport_sendv(struct devmig_transport *t, struct iovec *iov, int n)
 {
 	if (t->broken)

@@ -52,6 +52,7 @@ uint64_t transport_now_ns(void);
  */
 int devmig_tls_parse_psk(const char *text, size_t len, char *identity, size_t idlen,
 			 uint8_t *key, size_t *key_len, char *err, size_t errlen);
+#define DEVMIG_TLS_PSK_MIN 16u
 #define DEVMIG_TLS_PSK_MAX 64u
 
 #endif /* DEVMIG_LIB_TRANSPORT_H */

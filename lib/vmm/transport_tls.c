@@ -25,8 +25,7 @@
 #define DEFAULT_HANDSHAKE_MS 10000u
 #define BYE_MS 1000u
 #define RECORD 16384u /* TLS's largest record: frames are gathered into records */
-#define PSK_MIN 16u
-#define PSK_MAX 64u
+#define PSK_MAX DEVMIG_TLS_PSK_MAX
 
 /*
  * AES-GCM first: the CPU does it (AES-NI), ChaCha20 is software here, and a
@@ -82,66 +81,6 @@ static int private_file(const char *path, const char *what, char *err, size_t er
 			 what, path, (unsigned)(st.st_mode & 0777));
 		return -1;
 	}
-	return 0;
-}
-
-static int hexval(int c)
-{
-	if (c >= '0' && c <= '9')
-		return c - '0';
-	if (c >= 'a' && c <= 'f')
-		return c - 'a' + 10;
-	if (c >= 'A' && c <= 'F')
-		return c - 'A' + 10;
-	return -1;
-}
-
-int devmig_tls_parse_psk(const char *text, size_t len, char *identity, size_t idlen,
-			 uint8_t *key, size_t *key_len, char *err, size_t errlen)
-{
-	char line[512];
-
-	/* The first line, without its end. */
-	size_t n = 0;
-	while (n < len && text[n] != '\n' && text[n] != '\r' && text[n])
-		n++;
-	if (n >= sizeof(line)) {
-		snprintf(err, errlen, "the key line is longer than %zu bytes", sizeof(line) - 1);
-		return -1;
-	}
-	memcpy(line, text, n);
-	line[n] = '\0';
-	char *hex = strrchr(line, ':');
-	if (hex) {
-		*hex++ = '\0';
-		if (!line[0] || strlen(line) >= idlen) {
-			snprintf(err, errlen, "the identity before ':' must be 1 to %zu characters",
-				 idlen - 1);
-			return -1;
-		}
-		snprintf(identity, idlen, "%s", line);
-	} else {
-		hex = line;
-		snprintf(identity, idlen, "devmig");
-	}
-	size_t hl = strlen(hex);
-	if (hl % 2 || hl / 2 < PSK_MIN || hl / 2 > PSK_MAX) {
-		snprintf(err, errlen, "the key must be %u to %u bytes in hex (e.g. 'devmig:' and "
-				      "64 hex digits)", PSK_MIN, PSK_MAX);
-		explicit_bzero(line, sizeof(line));
-		return -1;
-	}
-	for (size_t i = 0; i < hl / 2; i++) {
-		int a = hexval(hex[2 * i]), b = hexval(hex[2 * i + 1]);
-		if (a < 0 || b < 0) {
-			snprintf(err, errlen, "the key is not hex");
-			explicit_bzero(line, sizeof(line));
-			return -1;
-		}
-		key[i] = (uint8_t)(a << 4 | b);
-	}
-	*key_len = hl / 2;
-	explicit_bzero(line, sizeof(line));
 	return 0;
 }
 
