@@ -518,7 +518,7 @@ void cli_peer_name(int fd, char *buf, size_t len)
 
 bool cli_secure_opt(struct cli_secure *s, int o, const char *arg, const char *cmd, int *rc)
 {
-	uint64_t v;
+	uint64_t v = 0;
 
 	*rc = 0;
 	switch (o) {
@@ -533,6 +533,7 @@ bool cli_secure_opt(struct cli_secure *s, int o, const char *arg, const char *cm
 			fprintf(stderr, "devmig %s: --handshake-timeout takes seconds, 1 to 3600, "
 					"not '%s'\n", cmd, arg);
 			*rc = 2;
+			return true;
 		}
 		s->handshake_s = (unsigned)v;
 		return true;
