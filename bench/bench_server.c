@@ -160,32 +160,32 @@ static int bulk_bar(struct devmig_device *dev, unsigned bar, uint64_t off, void 
 	return 0;
 }
 
-static ssize_t bulk_save(struct devmig_device *dev, void *buf, size_t len)
+/*
+ * The state as records sized to the room left in the read, each body
+ * referenced in place: stopped, the core sends it from there (zero-copy).
+ */
+static int bulk_save(struct devmig_device *dev, struct devmig_save *s)
 {
 	struct bulk *b = to_bulk(dev);
-	uint64_t left = STREAM_BYTES - b->produced;
-	size_t n = len < left ? len : (size_t)left;
-	size_t off = (size_t)(b->produced % b->src_len);
-	if (n > b->src_len - off)
-		n = b->src_len - off;
-	memcpy(buf, b->src + off, n);
-	b->produced += n;
-	return (ssize_t)n;
-}
+	size_t room;
 
-/* Stopped: point at the state instead of copying it (the zero-copy path). */
-static ssize_t bulk_save_ref(struct devmig_device *dev, void *buf, size_t len, const void **data)
-{
-	struct bulk *b = to_bulk(dev);
-	uint64_t left = STREAM_BYTES - b->produced;
-	size_t n = len < left ? len : (size_t)left;
-	size_t off = (size_t)(b->produced % b->src_len);
-	(void)buf;
-	if (n > b->src_len - off)
-		n = b->src_len - off;
-	*data = b->src + off;
-	b->produced += n;
-	return (ssize_t)n;
+	while (b->produced < STREAM_BYTES &&
+	       (room = devmig_save_room(s)) > DEVMIG_RECORD_OVERHEAD) {
+		uint64_t left = STREAM_BYTES - b->produced;
+		size_t n = room - DEVMIG_RECORD_OVERHEAD;
+		size_t off = (size_t)(b->produced % b->src_len);
+		if (n > left)
+			n = (size_t)left;
+		if (n > b->src_len - off)
+			n = b->src_len - off;
+		if (n > DEVMIG_RECORD_MAX)
+			n = DEVMIG_RECORD_MAX;
+		int rc = devmig_save_record_ref(s, 1, NULL, 0, b->src + off, n);
+		if (rc)
+			return rc;
+		b->produced += n;
+	}
+	return 0;
 }
 
 static int bulk_arc(struct devmig_device *dev, enum devmig_state from, enum devmig_state to,
@@ -198,15 +198,15 @@ static int bulk_arc(struct devmig_device *dev, enum devmig_state from, enum devm
 	return 0;
 }
 
+static const struct devmig_device_id bulk_id = { .name = "bulk", .version = "bench-bulk-1" };
 static const struct devmig_device_ops bulk_ops = {
-	.name = "bulk",
-	.version = "bench-bulk-1",
 	.realize = bulk_realize,
 	.bar_access = bulk_bar,
-	.migration_caps = DEVMIG_MIG_STOP_COPY,
+};
+static const struct devmig_migration_ops bulk_mig = {
+	.caps = DEVMIG_MIG_STOP_COPY,
 	.arc = bulk_arc,
 	.save = bulk_save,
-	.save_ref = bulk_save_ref,
 };
 
 static int count_sink(void *opaque, const void *data, size_t len)
@@ -220,7 +220,8 @@ static int count_sink(void *opaque, const void *data, size_t len)
 int main(void)
 {
 	char dir[] = "/tmp/devmig-bench-XXXXXX", path[64], err[256];
-	struct bulk b = { .dev.ops = &bulk_ops, .src_len = 64u << 20 };
+	struct bulk b = { .dev = { .id = &bulk_id, .ops = &bulk_ops, .mig = &bulk_mig },
+			  .src_len = 64u << 20 };
 	double v[RUNS];
 
 	if (!mkdtemp(dir))

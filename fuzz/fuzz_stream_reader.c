@@ -1,6 +1,7 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * The stream reader (lib/stream.c) fed hostile bytes.
+ * The stream reader (lib/core/stream.c), the core's record parser, fed
+ * hostile bytes.
  *
  * Input: one byte that seeds the segmentation, then the stream. When bit 7
  * of that byte is set the target first rewrites every record's crc so that
@@ -9,8 +10,9 @@
  * behind it would go unexplored. The stream
  * goes to one reader in segments of 1..N bytes (sizes from a PRNG seeded by
  * that byte) and to a second reader in a single write. Both must agree on
- * everything: success or failure, the failure reason, and the payloads
- * delivered. Sinks check the record order and header bounds the reader
+ * everything: success or failure, the failure reason, and the records
+ * delivered (types and payloads). Sinks check the record order, types and
+ * header bounds the reader
  * promises; a header whose caps have bit 63 set is refused by the sink, to
  * reach the refusal paths. Seeds: fuzz/corpus/stream_reader (written by
  * tests/test_stream.c with DEVMIG_STREAM_SEED_DIR set).
@@ -59,16 +61,19 @@ static int on_header(void *opaque, const struct devmig_stream_header *h, char *w
 	return 0;
 }
 
-static int on_device(void *opaque, const void *buf, size_t len, char *why, size_t whylen)
+static int on_record(void *opaque, uint32_t type, const void *buf, size_t len, char *why,
+		     size_t whylen)
 {
 	struct obs *o = opaque;
 
 	(void)why;
 	(void)whylen;
 	CHECK(o->headers == 1 && o->configs == 0);
+	CHECK(devmig_stream_body_type(type));
 	CHECK(len <= DEVMIG_STREAM_MAX_RECORD);
 	o->dev_calls++;
 	o->dev_bytes += len;
+	o->dev_crc = devmig_crc32c(o->dev_crc, &type, sizeof(type));
 	o->dev_crc = devmig_crc32c(o->dev_crc, buf, len);
 	return 0;
 }
@@ -142,8 +147,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	}
 
 	struct obs oa = { 0 }, ob = { 0 };
-	struct devmig_stream_sink sa = { &oa, on_header, on_device, on_config };
-	struct devmig_stream_sink sb = { &ob, on_header, on_device, on_config };
+	struct devmig_stream_sink sa = { &oa, on_header, on_record, on_config };
+	struct devmig_stream_sink sb = { &ob, on_header, on_record, on_config };
 	struct devmig_stream_reader *ra = devmig_stream_reader_new(&sa);
 	struct devmig_stream_reader *rb = devmig_stream_reader_new(&sb);
 

@@ -323,6 +323,20 @@ static void memblk1_passes(void **state)
 	check_device("memblk1", "size=8M", true, "3", memblk_writes);
 }
 
+/* The out-of-tree example, loaded from its shared object by devmig serve:
+ * SEED and two words of its tracked buffer. */
+static const char *const mydev_writes[] = { "bar0:0x04=0x2a", "bar2:0x100=0x12345678",
+					    "bar2:0xfffc=0x9abcdef0", NULL };
+
+static void out_of_tree_example_passes(void **state)
+{
+	(void)state;
+	const char *so = getenv("DEVMIG_EXAMPLE_SO");
+	if (!so || !*so)
+		fail_msg("DEVMIG_EXAMPLE_SO is not set (meson sets it)");
+	check_device(so, NULL, true, "4", mydev_writes);
+}
+
 /* The human output: one line per check, the seed, the summary; without B: into A. */
 static void lines_summary_and_no_b(void **state)
 {
@@ -418,6 +432,7 @@ int main(void)
 		cmocka_unit_test_teardown(counter_passes, teardown),
 		cmocka_unit_test_teardown(memblk_passes, teardown),
 		cmocka_unit_test_teardown(memblk1_passes, teardown),
+		cmocka_unit_test_teardown(out_of_tree_example_passes, teardown),
 		cmocka_unit_test_teardown(lines_summary_and_no_b, teardown),
 		cmocka_unit_test_teardown(a_failure_fails_the_command, teardown),
 		cmocka_unit_test_teardown(usage_errors, teardown),

@@ -348,7 +348,7 @@ static void proxy_stop(struct proxy *p)
 
 struct errdev {
 	struct devmig_device dev;
-	uint8_t regs[64];
+	uint8_t regs[64], staged[64];
 };
 
 static struct errdev *to_errdev(struct devmig_device *dev)
@@ -396,33 +396,47 @@ static void errdev_reset(struct devmig_device *dev)
 	memset(to_errdev(dev)->regs, 0, sizeof(to_errdev(dev)->regs));
 }
 
-static size_t errdev_size(struct devmig_device *dev)
+static int errdev_save(struct devmig_device *dev, struct devmig_save *s)
 {
-	return sizeof(to_errdev(dev)->regs);
+	return devmig_save_record(s, 1, to_errdev(dev)->regs, sizeof(to_errdev(dev)->regs));
 }
 
-static int errdev_save(struct devmig_device *dev, void *buf, size_t len)
+static uint64_t errdev_stop_copy_size(struct devmig_device *dev)
 {
-	memcpy(buf, to_errdev(dev)->regs, len);
+	return devmig_device_default_stop_copy_size(dev) + DEVMIG_RECORD_OVERHEAD +
+	       sizeof(to_errdev(dev)->regs);
+}
+
+static int errdev_load(struct devmig_device *dev, unsigned type, const void *data, size_t len,
+		       char *why, size_t whylen)
+{
+	if (type != 1 || len != sizeof(to_errdev(dev)->regs)) {
+		snprintf(why, whylen, "errdev: record %u of %zu bytes", type, len);
+		return -EINVAL;
+	}
+	memcpy(to_errdev(dev)->staged, data, len);
 	return 0;
 }
 
-static void errdev_load(struct devmig_device *dev, const void *buf, size_t len)
+static void errdev_load_apply(struct devmig_device *dev)
 {
-	memcpy(to_errdev(dev)->regs, buf, len);
+	memcpy(to_errdev(dev)->regs, to_errdev(dev)->staged, sizeof(to_errdev(dev)->regs));
 }
 
+static const struct devmig_device_id errdev_id = { .name = "errdev",
+						   .version = "1af4:10fd-errdev-v1" };
 static const struct devmig_device_ops errdev_ops = {
-	.name = "errdev",
-	.version = "1af4:10fd-errdev-v1",
 	.realize = errdev_realize,
 	.reset = errdev_reset,
 	.bar_access = errdev_bar,
+};
+static const struct devmig_migration_ops errdev_mig = {
+	.caps = DEVMIG_MIG_STOP_COPY | DEVMIG_MIG_P2P,
 	.arc = errdev_arc,
-	.migration_caps = DEVMIG_MIG_STOP_COPY | DEVMIG_MIG_P2P,
-	.state_size = errdev_size,
 	.save_state = errdev_save,
-	.load_state = errdev_load,
+	.stop_copy_size = errdev_stop_copy_size,
+	.load = errdev_load,
+	.load_apply = errdev_load_apply,
 };
 
 static struct devmig_device *errdev_create(const char *args, char *err, size_t errlen)
@@ -433,7 +447,9 @@ static struct devmig_device *errdev_create(const char *args, char *err, size_t e
 		snprintf(err, errlen, "out of memory");
 		return NULL;
 	}
+	e->dev.id = &errdev_id;
 	e->dev.ops = &errdev_ops;
+	e->dev.mig = &errdev_mig;
 	if (devmig_device_init(&e->dev)) {
 		free(e);
 		snprintf(err, errlen, "errdev init failed");
@@ -449,6 +465,7 @@ static void errdev_free(struct devmig_device *dev)
 }
 
 static const struct devmig_variant errdev_variant = {
+	DEVMIG_VARIANT_INIT,
 	.name = "errdev",
 	.create = errdev_create,
 	.free = errdev_free,

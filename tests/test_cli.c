@@ -857,6 +857,69 @@ static void migrate_to_nothing_fails_and_the_source_runs_on(void **state)
 	stop_dev(&d);
 }
 
+/* devmig region: bytes in and out as hex, through the counter's registers
+ * and its BAR2 memory; bad usage is refused in one sentence. */
+static void region_reads_and_writes_hex(void **state)
+{
+	(void)state;
+	struct dev d;
+	struct proc *p;
+	serve(&d, "region");
+
+	char *w1[] = { (char *)bin(), "region", "write", "--socket", d.path, "--region", "0",
+		       "--offset", "0x8", "--data", "efbeadde", NULL };
+	assert_int_equal((p = run(w1))->status, 0);
+	assert_string_equal(p->obuf, "");
+	char *r1[] = { (char *)bin(), "region", "read", "--socket", d.path, "--region", "0",
+		       "--offset", "8", "--count", "4", NULL };
+	assert_int_equal((p = run(r1))->status, 0);
+	assert_string_equal(p->obuf, "efbeadde\n");
+	/* BAR2: 8 bytes into its memory, then one read across memory and MEM_SUM */
+	char *w2[] = { (char *)bin(), "region", "write", "--socket", d.path, "--region", "2",
+		       "--offset", "4088", "--data", "0100000002000000", NULL };
+	assert_int_equal((p = run(w2))->status, 0);
+	char *r2[] = { (char *)bin(), "region", "read", "--socket", d.path, "--region", "2",
+		       "--offset", "4092", "--count", "8", "--json", NULL };
+	assert_int_equal((p = run(r2))->status, 0);
+	json_object *j = parse_json(p->obuf);
+	assert_int_equal(json_object_get_int64(member(j, "region")), 2);
+	assert_int_equal(json_object_get_int64(member(j, "offset")), 4092);
+	assert_string_equal(json_object_get_string(member(j, "data")), "0200000003000000");
+	json_object_put(j);
+
+	/* refused by the device: one sentence, exit 1 */
+	char *r3[] = { (char *)bin(), "region", "read", "--socket", d.path, "--region", "0",
+		       "--offset", "4095", "--count", "4", NULL };
+	assert_int_equal((p = run(r3))->status, 1);
+	assert_int_equal(lines(p->ebuf), 1);
+	assert_non_null(strstr(p->ebuf, "refused"));
+	/* bad usage: exit 2, one sentence each */
+	char *bad[][12] = {
+		{ (char *)bin(), "region", NULL },
+		{ (char *)bin(), "region", "poke", "--socket", d.path, NULL },
+		{ (char *)bin(), "region", "read", "--socket", d.path, "--region", "0", NULL },
+		{ (char *)bin(), "region", "read", "--socket", d.path, "--region", "9", "--offset",
+		  "0", "--count", "4", NULL },
+		{ (char *)bin(), "region", "read", "--socket", d.path, "--region", "0", "--offset",
+		  "0", "--count", "0", NULL },
+		{ (char *)bin(), "region", "write", "--socket", d.path, "--region", "0", "--offset",
+		  "0", "--data", "abc", NULL },
+		{ (char *)bin(), "region", "write", "--socket", d.path, "--region", "0", "--offset",
+		  "0", "--data", "zz", NULL },
+		{ (char *)bin(), "region", "write", "--socket", d.path, "--region", "0", "--offset",
+		  "0", "--count", "4", NULL },
+	};
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		p = run(bad[i]);
+		if (p->status != 2 || lines(p->ebuf) != 1)
+			fail_msg("case %zu: status %d, stderr '%s'", i, p->status, p->ebuf);
+	}
+	/* nothing changed by the refusals */
+	assert_int_equal((p = run(r1))->status, 0);
+	assert_string_equal(p->obuf, "efbeadde\n");
+	stop_dev(&d);
+}
+
 int main(void)
 {
 	signal(SIGPIPE, SIG_IGN);
@@ -871,6 +934,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(migrate_between_network_namespaces, setup,
 						teardown),
 		cmocka_unit_test_setup_teardown(save_and_restore, setup, teardown),
+		cmocka_unit_test_setup_teardown(region_reads_and_writes_hex, setup, teardown),
 		cmocka_unit_test_setup_teardown(a_failed_save_leaves_no_file, setup, teardown),
 		cmocka_unit_test_setup_teardown(migrate_to_nothing_fails_and_the_source_runs_on,
 						setup, teardown),

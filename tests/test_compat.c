@@ -1,10 +1,12 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * Migration compatibility: the rule (lib/compat.c), then memblk's two
- * variants in both directions: v1 ("memblk1", stream format 1) and v2
- * ("memblk", format 2, accepts v1). v1 -> v1, v1 -> v2 and v2 -> v2 migrate;
- * v2 -> v1 is refused by the engine's HELLO check before the source stops,
- * and, when a stream is written by hand, by the core's stream header check.
+ * Migration compatibility: the rule (lib/protocol/compat.c), then memblk's
+ * two variants in both directions: v1 ("memblk1", every chunk sent whole)
+ * and v2 ("memblk", never-written chunks as ZERO records, accepts v1).
+ * v1 -> v1, v1 -> v2 and v2 -> v2 migrate; v2 -> v1 is refused by the
+ * engine's HELLO check before the source stops, when a stream is written by
+ * hand by the core's stream header check, and with the header forged by
+ * v1's tracked memory, which takes no ZERO records.
  * Last, the operator's view: `devmig info --json` reports of three hosts
  * fed to `devmig compat --fleet`, and `devmig compat` for one pair.
  *
@@ -37,15 +39,17 @@
 #include "devices.h"
 #include "devmig/client.h"
 #include "devmig/compat.h"
+#include "devmig/device.h"
 #include "devmig/engine.h"
 #include "devmig/server.h"
+#include "fixture.h"
 #include "memblk/memblk_guest.h"
 
 extern char **environ;
 
 #define V1 "1af4:10f1-memblk-v1"
 #define V2 "1af4:10f1-memblk-v2"
-#define COUNTER_V "1af4:10f0-counter-v1"
+#define COUNTER_V "1af4:10f0-counter-v2"
 #define DEV_ARGS "size=16M"
 #define DEV_SIZE (16u << 20)
 #define DEV_BLOCKS (DEV_SIZE / MB_BLOCK_SIZE)
@@ -146,55 +150,37 @@ static void rule(void **state)
 /* ================================================================ in-process devices */
 
 struct host {
-	const struct devmig_variant *var;
-	struct devmig_device *dev;
-	struct devmig_server *srv;
+	struct fx_server fx;
 	struct devmig_client *cl;
-	char path[128];
 };
 
 /* Everything a test opens, so that teardown cleans up after a failure too. */
 #define MAX_HOSTS 4
 static struct host hosts[MAX_HOSTS];
-static char dir[64];
-static int memfd = -1;
+static char dir[FX_PATH_MAX];
+static struct fx_guest guest = { .fd = -1 };
 static uint8_t *mem;
 
 static void host_close(struct host *h)
 {
-	if (!h->dev)
+	if (!h->fx.dev)
 		return;
 	devmig_client_close(h->cl);
-	devmig_server_free(h->srv);
-	h->var->free(h->dev);
+	fx_unserve(&h->fx);
 	memset(h, 0, sizeof(*h));
 }
 
 static struct host *host_open(const struct devmig_variant *var, const char *name)
 {
-	char err[256] = "";
 	struct host *h = NULL;
 
 	for (int i = 0; i < MAX_HOSTS && !h; i++)
-		if (!hosts[i].dev)
+		if (!hosts[i].fx.dev)
 			h = &hosts[i];
 	assert_non_null(h);
-	h->var = var;
-	h->dev = var->create(DEV_ARGS, err, sizeof(err));
-	if (!h->dev)
-		fail_msg("create %s: %s", var->name, err);
-	snprintf(h->path, sizeof(h->path), "%s/%s.sock", dir, name);
-	struct devmig_server_config cfg = { .socket_path = h->path };
-	h->srv = devmig_server_new(h->dev, &cfg, err, sizeof(err));
-	if (!h->srv)
-		fail_msg("server %s: %s", name, err);
-	assert_int_equal(devmig_server_start(h->srv), 0);
-	h->cl = devmig_client_connect(h->path, NULL, err, sizeof(err));
-	if (!h->cl)
-		fail_msg("connect %s: %s", name, err);
-	assert_int_equal(devmig_client_dma_map(h->cl, 0, MEM_SIZE,
-					       DEVMIG_DMA_READ | DEVMIG_DMA_WRITE, memfd, 0,
-					       NULL), 0);
+	fx_serve_variant(&h->fx, dir, name, var, DEV_ARGS);
+	h->cl = fx_connect(&h->fx, NULL);
+	fx_guest_map(&guest, h->cl, 0);
 	return h;
 }
 
@@ -202,27 +188,20 @@ static int setup(void **state)
 {
 	(void)state;
 	memset(hosts, 0, sizeof(hosts));
-	snprintf(dir, sizeof(dir), "/tmp/devmig-compat-XXXXXX");
-	if (!mkdtemp(dir))
-		return -1;
-	memfd = memfd_create("guest-ram", MFD_CLOEXEC);
-	if (memfd < 0 || ftruncate(memfd, MEM_SIZE))
-		return -1;
-	mem = mmap(NULL, MEM_SIZE, PROT_READ | PROT_WRITE, MAP_SHARED, memfd, 0);
-	return mem == MAP_FAILED ? -1 : 0;
+	fx_tmpdir(dir, "compat");
+	fx_guest_new(&guest, MEM_SIZE);
+	mem = guest.mem;
+	return 0;
 }
 
-static void rm_dir(void);
 
 static int teardown(void **state)
 {
 	(void)state;
 	for (int i = 0; i < MAX_HOSTS; i++)
 		host_close(&hosts[i]);
-	munmap(mem, MEM_SIZE);
-	close(memfd);
-	memfd = -1;
-	rm_dir();
+	fx_guest_free(&guest);
+	fx_rmdir(dir);
 	return 0;
 }
 
@@ -537,7 +516,7 @@ static void stream_header_check(void **state)
 
 	/* v2 -> v1 by hand: refused at the stream header, nothing applied */
 	save_stream(s2, &v);
-	assert_true(v.len > 1000 && v.len < DEV_SIZE / 4); /* format 2: ZERO records */
+	assert_true(v.len > 1000 && v.len < DEV_SIZE / 4); /* v2: ZERO records */
 	assert_int_equal(devmig_client_set_state(d1->cl, DEVMIG_STATE_RESUMING), 0);
 	assert_int_equal(devmig_client_mig_write(d1->cl, v.p, v.len), -EINVAL);
 	assert_int_equal(devmig_client_mig_status(d1->cl, &loaded, &load_err, reason,
@@ -575,9 +554,33 @@ static void stream_header_check(void **state)
 	assert_memory_equal(s_after, s_before, DEV_SIZE);
 	free(s_after);
 	mbg_destroy(&g);
+
+	/* v2 -> v1 with the header forged to say v1 (and resealed): v1's tracked
+	 * memory refuses the first ZERO record */
+	{
+		uint8_t *h = memmem(v.p, 200, V2, strlen(V2));
+		assert_non_null(h);
+		memcpy(h, V1, strlen(V1));
+		uint32_t hl;
+		memcpy(&hl, v.p + 12, 4); /* the HEADER record's length, after the magic */
+		uint32_t crc = devmig_crc32c(0, v.p + 8, 8 + hl);
+		memcpy(v.p + 16 + hl, &crc, 4);
+		assert_int_equal(devmig_client_set_state(d1->cl, DEVMIG_STATE_RESUMING), 0);
+		assert_int_equal(devmig_client_mig_write(d1->cl, v.p, v.len), -EINVAL);
+		assert_int_equal(devmig_client_mig_status(d1->cl, &loaded, &load_err, reason,
+							  sizeof(reason)), 0);
+		print_message("# v2 stream forged as v1: %s\n", reason);
+		assert_non_null(strstr(reason, "takes no ZERO records"));
+		assert_int_equal(devmig_client_reset(d1->cl), 0);
+		guest_open(d1, &gd);
+		d_after = read_all(&gd);
+		assert_memory_equal(d_after, d_before, DEV_SIZE);
+		free(d_after);
+		mbg_destroy(&gd);
+	}
 	free(v.p);
 
-	/* v1 -> v2 by hand: loads (format 1, every chunk whole) */
+	/* v1 -> v2 by hand: loads (every chunk whole, never-written ones too) */
 	save_stream(d1, &v);
 	assert_true(v.len > DEV_SIZE);
 	assert_int_equal(devmig_client_set_state(s2->cl, DEVMIG_STATE_RESUMING), 0);
@@ -593,7 +596,7 @@ static void stream_header_check(void **state)
 	free(v.p);
 
 	/* a second hop, v2 -> v2, of the state that came from v1: every chunk of
-	 * it is data now (format 1 does not say which were never written) */
+	 * it is data now (v1 does not say which were never written) */
 	struct host *s2b = host_open(&devmig_variant_memblk, "s2b");
 	save_stream(s2, &v);
 	assert_true(v.len > DEV_SIZE);
@@ -956,23 +959,6 @@ static int proc_teardown(void **state)
 {
 	procs_kill_all(); /* also after a failure */
 	return teardown(state);
-}
-
-/* ---------------------------------------------------------------- cleanup */
-
-static void rm_dir(void)
-{
-	static const char *const files[] = { "hostA.json", "hostB.json", "hostC.json", "info.json",
-					     "fleet.json", "stderr.txt" };
-	char p[200];
-	for (size_t i = 0; i < sizeof(files) / sizeof(files[0]); i++) {
-		snprintf(p, sizeof(p), "%s/%s", dir, files[i]);
-		unlink(p);
-	}
-	for (int i = 0; i < MAX_PROCS; i++)
-		if (procs[i].path[0])
-			unlink(procs[i].path);
-	rmdir(dir);
 }
 
 int main(void)

@@ -12,6 +12,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <linux/pci_regs.h>
+#include <linux/vfio.h>
+#include <sys/eventfd.h>
 #include <unistd.h>
 
 #include <cmocka.h>
@@ -19,27 +22,29 @@
 #include "devmig/client.h"
 #include "devmig/device.h"
 #include "devmig/server.h"
+#include "fixture.h"
 
 #define STATE_BYTES (300u * 1024)
+#define PIECE (32u * 1024)
 #define MAX_ARCS 64
+#define REC_DATA 1 /* u32 offset, then state bytes */
 
 struct probe {
 	struct devmig_device dev;
-	uint64_t caps;
-	/* the arcs the core asked for, in order */
-	struct { enum devmig_state from, to; } arcs[MAX_ARCS];
+	/* the arcs the core asked for, in order, and the state published in each */
+	struct { enum devmig_state from, to, published; } arcs[MAX_ARCS];
 	int narcs;
-	/* fail the arc from fail_from to fail_to; broken puts the device in ERROR */
-	int fail_from, fail_to;
+	/* fail the arc from fail_from to fail_to (fail_times times, <0: always);
+	 * broken puts the device in ERROR */
+	int fail_from, fail_to, fail_times;
 	bool fail_broken;
-	/* state: STATE_BYTES of data, streamed; sent counts the first pass */
+	/* state: STATE_BYTES of data, streamed as records; sent counts the first pass */
 	uint8_t *state;
 	size_t sent;
-	size_t dirty_from, dirty_len; /* a range rewritten after it was sent */
-	/* loading: staged bytes, applied at commit */
+	/* loading: staged bytes, applied by load_apply */
 	uint8_t *staged;
 	size_t staged_len;
-	int commits, aborts;
+	int checks, applies, aborts;
 };
 
 static struct probe *to_probe(struct devmig_device *dev)
@@ -51,6 +56,8 @@ static int probe_realize(struct devmig_device *dev, struct devmig_pci_config *cf
 {
 	(void)dev;
 	int rc = devmig_pci_set_ids(cfg, 0x1af4, 0x10fe);
+	if (!rc)
+		rc = devmig_pci_set_intx_pin(cfg, 1);
 	return rc ? rc : devmig_pci_set_bar(cfg, 0, 4096, 0);
 }
 
@@ -59,7 +66,9 @@ static int probe_arc(struct devmig_device *dev, enum devmig_state from, enum dev
 {
 	struct probe *p = to_probe(dev);
 
-	if ((int)from == p->fail_from && (int)to == p->fail_to) {
+	if ((int)from == p->fail_from && (int)to == p->fail_to && p->fail_times) {
+		if (p->fail_times > 0)
+			p->fail_times--;
 		res->broken = p->fail_broken;
 		snprintf(res->why, sizeof(res->why), "probe refuses %s->%s",
 			 devmig_state_name(from), devmig_state_name(to));
@@ -68,71 +77,90 @@ static int probe_arc(struct devmig_device *dev, enum devmig_state from, enum dev
 	if (p->narcs < MAX_ARCS) {
 		p->arcs[p->narcs].from = from;
 		p->arcs[p->narcs].to = to;
+		p->arcs[p->narcs].published = devmig_device_state(dev);
 		p->narcs++;
 	}
-	if (to == DEVMIG_STATE_PRE_COPY || (to == DEVMIG_STATE_STOP_COPY && from == DEVMIG_STATE_STOP))
-		p->sent = 0, p->dirty_len = 0;
+	if (devmig_arc_session(from, to) == DEVMIG_ARC_OPEN_SAVE)
+		p->sent = 0;
 	return 0;
 }
 
-/* First pass: the whole state; then whatever was marked dirty. */
-static ssize_t probe_save(struct devmig_device *dev, void *buf, size_t len)
+/* The state as records of up to PIECE bytes, while the core has room. */
+static int probe_save(struct devmig_device *dev, struct devmig_save *s)
 {
 	struct probe *p = to_probe(dev);
 
-	if (p->sent < STATE_BYTES) {
-		size_t n = STATE_BYTES - p->sent < len ? STATE_BYTES - p->sent : len;
-		memcpy(buf, p->state + p->sent, n);
+	while (p->sent < STATE_BYTES && devmig_save_room(s)) {
+		size_t n = STATE_BYTES - p->sent < PIECE ? STATE_BYTES - p->sent : PIECE;
+		uint32_t off = (uint32_t)p->sent;
+		int rc = devmig_save_record_ref(s, REC_DATA, &off, 4, p->state + p->sent, n);
+		if (rc)
+			return rc;
 		p->sent += n;
-		return (ssize_t)n;
 	}
 	return 0;
 }
 
+/* The core's figures plus the state not sent yet. */
 static void probe_precopy_info(struct devmig_device *dev, uint64_t *initial, uint64_t *dirty)
 {
 	struct probe *p = to_probe(dev);
 
-	*initial = STATE_BYTES - p->sent;
-	*dirty = p->dirty_len;
+	devmig_device_default_precopy_info(dev, initial, dirty);
+	*initial += STATE_BYTES - p->sent;
 }
 
 static uint64_t probe_stop_copy_size(struct devmig_device *dev)
 {
 	struct probe *p = to_probe(dev);
-	/* Outside a save session the next one sends everything. */
-	if (!devmig_state_is_saving(devmig_device_state(dev)))
-		return STATE_BYTES;
-	return STATE_BYTES - p->sent;
+	/* Outside a save session the next one sends everything; each record
+	 * carries PIECE bytes and its 4-byte offset. */
+	uint64_t left = devmig_state_is_saving(devmig_device_state(dev)) ? STATE_BYTES - p->sent
+									  : STATE_BYTES;
+	return devmig_device_default_stop_copy_size(dev) + left +
+	       (left + PIECE - 1) / PIECE * (DEVMIG_RECORD_OVERHEAD + 4);
 }
 
-static int probe_load(struct devmig_device *dev, const void *buf, size_t len, char *why,
-		      size_t whylen)
+static int probe_load(struct devmig_device *dev, unsigned type, const void *data, size_t len,
+		      char *why, size_t whylen)
 {
 	struct probe *p = to_probe(dev);
+	uint32_t off;
 
-	if (len > STATE_BYTES - p->staged_len) {
-		snprintf(why, whylen, "more state than the probe holds");
+	if (type != REC_DATA || len < 4) {
+		snprintf(why, whylen, "probe: record type %u of %zu bytes", type, len);
 		return -EINVAL;
 	}
-	memcpy(p->staged + p->staged_len, buf, len);
-	p->staged_len += len;
+	memcpy(&off, data, 4);
+	if (off != p->staged_len || len - 4 > STATE_BYTES - p->staged_len) {
+		snprintf(why, whylen, "probe: state record at %u, expected %zu", off, p->staged_len);
+		return -EINVAL;
+	}
+	memcpy(p->staged + off, (const uint8_t *)data + 4, len - 4);
+	p->staged_len += len - 4;
 	return 0;
 }
 
-static int probe_load_commit(struct devmig_device *dev, char *why, size_t whylen)
+static int probe_load_check(struct devmig_device *dev, char *why, size_t whylen)
 {
 	struct probe *p = to_probe(dev);
 
+	p->checks++;
 	if (p->staged_len != STATE_BYTES) {
 		snprintf(why, whylen, "probe state incomplete: %zu of %u bytes", p->staged_len,
 			 STATE_BYTES);
 		return -EINVAL;
 	}
+	return 0;
+}
+
+static void probe_load_apply(struct devmig_device *dev)
+{
+	struct probe *p = to_probe(dev);
+
 	memcpy(p->state, p->staged, STATE_BYTES);
 	p->staged_len = 0;
-	p->commits++;
-	return 0;
+	p->applies++;
 }
 
 static void probe_load_abort(struct devmig_device *dev)
@@ -142,96 +170,88 @@ static void probe_load_abort(struct devmig_device *dev)
 	p->aborts++;
 }
 
-static const struct devmig_device_ops probe_ops_all = {
-	.name = "probe",
-	.version = "probe-1",
-	.realize = probe_realize,
-	.migration_caps = DEVMIG_MIG_ALL,
+static const struct devmig_device_id probe_id = { .name = "probe", .version = "probe-1" };
+static const struct devmig_device_ops probe_ops = { .realize = probe_realize };
+
+static const struct devmig_migration_ops probe_mig_all = {
+	.caps = DEVMIG_MIG_ALL,
 	.arc = probe_arc,
 	.save = probe_save,
 	.precopy_info = probe_precopy_info,
 	.stop_copy_size = probe_stop_copy_size,
 	.load = probe_load,
-	.load_commit = probe_load_commit,
+	.load_check = probe_load_check,
+	.load_apply = probe_load_apply,
 	.load_abort = probe_load_abort,
 };
 
-static const struct devmig_device_ops probe_ops_nop2p = {
-	.name = "probe",
-	.version = "probe-1",
-	.realize = probe_realize,
-	.migration_caps = DEVMIG_MIG_STOP_COPY,
+static const struct devmig_migration_ops probe_mig_nop2p = {
+	.caps = DEVMIG_MIG_STOP_COPY,
 	.arc = probe_arc,
 	.save = probe_save,
 	.load = probe_load,
-	.load_commit = probe_load_commit,
+	.load_check = probe_load_check,
+	.load_apply = probe_load_apply,
 	.load_abort = probe_load_abort,
 };
 
 struct side {
 	struct probe p;
-	struct devmig_server *srv;
+	struct fx_server fx;
 	struct devmig_client *c;
-	char path[128];
 };
 
 struct fx {
-	char dir[64];
+	char dir[FX_PATH_MAX];
 	struct side src, dst;
 };
 
 static void side_up(struct fx *f, struct side *s, const char *name,
-		    const struct devmig_device_ops *ops, uint8_t fill)
+		    const struct devmig_migration_ops *mig, uint8_t fill)
 {
-	char err[256];
-
 	memset(&s->p, 0, sizeof(s->p));
 	s->p.fail_from = s->p.fail_to = -1;
+	s->p.fail_times = -1;
 	s->p.state = malloc(STATE_BYTES);
 	s->p.staged = malloc(STATE_BYTES);
 	assert_non_null(s->p.state);
 	for (size_t i = 0; i < STATE_BYTES; i++)
 		s->p.state[i] = (uint8_t)(fill + i * 7);
-	s->p.dev.ops = ops;
+	s->p.dev.id = &probe_id;
+	s->p.dev.ops = &probe_ops;
+	s->p.dev.mig = mig;
 	assert_int_equal(devmig_device_init(&s->p.dev), 0);
-	snprintf(s->path, sizeof(s->path), "%s/%s.sock", f->dir, name);
-	struct devmig_server_config cfg = { .socket_path = s->path };
-	s->srv = devmig_server_new(&s->p.dev, &cfg, err, sizeof(err));
-	assert_non_null(s->srv);
-	assert_int_equal(devmig_server_start(s->srv), 0);
-	s->c = devmig_client_connect(s->path, NULL, err, sizeof(err));
-	if (!s->c)
-		fail_msg("%s", err);
+	fx_serve(&s->fx, f->dir, name, &s->p.dev);
+	s->c = fx_connect(&s->fx, NULL);
 }
 
 static void side_down(struct side *s)
 {
 	devmig_client_close(s->c);
-	devmig_server_free(s->srv);
+	fx_unserve(&s->fx);
 	devmig_device_destroy(&s->p.dev);
 	free(s->p.state);
 	free(s->p.staged);
 }
 
-static struct fx *fx_new(const struct devmig_device_ops *ops)
+static struct fx *fx_new(const struct devmig_migration_ops *mig)
 {
 	struct fx *f = calloc(1, sizeof(*f));
-	snprintf(f->dir, sizeof(f->dir), "/tmp/devmig-core-XXXXXX");
-	assert_non_null(mkdtemp(f->dir));
-	side_up(f, &f->src, "src", ops, 1);
-	side_up(f, &f->dst, "dst", ops, 99);
+	fx_tmpdir(f->dir, "core");
+	side_up(f, &f->src, "src", mig, 1);
+	side_up(f, &f->dst, "dst", mig, 99);
 	return f;
 }
 
 static int setup_all(void **state)
 {
-	*state = fx_new(&probe_ops_all);
+	*state = fx_new(&probe_mig_all);
 	return 0;
 }
 
 static int setup_nop2p(void **state)
 {
-	*state = fx_new(&probe_ops_nop2p);
+	*state = fx_new(&probe_mig_nop2p);
 	return 0;
 }
 
@@ -240,7 +260,7 @@ static int teardown(void **state)
 	struct fx *f = *state;
 	side_down(&f->src);
 	side_down(&f->dst);
-	rmdir(f->dir);
+	fx_rmdir(f->dir);
 	free(f);
 	return 0;
 }
@@ -258,6 +278,8 @@ static void expect_arcs(struct probe *p, const enum devmig_state *want, int n)
 	for (int i = 0; i < n; i++) {
 		assert_int_equal(p->arcs[i].from, want[i]);
 		assert_int_equal(p->arcs[i].to, want[i + 1]);
+		/* the state being entered was published before the arc ran */
+		assert_int_equal(p->arcs[i].published, want[i + 1]);
 	}
 	p->narcs = 0;
 }
@@ -396,7 +418,7 @@ static void pre_copy_progress_falls_to_zero_then_stop_copy_completes(void **stat
 	}
 	assert_int_equal(devmig_client_set_state(f->dst.c, DEVMIG_STATE_RUNNING), 0);
 	assert_memory_equal(f->dst.p.state, f->src.p.state, STATE_BYTES);
-	assert_int_equal(f->dst.p.commits, 1);
+	assert_int_equal(f->dst.p.applies, 1);
 	free(stream);
 }
 
@@ -447,7 +469,7 @@ static void bad_stream_is_refused_at_resuming_to_stop_and_nothing_applied(void *
 	/* Still RESUMING with a fresh load session; nothing applied. */
 	assert_int_equal(state_of(&f->dst), DEVMIG_STATE_RESUMING);
 	assert_memory_equal(f->dst.p.state, before, STATE_BYTES);
-	assert_int_equal(f->dst.p.commits, 0);
+	assert_int_equal(f->dst.p.applies, 0);
 	assert_true(f->dst.p.aborts >= 1);
 
 	/* Corrupted: refused at the write and again at the commit. */
@@ -482,7 +504,7 @@ static void stream_from_another_device_model_is_refused(void **state)
 	/* The CRC catches the edit first: the header never reaches the check. */
 	assert_int_equal(devmig_client_mig_write(f->dst.c, stream, (size_t)n), -EINVAL);
 	assert_int_equal(devmig_client_set_state(f->dst.c, DEVMIG_STATE_STOP), -EINVAL);
-	assert_int_equal(f->dst.p.commits, 0);
+	assert_int_equal(f->dst.p.applies, 0);
 }
 
 static void reset_mid_load_aborts_and_returns_to_running(void **state)
@@ -506,7 +528,7 @@ static void client_reconnect_keeps_the_migration_state(void **state)
 
 	assert_int_equal(devmig_client_set_state(f->src.c, DEVMIG_STATE_STOP), 0);
 	devmig_client_close(f->src.c);
-	f->src.c = devmig_client_connect(f->src.path, NULL, err, sizeof(err));
+	f->src.c = devmig_client_connect(f->src.fx.path, NULL, err, sizeof(err));
 	assert_non_null(f->src.c);
 	assert_int_equal(state_of(&f->src), DEVMIG_STATE_STOP);
 }
@@ -578,6 +600,135 @@ static void nowait_writes_then_status_reports_the_load(void **state)
 	free(stream);
 }
 
+/* ---- RESUMING->STOP: check, arc, then apply ---- */
+
+static uint16_t command_of(struct side *s)
+{
+	uint16_t cmd = 0xffff;
+	assert_int_equal(devmig_client_region_read(s->c, VFIO_PCI_CONFIG_REGION_INDEX, PCI_COMMAND,
+						   &cmd, 2), 0);
+	return cmd;
+}
+
+/* The source's stream, whole, with its config space's COMMAND set. */
+static size_t source_stream(struct fx *f, uint8_t *stream, size_t cap)
+{
+	uint16_t cmd = PCI_COMMAND_MEMORY;
+	assert_int_equal(devmig_client_region_write(f->src.c, VFIO_PCI_CONFIG_REGION_INDEX,
+						    PCI_COMMAND, &cmd, 2), 0);
+	assert_int_equal(devmig_client_set_state(f->src.c, DEVMIG_STATE_STOP_COPY), 0);
+	return drain(&f->src, stream, cap, 1u << 20);
+}
+
+static void failed_resuming_to_stop_applies_nothing_and_a_retry_applies_once(void **state)
+{
+	struct fx *f = *state;
+	uint8_t *stream = malloc(4u << 20), *before = malloc(STATE_BYTES);
+	size_t got = source_stream(f, stream, 4u << 20);
+
+	memcpy(before, f->dst.p.state, STATE_BYTES);
+	assert_int_equal(command_of(&f->dst), 0);
+	assert_int_equal(devmig_client_set_state(f->dst.c, DEVMIG_STATE_RESUMING), 0);
+	assert_int_equal(devmig_client_mig_write(f->dst.c, stream, got), 0);
+	f->dst.p.fail_from = DEVMIG_STATE_RESUMING;
+	f->dst.p.fail_to = DEVMIG_STATE_STOP;
+	f->dst.p.fail_times = 1;
+	assert_int_equal(devmig_client_set_state(f->dst.c, DEVMIG_STATE_STOP), -EIO);
+	/* checked, refused by the arc: nothing applied, neither state nor config */
+	assert_int_equal(state_of(&f->dst), DEVMIG_STATE_RESUMING);
+	assert_int_equal(f->dst.p.checks, 1);
+	assert_int_equal(f->dst.p.applies, 0);
+	assert_int_equal(f->dst.p.aborts, 0);
+	assert_memory_equal(f->dst.p.state, before, STATE_BYTES);
+	assert_int_equal(command_of(&f->dst), 0);
+	/* the retry checks again and applies once */
+	assert_int_equal(devmig_client_set_state(f->dst.c, DEVMIG_STATE_STOP), 0);
+	assert_int_equal(f->dst.p.checks, 2);
+	assert_int_equal(f->dst.p.applies, 1);
+	assert_memory_equal(f->dst.p.state, f->src.p.state, STATE_BYTES);
+	assert_int_equal(command_of(&f->dst), PCI_COMMAND_MEMORY);
+	free(stream);
+	free(before);
+}
+
+static void broken_resuming_to_stop_drops_the_load(void **state)
+{
+	struct fx *f = *state;
+	uint8_t *stream = malloc(4u << 20), *before = malloc(STATE_BYTES);
+	size_t got = source_stream(f, stream, 4u << 20);
+
+	memcpy(before, f->dst.p.state, STATE_BYTES);
+	assert_int_equal(devmig_client_set_state(f->dst.c, DEVMIG_STATE_RESUMING), 0);
+	assert_int_equal(devmig_client_mig_write(f->dst.c, stream, got), 0);
+	f->dst.p.fail_from = DEVMIG_STATE_RESUMING;
+	f->dst.p.fail_to = DEVMIG_STATE_STOP;
+	f->dst.p.fail_broken = true;
+	assert_int_equal(devmig_client_set_state(f->dst.c, DEVMIG_STATE_STOP), -EIO);
+	assert_int_equal(state_of(&f->dst), DEVMIG_STATE_ERROR);
+	assert_int_equal(f->dst.p.applies, 0);
+	assert_int_equal(f->dst.p.aborts, 1);
+	assert_memory_equal(f->dst.p.state, before, STATE_BYTES);
+	assert_int_equal(command_of(&f->dst), 0);
+	assert_int_equal(devmig_client_reset(f->dst.c), 0);
+	assert_int_equal(state_of(&f->dst), DEVMIG_STATE_RUNNING);
+	free(stream);
+	free(before);
+}
+
+/* ---- interrupts while the device may not signal ---- */
+
+static int intx_eventfd(struct side *s)
+{
+	int efd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+	assert_true(efd >= 0);
+	assert_int_equal(devmig_client_set_irqs(s->c, VFIO_PCI_INTX_IRQ_INDEX,
+						VFIO_IRQ_SET_DATA_EVENTFD | VFIO_IRQ_SET_ACTION_TRIGGER,
+						0, 1, &efd), 0);
+	return efd;
+}
+
+static uint64_t fired(int efd)
+{
+	uint64_t n = 0;
+	return read(efd, &n, sizeof(n)) == sizeof(n) ? n : 0;
+}
+
+static void interrupt_raised_while_stopped_is_held_then_delivered(void **state)
+{
+	struct fx *f = *state;
+	int efd = intx_eventfd(&f->src);
+
+	assert_int_equal(devmig_client_set_state(f->src.c, DEVMIG_STATE_STOP), 0);
+	assert_int_equal(devmig_device_irq(&f->src.p.dev, 0), 0);
+	assert_int_equal(fired(efd), 0);
+	/* RUNNING_P2P may signal: it is delivered on the way */
+	assert_int_equal(devmig_client_set_state(f->src.c, DEVMIG_STATE_RUNNING_P2P), 0);
+	assert_int_equal(fired(efd), 1);
+	assert_int_equal(devmig_client_set_state(f->src.c, DEVMIG_STATE_RUNNING), 0);
+	assert_int_equal(fired(efd), 0);
+	close(efd);
+}
+
+static void held_interrupt_travels_and_fires_on_the_destination(void **state)
+{
+	struct fx *f = *state;
+	uint8_t *stream = malloc(4u << 20);
+	int dst_efd = intx_eventfd(&f->dst);
+
+	assert_int_equal(devmig_client_set_state(f->src.c, DEVMIG_STATE_STOP), 0);
+	assert_int_equal(devmig_device_irq(&f->src.p.dev, 0), 0);
+	assert_int_equal(devmig_client_set_state(f->src.c, DEVMIG_STATE_STOP_COPY), 0);
+	size_t got = drain(&f->src, stream, 4u << 20, 1u << 20);
+	assert_int_equal(devmig_client_set_state(f->dst.c, DEVMIG_STATE_RESUMING), 0);
+	assert_int_equal(devmig_client_mig_write(f->dst.c, stream, got), 0);
+	assert_int_equal(devmig_client_set_state(f->dst.c, DEVMIG_STATE_STOP), 0);
+	assert_int_equal(fired(dst_efd), 0);
+	assert_int_equal(devmig_client_set_state(f->dst.c, DEVMIG_STATE_RUNNING), 0);
+	assert_int_equal(fired(dst_efd), 1);
+	close(dst_efd);
+	free(stream);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -605,6 +756,15 @@ int main(void)
 						teardown),
 		cmocka_unit_test_setup_teardown(nowait_writes_then_status_reports_the_load, setup_all,
 						teardown),
+		cmocka_unit_test_setup_teardown(
+			failed_resuming_to_stop_applies_nothing_and_a_retry_applies_once, setup_all,
+			teardown),
+		cmocka_unit_test_setup_teardown(broken_resuming_to_stop_drops_the_load, setup_all,
+						teardown),
+		cmocka_unit_test_setup_teardown(interrupt_raised_while_stopped_is_held_then_delivered,
+						setup_all, teardown),
+		cmocka_unit_test_setup_teardown(held_interrupt_travels_and_fires_on_the_destination,
+						setup_all, teardown),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

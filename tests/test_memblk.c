@@ -32,6 +32,7 @@
 #include "devices.h"
 #include "devmig/client.h"
 #include "devmig/server.h"
+#include "fixture.h"
 #include "memblk/memblk_guest.h"
 #include "memblk/memblk_stream.h"
 #include "stream.h"
@@ -132,40 +133,26 @@ static void vec_add(struct vec *v, const void *d, size_t n)
 /* ---------------------------------------------------------------- the rig */
 
 struct side {
+	struct fx_server fx;
 	struct devmig_device *dev;
-	struct devmig_server *srv;
 	struct devmig_client *cl;
-	char path[128];
 	int efd;
 };
 
 struct rig {
-	char dir[64];
-	int memfd;
+	char dir[FX_PATH_MAX];
+	struct fx_guest guest;
 	uint8_t *mem;
 	struct side src, dst;
 };
 
 static void side_open(struct rig *r, struct side *s, const char *name, const char *args)
 {
-	char err[256] = "";
-
 	memset(s, 0, sizeof(*s));
-	s->dev = devmig_variant_memblk.create(args, err, sizeof(err));
-	if (!s->dev)
-		fail_msg("create %s: %s", args, err);
-	snprintf(s->path, sizeof(s->path), "%s/%s.sock", r->dir, name);
-	struct devmig_server_config cfg = { .socket_path = s->path };
-	s->srv = devmig_server_new(s->dev, &cfg, err, sizeof(err));
-	if (!s->srv)
-		fail_msg("server: %s", err);
-	assert_int_equal(devmig_server_start(s->srv), 0);
-	s->cl = devmig_client_connect(s->path, NULL, err, sizeof(err));
-	if (!s->cl)
-		fail_msg("connect: %s", err);
-	assert_int_equal(devmig_client_dma_map(s->cl, GIOVA, MEM_SIZE,
-					       DEVMIG_DMA_READ | DEVMIG_DMA_WRITE, r->memfd, 0,
-					       NULL), 0);
+	fx_serve_variant(&s->fx, r->dir, name, &devmig_variant_memblk, args);
+	s->dev = s->fx.dev;
+	s->cl = fx_connect(&s->fx, NULL);
+	fx_guest_map(&r->guest, s->cl, GIOVA);
 	s->efd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
 	assert_true(s->efd >= 0);
 	assert_int_equal(mbg_client_enable_msix(s->cl, s->efd), 0);
@@ -176,8 +163,7 @@ static void side_close(struct side *s)
 	if (!s->dev)
 		return;
 	devmig_client_close(s->cl);
-	devmig_server_free(s->srv);
-	devmig_variant_memblk.free(s->dev);
+	fx_unserve(&s->fx);
 	close(s->efd);
 	memset(s, 0, sizeof(*s));
 }
@@ -185,13 +171,9 @@ static void side_close(struct side *s)
 static void rig_open(struct rig *r, const char *src_args, const char *dst_args)
 {
 	memset(r, 0, sizeof(*r));
-	snprintf(r->dir, sizeof(r->dir), "/tmp/memblk-test-XXXXXX");
-	assert_non_null(mkdtemp(r->dir));
-	r->memfd = memfd_create("guest-ram", MFD_CLOEXEC);
-	assert_true(r->memfd >= 0);
-	assert_int_equal(ftruncate(r->memfd, MEM_SIZE), 0);
-	r->mem = mmap(NULL, MEM_SIZE, PROT_READ | PROT_WRITE, MAP_SHARED, r->memfd, 0);
-	assert_true(r->mem != MAP_FAILED);
+	fx_tmpdir(r->dir, "memblk");
+	fx_guest_new(&r->guest, MEM_SIZE);
+	r->mem = r->guest.mem;
 	side_open(r, &r->src, "src", src_args);
 	if (dst_args)
 		side_open(r, &r->dst, "dst", dst_args);
@@ -201,9 +183,8 @@ static void rig_close(struct rig *r)
 {
 	side_close(&r->src);
 	side_close(&r->dst);
-	munmap(r->mem, MEM_SIZE);
-	close(r->memfd);
-	rmdir(r->dir);
+	fx_guest_free(&r->guest);
+	fx_rmdir(r->dir);
 }
 
 static void *gmem(struct rig *r, uint64_t off)
@@ -335,17 +316,22 @@ static void migrate(struct side *src, struct side *dst, uint64_t seed, struct ve
 	finish_migration(src, dst, seed, out);
 }
 
-/* ---- the core's framing, parsed and rebuilt (its format: lib/stream.h) ---- */
+/* ---- the core's framing, parsed and rebuilt (its format: lib/core/stream.h) ---- */
+
+#define MAX_RECS 4096
 
 struct core_stream {
-	struct vec header; /* magic + HEADER record, raw */
-	struct vec dev;    /* the device data, concatenated */
-	struct vec config; /* the CONFIG record, raw */
+	struct vec header;  /* magic + HEADER record, raw */
+	struct vec body;    /* the body records, raw, concatenated */
+	struct vec config;  /* the CONFIG record, raw */
+	size_t n;           /* body records: */
+	uint32_t type[MAX_RECS];
+	struct vec payload[MAX_RECS];
 };
 
-static void core_parse(const struct vec *s, struct core_stream *cs)
+static struct core_stream *core_parse(const struct vec *s)
 {
-	memset(cs, 0, sizeof(*cs));
+	struct core_stream *cs = calloc(1, sizeof(*cs));
 	size_t off = DEVMIG_STREAM_MAGIC_LEN;
 	assert_true(s->len > off && !memcmp(s->p, DEVMIG_STREAM_MAGIC, off));
 	vec_add(&cs->header, s->p, off);
@@ -353,14 +339,29 @@ static void core_parse(const struct vec *s, struct core_stream *cs)
 		uint32_t type = mb_get32(s->p + off), len = mb_get32(s->p + off + 4);
 		size_t rl = DEVMIG_STREAM_REC_OVERHEAD + len;
 		assert_true(off + rl <= s->len);
-		if (type == DEVMIG_REC_HEADER)
+		if (type == DEVMIG_REC_HEADER) {
 			vec_add(&cs->header, s->p + off, rl);
-		else if (type == DEVMIG_REC_DEVICE)
-			vec_add(&cs->dev, s->p + off + 8, len);
-		else if (type == DEVMIG_REC_CONFIG)
+		} else if (devmig_stream_body_type(type)) {
+			assert_true(cs->n < MAX_RECS);
+			vec_add(&cs->body, s->p + off, rl);
+			cs->type[cs->n] = type;
+			vec_add(&cs->payload[cs->n++], s->p + off + 8, len);
+		} else if (type == DEVMIG_REC_CONFIG) {
 			vec_add(&cs->config, s->p + off, rl);
+		}
 		off += rl;
 	}
+	return cs;
+}
+
+/* The index of the first body record of type (a variant's: DEVMIG_REC_VARIANT + t). */
+static size_t core_find(const struct core_stream *cs, uint32_t type)
+{
+	for (size_t i = 0; i < cs->n; i++)
+		if (cs->type[i] == type)
+			return i;
+	fail_msg("no record of type %#x", type);
+	return 0;
 }
 
 static void core_rec(struct vec *v, uint32_t type, const uint8_t *p, size_t len)
@@ -374,21 +375,23 @@ static void core_rec(struct vec *v, uint32_t type, const uint8_t *p, size_t len)
 	vec_add(v, c, 4);
 }
 
-/* A valid core stream around dev[0..dev_len) (DEVICE records of <= 64 KiB). */
-static void core_build(const struct core_stream *cs, const uint8_t *dev, size_t dev_len,
-		       struct vec *out)
+/* A valid core stream around body records [0, n) except skip (SIZE_MAX: none). */
+static void core_build(const struct core_stream *cs, size_t n, size_t skip, struct vec *out)
 {
+	uint64_t bytes = 0;
 	uint32_t count = 0;
 	memset(out, 0, sizeof(*out));
 	vec_add(out, cs->header.p, cs->header.len);
-	for (size_t off = 0; off < dev_len; count++) {
-		size_t k = dev_len - off < 65536 ? dev_len - off : 65536;
-		core_rec(out, DEVMIG_REC_DEVICE, dev + off, k);
-		off += k;
+	for (size_t i = 0; i < n; i++) {
+		if (i == skip)
+			continue;
+		core_rec(out, cs->type[i], cs->payload[i].p, cs->payload[i].len);
+		bytes += cs->payload[i].len;
+		count++;
 	}
 	vec_add(out, cs->config.p, cs->config.len);
 	uint8_t end[16];
-	mb_put64(end, dev_len);
+	mb_put64(end, bytes);
 	mb_put32(end + 8, count);
 	mb_put32(end + 12, 0);
 	core_rec(out, DEVMIG_REC_END, end, 16);
@@ -397,8 +400,11 @@ static void core_build(const struct core_stream *cs, const uint8_t *dev, size_t 
 static void core_free(struct core_stream *cs)
 {
 	free(cs->header.p);
-	free(cs->dev.p);
+	free(cs->body.p);
 	free(cs->config.p);
+	for (size_t i = 0; i < cs->n; i++)
+		free(cs->payload[i].p);
+	free(cs);
 }
 
 /* ================================================================ tests */
@@ -445,9 +451,9 @@ static void roundtrip_64m(void **state)
 	rig_close(&r);
 }
 
-/* zerocopy=0 (the core copies through save) and zerocopy=1 (save_ref in
- * STOP_COPY) produce the same device data from the same device state, and
- * the copying one round-trips. */
+/* zerocopy=0 (the core copies every chunk) and zerocopy=1 (chunks sent from
+ * where they lie in STOP_COPY) produce the same records from the same device
+ * state, and the copying one round-trips. */
 static void save_and_save_ref_agree(void **state)
 {
 	(void)state;
@@ -473,13 +479,12 @@ static void save_and_save_ref_agree(void **state)
 	struct vec sa = { 0 }, sb = { 0 };
 	migrate(&a.src, NULL, 1, &sa);
 	migrate(&b.src, NULL, 2, &sb);
-	struct core_stream ca, cb;
-	core_parse(&sa, &ca);
-	core_parse(&sb, &cb);
-	assert_int_equal(ca.dev.len, cb.dev.len);
-	assert_memory_equal(ca.dev.p, cb.dev.p, ca.dev.len);
-	/* zero chunks travel as ZERO records: far less than the storage */
-	assert_true(ca.dev.len < (4u << 20));
+	struct core_stream *ca = core_parse(&sa), *cb = core_parse(&sb);
+	assert_int_equal(ca->body.len, cb->body.len);
+	assert_memory_equal(ca->body.p, cb->body.p, ca->body.len);
+	/* chunks never written travel as ZERO records: less than the storage */
+	assert_int_equal(ca->type[core_find(ca, DEVMIG_REC_MEM_ZERO)], DEVMIG_REC_MEM_ZERO);
+	assert_true(ca->body.len < (4u << 20));
 
 	/* the copying device as a destination, fed the zero-copy stream */
 	set_state(&a.dst, DEVMIG_STATE_RESUMING);
@@ -493,8 +498,8 @@ static void save_and_save_ref_agree(void **state)
 	check_blocks(back, nblocks, ver);
 
 	free(back);
-	core_free(&ca);
-	core_free(&cb);
+	core_free(ca);
+	core_free(cb);
 	free(sa.p);
 	free(sb.p);
 	free(ver);
@@ -795,29 +800,59 @@ static void corruption_refused_destination_unchanged(void **state)
 		s.p[off] ^= mask;
 	}
 
-	/* corruptions inside memblk's data, resealed so the core passes them on:
-	 * memblk's own checks must refuse them */
-	struct core_stream cs;
-	core_parse(&s, &cs);
+	/* records resealed so the core's framing passes them on: the loaders
+	 * behind it (the tracker's and memblk's) must refuse them */
+	struct core_stream *cs = core_parse(&s);
 	struct vec v;
-	for (size_t cut = 0; cut < cs.dev.len; cut += cut < 64 ? 1 : 211) {
-		core_build(&cs, cs.dev.p, cut, &v);
-		expect_refused(&r.dst, v.p, v.len, "memblk: truncated", "device data cut", cut);
+	for (size_t k = 0; k < cs->n; k++) {
+		core_build(cs, k, SIZE_MAX, &v); /* the first k records only */
+		expect_refused(&r.dst, v.p, v.len, "incomplete:", "records cut", k);
+		free(v.p);
+		core_build(cs, cs->n, k, &v); /* record k left out */
+		expect_refused(&r.dst, v.p, v.len, NULL, "record dropped", k);
 		free(v.p);
 	}
-	for (size_t off = 0; off < cs.dev.len; off += 97) {
-		cs.dev.p[off] ^= 0x10;
-		core_build(&cs, cs.dev.p, cs.dev.len, &v);
-		expect_refused(&r.dst, v.p, v.len, "memblk: ", "device data flip", off);
+	static const struct {
+		uint32_t type;
+		size_t off;
+		uint32_t value;
+		const char *want;
+	} bad[] = {
+		{ DEVMIG_REC_MEM_INFO, 0, 1, "range: device memory 1" },
+		{ DEVMIG_REC_MEM_INFO, 4, 8192, "geometry:" },
+		{ DEVMIG_REC_MEM_INFO, 16, 4, "format:" },
+		{ DEVMIG_REC_MEM_DATA, 4, 2, "range: memory 0 chunk 2" },
+		{ DEVMIG_REC_VARIANT + MB_REC_REGS, 0, 0x80, "memblk: registers:" },
+		{ DEVMIG_REC_VARIANT + MB_REC_REGS, 60, 1, "memblk: registers:" },
+		{ DEVMIG_REC_VARIANT + MB_REC_INFLIGHT, 0, 33, "memblk: format:" },
+		{ DEVMIG_REC_VARIANT + MB_REC_INFLIGHT, 4, 1, "memblk: format:" },
+	};
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		size_t k = core_find(cs, bad[i].type);
+		uint8_t *p = cs->payload[k].p + bad[i].off, keep[4];
+		memcpy(keep, p, 4);
+		mb_put32(p, bad[i].value);
+		core_build(cs, cs->n, SIZE_MAX, &v);
+		expect_refused(&r.dst, v.p, v.len, bad[i].want, "semantic", i);
 		free(v.p);
-		cs.dev.p[off] ^= 0x10;
+		memcpy(p, keep, 4);
 	}
-	/* a flip in the first chunk's data: memblk's CRC names it */
-	cs.dev.p[100] ^= 1;
-	core_build(&cs, cs.dev.p, cs.dev.len, &v);
-	expect_refused(&r.dst, v.p, v.len, "memblk: CRC: record 2 (CHUNK", "chunk flip", 100);
+	/* a record of a type memblk does not have, and REGS twice */
+	cs->type[cs->n] = DEVMIG_REC_VARIANT + 9;
+	vec_add(&cs->payload[cs->n], "x", 1);
+	core_build(cs, cs->n + 1, SIZE_MAX, &v);
+	expect_refused(&r.dst, v.p, v.len, "memblk: format: unknown record type 9", "type", 9);
 	free(v.p);
-	cs.dev.p[100] ^= 1;
+	size_t regs = core_find(cs, DEVMIG_REC_VARIANT + MB_REC_REGS);
+	free(cs->payload[cs->n].p);
+	cs->type[cs->n] = cs->type[regs];
+	cs->payload[cs->n] = (struct vec){ 0 };
+	vec_add(&cs->payload[cs->n], cs->payload[regs].p, cs->payload[regs].len);
+	core_build(cs, cs->n + 1, SIZE_MAX, &v);
+	expect_refused(&r.dst, v.p, v.len, "memblk: order: a second REGS", "twice", 0);
+	free(v.p);
+	free(cs->payload[cs->n].p);
+	cs->payload[cs->n] = (struct vec){ 0 };
 
 	/* nothing was applied: registers (readable in RESUMING) ... */
 	read_regs(&r.dst, dst_after);
@@ -834,7 +869,7 @@ static void corruption_refused_destination_unchanged(void **state)
 	/* and the intact stream, resealed or as saved, still loads */
 	set_state(&r.dst, DEVMIG_STATE_STOP);
 	set_state(&r.dst, DEVMIG_STATE_RESUMING);
-	core_build(&cs, cs.dev.p, cs.dev.len, &v);
+	core_build(cs, cs->n, SIZE_MAX, &v);
 	assert_int_equal(devmig_client_mig_write(r.dst.cl, v.p, v.len), 0);
 	set_state(&r.dst, DEVMIG_STATE_STOP);
 	free(v.p);
@@ -848,14 +883,14 @@ static void corruption_refused_destination_unchanged(void **state)
 	read_all(&r, &gs, back, BUF_OFF);
 	check_blocks(back, 2, vs);
 
-	core_free(&cs);
+	core_free(cs);
 	free(s.p);
 	mbg_destroy(&gs);
 	mbg_destroy(&gd);
 	rig_close(&r);
 }
 
-/* Geometry differences are refused by memblk with a reason. */
+/* Geometry differences are refused (by the core's tracker) with a reason. */
 static void geometry_mismatch_refused(void **state)
 {
 	(void)state;
@@ -868,7 +903,7 @@ static void geometry_mismatch_refused(void **state)
 		uint32_t before[NREGS], after[NREGS];
 		read_regs(&r.dst, before);
 		set_state(&r.dst, DEVMIG_STATE_RESUMING);
-		expect_refused(&r.dst, s.p, s.len, "memblk: geometry:", "geometry", i);
+		expect_refused(&r.dst, s.p, s.len, "geometry:", "geometry", i);
 		read_regs(&r.dst, after);
 		assert_memory_equal(before, after, sizeof(before));
 		free(s.p);
@@ -1151,20 +1186,11 @@ static void inflight_run(bool migrate_it)
 		struct vec s = { 0 };
 		migrate(&r.src, &r.dst, 7, &s);
 		/* how many requests travelled as INFLIGHT */
-		struct core_stream cs;
-		core_parse(&s, &cs);
-		struct mb_geom geo = { 1u << 20, MB_BLOCK_SIZE, 64u << 10 };
-		uint8_t *stage = calloc(1, geo.size);
-		struct mb_loader *l = mb_loader_new(&geo, "1af4:10f1-memblk-v2", stage);
-		assert_int_equal(mb_loader_write(l, cs.dev.p, cs.dev.len), 0);
-		assert_int_equal(mb_loader_finish(l), 0);
-		struct mb_sqe q[MB_MAX_INFLIGHT];
-		unsigned nq = mb_loader_inflight(l, q);
-		print_message("# %u requests in flight in the stream, %u reaped before\n", nq,
-			      f->reaped);
-		mb_loader_free(l);
-		free(stage);
-		core_free(&cs);
+		struct core_stream *cs = core_parse(&s);
+		size_t k = core_find(cs, DEVMIG_REC_VARIANT + MB_REC_INFLIGHT);
+		print_message("# %u requests in flight in the stream, %u reaped before\n",
+			      mb_get32(cs->payload[k].p), f->reaped);
+		core_free(cs);
 		free(s.p);
 		set_state(&r.dst, DEVMIG_STATE_RUNNING);
 		guest_route(&g, &r.dst);
@@ -1238,16 +1264,8 @@ static void inflight_burst_migration(void **state)
 	uint32_t done_src = reg(&r.src, MB_REG_COMPLETED);
 	struct vec s = { 0 };
 	migrate(&r.src, &r.dst, 3, &s);
-	struct core_stream cs;
-	core_parse(&s, &cs);
-	/* the INFLIGHT record is the second to last of the device data */
-	size_t off = 0, infl = 0;
-	while (off < cs.dev.len) {
-		uint32_t type = mb_get32(cs.dev.p + off), len = mb_get32(cs.dev.p + off + 4);
-		if (type == MB_REC_INFLIGHT)
-			infl = mb_get32(cs.dev.p + off + 8);
-		off += MB_REC_OVERHEAD + len;
-	}
+	struct core_stream *cs = core_parse(&s);
+	size_t infl = mb_get32(cs->payload[core_find(cs, DEVMIG_REC_VARIANT + MB_REC_INFLIGHT)].p);
 	print_message("# %u of %u completed on the source, %zu in flight, %u in the SQ\n",
 		      done_src, N, infl, (reg(&r.src, MB_REG_SQ_TAIL) - reg(&r.src, MB_REG_SQ_HEAD)) & 63);
 	set_state(&r.dst, DEVMIG_STATE_RUNNING);
@@ -1273,7 +1291,7 @@ static void inflight_burst_migration(void **state)
 	read_all(&r, &g, back, BUF2_OFF);
 	check_blocks(back, N * MB_MAX_BLOCKS, ver);
 	free(back);
-	core_free(&cs);
+	core_free(cs);
 	free(s.p);
 	mbg_destroy(&g);
 	rig_close(&r);
@@ -1295,42 +1313,23 @@ static void inflight_restored_from_stream(void **state)
 		assert_int_equal(mbg_identify(&g, GIOVA + BUF_OFF, &id, TMO), MB_SC_OK);
 	struct vec s = { 0 };
 	migrate(&r.src, NULL, 1, &s);
-	struct core_stream cs;
-	core_parse(&s, &cs);
-
-	struct vec dev = { 0 };
-	size_t off = 0;
-	uint64_t nrec = 0;
+	/* the INFLIGHT record replaced by one with five WRITEs queued */
+	struct core_stream *cs = core_parse(&s);
+	struct vec *infl = &cs->payload[core_find(cs, DEVMIG_REC_VARIANT + MB_REC_INFLIGHT)];
+	struct mb_sqe q[5];
 	uint32_t ver[5];
-	while (off < cs.dev.len) {
-		uint32_t type = mb_get32(cs.dev.p + off), len = mb_get32(cs.dev.p + off + 4);
-		if (type == MB_REC_INFLIGHT) {
-			uint8_t rec[MB_REC_OVERHEAD + 8 + 5 * MB_SQE_SIZE];
-			uint8_t *p = rec + MB_REC_HDR;
-			mb_put32(p, 5);
-			mb_put32(p + 4, 0);
-			for (uint32_t i = 0; i < 5; i++) {
-				ver[i] = 77 + i;
-				fill_block(gmem(&r, BUF3_OFF + i * MB_BLOCK_SIZE), 10 + i, ver[i]);
-				struct mb_sqe e = { .opcode = MB_OP_WRITE, .tag = 500 + i, .lba = 10 + i,
-						    .nblocks = 1, .buf_len = MB_BLOCK_SIZE,
-						    .buf = GIOVA + BUF3_OFF + i * MB_BLOCK_SIZE };
-				mb_sqe_encode(&e, p + 8 + i * MB_SQE_SIZE);
-			}
-			vec_add(&dev, rec, mb_rec_frame(rec, MB_REC_INFLIGHT, 8 + 5 * MB_SQE_SIZE));
-		} else if (type == MB_REC_END) {
-			uint8_t rec[MB_REC_OVERHEAD + MB_END_LEN];
-			mb_put64(rec + MB_REC_HDR, nrec);
-			mb_put64(rec + MB_REC_HDR + 8, 0);
-			vec_add(&dev, rec, mb_rec_frame(rec, MB_REC_END, MB_END_LEN));
-		} else {
-			vec_add(&dev, cs.dev.p + off, MB_REC_OVERHEAD + len);
-		}
-		nrec++;
-		off += MB_REC_OVERHEAD + len;
+	for (uint32_t i = 0; i < 5; i++) {
+		ver[i] = 77 + i;
+		fill_block(gmem(&r, BUF3_OFF + i * MB_BLOCK_SIZE), 10 + i, ver[i]);
+		q[i] = (struct mb_sqe){ .opcode = MB_OP_WRITE, .tag = 500 + i, .lba = 10 + i,
+					.nblocks = 1, .buf_len = MB_BLOCK_SIZE,
+					.buf = GIOVA + BUF3_OFF + i * MB_BLOCK_SIZE };
 	}
+	infl->len = 0;
+	uint8_t rec[MB_INFLIGHT_MAX_LEN];
+	vec_add(infl, rec, mb_inflight_encode(q, 5, rec));
 	struct vec v;
-	core_build(&cs, dev.p, dev.len, &v);
+	core_build(cs, cs->n, SIZE_MAX, &v);
 	set_state(&r.dst, DEVMIG_STATE_RESUMING);
 	assert_int_equal(devmig_client_mig_write(r.dst.cl, v.p, v.len), 0);
 	set_state(&r.dst, DEVMIG_STATE_STOP);
@@ -1359,8 +1358,7 @@ static void inflight_restored_from_stream(void **state)
 	for (uint32_t i = 0; i < 5; i++)
 		assert_true(block_is(back + i * MB_BLOCK_SIZE, 10 + i, ver[i]));
 	free(v.p);
-	free(dev.p);
-	core_free(&cs);
+	core_free(cs);
 	free(s.p);
 	mbg_destroy(&g);
 	rig_close(&r);
@@ -1533,11 +1531,16 @@ static void options_and_sessions(void **state)
 	uint64_t caps = 0;
 	assert_int_equal(devmig_client_mig_caps(r.src.cl, &caps), 0);
 	assert_int_equal(caps, DEVMIG_MIG_STOP_COPY | DEVMIG_MIG_P2P | DEVMIG_MIG_PRE_COPY);
+	/* A fresh device's chunks would travel as ZERO records: the estimate
+	 * (asked with no session open) counts those, then a written chunk whole. */
 	assert_int_equal(devmig_client_stop_copy_size(r.src.cl, &sc), 0);
-	assert_true(sc > 16 * 20); /* 16 never-written chunks: ZERO records */
-	/* reset in PRE_COPY drops the session; storage survives a reset */
+	assert_true(sc > 16 * 20 && sc < (64u << 10));
 	uint32_t v = 42;
 	write_blocks(&r, &g, 7, 1, &v, BUF_OFF);
+	uint64_t sc2 = 0;
+	assert_int_equal(devmig_client_stop_copy_size(r.src.cl, &sc2), 0);
+	assert_int_equal(sc2, sc + 4096);
+	/* reset in PRE_COPY drops the session; storage survives a reset */
 	set_state(&r.src, DEVMIG_STATE_PRE_COPY);
 	pump(&r.src, NULL, buf, &seed, NULL);
 	assert_int_equal(devmig_client_reset(r.src.cl), 0);

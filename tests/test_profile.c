@@ -23,6 +23,7 @@
 #include "devmig/pci.h"
 #include "devmig/profile.h"
 #include "devmig/server.h"
+#include "fixture.h"
 #include "pci_config.h"
 
 #define CONFIG_REGION 7u
@@ -574,10 +575,10 @@ static void dump_refuses_a_looping_chain(void **state)
 
 struct tdev {
 	struct devmig_device dev;
-	uint8_t state[STATE_LEN];
-	struct devmig_server *srv;
+	uint8_t state[STATE_LEN], staged[STATE_LEN];
+	bool have_staged;
+	struct fx_server fx;
 	struct devmig_client *c;
-	char path[128];
 };
 
 static struct tdev *to_tdev(struct devmig_device *dev)
@@ -632,32 +633,58 @@ static int realize_b(struct devmig_device *dev, struct devmig_pci_config *cfg)
 	return rc < 0 ? rc : 0;
 }
 
-static size_t t_state_size(struct devmig_device *dev)
+/* The state, one record, once stopped. */
+static int t_save_state(struct devmig_device *dev, struct devmig_save *s)
 {
-	(void)dev;
-	return STATE_LEN;
+	return devmig_save_record(s, 1, to_tdev(dev)->state, STATE_LEN);
 }
 
-static int t_save_state(struct devmig_device *dev, void *buf, size_t len)
+static int t_load(struct devmig_device *dev, unsigned type, const void *data, size_t len,
+		  char *why, size_t whylen)
 {
-	memcpy(buf, to_tdev(dev)->state, len);
+	struct tdev *t = to_tdev(dev);
+
+	if (type != 1 || len != STATE_LEN) {
+		snprintf(why, whylen, "fleet: record %u of %zu bytes", type, len);
+		return -EINVAL;
+	}
+	memcpy(t->staged, data, len);
+	t->have_staged = true;
 	return 0;
 }
 
-static void t_load_state(struct devmig_device *dev, const void *buf, size_t len)
+static int t_load_check(struct devmig_device *dev, char *why, size_t whylen)
 {
-	memcpy(to_tdev(dev)->state, buf, len);
+	if (to_tdev(dev)->have_staged)
+		return 0;
+	snprintf(why, whylen, "fleet: no state record");
+	return -EINVAL;
 }
 
-#define TOPS(realize_fn)                                                                     \
-	{                                                                                    \
-		.name = "fleet", .version = "fleet-1", .realize = realize_fn,                \
-		.migration_caps = DEVMIG_MIG_STOP_COPY, .state_size = t_state_size,          \
-		.save_state = t_save_state, .load_state = t_load_state,                      \
-	}
+static void t_load_apply(struct devmig_device *dev)
+{
+	struct tdev *t = to_tdev(dev);
 
-static const struct devmig_device_ops ops_a = TOPS(realize_a);
-static const struct devmig_device_ops ops_b = TOPS(realize_b);
+	memcpy(t->state, t->staged, STATE_LEN);
+	t->have_staged = false;
+}
+
+static void t_load_abort(struct devmig_device *dev)
+{
+	to_tdev(dev)->have_staged = false;
+}
+
+static const struct devmig_device_id t_id = { .name = "fleet", .version = "fleet-1" };
+static const struct devmig_device_ops ops_a = { .realize = realize_a };
+static const struct devmig_device_ops ops_b = { .realize = realize_b };
+static const struct devmig_migration_ops t_mig = {
+	.caps = DEVMIG_MIG_STOP_COPY,
+	.save_state = t_save_state,
+	.load = t_load,
+	.load_check = t_load_check,
+	.load_apply = t_load_apply,
+	.load_abort = t_load_abort,
+};
 
 /* The profile both share: a layout neither has natively. */
 static const char *const fleet_profile =
@@ -674,7 +701,7 @@ static const char *const fleet_profile =
 	"    { \"id\": \"dsn\", \"offset\": \"0x100\", \"serial\": \"0x1122334455667788\" } ] }\n";
 
 struct fx {
-	char dir[64];
+	char dir[FX_PATH_MAX];
 	struct tdev a, b;
 };
 
@@ -682,7 +709,9 @@ static void dev_init(struct tdev *t, const struct devmig_device_ops *ops, uint8_
 {
 	memset(t, 0, sizeof(*t));
 	memset(t->state, fill, STATE_LEN);
+	t->dev.id = &t_id;
 	t->dev.ops = ops;
+	t->dev.mig = &t_mig;
 	assert_int_equal(devmig_device_init(&t->dev), 0);
 }
 
@@ -699,23 +728,14 @@ static void apply(struct tdev *t, const char *text)
 
 static void serve(struct fx *f, struct tdev *t, const char *name)
 {
-	char e[256];
-
-	snprintf(t->path, sizeof(t->path), "%s/%s.sock", f->dir, name);
-	struct devmig_server_config cfg = { .socket_path = t->path };
-	t->srv = devmig_server_new(&t->dev, &cfg, e, sizeof(e));
-	if (!t->srv)
-		fail_msg("%s", e);
-	assert_int_equal(devmig_server_start(t->srv), 0);
-	t->c = devmig_client_connect(t->path, NULL, e, sizeof(e));
-	if (!t->c)
-		fail_msg("%s", e);
+	fx_serve(&t->fx, f->dir, name, &t->dev);
+	t->c = fx_connect(&t->fx, NULL);
 }
 
 static void unserve(struct tdev *t)
 {
 	devmig_client_close(t->c);
-	devmig_server_free(t->srv);
+	fx_unserve(&t->fx);
 	devmig_device_destroy(&t->dev);
 }
 
@@ -723,8 +743,7 @@ static int setup(void **state)
 {
 	struct fx *f = calloc(1, sizeof(*f));
 
-	snprintf(f->dir, sizeof(f->dir), "/tmp/devmig-profile-XXXXXX");
-	assert_non_null(mkdtemp(f->dir));
+	fx_tmpdir(f->dir, "profile");
 	dev_init(&f->a, &ops_a, 0x11);
 	dev_init(&f->b, &ops_b, 0x22);
 	*state = f;
@@ -737,7 +756,7 @@ static int teardown(void **state)
 
 	unserve(&f->a);
 	unserve(&f->b);
-	rmdir(f->dir);
+	fx_rmdir(f->dir);
 	free(f);
 	return 0;
 }
@@ -927,6 +946,8 @@ static int realize_counter(struct devmig_device *dev, struct devmig_pci_config *
 		rc = devmig_pci_set_bar(cfg, 0, 4096, 0);
 	if (!rc)
 		rc = devmig_pci_set_bar(cfg, 1, 4096, 0);
+	if (!rc)
+		rc = devmig_pci_set_bar(cfg, 2, 8192, 0);
 	if (rc >= 0)
 		rc = devmig_pci_add_pm(cfg, 0);
 	if (rc >= 0)
@@ -939,15 +960,18 @@ static int realize_counter(struct devmig_device *dev, struct devmig_pci_config *
 static void sample_profiles_fit_their_devices(void **state)
 {
 	(void)state;
-	static const struct devmig_device_ops mb = { .name = "memblk", .realize = realize_memblk };
-	static const struct devmig_device_ops ctr = { .name = "counter", .realize = realize_counter };
+	static const struct devmig_device_id mb_id = { .name = "memblk", .version = "m" };
+	static const struct devmig_device_id ctr_id = { .name = "counter", .version = "c" };
+	static const struct devmig_device_ops mb = { .realize = realize_memblk };
+	static const struct devmig_device_ops ctr = { .realize = realize_counter };
 	static const struct {
+		const struct devmig_device_id *id;
 		const struct devmig_device_ops *ops;
 		const char *file;
-	} cases[] = { { &mb, "memblk-fleet.json" }, { &ctr, "counter-fleet.json" } };
+	} cases[] = { { &mb_id, &mb, "memblk-fleet.json" }, { &ctr_id, &ctr, "counter-fleet.json" } };
 
 	for (size_t i = 0; i < 2; i++) {
-		struct devmig_device dev = { .ops = cases[i].ops };
+		struct devmig_device dev = { .id = cases[i].id, .ops = cases[i].ops };
 		struct devmig_profile *p = load_sample(cases[i].file);
 		assert_int_equal(devmig_device_init(&dev), 0);
 		if (devmig_device_set_profile(&dev, p, err, sizeof(err)))

@@ -31,6 +31,7 @@
 #include "devmig/client.h"
 #include "devmig/device.h"
 #include "devmig/server.h"
+#include "fixture.h"
 #include "devmig/wire.h"
 
 /* Counter registers (BAR0) and layout. */
@@ -48,46 +49,22 @@
 /* ---- fixture ---- */
 
 struct fx {
-	char dir[64];
-	char path[128];
-	struct devmig_device *dev;
-	struct devmig_server *srv;
+	char dir[FX_PATH_MAX];
+	struct fx_server s;
+	struct devmig_device *dev; /* s.dev */
+	const char *path;          /* s.path */
 	struct devmig_client *c;
 };
-
-/* A device served at path; asserts on failure. */
-static void serve(const char *path, struct devmig_device **dev, struct devmig_server **srv)
-{
-	char err[256] = "";
-
-	*dev = devmig_variant_counter.create(NULL, err, sizeof(err));
-	if (!*dev)
-		fail_msg("counter create: %s", err);
-	*srv = devmig_server_new(*dev, &(struct devmig_server_config){ .socket_path = path }, err,
-				 sizeof(err));
-	if (!*srv)
-		fail_msg("server new: %s", err);
-	assert_int_equal(devmig_server_start(*srv), 0);
-}
-
-static struct devmig_client *connect_to(const char *path, const struct devmig_client_config *cfg)
-{
-	char err[256] = "";
-	struct devmig_client *c = devmig_client_connect(path, cfg, err, sizeof(err));
-	if (!c)
-		fail_msg("connect: %s", err);
-	return c;
-}
 
 static int setup(void **state)
 {
 	struct fx *f = calloc(1, sizeof(*f));
 	assert_non_null(f);
-	snprintf(f->dir, sizeof(f->dir), "/tmp/devmig-tc-XXXXXX");
-	assert_non_null(mkdtemp(f->dir));
-	snprintf(f->path, sizeof(f->path), "%s/dev.sock", f->dir);
-	serve(f->path, &f->dev, &f->srv);
-	f->c = connect_to(f->path, NULL);
+	fx_tmpdir(f->dir, "tc");
+	fx_serve_variant(&f->s, f->dir, "dev", &devmig_variant_counter, NULL);
+	f->dev = f->s.dev;
+	f->path = f->s.path;
+	f->c = fx_connect(&f->s, NULL);
 	*state = f;
 	return 0;
 }
@@ -98,9 +75,8 @@ static int teardown(void **state)
 
 	if (f->c)
 		devmig_client_close(f->c);
-	devmig_server_free(f->srv);
-	devmig_variant_counter.free(f->dev);
-	rmdir(f->dir);
+	fx_unserve(&f->s);
+	fx_rmdir(f->dir);
 	free(f);
 	return 0;
 }
@@ -184,7 +160,7 @@ static void test_version_negotiates_extensions_and_caps(void **state)
 
 	/* One client at a time: close the default one before the plain one. */
 	devmig_client_close(f->c);
-	f->c = connect_to(f->path, &(struct devmig_client_config){ .no_ext = true });
+	f->c = fx_connect(&f->s, &(struct devmig_client_config){ .no_ext = true });
 	assert_false(devmig_client_has_ext(f->c, DEVMIG_EXT_PRECOPY_INFO));
 	memset(&caps, 0, sizeof(caps));
 	devmig_client_server_caps(f->c, &caps);
@@ -261,7 +237,7 @@ static void test_version_advertises_migration(void **state)
 	prop.migration = false;
 	caps = raw_version(f->path, &prop);
 	assert_false(caps.migration);
-	f->c = connect_to(f->path, NULL);
+	f->c = fx_connect(&f->s, NULL);
 }
 
 static int plain_realize(struct devmig_device *dev, struct devmig_pci_config *cfg)
@@ -274,25 +250,20 @@ static int plain_realize(struct devmig_device *dev, struct devmig_pci_config *cf
 /* A device without migration does not claim it. */
 static void test_version_no_migration_for_a_plain_device(void **state)
 {
-	static const struct devmig_device_ops plain_ops = { .name = "plain",
-							    .realize = plain_realize };
+	static const struct devmig_device_id plain_id = { .name = "plain", .version = "plain-1" };
+	static const struct devmig_device_ops plain_ops = { .realize = plain_realize };
 	struct fx *f = *state;
-	struct devmig_device dev = { .ops = &plain_ops };
-	struct devmig_server *srv;
+	struct devmig_device dev = { .id = &plain_id, .ops = &plain_ops };
+	struct fx_server plain = { 0 };
 	struct devmig_caps caps;
-	char path[160], err[256];
 
 	assert_int_equal(devmig_device_init(&dev), 0);
-	snprintf(path, sizeof(path), "%s/plain.sock", f->dir);
-	srv = devmig_server_new(&dev, &(struct devmig_server_config){ .socket_path = path }, err,
-				sizeof(err));
-	assert_non_null(srv);
-	assert_int_equal(devmig_server_start(srv), 0);
-	struct devmig_client *c = connect_to(path, NULL);
+	fx_serve(&plain, f->dir, "plain", &dev);
+	struct devmig_client *c = fx_connect(&plain, NULL);
 	devmig_client_server_caps(c, &caps);
 	assert_false(caps.migration);
 	devmig_client_close(c);
-	devmig_server_free(srv);
+	fx_unserve(&plain);
 	devmig_device_destroy(&dev);
 }
 
@@ -739,12 +710,9 @@ static void test_migration_data_read_write_round_trip(void **state)
 	assert_int_equal(devmig_client_set_state(f->c, DEVMIG_STATE_RUNNING), 0);
 
 	/* The destination: a second device and server in this process. */
-	char dpath[160];
-	struct devmig_device *ddev;
-	struct devmig_server *dsrv;
-	snprintf(dpath, sizeof(dpath), "%s/dst.sock", f->dir);
-	serve(dpath, &ddev, &dsrv);
-	struct devmig_client *dc = connect_to(dpath, NULL);
+	struct fx_server d = { 0 };
+	fx_serve_variant(&d, f->dir, "dst", &devmig_variant_counter, NULL);
+	struct devmig_client *dc = fx_connect(&d, NULL);
 
 	assert_int_equal(devmig_client_set_state(dc, DEVMIG_STATE_RESUMING), 0);
 	for (size_t i = 0; i < total; i++)
@@ -754,8 +722,7 @@ static void test_migration_data_read_write_round_trip(void **state)
 	assert_int_equal(rd32(dc, 0, REG_SCRATCH1), 0xabcd);
 
 	devmig_client_close(dc);
-	devmig_server_free(dsrv);
-	devmig_variant_counter.free(ddev);
+	fx_unserve(&d);
 	free(stream);
 }
 
@@ -775,7 +742,7 @@ static void test_reconnect_keeps_state_drops_dma(void **state)
 	assert_int_equal(devmig_device_dma_read(f->dev, 0x100000, &v, 4), 0);
 
 	devmig_client_close(f->c);
-	f->c = connect_to(f->path, NULL);
+	f->c = fx_connect(&f->s, NULL);
 	assert_int_equal(rd32(f->c, 0, REG_SCRATCH2), 0x600d);
 	assert_int_equal(devmig_device_dma_read(f->dev, 0x100000, &v, 4), -EFAULT);
 

@@ -33,6 +33,7 @@
 #include "devices.h"
 #include "devmig/client.h"
 #include "devmig/server.h"
+#include "fixture.h"
 #include "devmig/wire.h"
 
 #define REG_COUNT 0x00
@@ -42,10 +43,11 @@
 #define WAIT_MS 30000 /* upper bound for a hang-up to show; not a sleep */
 
 struct fx {
-	char dir[64];
-	char path[128];
-	struct devmig_device *dev;
-	struct devmig_server *srv;
+	char dir[FX_PATH_MAX];
+	struct fx_server s;
+	const char *path;           /* s.path */
+	struct devmig_device *dev;  /* s.dev */
+	struct devmig_server *srv;  /* s.srv */
 	struct devmig_client *c;
 };
 
@@ -255,21 +257,14 @@ static void expect_set_state_error(struct devmig_client *c, uint32_t state, int 
 
 static int setup(void **state)
 {
-	char err[256] = "";
 	struct fx *f = calloc(1, sizeof *f);
 	assert_non_null(f);
-	strcpy(f->dir, "/tmp/devmig-reject-XXXXXX");
-	assert_non_null(mkdtemp(f->dir));
-	snprintf(f->path, sizeof f->path, "%s/sock", f->dir);
-	f->dev = devmig_variant_counter.create(NULL, err, sizeof err);
-	if (!f->dev)
-		fail_msg("counter: %s", err);
-	f->srv = devmig_server_new(f->dev, &(struct devmig_server_config){ .socket_path = f->path },
-				   err, sizeof err);
-	if (!f->srv)
-		fail_msg("server: %s", err);
-	assert_int_equal(devmig_server_start(f->srv), 0);
-	f->c = connect_client(f->path);
+	fx_tmpdir(f->dir, "reject");
+	fx_serve_variant(&f->s, f->dir, "sock", &devmig_variant_counter, NULL);
+	f->path = f->s.path;
+	f->dev = f->s.dev;
+	f->srv = f->s.srv;
+	f->c = fx_connect(&f->s, NULL);
 	wr32(f->c, REG_SCRATCH0, SCRATCH_VAL);
 	wr32(f->c, REG_COUNT, COUNT_VAL);
 	check_device(f->c, DEVMIG_STATE_RUNNING);
@@ -282,10 +277,8 @@ static int teardown(void **state)
 	struct fx *f = *state;
 	if (f->c)
 		devmig_client_close(f->c);
-	devmig_server_free(f->srv);
-	devmig_variant_counter.free(f->dev);
-	unlink(f->path); /* normally gone already (devmig_server_free unlinks) */
-	assert_int_equal(rmdir(f->dir), 0);
+	fx_unserve(&f->s);
+	fx_rmdir(f->dir);
 	free(f);
 	return 0;
 }

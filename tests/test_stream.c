@@ -1,6 +1,8 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * The migration stream framing (lib/stream.c) and crc32c (lib/crc32c.c).
+ * The migration stream framing (lib/core/stream.c) and crc32c (lib/util/crc32c.c).
+ * A test source emits the data as variant records of random sizes and
+ * types (1 + n % 5 for the n-th), some with their body referenced.
  *
  * The portable crc32c is reached through devmig_crc32c_sw() (a private hook
  * declared in stream.h); devmig_crc32c() itself takes SSE4.2 when the CPU
@@ -94,46 +96,55 @@ struct src {
 	const uint8_t *data;
 	size_t len, pos;
 	size_t avail;        /* PRE_COPY: bytes the device has now (<= len) */
+	size_t nrec;         /* records emitted */
+	bool use_ref;        /* emit some records with devmig_save_record_ref */
 	const uint8_t *cfg;
 	size_t cfg_len;
 	uint64_t rng;
 	int config_calls;
-	int fail_after;      /* device_data calls before it fails (<0: never) */
+	int fail_after;      /* records calls before one fails (<0: never) */
 	int fail_err;
 	int cfg_err;
-	/* Where the last device_data wrote (to check in-place framing). */
-	const uint8_t *last_buf;
-	size_t last_cap;
 };
 
-/* Largest piece a test source hands out per call (0: no limit), for streams
- * that must have several DEVICE records whatever the writer's chunking. */
+/* Largest record a test source emits (0: 100000), for streams that must
+ * have many records. */
 static size_t src_max_piece;
 
-static ssize_t src_device(void *opaque, void *buf, size_t cap)
+static unsigned src_type(size_t nrec)
+{
+	return 1 + (unsigned)(nrec % 5);
+}
+
+static int src_records(void *opaque, struct devmig_save *sv)
 {
 	struct src *s = opaque;
 
-	assert_true(cap > 0);
 	if (s->fail_after == 0)
 		return s->fail_err;
 	if (s->fail_after > 0)
 		s->fail_after--;
-	s->last_buf = buf;
-	s->last_cap = cap;
-	size_t left = s->avail - s->pos;
+	while (s->pos < s->avail && devmig_save_room(sv)) {
+		size_t left = s->avail - s->pos;
+		size_t max = src_max_piece ? src_max_piece : 100000;
+		size_t n = rnd_size(&s->rng, max < left ? max : left);
+		unsigned t = src_type(s->nrec);
+		int rc;
 
-	if (left == 0)
-		return 0;
-	size_t n = left < cap ? left : cap;
-
-	if (src_max_piece && n > src_max_piece)
-		n = src_max_piece;
-	if (rnd(&s->rng) % 4 == 0)
-		n = 1 + (size_t)(rnd(&s->rng) % n); /* short reads happen */
-	memcpy(buf, s->data + s->pos, n);
-	s->pos += n;
-	return (ssize_t)n;
+		if (rnd(&s->rng) % 50 == 0)
+			n = 0; /* empty records are records too */
+		if (s->use_ref && n > 8 && rnd(&s->rng) % 4)
+			rc = devmig_save_record_ref(sv, t, s->data + s->pos, 8, s->data + s->pos + 8,
+						    n - 8);
+		else
+			rc = devmig_save_record(sv, t, s->data + s->pos, n);
+		assert_int_equal(rc, 0);
+		s->pos += n;
+		s->nrec++;
+		if (rnd(&s->rng) % 8 == 0)
+			break; /* a source may stop early: the writer asks again */
+	}
+	return 0;
 }
 
 static ssize_t src_config(void *opaque, void *buf, size_t cap)
@@ -164,7 +175,7 @@ static struct devmig_stream_source src_ops(struct src *s)
 {
 	struct devmig_stream_source o = {
 		.opaque = s,
-		.device_data = src_device,
+		.records = src_records,
 		.config_data = src_config,
 		.config_size = s->cfg_len,
 	};
@@ -262,8 +273,9 @@ struct sink {
 	/* Refusals. */
 	int refuse_header;
 	const char *refuse_why;
-	int refuse_device_at; /* refuse the n-th DEVICE payload (1-based), 0: never */
+	int refuse_device_at; /* refuse the n-th body record (1-based), 0: never */
 	int device_calls;
+	int types_bad;        /* records whose type is not the source's n-th */
 };
 
 static int sink_header(void *opaque, const struct devmig_stream_header *h, char *why,
@@ -288,10 +300,13 @@ static int sink_header(void *opaque, const struct devmig_stream_header *h, char 
 	return 0;
 }
 
-static int sink_device(void *opaque, const void *buf, size_t len, char *why, size_t whylen)
+static int sink_record(void *opaque, uint32_t type, const void *buf, size_t len, char *why,
+		       size_t whylen)
 {
 	struct sink *k = opaque;
 
+	if (type != DEVMIG_REC_VARIANT + src_type((size_t)k->device_calls))
+		k->types_bad++;
 	k->device_calls++;
 	if (!k->headers || k->configs)
 		k->order_bad++;
@@ -300,7 +315,7 @@ static int sink_device(void *opaque, const void *buf, size_t len, char *why, siz
 		k->bad++;
 	vec_add(&k->dev, buf, len);
 	if (k->refuse_device_at == k->device_calls) {
-		snprintf(why, whylen, "device rejected chunk %d", k->device_calls);
+		snprintf(why, whylen, "device rejected record %d", k->device_calls);
 		return -EIO;
 	}
 	return 0;
@@ -326,7 +341,7 @@ static struct devmig_stream_sink sink_ops(struct sink *k)
 	struct devmig_stream_sink o = {
 		.opaque = k,
 		.header = sink_header,
-		.device_data = sink_device,
+		.record = sink_record,
 		.config_data = sink_config,
 	};
 	return o;
@@ -397,6 +412,8 @@ static void expect_refused(const uint8_t *p, size_t len, const char *needle)
 }
 
 /* ---- crafting streams record by record ---- */
+
+#define REC_V1 (DEVMIG_REC_VARIANT + 1)
 
 static void put_le(uint8_t *p, uint64_t v, int n)
 {
@@ -617,6 +634,7 @@ static void roundtrip(size_t n, int rounds)
 		assert_int_equal(k.configs, 1);
 		assert_int_equal(k.bad, 0);
 		assert_int_equal(k.order_bad, 0);
+		assert_int_equal(k.types_bad, 0);
 		assert_int_equal(k.dev.len, n);
 		if (n)
 			assert_memory_equal(k.dev.p, data, n);
@@ -661,28 +679,7 @@ static void roundtrip_3m(void **state)
 	roundtrip(3u << 20, 4);
 }
 
-/* Large reads put the device bytes straight into the caller's buffer. */
-/* A zero-copy source: big pieces are references into the data, small ones copies. */
-static ssize_t src_device_ref(void *opaque, void *buf, size_t cap, const void **data)
-{
-	struct src *s = opaque;
-	size_t left = s->avail - s->pos;
-	size_t n = left < cap ? left : cap;
-
-	if (!n)
-		return 0;
-	if (rnd(&s->rng) % 3 == 0) {
-		n = 1 + (size_t)(rnd(&s->rng) % (n < 600 ? n : 600));
-		memcpy(buf, s->data + s->pos, n);
-		*data = buf;
-	} else {
-		*data = s->data + s->pos;
-	}
-	s->pos += n;
-	return (ssize_t)n;
-}
-
-/* read_iov yields the same kind of valid stream, with device bytes referenced in place. */
+/* read_iov yields the same kind of valid stream, with record bodies referenced in place. */
 static void segments_roundtrip(void **state)
 {
 	(void)state;
@@ -699,8 +696,8 @@ static void segments_roundtrip(void **state)
 		fill_random(&rng, data, n);
 		fill_random(&rng, cfg, sizeof(cfg));
 		src_init(&s, data, n, cfg, sizeof(cfg), rnd(&rng));
+		s.use_ref = true;
 		struct devmig_stream_source ops = src_ops(&s);
-		ops.device_ref = src_device_ref;
 		test_header(&h);
 		struct devmig_stream_writer *w = devmig_stream_writer_new(&h, &ops);
 		assert_non_null(w);
@@ -724,8 +721,10 @@ static void segments_roundtrip(void **state)
 			if ((size_t)got < cap)
 				assert_true(devmig_stream_writer_done(w));
 		}
+		/* Some (small reads queue records, few segments force copies):
+		 * segments_reference_bodies says how many exactly. */
 		if (n > 64 * 1024)
-			assert_true(referenced > n / 4);
+			assert_true(referenced > 0);
 
 		struct sink k = { 0 };
 		k.want_hdr = &h;
@@ -738,12 +737,68 @@ static void segments_roundtrip(void **state)
 		if (n)
 			assert_memory_equal(k.dev.p, data, n);
 		assert_int_equal(k.bad, 0);
+		assert_int_equal(k.types_bad, 0);
 		devmig_stream_reader_free(r);
 		devmig_stream_writer_free(w);
 		sink_free(&k);
 		vec_free(&st);
 		free(data);
 	}
+}
+
+/* Four 64 KiB bodies emitted for reference: one read of 1 MiB in 64
+ * segments points at each of them; a read in 4 segments copies all but the
+ * first; in copy mode (writer_read) nothing is referenced at all. */
+static uint8_t ref_body[4][64 * 1024];
+
+static int ref_records(void *opaque, struct devmig_save *sv)
+{
+	int *done = opaque;
+	if (*done)
+		return 0;
+	*done = 1;
+	for (int i = 0; i < 4; i++)
+		assert_int_equal(devmig_save_record_ref(sv, 1, "head", 4, ref_body[i],
+							sizeof(ref_body[i])), 0);
+	return 0;
+}
+
+static size_t referenced_in(const struct iovec *iov, int niov)
+{
+	size_t n = 0;
+	for (int i = 0; i < niov; i++)
+		if ((const uint8_t *)iov[i].iov_base >= ref_body[0] &&
+		    (const uint8_t *)iov[i].iov_base < ref_body[4])
+			n += iov[i].iov_len;
+	return n;
+}
+
+static void segments_reference_bodies(void **state)
+{
+	(void)state;
+	struct devmig_stream_header h;
+	struct iovec iov[64];
+	int done, niov;
+
+	test_header(&h);
+	for (int max_iov = 4; max_iov <= 64; max_iov += 60) {
+		done = 0;
+		struct devmig_stream_source ops = { .opaque = &done, .records = ref_records };
+		struct devmig_stream_writer *w = devmig_stream_writer_new(&h, &ops);
+		ssize_t got = devmig_stream_writer_read_iov(w, iov, max_iov, &niov, 1u << 20, true);
+		assert_true(got > 4 * 64 * 1024);
+		assert_int_equal(referenced_in(iov, niov),
+				 (max_iov == 64 ? 4 : 1) * sizeof(ref_body[0]));
+		devmig_stream_writer_free(w);
+	}
+	/* Running (not final), bodies are copied. */
+	done = 0;
+	struct devmig_stream_source ops = { .opaque = &done, .records = ref_records };
+	struct devmig_stream_writer *w = devmig_stream_writer_new(&h, &ops);
+	ssize_t got = devmig_stream_writer_read_iov(w, iov, 64, &niov, 1u << 20, false);
+	assert_true(got > 4 * 64 * 1024);
+	assert_int_equal(referenced_in(iov, niov), 0);
+	devmig_stream_writer_free(w);
 }
 
 static void writer_in_place(void **state)
@@ -769,10 +824,11 @@ static void writer_in_place(void **state)
 
 	/* Fills the buffer completely while data flows: a short read means the end. */
 	assert_int_equal(got, (ssize_t)cap);
-	/* The first DEVICE record's payload sits right after its header in out. */
+	/* The first record's payload sits right after its header in out. */
 	size_t hdr_rec = 8 + 12 + 26 + strlen(h.name) + strlen(h.version);
 
-	assert_int_equal(out[hdr_rec], DEVMIG_REC_DEVICE);
+	assert_int_equal(out[hdr_rec] | out[hdr_rec + 1] << 8 | out[hdr_rec + 2] << 16,
+			 DEVMIG_REC_VARIANT + 1);
 	uint32_t len = (uint32_t)out[hdr_rec + 4] | (uint32_t)out[hdr_rec + 5] << 8 |
 		       (uint32_t)out[hdr_rec + 6] << 16 | (uint32_t)out[hdr_rec + 7] << 24;
 
@@ -1000,10 +1056,54 @@ static void writer_errors(void **state)
 	devmig_stream_writer_free(w);
 }
 
+/* What devmig_save_record* refuse, and what room says, from inside a save. */
+static int limits_records(void *opaque, struct devmig_save *sv)
+{
+	int *calls = opaque;
+	static uint8_t big[DEVMIG_RECORD_MAX + 1];
+
+	if ((*calls)++)
+		return 0;
+	assert_false(devmig_save_final(sv));
+	assert_int_equal(devmig_save_room(sv), 100 - DEVMIG_STREAM_MAGIC_LEN - 12 - 26 - 15 - 14);
+	assert_int_equal(devmig_save_record(sv, 0, "x", 1), -EINVAL);
+	assert_int_equal(devmig_save_record(sv, DEVMIG_RECORD_TYPE_MAX + 1, "x", 1), -EINVAL);
+	assert_int_equal(devmig_save_record(sv, 1, big, DEVMIG_RECORD_MAX + 1), -E2BIG);
+	assert_int_equal(devmig_save_record_ref(sv, 1, big, 1, big, DEVMIG_RECORD_MAX), -E2BIG);
+	assert_int_equal(devmig_save_record_ref(sv, 1, big, SIZE_MAX, big, 2), -E2BIG);
+	assert_int_equal(devmig_save_record_ref(sv, 1, big, 2, big, SIZE_MAX), -E2BIG);
+	/* a record that does not fit the read is queued: no room left after it */
+	assert_int_equal(devmig_save_record(sv, DEVMIG_RECORD_TYPE_MAX, big, 100), 0);
+	assert_int_equal(devmig_save_room(sv), 0);
+	return 0;
+}
+
+static void save_limits_and_room(void **state)
+{
+	(void)state;
+	struct devmig_stream_header h;
+	int calls = 0;
+	uint8_t out[100];
+
+	test_header(&h);
+	struct devmig_stream_source ops = { .opaque = &calls, .records = limits_records };
+	struct devmig_stream_writer *w = devmig_stream_writer_new(&h, &ops);
+	assert_non_null(w);
+	assert_int_equal(devmig_stream_writer_read(w, out, sizeof(out), false), sizeof(out));
+	assert_int_equal(calls, 1);
+	/* the queued record is handed out over the next reads, then "none now" */
+	size_t got = 0;
+	ssize_t n;
+	while ((n = devmig_stream_writer_read(w, out, sizeof(out), false)) > 0)
+		got += (size_t)n;
+	assert_int_equal(got + sizeof(out), 8 + 12 + 26 + 15 + 14 + 12 + 100);
+	devmig_stream_writer_free(w);
+}
+
 /* ---------------------------------------------------------------- corruption */
 
 /*
- * A small stream with several DEVICE records: reads of 1100..1500 bytes are
+ * A small stream with several records: reads of 1100..1500 bytes are
  * large enough for in-place records and small enough to need several.
  */
 static void small_stream(struct vec *st, uint8_t *data, size_t n, uint8_t *cfg, size_t cfg_len)
@@ -1082,7 +1182,7 @@ static void truncation_reasons(void **state)
 	assert_string_equal(why,
 			    "stream truncated 3 bytes into record 2 (in its 8-byte record header)");
 	assert_int_equal(read_all(st.p, hdr_end + 9, &k, why, sizeof(why)), -EINVAL);
-	assert_true(strncmp(why, "stream truncated 9 bytes into record 2 (DEVICE) of ", 51) == 0);
+	assert_non_null(strstr(why, "stream truncated 9 bytes into record 2 (device type 1) of "));
 	assert_int_equal(read_all(st.p, 8 + 10, &k, why, sizeof(why)), -EINVAL);
 	assert_string_equal(why, "stream truncated 10 bytes into record 1 (HEADER) of 67 bytes");
 	assert_int_equal(read_all(st.p, st.len - 28, &k, why, sizeof(why)), -EINVAL);
@@ -1157,7 +1257,7 @@ static void crc_mismatch_reason(void **state)
 
 	st.p[hdr_end + 8] ^= 0x10; /* record 2's payload */
 	assert_int_equal(read_all(st.p, st.len, &k, why, sizeof(why)), -EINVAL);
-	assert_true(strncmp(why, "record 2 (DEVICE): CRC mismatch (stored 0x", 42) == 0);
+	assert_non_null(strstr(why, "record 2 (device type 1): CRC mismatch (stored 0x"));
 	assert_true(strstr(why, ", computed 0x") != NULL);
 	assert_int_equal(k.device_calls, 0);
 	assert_int_equal(k.headers, 1);
@@ -1193,7 +1293,7 @@ static void header_refused_by_sink(void **state)
 	assert_true(strstr(why, strerror(EPERM)) != NULL);
 	sink_free(&k2);
 
-	/* A DEVICE refusal, mid-stream, byte by byte. */
+	/* A record refused, mid-stream, byte by byte. */
 	struct sink k3 = { .refuse_device_at = 2 };
 	struct devmig_stream_sink ops = sink_ops(&k3);
 	struct devmig_stream_reader *r = devmig_stream_reader_new(&ops);
@@ -1203,12 +1303,12 @@ static void header_refused_by_sink(void **state)
 	if (frc != -EINVAL)
 		fail_msg("rc %d calls %d dev %zu: %s", frc, k3.device_calls, k3.dev.len, devmig_stream_reader_error(r));
 	assert_string_equal(devmig_stream_reader_error(r),
-			    "record 3 (DEVICE): refused: device rejected chunk 2");
+			    "record 3 (device type 2): refused: device rejected record 2");
 	assert_int_equal(k3.device_calls, 2);
 	assert_int_equal(devmig_stream_reader_write(r, st.p, 1), -EINVAL);
 	assert_int_equal(devmig_stream_reader_finish(r), -EINVAL);
 	assert_string_equal(devmig_stream_reader_error(r),
-			    "record 3 (DEVICE): refused: device rejected chunk 2");
+			    "record 3 (device type 2): refused: device rejected record 2");
 	devmig_stream_reader_free(r);
 	sink_free(&k3);
 	vec_free(&st);
@@ -1225,19 +1325,32 @@ static void crafted_valid(void **state)
 
 	/* The crafting helpers make streams the reader accepts... */
 	add_header(&v, &good_hdr);
-	add_rec(&v, DEVMIG_REC_DEVICE, "abc", 3);
-	add_rec(&v, DEVMIG_REC_DEVICE, "", 0);
-	add_rec(&v, DEVMIG_REC_DEVICE, "defg", 4);
+	add_rec(&v, REC_V1, "abc", 3);
+	add_rec(&v, REC_V1 + 1, "", 0);
+	add_rec(&v, REC_V1 + 2, "defg", 4);
 	add_rec(&v, DEVMIG_REC_CONFIG, "cf", 2);
 	add_end(&v, 7, 3, 0);
 	if (read_all(v.p, v.len, &k, why, sizeof(why)))
 		fail_msg("%s", why);
 	assert_int_equal(k.dev.len, 7);
 	assert_memory_equal(k.dev.p, "abcdefg", 7);
+	assert_int_equal(k.types_bad, 0);
 	assert_string_equal(k.hdr.name, "nic");
 	assert_string_equal(k.hdr.version, "v1");
 	assert_int_equal(k.hdr.caps, 0x11);
 	assert_int_equal(k.hdr.config_fingerprint, 0x22);
+	sink_free(&k);
+	vec_free(&v);
+	/* The core's own body records pass the framing to the sink too. */
+	add_header(&v, &good_hdr);
+	for (uint32_t t = DEVMIG_REC_MEM_INFO; t <= DEVMIG_REC_IRQ; t++)
+		add_rec(&v, t, "m", 1);
+	add_rec(&v, DEVMIG_REC_CONFIG, "cf", 2);
+	add_end(&v, 5, 5, 0);
+	memset(&k, 0, sizeof(k));
+	if (read_all(v.p, v.len, &k, why, sizeof(why)))
+		fail_msg("%s", why);
+	assert_int_equal(k.device_calls, 5);
 	sink_free(&k);
 	vec_free(&v);
 	/* ...including the smallest one, and empty name/version. */
@@ -1261,8 +1374,8 @@ static void record_order(void **state)
 
 	/* No HEADER first. */
 	vec_add(&v, DEVMIG_STREAM_MAGIC, 8);
-	add_rec(&v, DEVMIG_REC_DEVICE, "abc", 3);
-	expect_refused(v.p, v.len, "record 1 (DEVICE): the stream must begin with a HEADER record");
+	add_rec(&v, REC_V1, "abc", 3);
+	expect_refused(v.p, v.len, "record 1 (device type 1): the stream must begin with a HEADER record");
 	vec_free(&v);
 	vec_add(&v, DEVMIG_STREAM_MAGIC, 8);
 	add_rec(&v, DEVMIG_REC_CONFIG, "abc", 3);
@@ -1274,7 +1387,7 @@ static void record_order(void **state)
 	vec_free(&v);
 	/* HEADER twice. */
 	add_header(&v, &good_hdr);
-	add_rec(&v, DEVMIG_REC_DEVICE, "abc", 3);
+	add_rec(&v, REC_V1, "abc", 3);
 	{
 		uint8_t p[300];
 
@@ -1282,11 +1395,11 @@ static void record_order(void **state)
 	}
 	expect_refused(v.p, v.len, "record 3 (HEADER): a second HEADER record");
 	vec_free(&v);
-	/* DEVICE after CONFIG. */
+	/* A body record after CONFIG. */
 	add_header(&v, &good_hdr);
 	add_rec(&v, DEVMIG_REC_CONFIG, "c", 1);
-	add_rec(&v, DEVMIG_REC_DEVICE, "abc", 3);
-	expect_refused(v.p, v.len, "record 3 (DEVICE): DEVICE data after the CONFIG record");
+	add_rec(&v, REC_V1, "abc", 3);
+	expect_refused(v.p, v.len, "record 3 (device type 1): device data after the CONFIG record");
 	vec_free(&v);
 	/* CONFIG twice. */
 	add_header(&v, &good_hdr);
@@ -1296,7 +1409,7 @@ static void record_order(void **state)
 	vec_free(&v);
 	/* END without CONFIG. */
 	add_header(&v, &good_hdr);
-	add_rec(&v, DEVMIG_REC_DEVICE, "abc", 3);
+	add_rec(&v, REC_V1, "abc", 3);
 	add_end(&v, 3, 1, 0);
 	expect_refused(v.p, v.len, "record 3 (END): END before the CONFIG record");
 	vec_free(&v);
@@ -1305,10 +1418,18 @@ static void record_order(void **state)
 	add_rec(&v, DEVMIG_REC_CONFIG, "c", 1);
 	expect_refused(v.p, v.len, "stream truncated after record 2 (CONFIG): the END record is missing");
 	vec_free(&v);
-	/* Unknown types. */
+	/* Unknown types: format 1's DEVICE, a variant type 0 or beyond 0xffff. */
 	add_header(&v, &good_hdr);
-	add_rec(&v, 5, "abc", 3);
-	expect_refused(v.p, v.len, "record 2 (type 5): unknown record type");
+	add_rec(&v, 2, "abc", 3);
+	expect_refused(v.p, v.len, "record 2 (type 2): unknown record type");
+	vec_free(&v);
+	add_header(&v, &good_hdr);
+	add_rec(&v, DEVMIG_REC_VARIANT, "abc", 3);
+	expect_refused(v.p, v.len, "record 2 (type 65536): unknown record type");
+	vec_free(&v);
+	add_header(&v, &good_hdr);
+	add_rec(&v, DEVMIG_REC_VARIANT + 0x10000, "abc", 3);
+	expect_refused(v.p, v.len, "record 2 (type 131072): unknown record type");
 	vec_free(&v);
 	add_header(&v, &good_hdr);
 	add_rec(&v, 0, "", 0);
@@ -1325,16 +1446,16 @@ static void end_counts(void **state)
 		uint32_t count, zero;
 		const char *why;
 	} cases[] = {
-		{ 5, 2, 0, "record 5 (END): END declares 2 DEVICE records of 5 bytes, the stream carried 2 of 6" },
-		{ 6, 3, 0, "record 5 (END): END declares 3 DEVICE records of 6 bytes, the stream carried 2 of 6" },
+		{ 5, 2, 0, "record 5 (END): END declares 2 device records of 5 bytes, the stream carried 2 of 6" },
+		{ 6, 3, 0, "record 5 (END): END declares 3 device records of 6 bytes, the stream carried 2 of 6" },
 		{ 6, 2, 1, "record 5 (END): reserved field is 0x00000001, must be 0" },
 		{ 6ull << 32 | 6, 2, 0, "the stream carried 2 of 6" },
 	};
 
 	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
 		add_header(&v, &good_hdr);
-		add_rec(&v, DEVMIG_REC_DEVICE, "abc", 3);
-		add_rec(&v, DEVMIG_REC_DEVICE, "def", 3);
+		add_rec(&v, REC_V1, "abc", 3);
+		add_rec(&v, REC_V1, "def", 3);
 		add_rec(&v, DEVMIG_REC_CONFIG, "c", 1);
 		add_end(&v, cases[i].bytes, cases[i].count, cases[i].zero);
 		expect_refused(v.p, v.len, cases[i].why);
@@ -1362,12 +1483,17 @@ static void header_fields(void **state)
 	f.format = 7;
 	add_header(&v, &f);
 	expect_refused(v.p, v.len,
-		       "record 1 (HEADER): stream format 7 is not supported (this build reads 1)");
+		       "record 1 (HEADER): stream format 7 is not supported (this build reads 2)");
+	vec_free(&v);
+	f = good_hdr;
+	f.format = 1; /* format 1: opaque device bytes, not records */
+	add_header(&v, &f);
+	expect_refused(v.p, v.len, "stream format 1 is not supported (this build reads 2)");
 	vec_free(&v);
 	f = good_hdr;
 	f.format = 0;
 	add_header(&v, &f);
-	expect_refused(v.p, v.len, "stream format 0 is not supported (this build reads 1)");
+	expect_refused(v.p, v.len, "stream format 0 is not supported (this build reads 2)");
 	vec_free(&v);
 	f = good_hdr;
 	f.reserved = 2;
@@ -1454,11 +1580,11 @@ static void oversized_record(void **state)
 
 		add_header(&v, &good_hdr);
 		assert_int_equal(devmig_stream_reader_write(r, v.p, v.len), 0);
-		put_le(h, DEVMIG_REC_DEVICE, 4);
+		put_le(h, REC_V1, 4);
 		put_le(h + 4, lens[i], 4);
 		assert_int_equal(devmig_stream_reader_write(r, h, 7), 0);
 		assert_int_equal(devmig_stream_reader_write(r, h + 7, 1), -EINVAL);
-		snprintf(want, sizeof(want), "record 2 (DEVICE): length %u exceeds the %u-byte maximum",
+		snprintf(want, sizeof(want), "record 2 (device type 1): length %u exceeds the %u-byte maximum",
 			 lens[i], DEVMIG_STREAM_MAX_RECORD);
 		assert_string_equal(devmig_stream_reader_error(r), want);
 		assert_int_equal(devmig_stream_reader_buffer_size(r), 0);
@@ -1481,8 +1607,8 @@ static void max_record(void **state)
 	assert_non_null(big);
 	big[12345] = 7;
 	add_header(&v, &good_hdr);
-	add_rec(&v, DEVMIG_REC_DEVICE, "small", 5);
-	add_rec(&v, DEVMIG_REC_DEVICE, big, DEVMIG_STREAM_MAX_RECORD);
+	add_rec(&v, REC_V1, "small", 5);
+	add_rec(&v, REC_V1, big, DEVMIG_STREAM_MAX_RECORD);
 	add_rec(&v, DEVMIG_REC_CONFIG, "", 0);
 	add_end(&v, DEVMIG_STREAM_MAX_RECORD + 5, 2, 0);
 	size_t split = v.len / 2, big_at = 8 + 12 + 31 + 12 + 5;
@@ -1620,6 +1746,7 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(crc_known_vectors),
 		cmocka_unit_test(segments_roundtrip),
+		cmocka_unit_test(segments_reference_bodies),
 		cmocka_unit_test(crc_chaining),
 		cmocka_unit_test(crc_hw_sw_agree),
 		cmocka_unit_test(roundtrip_0),
@@ -1630,6 +1757,7 @@ int main(void)
 		cmocka_unit_test(writer_accounting),
 		cmocka_unit_test(precopy_then_final),
 		cmocka_unit_test(writer_errors),
+		cmocka_unit_test(save_limits_and_room),
 		cmocka_unit_test(truncation_refused),
 		cmocka_unit_test(truncation_reasons),
 		cmocka_unit_test(byte_flip_refused),

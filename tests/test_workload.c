@@ -25,6 +25,7 @@
 #include "devmig/client.h"
 #include "devmig/engine.h"
 #include "devmig/server.h"
+#include "fixture.h"
 #include "memblk/memblk_workload.h"
 
 /* Buffers of 256 blocks (the device's largest request) that divide the
@@ -32,11 +33,9 @@
 #define GUEST_MEM (64u << 20)
 
 struct side {
-	struct devmig_device *dev;
-	struct devmig_server *srv;
+	struct fx_server fx;
 	struct devmig_client *cl;
 	struct devmig_guest_mem *mem;
-	char path[128];
 	int efd;
 };
 
@@ -45,18 +44,8 @@ static void side_open(struct side *s, const char *dir, const char *name)
 	char err[256] = "";
 
 	memset(s, 0, sizeof(*s));
-	s->dev = devmig_variant_memblk.create("size=16M", err, sizeof(err));
-	if (!s->dev)
-		fail_msg("memblk: %s", err);
-	snprintf(s->path, sizeof(s->path), "%s/%s.sock", dir, name);
-	struct devmig_server_config cfg = { .socket_path = s->path };
-	s->srv = devmig_server_new(s->dev, &cfg, err, sizeof(err));
-	if (!s->srv)
-		fail_msg("server: %s", err);
-	assert_int_equal(devmig_server_start(s->srv), 0);
-	s->cl = devmig_client_connect(s->path, NULL, err, sizeof(err));
-	if (!s->cl)
-		fail_msg("connect: %s", err);
+	fx_serve_variant(&s->fx, dir, name, &devmig_variant_memblk, "size=16M");
+	s->cl = fx_connect(&s->fx, NULL);
 	s->mem = devmig_guest_mem_new(GUEST_MEM, err, sizeof(err));
 	if (!s->mem)
 		fail_msg("guest memory: %s", err);
@@ -71,11 +60,9 @@ static void side_open(struct side *s, const char *dir, const char *name)
 static void side_close(struct side *s)
 {
 	devmig_client_close(s->cl);
-	devmig_server_free(s->srv);
-	devmig_variant_memblk.free(s->dev);
+	fx_unserve(&s->fx);
 	devmig_guest_mem_free(s->mem);
 	close(s->efd);
-	unlink(s->path);
 }
 
 static int pause_cb(void *o)
@@ -100,8 +87,8 @@ static void writes_after_a_fill_pass_survive_the_memory_check(void **state)
 {
 	(void)state;
 	for (unsigned run = 0; run < 3; run++) {
-		char dir[] = "/tmp/devmig-workload-XXXXXX", err[256] = "";
-		assert_non_null(mkdtemp(dir));
+		char dir[FX_PATH_MAX], err[256] = "";
+		fx_tmpdir(dir, "workload");
 		struct side src, dst;
 		side_open(&src, dir, "src");
 		side_open(&dst, dir, "dst");
@@ -144,7 +131,7 @@ static void writes_after_a_fill_pass_survive_the_memory_check(void **state)
 		mbw_free(w);
 		side_close(&src);
 		side_close(&dst);
-		rmdir(dir);
+		fx_rmdir(dir);
 	}
 }
 

@@ -10,6 +10,7 @@ int devmig_cmd_serve(int argc, char **argv);
 int devmig_cmd_devices(int argc, char **argv);
 int devmig_cmd_path(int argc, char **argv);
 int devmig_cmd_info(int argc, char **argv);
+int devmig_cmd_region(int argc, char **argv);
 int devmig_cmd_migrate(int argc, char **argv);
 int devmig_cmd_receive(int argc, char **argv);
 int devmig_cmd_save(int argc, char **argv);

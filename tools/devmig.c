@@ -18,12 +18,15 @@ static void usage(FILE *f)
 		"usage: devmig <command> [options]\n"
 		"\n"
 		"commands:\n"
-		"  serve --device NAME --socket PATH [--args OPTS] [--profile FILE] [--allow-other-uids]\n"
-		"        [--verbose]           serve a device variant over vfio-user until SIGINT/SIGTERM\n"
-		"                              (--profile: config space synthesized from a profile)\n"
+		"  serve --device NAME|PATH.so --socket PATH [--args OPTS] [--profile FILE]\n"
+		"        [--allow-other-uids] [--verbose]\n"
+		"                              serve a device variant over vfio-user until SIGINT/SIGTERM\n"
+		"                              (a path with '/': an out-of-tree variant's shared object;\n"
+		"                              --profile: config space synthesized from a profile)\n"
 		"  devices                     list the device variants\n"
 		"  info (--socket PATH | --vfio DEVICE) [--json]\n"
 		"                              a device's identity, migration capabilities and state\n"
+		"  region read|write ...       read or write a device region (devmig region --help)\n"
 		"  migrate ...                 live-migrate devices (devmig migrate --help)\n"
 		"  receive ...                 the destination of a two-host migration\n"
 		"  save ... / restore ...      checkpoint devices to a file and back\n"
@@ -154,8 +157,10 @@ int devmig_cmd_serve(int argc, char **argv)
 		case 'u': cfg.allow_other_uids = true; break;
 		case 'v': cfg.verbose = true; break;
 		case 'h':
-			printf("usage: devmig serve --device NAME --socket PATH [--args OPTS] "
-			       "[--profile FILE] [--allow-other-uids] [--verbose]\n");
+			printf("usage: devmig serve --device NAME|PATH.so --socket PATH [--args OPTS] "
+			       "[--profile FILE] [--allow-other-uids] [--verbose]\n"
+			       "  NAME: a variant 'devmig devices' lists; a path with '/': the shared\n"
+			       "  object of an out-of-tree variant (its devmig_variant_entry()).\n");
 			return 0;
 		default: return 2;
 		}
@@ -164,12 +169,19 @@ int devmig_cmd_serve(int argc, char **argv)
 		fprintf(stderr, "devmig serve: --device and --socket are required\n");
 		return 2;
 	}
-	const struct devmig_variant *v = devmig_variant_find(name);
-	if (!v) {
-		fprintf(stderr, "devmig serve: no device variant '%s' (see 'devmig devices')\n", name);
+	char err[512];
+	const struct devmig_variant *v;
+	if (strchr(name, '/')) {
+		v = devmig_variant_open(name, err, sizeof(err));
+		if (!v) {
+			fprintf(stderr, "devmig serve: %s\n", err);
+			return 1;
+		}
+	} else if (!(v = devmig_variant_find(name))) {
+		fprintf(stderr, "devmig serve: no device variant '%s' (see 'devmig devices'; a "
+				"shared object needs a path with '/', e.g. ./lib%s.so)\n", name, name);
 		return 2;
 	}
-	char err[256];
 	struct devmig_device *dev = v->create(args, err, sizeof(err));
 	if (!dev) {
 		fprintf(stderr, "devmig serve: %s\n", err);
@@ -216,6 +228,7 @@ static const struct {
 } commands[] = {
 	{ "serve", devmig_cmd_serve },
 	{ "info", devmig_cmd_info },
+	{ "region", devmig_cmd_region },
 	{ "migrate", devmig_cmd_migrate },
 	{ "receive", devmig_cmd_receive },
 	{ "save", devmig_cmd_save },

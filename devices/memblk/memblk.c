@@ -2,80 +2,56 @@
 /*
  * memblk: a migratable block device whose storage lives inside the device
  * (think of an accelerator's local memory). Register and ring layout:
- * memblk_hw.h and README.md; migration stream: memblk_stream.h.
+ * memblk_hw.h and README.md; its migration records: memblk_stream.h.
+ *
+ * The storage is device memory the core tracks (devmig_tracker): the core
+ * streams it in PRE_COPY rounds and STOP_COPY, stages a load and swaps it
+ * in, and answers precopy_info and most of the stop-copy size. memblk adds
+ * its registers and queued requests (two records, once stopped).
  *
  * Threads and locks.
- *  - The server thread calls the ops (bar_access, arc, save, load, ...).
+ *  - The server thread calls the ops (bar_access, arc, save_state, load...).
  *  - One worker thread per device fetches and executes requests; it is
  *    woken by doorbells and never runs inside a message handler.
  *  - m->lock guards the registers, the fetched-request queue and the
  *    worker's run/pause flags. It is never held across DMA or an interrupt.
- *  - stripe[i % MB_STRIPES] guards storage chunk i against the saver: a
- *    guest WRITE copies into the chunk and sets its dirty bit under the
- *    stripe lock; the saver clears the dirty bit and copies the chunk under
- *    the same lock. A write racing a copy therefore either lands before the
- *    copy (and is in it) or sets the dirty bit again after it (and the chunk
- *    is sent again): no acknowledged write is lost.
- *  - The worker is the only writer of the storage, so its READs need no lock.
- *  - Bitmap words are shared by chunks of different stripes, so they are
- *    changed with atomic read-modify-write operations.
+ *  - The worker is the only writer of the storage (devmig_tracker_write,
+ *    which the core's saver is atomic against), so its READs need no lock.
  *
  * Quiescing. An arc into a quiesced state sets `paused` and waits until the
  * worker is idle: the request being executed completes (its data moved, its
  * completion posted, its interrupt raised), fetched requests not yet started
  * stay in the queue and travel in the stream (INFLIGHT). An arc back to a
  * running state clears `paused` and wakes the worker, which picks up
- * doorbells rung in the meantime. The core publishes the new state only
- * after arc() returns, so the worker also checks devmig_device_state() and,
- * while it still reads a quiesced state, waits in short timed steps.
+ * doorbells rung in the meantime: the core has published the state being
+ * entered before the arc, so the worker's DMA is allowed at once.
  */
 #include <errno.h>
 #include <inttypes.h>
 #include <pthread.h>
-#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <strings.h>
-#include <sys/mman.h>
 #include <time.h>
 
 #include "devices.h"
 #include "devmig/device.h"
+#include "devmig/variant.h"
 #include "memblk_hw.h"
 #include "memblk_stream.h"
 
 #define MB_DEFAULT_SIZE (256ull << 20)
 #define MB_DEFAULT_CHUNK (64u << 10)
 #define MB_MAX_SIZE (64ull << 30)
-#define MB_STRIPES 64u
 #define MB_MSIX_VECTORS 1u
-#define MB_PRE_MAX (MB_REC_OVERHEAD + MB_HEADER_FIXED + MB_VERSION_MAX + 8u + \
-		    MB_MAX_INFLIGHT * MB_SQE_SIZE)
-
-enum save_phase { S_HEADER, S_PASS1, S_DIRTY, S_REGS, S_INFL, S_END, S_DONE };
-
-/* What the saver emits next. */
-struct pick {
-	uint32_t type; /* 0: nothing now */
-	uint32_t chunk;
-	bool pass1;
-};
 
 struct memblk {
 	struct devmig_device dev;
-	struct devmig_device_ops ops; /* memblk_ops with the variant's identity, without
-				       * save_ref for zerocopy=0 */
-	const struct mb_stream_id *sid; /* v1 or v2: version, stream format, accepts */
+	struct devmig_device_id id;       /* the variant's name, version and accepts */
+	const struct mb_stream_id *sid;   /* v1 or v2 */
 	struct mb_geom g;
-	uint32_t nchunks, nwords;
-	uint8_t *storage;
-
-	pthread_mutex_t stripe[MB_STRIPES];
-	_Atomic uint64_t *dirty;   /* chunk must be (re)sent */
-	_Atomic uint64_t *sent;    /* chunk sent in this save session */
-	_Atomic uint64_t *written; /* chunk ever written (else all zero) */
-	_Atomic uint64_t dirty_bytes; /* bytes of chunks both sent and dirty */
+	unsigned tracker_flags;
+	struct devmig_tracker *trk;       /* the storage */
 
 	pthread_mutex_t lock;
 	pthread_cond_t wake, idle;
@@ -87,30 +63,7 @@ struct memblk {
 	pthread_t worker;
 	uint8_t *bounce;     /* the worker's WRITE buffer (MB_MAX_BLOCKS blocks) */
 
-	/* save session: server thread only */
-	struct {
-		bool active;
-		enum save_phase phase;
-		uint32_t pass_next, scan;
-		uint64_t nrec;
-		/* the record being emitted: pre, then body, then suf */
-		uint8_t pre[MB_PRE_MAX];
-		size_t pre_len;
-		const uint8_t *body;
-		size_t body_len;
-		bool body_ref;   /* body points into the storage (zero-copy) */
-		uint8_t suf[MB_REC_CRC];
-		size_t suf_len;
-		size_t pos, total;
-		uint32_t type;
-		bool pass1;
-		uint32_t clen;   /* storage bytes the record stands for */
-		uint8_t *cbuf;   /* chunk copy when a record does not fit the caller's buffer */
-	} s;
-
-	/* load session: server thread only */
-	uint8_t *stage;
-	struct mb_loader *ld;
+	struct mb_state loaded; /* load session: server thread only */
 };
 
 static struct memblk *to_mb(struct devmig_device *dev)
@@ -121,51 +74,6 @@ static struct memblk *to_mb(struct devmig_device *dev)
 static uint64_t cap_blocks(const struct memblk *m)
 {
 	return m->g.size / MB_BLOCK_SIZE;
-}
-
-/* ---------------------------------------------------------------- storage */
-
-/*
- * Device memory: pages cost memory only once written. Huge pages, because a
- * page fault and a TLB miss per 4 KiB dominate copying gigabytes (the save
- * path sends straight from here; the load path writes a fresh mapping).
- */
-static void *map_storage(uint64_t size)
-{
-	void *p = mmap(NULL, size, PROT_READ | PROT_WRITE,
-		       MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
-	if (p == MAP_FAILED)
-		return NULL;
-	madvise(p, size, MADV_HUGEPAGE);
-	return p;
-}
-
-static inline uint64_t bit_of(uint32_t chunk)
-{
-	return 1ull << (chunk % 64);
-}
-
-/* Copy a guest WRITE into the storage, chunk by chunk, marking each dirty. */
-static void store_write(struct memblk *m, uint64_t off, const uint8_t *src, size_t len)
-{
-	while (len) {
-		uint32_t ci = (uint32_t)(off / m->g.chunk_size);
-		uint64_t cend = (uint64_t)(ci + 1) * m->g.chunk_size;
-		size_t n = cend - off < len ? (size_t)(cend - off) : len;
-		uint64_t bit = bit_of(ci);
-		pthread_mutex_t *st = &m->stripe[ci % MB_STRIPES];
-
-		pthread_mutex_lock(st);
-		memcpy(m->storage + off, src, n);
-		uint64_t old = atomic_fetch_or(&m->dirty[ci / 64], bit);
-		atomic_fetch_or(&m->written[ci / 64], bit);
-		if (!(old & bit) && (atomic_load(&m->sent[ci / 64]) & bit))
-			atomic_fetch_add(&m->dirty_bytes, mb_chunk_len(&m->g, ci));
-		pthread_mutex_unlock(st);
-		off += n;
-		src += n;
-		len -= n;
-	}
 }
 
 /* ---------------------------------------------------------------- worker */
@@ -276,11 +184,12 @@ static void execute(struct memblk *m, const struct mb_sqe *e, struct mb_cqe *c)
 		uint64_t off = e->lba * MB_BLOCK_SIZE;
 		int rc;
 		if (e->opcode == MB_OP_READ) {
-			rc = devmig_device_dma_write(&m->dev, e->buf, m->storage + off, len);
+			rc = devmig_device_dma_write(&m->dev, e->buf,
+						     (uint8_t *)devmig_tracker_mem(m->trk) + off, len);
 		} else {
 			rc = devmig_device_dma_read(&m->dev, e->buf, m->bounce, len);
 			if (!rc)
-				store_write(m, off, m->bounce, len);
+				devmig_tracker_write(m->trk, off, m->bounce, len);
 		}
 		c->status = dma_status(rc);
 		c->result = rc ? 0 : (uint32_t)len;
@@ -342,18 +251,6 @@ static void post_locked(struct memblk *m, struct mb_cqe *c)
 	pthread_mutex_lock(&m->lock);
 }
 
-static void timed_wait(struct memblk *m, long ns)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	ts.tv_nsec += ns;
-	if (ts.tv_nsec >= 1000000000L) {
-		ts.tv_sec++;
-		ts.tv_nsec -= 1000000000L;
-	}
-	pthread_cond_timedwait(&m->wake, &m->lock, &ts);
-}
-
 static void *worker_main(void *arg)
 {
 	struct memblk *m = arg;
@@ -370,14 +267,6 @@ static void *worker_main(void *arg)
 			m->busy = false;
 			pthread_cond_broadcast(&m->idle);
 			pthread_cond_wait(&m->wake, &m->lock);
-			continue;
-		}
-		if (devmig_state_is_quiesced(devmig_device_state(&m->dev))) {
-			/* Resumed by arc() but the core has not published the running
-			 * state yet: DMA would be refused. */
-			m->busy = false;
-			pthread_cond_broadcast(&m->idle);
-			timed_wait(m, 200 * 1000);
 			continue;
 		}
 		m->busy = true;
@@ -585,500 +474,72 @@ static int mb_bar_access(struct devmig_device *dev, unsigned bar, uint64_t offse
 	return 0;
 }
 
-/* ---------------------------------------------------------------- save */
+/* ---------------------------------------------------------------- migration */
 
-/*
- * A save session opens: every chunk is to be sent, none has been. Stripe by
- * stripe, so guest writes go on; dirty_bytes is zeroed at the end, when no
- * chunk is marked sent any more, which makes it exact.
- */
-static void saver_open(struct memblk *m)
-{
-	for (uint32_t st = 0; st < MB_STRIPES; st++) {
-		pthread_mutex_lock(&m->stripe[st]);
-		for (uint32_t ci = st; ci < m->nchunks; ci += MB_STRIPES) {
-			atomic_fetch_or(&m->dirty[ci / 64], bit_of(ci));
-			atomic_fetch_and(&m->sent[ci / 64], ~bit_of(ci));
-		}
-		pthread_mutex_unlock(&m->stripe[st]);
-	}
-	atomic_store(&m->dirty_bytes, 0);
-	m->s.active = true;
-	m->s.phase = S_HEADER;
-	m->s.pass_next = m->s.scan = 0;
-	m->s.nrec = 0;
-	m->s.pos = m->s.total = 0;
-	m->s.type = 0;
-}
-
-static void saver_close(struct memblk *m)
-{
-	m->s.active = false;
-	m->s.pos = m->s.total = 0;
-	free(m->s.cbuf);
-	m->s.cbuf = NULL;
-}
-
-/* Next dirty chunk at or after the scan position (wrapping), or -1. */
-static int64_t next_dirty(struct memblk *m)
-{
-	for (uint32_t k = 0; k <= m->nwords; k++) {
-		uint32_t w = (m->s.scan / 64 + k) % m->nwords;
-		uint64_t bits = atomic_load_explicit(&m->dirty[w], memory_order_relaxed);
-		if (k == 0)
-			bits &= ~0ull << (m->s.scan % 64);
-		if (bits) {
-			uint32_t ci = w * 64 + (uint32_t)__builtin_ctzll(bits);
-			m->s.scan = ci + 1 < m->nchunks ? ci + 1 : 0;
-			return ci;
-		}
-		if (k == m->nwords - 1 && m->s.scan % 64 == 0)
-			break; /* scanned every word from a word boundary */
-	}
-	return -1;
-}
-
-/* Decide the next record (and commit to it). */
-static struct pick pick_next(struct memblk *m, bool final)
-{
-	struct pick p = { 0, 0, false };
-
-	switch (m->s.phase) {
-	case S_HEADER:
-		p.type = MB_REC_HEADER;
-		m->s.phase = S_PASS1;
-		return p;
-	case S_PASS1:
-		if (m->s.pass_next < m->nchunks) {
-			p.type = MB_REC_CHUNK;
-			p.chunk = m->s.pass_next++;
-			p.pass1 = true;
-			return p;
-		}
-		m->s.phase = S_DIRTY;
-		/* fall through */
-	case S_DIRTY: {
-		int64_t ci = next_dirty(m);
-		if (ci >= 0) {
-			p.type = MB_REC_CHUNK;
-			p.chunk = (uint32_t)ci;
-			return p;
-		}
-		if (!final)
-			return p;
-		m->s.phase = S_REGS;
-	}
-		/* fall through */
-	case S_REGS:
-		p.type = MB_REC_REGS;
-		m->s.phase = S_INFL;
-		return p;
-	case S_INFL:
-		p.type = MB_REC_INFLIGHT;
-		m->s.phase = S_END;
-		return p;
-	case S_END:
-		p.type = MB_REC_END;
-		m->s.phase = S_DONE;
-		return p;
-	case S_DONE:
-		break;
-	}
-	return p;
-}
-
-/*
- * Take chunk ci for sending: clear its dirty bit, mark it sent, and (when it
- * is to travel as a CHUNK) copy it to dst under its stripe lock, or with dst
- * NULL only report where it is (zero-copy: the device is stopped). Returns
- * whether it travels as a CHUNK: it holds data, or the stream format has no
- * ZERO record (format 1: a never-written chunk's zeros are sent too).
- */
-static bool take_chunk(struct memblk *m, uint32_t ci, uint8_t *dst)
-{
-	uint64_t bit = bit_of(ci);
-	uint32_t clen = mb_chunk_len(&m->g, ci);
-	pthread_mutex_t *st = &m->stripe[ci % MB_STRIPES];
-
-	pthread_mutex_lock(st);
-	uint64_t d = atomic_fetch_and(&m->dirty[ci / 64], ~bit);
-	uint64_t s = atomic_fetch_or(&m->sent[ci / 64], bit);
-	if ((d & bit) && (s & bit))
-		atomic_fetch_sub(&m->dirty_bytes, clen);
-	bool data = (atomic_load(&m->written[ci / 64]) & bit) || m->sid->format < MB_FORMAT_2;
-	if (data && dst)
-		memcpy(dst, m->storage + (uint64_t)ci * m->g.chunk_size, clen);
-	pthread_mutex_unlock(st);
-	return data;
-}
-
-/* The small records, built whole into s.pre. */
-static void build_small(struct memblk *m, uint32_t type)
-{
-	uint8_t *p = m->s.pre + MB_REC_HDR;
-	uint32_t len = 0;
-
-	switch (type) {
-	case MB_REC_HEADER:
-		m->s.pre_len = mb_header_record(m->s.pre, &m->g, m->sid->version, m->sid->format);
-		return;
-	case MB_REC_REGS:
-		pthread_mutex_lock(&m->lock);
-		mb_regs_encode(&m->r, p);
-		pthread_mutex_unlock(&m->lock);
-		len = MB_REGS_LEN;
-		break;
-	case MB_REC_INFLIGHT:
-		pthread_mutex_lock(&m->lock);
-		mb_put32(p, m->qcount);
-		mb_put32(p + 4, 0);
-		for (unsigned i = 0; i < m->qcount; i++)
-			mb_sqe_encode(&m->q[(m->qhead + i) % MB_MAX_INFLIGHT],
-				      p + 8 + i * MB_SQE_SIZE);
-		len = 8 + m->qcount * MB_SQE_SIZE;
-		pthread_mutex_unlock(&m->lock);
-		break;
-	case MB_REC_END:
-		mb_put64(p, m->s.nrec);
-		mb_put64(p + 8, 0);
-		len = MB_END_LEN;
-		break;
-	}
-	m->s.pre_len = mb_rec_frame(m->s.pre, type, len);
-}
-
-static void zero_record(uint8_t *out, uint32_t ci)
-{
-	mb_put32(out + MB_REC_HDR, ci);
-	mb_put32(out + MB_REC_HDR + 4, 0);
-	mb_rec_frame(out, MB_REC_ZERO, MB_CHUNK_PREFIX);
-}
-
-/*
- * Start the picked record into the cursor. ref: zero-copy (the chunk's body
- * points into the storage); else the chunk is copied to s.cbuf.
- */
-static int start_record(struct memblk *m, const struct pick *p, bool ref)
-{
-	m->s.type = p->type;
-	m->s.pass1 = p->pass1;
-	m->s.body = NULL;
-	m->s.body_ref = false;
-	m->s.body_len = m->s.suf_len = 0;
-	m->s.clen = 0;
-	m->s.pos = 0;
-	if (p->type != MB_REC_CHUNK) {
-		build_small(m, p->type);
-	} else {
-		uint32_t clen = mb_chunk_len(&m->g, p->chunk);
-		uint8_t *dst = NULL;
-		if (!ref) {
-			if (!m->s.cbuf)
-				m->s.cbuf = malloc(m->g.chunk_size);
-			if (!m->s.cbuf)
-				return -ENOMEM;
-			dst = m->s.cbuf;
-		}
-		m->s.clen = clen;
-		if (!take_chunk(m, p->chunk, dst)) {
-			m->s.type = MB_REC_ZERO;
-			zero_record(m->s.pre, p->chunk);
-			m->s.pre_len = MB_REC_OVERHEAD + MB_CHUNK_PREFIX;
-		} else {
-			m->s.body = dst ? dst : m->storage + (uint64_t)p->chunk * m->g.chunk_size;
-			m->s.body_ref = !dst;
-			m->s.body_len = clen;
-			mb_rec_begin(m->s.pre, MB_REC_CHUNK, MB_CHUNK_PREFIX + clen);
-			mb_put32(m->s.pre + MB_REC_HDR, p->chunk);
-			mb_put32(m->s.pre + MB_REC_HDR + 4, 0);
-			m->s.pre_len = MB_REC_HDR + MB_CHUNK_PREFIX;
-			uint32_t crc = devmig_crc32c(0, m->s.pre, m->s.pre_len);
-			mb_put32(m->s.suf, devmig_crc32c(crc, m->s.body, clen));
-			m->s.suf_len = MB_REC_CRC;
-		}
-	}
-	m->s.total = m->s.pre_len + m->s.body_len + m->s.suf_len;
-	m->s.nrec++;
-	return 0;
-}
-
-/* The current record's bytes at pos: pointer and contiguous length; *ref
- * tells whether they are storage referenced in place. */
-static const uint8_t *cur_piece(struct memblk *m, size_t *n, bool *ref)
-{
-	size_t pos = m->s.pos;
-
-	*ref = false;
-	if (pos < m->s.pre_len) {
-		*n = m->s.pre_len - pos;
-		return m->s.pre + pos;
-	}
-	pos -= m->s.pre_len;
-	if (pos < m->s.body_len) {
-		*n = m->s.body_len - pos;
-		*ref = m->s.body_ref;
-		return m->s.body + pos;
-	}
-	pos -= m->s.body_len;
-	*n = m->s.suf_len - pos;
-	return m->s.suf + pos;
-}
-
-/* A whole chunk record built straight into out (room checked by the caller). */
-static size_t direct_chunk(struct memblk *m, const struct pick *p, uint8_t *out)
-{
-	uint32_t clen = mb_chunk_len(&m->g, p->chunk);
-
-	m->s.nrec++;
-	if (!take_chunk(m, p->chunk, out + MB_REC_HDR + MB_CHUNK_PREFIX)) {
-		zero_record(out, p->chunk);
-		return MB_REC_OVERHEAD + MB_CHUNK_PREFIX;
-	}
-	mb_put32(out + MB_REC_HDR, p->chunk);
-	mb_put32(out + MB_REC_HDR + 4, 0);
-	return mb_rec_frame(out, MB_REC_CHUNK, MB_CHUNK_PREFIX + clen);
-}
-
-static bool final_now(struct memblk *m)
-{
-	return devmig_device_state(&m->dev) == DEVMIG_STATE_STOP_COPY;
-}
-
-static ssize_t mb_save(struct devmig_device *dev, void *buf, size_t len)
+/* Stopped, after the storage: the registers and the requests still queued. */
+static int mb_save_state(struct devmig_device *dev, struct devmig_save *s)
 {
 	struct memblk *m = to_mb(dev);
-	uint8_t *out = buf;
-	size_t n = 0;
-	bool final = final_now(m);
+	uint8_t regs[MB_REGS_LEN], infl[MB_INFLIGHT_MAX_LEN];
+	struct mb_sqe q[MB_MAX_INFLIGHT];
 
-	if (!m->s.active)
-		return 0;
-	while (n < len) {
-		if (m->s.pos < m->s.total) {
-			size_t k;
-			bool ref;
-			const uint8_t *src = cur_piece(m, &k, &ref);
-			if (k > len - n)
-				k = len - n;
-			memcpy(out + n, src, k);
-			m->s.pos += k;
-			n += k;
-			continue;
-		}
-		struct pick p = pick_next(m, final);
-		if (!p.type)
-			break;
-		uint32_t clen = p.type == MB_REC_CHUNK ? mb_chunk_len(&m->g, p.chunk) : 0;
-		if (p.type == MB_REC_CHUNK && len - n >= MB_REC_OVERHEAD + MB_CHUNK_PREFIX + clen) {
-			n += direct_chunk(m, &p, out + n);
-			continue;
-		}
-		int rc = start_record(m, &p, false);
-		if (rc)
-			return rc;
-	}
-	return (ssize_t)n;
+	pthread_mutex_lock(&m->lock);
+	mb_regs_encode(&m->r, regs);
+	for (unsigned i = 0; i < m->qcount; i++)
+		q[i] = m->q[(m->qhead + i) % MB_MAX_INFLIGHT];
+	size_t n = mb_inflight_encode(q, m->qcount, infl);
+	pthread_mutex_unlock(&m->lock);
+	int rc = devmig_save_record(s, MB_REC_REGS, regs, sizeof(regs));
+	return rc ? rc : devmig_save_record(s, MB_REC_INFLIGHT, infl, n);
 }
 
-/*
- * Zero-copy save (the core uses it in STOP_COPY): the chunk data of a
- * CHUNK record is pointed at where it lies in the storage, which no one
- * changes until the session ends since the device is stopped; framing,
- * ZERO records and the register records are copied into buf, as many as
- * fit before the next referenced chunk.
- */
-static ssize_t mb_save_ref(struct devmig_device *dev, void *buf, size_t len, const void **data)
-{
-	struct memblk *m = to_mb(dev);
-	uint8_t *out = buf;
-	size_t n = 0;
-	bool final = final_now(m);
-	bool stopped = devmig_state_is_stopped(devmig_device_state(dev));
-
-	*data = buf;
-	if (!m->s.active)
-		return 0;
-	while (n < len) {
-		if (m->s.pos < m->s.total) {
-			size_t k;
-			bool ref;
-			const uint8_t *src = cur_piece(m, &k, &ref);
-			if (ref) {
-				if (n)
-					break; /* hand out the copied bytes first */
-				if (k > len)
-					k = len;
-				*data = src;
-				m->s.pos += k;
-				return (ssize_t)k;
-			}
-			if (k > len - n)
-				k = len - n;
-			memcpy(out + n, src, k);
-			m->s.pos += k;
-			n += k;
-			continue;
-		}
-		struct pick p = pick_next(m, final);
-		if (!p.type)
-			break;
-		int rc = start_record(m, &p, stopped);
-		if (rc)
-			return rc;
-	}
-	return (ssize_t)n;
-}
-
-static void mb_precopy_info(struct devmig_device *dev, uint64_t *initial, uint64_t *dirty)
-{
-	struct memblk *m = to_mb(dev);
-	uint64_t done = (uint64_t)m->s.pass_next * m->g.chunk_size;
-	uint64_t init = done < m->g.size ? m->g.size - done : 0;
-	uint64_t extra = atomic_load(&m->dirty_bytes);
-	size_t rem = m->s.total - m->s.pos;
-
-	if (!m->s.active) {
-		*initial = *dirty = 0;
-		return;
-	}
-	if (rem && m->s.pass1) {
-		/* A first-pass record partly handed out: its storage bytes still to
-		 * come are initial data, its framing still to come is counted with
-		 * the dirty data (a ZERO record stands for its whole chunk). */
-		if (m->s.type == MB_REC_CHUNK) {
-			size_t at = m->s.pos;
-			size_t body_left = at >= m->s.pre_len + m->s.body_len ? 0
-					   : at <= m->s.pre_len ? m->s.body_len
-					   : m->s.pre_len + m->s.body_len - at;
-			init += body_left;
-			extra += rem - body_left;
-		} else {
-			init += m->s.clen;
-		}
-	} else {
-		extra += rem;
-	}
-	if (m->s.phase == S_HEADER)
-		extra += MB_REC_OVERHEAD + mb_header_len(m->sid->version);
-	*initial = init;
-	*dirty = extra;
-}
-
-/* Storage bytes a save sends for chunks from..nchunks-1 in its first pass: a
- * chunk never written travels as a ZERO record in format 2, without its bytes. */
-static uint64_t first_pass_bytes(struct memblk *m, uint32_t from)
-{
-	bool every = m->sid->format < MB_FORMAT_2;
-	uint64_t bytes = 0;
-
-	for (uint32_t ci = from; ci < m->nchunks; ci++)
-		if (every || (atomic_load(&m->written[ci / 64]) & bit_of(ci)))
-			bytes += mb_chunk_len(&m->g, ci);
-	return bytes;
-}
-
+/* The core's figure (the storage, config, framing) plus the two records. */
 static uint64_t mb_stop_copy_size(struct devmig_device *dev)
 {
-	struct memblk *m = to_mb(dev);
-	uint64_t records, bytes;
-
-	if (m->s.active) {
-		uint32_t next = m->s.pass_next < m->nchunks ? m->s.pass_next : m->nchunks;
-		uint64_t dirty = atomic_load(&m->dirty_bytes);
-		bytes = first_pass_bytes(m, next) + dirty + (m->s.total - m->s.pos);
-		records = (m->nchunks - next) + (dirty + m->g.chunk_size - 1) / m->g.chunk_size;
-	} else {
-		bytes = first_pass_bytes(m, 0) + MB_REC_OVERHEAD + mb_header_len(m->sid->version);
-		records = m->nchunks;
-	}
-	return bytes + records * (MB_REC_OVERHEAD + MB_CHUNK_PREFIX) + 3 * MB_REC_OVERHEAD +
-	       MB_REGS_LEN + 8 + MB_MAX_INFLIGHT * MB_SQE_SIZE + MB_END_LEN;
+	return devmig_device_default_stop_copy_size(dev) + 2 * DEVMIG_RECORD_OVERHEAD +
+	       MB_REGS_LEN + MB_INFLIGHT_MAX_LEN;
 }
 
-/* ---------------------------------------------------------------- load */
-
-/* The staging area the stream loads into; committed by swapping it in. */
-static int stage_open(struct memblk *m)
+static int mb_load(struct devmig_device *dev, unsigned type, const void *data, size_t len,
+		   char *why, size_t whylen)
 {
-	if (m->stage)
-		return 0;
-	m->stage = map_storage(m->g.size);
-	return m->stage ? 0 : -ENOMEM;
+	char reason[200];
+	int rc = mb_state_load(&to_mb(dev)->loaded, type, data, len, reason, sizeof(reason));
+
+	if (rc)
+		snprintf(why, whylen, "memblk: %s", reason);
+	return rc;
 }
 
-static void load_drop(struct memblk *m)
+static int mb_load_check(struct devmig_device *dev, char *why, size_t whylen)
 {
-	mb_loader_free(m->ld);
-	m->ld = NULL;
-	if (m->stage)
-		munmap(m->stage, m->g.size);
-	m->stage = NULL;
+	char reason[200];
+	int rc = mb_state_check(&to_mb(dev)->loaded, reason, sizeof(reason));
+
+	if (rc)
+		snprintf(why, whylen, "memblk: %s", reason);
+	return rc;
 }
 
-static int mb_load(struct devmig_device *dev, const void *buf, size_t len, char *why,
-		   size_t whylen)
+/* The core has swapped the loaded storage in; the worker is idle (stopped). */
+static void mb_load_apply(struct devmig_device *dev)
 {
 	struct memblk *m = to_mb(dev);
 
-	if (!m->ld) {
-		/* Stage into a fresh mapping (opened by the RESUMING arc); commit
-		 * swaps it in for the storage, so a refused stream changes nothing. */
-		m->ld = stage_open(m) ? NULL : mb_loader_new_id(&m->g, m->sid, m->stage);
-		if (!m->ld) {
-			load_drop(m);
-			snprintf(why, whylen, "memblk: out of memory for the staging area");
-			return -ENOMEM;
-		}
-	}
-	if (mb_loader_write(m->ld, buf, len)) {
-		snprintf(why, whylen, "memblk: %s", mb_loader_error(m->ld));
-		return -EINVAL;
-	}
-	return 0;
-}
-
-static int mb_load_commit(struct devmig_device *dev, char *why, size_t whylen)
-{
-	struct memblk *m = to_mb(dev);
-
-	if (!m->ld) {
-		snprintf(why, whylen, "memblk: truncated: no device data arrived");
-		return -EINVAL;
-	}
-	if (mb_loader_finish(m->ld)) {
-		snprintf(why, whylen, "memblk: %s", mb_loader_error(m->ld));
-		return -EINVAL;
-	}
-	/* Valid and complete: apply. The worker is idle (RESUMING is stopped). */
-	uint8_t *old = m->storage;
 	pthread_mutex_lock(&m->lock);
-	m->storage = m->stage;
-	m->stage = NULL;
-	m->r = *mb_loader_regs(m->ld);
-	m->qcount = mb_loader_inflight(m->ld, m->q);
+	m->r = m->loaded.regs;
+	memcpy(m->q, m->loaded.inflight, sizeof(m->q));
+	m->qcount = m->loaded.ninflight;
 	m->qhead = 0;
 	m->disable_pending = false;
 	m->gen++;
-	for (uint32_t w = 0; w < m->nwords; w++) {
-		uint64_t bits = 0;
-		for (uint32_t b = 0; b < 64 && w * 64 + b < m->nchunks; b++)
-			if (mb_loader_chunk_data(m->ld, w * 64 + b))
-				bits |= 1ull << b;
-		atomic_store(&m->written[w], bits);
-		atomic_store(&m->dirty[w], 0);
-		atomic_store(&m->sent[w], 0);
-	}
-	atomic_store(&m->dirty_bytes, 0);
 	pthread_mutex_unlock(&m->lock);
-	munmap(old, m->g.size);
-	mb_loader_free(m->ld);
-	m->ld = NULL;
-	return 0;
+	mb_state_reset(&m->loaded);
 }
 
 static void mb_load_abort(struct devmig_device *dev)
 {
-	load_drop(to_mb(dev));
+	mb_state_reset(&to_mb(dev)->loaded);
 }
 
 /* ---------------------------------------------------------------- lifecycle */
@@ -1088,27 +549,14 @@ static int mb_arc(struct devmig_device *dev, enum devmig_state from, enum devmig
 {
 	struct memblk *m = to_mb(dev);
 	bool qf = devmig_state_is_quiesced(from), qt = devmig_state_is_quiesced(to);
-	enum devmig_arc_session sess = devmig_arc_session(from, to);
 
-	if (!qf && qt) {
-		pthread_mutex_lock(&m->lock);
+	(void)res;
+	pthread_mutex_lock(&m->lock);
+	if (!qf && qt)
 		pause_locked(m);
-		pthread_mutex_unlock(&m->lock);
-	}
-	if (sess == DEVMIG_ARC_OPEN_SAVE) {
-		saver_open(m); /* PRE_COPY: from here on rewrites of sent chunks are tracked */
-	} else if (sess == DEVMIG_ARC_OPEN_LOAD && stage_open(m)) {
-		/* Out of address space: better refused now, while the source runs. */
-		snprintf(res->why, sizeof(res->why), "memblk: out of memory for the staging area");
-		return -ENOMEM;
-	} else if (sess == DEVMIG_ARC_END && devmig_state_is_saving(from)) {
-		saver_close(m);
-	}
-	if (qf && !qt) {
-		pthread_mutex_lock(&m->lock);
+	else if (qf && !qt)
 		resume_locked(m);
-		pthread_mutex_unlock(&m->lock);
-	}
+	pthread_mutex_unlock(&m->lock);
 	return 0;
 }
 
@@ -1123,15 +571,14 @@ static void mb_reset(struct devmig_device *dev)
 	m->qcount = m->qhead = 0;
 	m->disable_pending = false;
 	m->gen++;
-	resume_locked(m); /* the core returns the device to RUNNING */
+	resume_locked(m); /* the core has published RUNNING */
 	pthread_mutex_unlock(&m->lock);
-	saver_close(m);
-	load_drop(m);
+	mb_state_reset(&m->loaded);
 }
 
 static int mb_realize(struct devmig_device *dev, struct devmig_pci_config *cfg)
 {
-	(void)dev;
+	struct memblk *m = to_mb(dev);
 	int rc = devmig_pci_set_ids(cfg, MB_PCI_VENDOR, MB_PCI_DEVICE);
 	if (!rc)
 		rc = devmig_pci_set_class(cfg, MB_PCI_CLASS, 1);
@@ -1145,6 +592,9 @@ static int mb_realize(struct devmig_device *dev, struct devmig_pci_config *cfg)
 		rc = devmig_pci_add_msix(cfg, 0, MB_MSIX_VECTORS, 1, 0, 1, 2048);
 	if (rc >= 0)
 		rc = devmig_pci_add_pcie(cfg, 0, PCI_EXP_LNKCAP_SLS_8_0GB, 4);
+	if (rc >= 0 && !(m->trk = devmig_tracker_new(dev, m->g.size, m->g.chunk_size,
+						     m->tracker_flags)))
+		rc = -errno;
 	return rc < 0 ? rc : 0;
 }
 
@@ -1162,31 +612,27 @@ static void stop_worker(struct memblk *m)
 
 static void mb_release(struct devmig_device *dev)
 {
-	struct memblk *m = to_mb(dev);
-
-	stop_worker(m);
-	saver_close(m);
-	load_drop(m);
+	stop_worker(to_mb(dev));
 }
 
-/* The variant's name, version and accepts are filled in at create time. */
 static const struct devmig_device_ops memblk_ops = {
 	.realize = mb_realize,
 	.release = mb_release,
 	.reset = mb_reset,
 	.bar_access = mb_bar_access,
-	.migration_caps = DEVMIG_MIG_STOP_COPY | DEVMIG_MIG_P2P | DEVMIG_MIG_PRE_COPY,
+};
+
+static const struct devmig_migration_ops memblk_mig = {
+	.caps = DEVMIG_MIG_STOP_COPY | DEVMIG_MIG_P2P | DEVMIG_MIG_PRE_COPY,
 	.arc = mb_arc,
-	.save = mb_save,
-	.save_ref = mb_save_ref,
-	.precopy_info = mb_precopy_info,
+	.save_state = mb_save_state,
 	.stop_copy_size = mb_stop_copy_size,
 	.load = mb_load,
-	.load_commit = mb_load_commit,
+	.load_check = mb_load_check,
+	.load_apply = mb_load_apply,
 	.load_abort = mb_load_abort,
 };
 
-/* "256M", "64K", "2G", "4096": binary multiples. */
 static int parse_size(const char *s, size_t n, uint64_t *out)
 {
 	uint64_t v = 0, mul = 1;
@@ -1274,17 +720,9 @@ static int parse_args(const char *args, struct mb_geom *g, bool *zerocopy, char 
 	}
 	return 0;
 }
-
 static void mb_free_mem(struct memblk *m)
 {
-	if (m->storage)
-		munmap(m->storage, m->g.size);
-	free((void *)m->dirty);
-	free((void *)m->sent);
-	free((void *)m->written);
 	free(m->bounce);
-	for (unsigned i = 0; i < MB_STRIPES; i++)
-		pthread_mutex_destroy(&m->stripe[i]);
 	pthread_mutex_destroy(&m->lock);
 	pthread_cond_destroy(&m->wake);
 	pthread_cond_destroy(&m->idle);
@@ -1306,39 +744,28 @@ static struct devmig_device *memblk_create_as(const char *name, const struct mb_
 	}
 	m->sid = sid;
 	m->g = g;
-	m->nchunks = mb_geom_nchunks(&g);
-	m->nwords = (m->nchunks + 63) / 64;
-	for (unsigned i = 0; i < MB_STRIPES; i++)
-		pthread_mutex_init(&m->stripe[i], NULL);
+	m->tracker_flags = (sid->zero_records ? DEVMIG_TRACKER_ZERO : 0) |
+			   (zerocopy ? 0 : DEVMIG_TRACKER_COPY);
 	pthread_mutex_init(&m->lock, NULL);
-	pthread_condattr_t ca;
-	pthread_condattr_init(&ca);
-	pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
-	pthread_cond_init(&m->wake, &ca);
-	pthread_condattr_destroy(&ca);
+	pthread_cond_init(&m->wake, NULL);
 	pthread_cond_init(&m->idle, NULL);
 	m->r.cq_phase = 1;
-	m->storage = map_storage(g.size);
-	m->dirty = calloc(m->nwords, sizeof(uint64_t));
-	m->sent = calloc(m->nwords, sizeof(uint64_t));
-	m->written = calloc(m->nwords, sizeof(uint64_t));
 	m->bounce = malloc((size_t)MB_MAX_BLOCKS * MB_BLOCK_SIZE);
-	if (!m->storage || !m->dirty || !m->sent || !m->written || !m->bounce) {
-		snprintf(err, errlen, "memblk: out of memory for %" PRIu64 " bytes of storage",
-			 g.size);
+	if (!m->bounce) {
+		snprintf(err, errlen, "memblk: out of memory");
 		mb_free_mem(m);
 		return NULL;
 	}
-	m->ops = memblk_ops;
-	m->ops.name = name;
-	m->ops.version = sid->version;
-	m->ops.accepts = sid->accepts;
-	if (!zerocopy)
-		m->ops.save_ref = NULL; /* the core then copies through save */
-	m->dev.ops = &m->ops;
+	m->id.name = name;
+	m->id.version = sid->version;
+	m->id.accepts = sid->accepts;
+	m->dev.id = &m->id;
+	m->dev.ops = &memblk_ops;
+	m->dev.mig = &memblk_mig;
 	int rc = devmig_device_init(&m->dev);
 	if (rc) {
-		snprintf(err, errlen, "memblk: %s", strerror(-rc));
+		snprintf(err, errlen, "memblk: %s for %" PRIu64 " bytes of storage", strerror(-rc),
+			 g.size);
 		mb_free_mem(m);
 		return NULL;
 	}
@@ -1360,19 +787,20 @@ static void memblk_free(struct devmig_device *dev)
 	mb_free_mem(m);
 }
 
-/* v2, the current one: stream format 2 (ZERO records), loads v1 state too. */
+/* v2, the current one: never-written chunks travel as ZERO records; loads v1 state too. */
 static struct devmig_device *memblk_create(const char *args, char *err, size_t errlen)
 {
 	return memblk_create_as("memblk", &mb_stream_v2, args, err, errlen);
 }
 
-/* v1, the first release: stream format 1 (no ZERO records), loads only v1 state. */
+/* v1, the first release: every chunk travels with its bytes; loads only v1 state. */
 static struct devmig_device *memblk1_create(const char *args, char *err, size_t errlen)
 {
 	return memblk_create_as("memblk1", &mb_stream_v1, args, err, errlen);
 }
 
 const struct devmig_variant devmig_variant_memblk = {
+	DEVMIG_VARIANT_INIT,
 	.name = "memblk",
 	.summary = "a block device with its storage in device memory, streamed while it runs "
 		   "(args: size=256M, chunk=64K, zerocopy=1)",
@@ -1381,9 +809,10 @@ const struct devmig_variant devmig_variant_memblk = {
 };
 
 const struct devmig_variant devmig_variant_memblk1 = {
+	DEVMIG_VARIANT_INIT,
 	.name = "memblk1",
-	.summary = "memblk v1, the first release: same device, stream format 1 (every chunk "
-		   "sent whole); loads only v1 state, memblk (v2) loads its state (same args)",
+	.summary = "memblk v1, the first release: same device, every chunk sent whole; loads "
+		   "only v1 state, memblk (v2) loads its state (same args)",
 	.create = memblk1_create,
 	.free = memblk_free,
 };

@@ -1,32 +1,23 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * memblk: the device's migration stream (the "device data" the core frames)
- * and its streaming loader. Pure logic: no I/O, no threads, no device.
+ * memblk: what the device puts in its migration stream, and the parser of
+ * it. Pure logic: no I/O, no threads, no device.
  *
- * The stream is a sequence of records, little-endian:
+ * The storage is device memory tracked by the core (a devmig_tracker): the
+ * core streams it (MEM_INFO, MEM_DATA and, for v2, MEM_ZERO records) and
+ * checks its geometry. memblk's own records, emitted once stopped, are
+ * little-endian:
  *
- *   u32 type, u32 len, payload[len], u32 crc32c(type, len, payload)
- *
- *   HEADER   (1) first: "MBLKSTRM", u16 format (1 or 2), u16 0, u32 flags (0),
- *                u64 storage size, u32 block size, u32 chunk size,
- *                u32 version_len, version[version_len] (no NUL)
- *   CHUNK    (2) u32 index, u32 0, the chunk's bytes (chunk size, or less
- *                for the last chunk of a storage that is not a multiple)
- *   ZERO     (3) u32 index, u32 0: the chunk is all zeros (format 2 only)
- *   REGS     (4) the registers and ring indexes (struct mb_regs, 64 bytes)
- *   INFLIGHT (5) u32 count, u32 0, count x 32-byte SQEs fetched by the
+ *   REGS     (1) the registers and ring indexes (struct mb_regs, 64 bytes)
+ *   INFLIGHT (2) u32 count, u32 0, count x 32-byte SQEs fetched by the
  *                device but not yet executed (count <= MB_MAX_INFLIGHT)
- *   END      (6) u64 number of records before END, u64 0
  *
- * Order: HEADER, then CHUNK/ZERO records (any order, a chunk may come more
- * than once: the last one wins), then REGS, INFLIGHT, END. Every chunk
- * must have come at least once.
+ * each exactly once, REGS first. The core frames and checks them (length,
+ * CRC, order against its own records) and hands each over whole.
  *
- * Formats. 1 (memblk v1): every chunk travels as a CHUNK with its bytes,
- * never-written ones too; a ZERO record is malformed. 2 (memblk v2): adds
- * the ZERO record, 20 bytes for a chunk that was never written. A variant
- * writes its own format and reads every format up to it; it loads state
- * of its own device version and of the versions it accepts.
+ * Variants. v1 ("1af4:10f1-memblk-v1") sends every chunk of its storage
+ * with its bytes; v2 ("1af4:10f1-memblk-v2") sends a chunk never written as
+ * a MEM_ZERO record (20 bytes) and loads v1's state too.
  */
 #ifndef DEVMIG_MEMBLK_STREAM_H
 #define DEVMIG_MEMBLK_STREAM_H
@@ -37,28 +28,14 @@
 
 #include "memblk_hw.h"
 
-#define MB_STREAM_MAGIC "MBLKSTRM"
-#define MB_FORMAT_1 1u      /* memblk v1: CHUNK records only */
-#define MB_FORMAT_2 2u      /* memblk v2: adds ZERO records */
-#define MB_STREAM_FORMAT MB_FORMAT_2 /* the newest format this code reads */
-#define MB_REC_HDR 8u  /* type + len */
-#define MB_REC_CRC 4u
-#define MB_REC_OVERHEAD (MB_REC_HDR + MB_REC_CRC)
-#define MB_HEADER_FIXED 36u
-#define MB_VERSION_MAX 128u
-#define MB_CHUNK_PREFIX 8u /* index + reserved, before a CHUNK's data */
 #define MB_REGS_LEN 64u
-#define MB_END_LEN 16u
+#define MB_INFLIGHT_MAX_LEN (8u + MB_MAX_INFLIGHT * MB_SQE_SIZE)
 #define MB_MIN_CHUNK 4096u
 #define MB_MAX_CHUNK (1u << 20)
 
 enum mb_rec {
-	MB_REC_HEADER = 1,
-	MB_REC_CHUNK = 2,
-	MB_REC_ZERO = 3,
-	MB_REC_REGS = 4,
-	MB_REC_INFLIGHT = 5,
-	MB_REC_END = 6,
+	MB_REC_REGS = 1,
+	MB_REC_INFLIGHT = 2,
 };
 
 struct mb_geom {
@@ -81,16 +58,6 @@ _Static_assert(sizeof(struct mb_regs) == 64, "mb_regs has no padding");
 
 /* 0 when g is usable, else -EINVAL with why. */
 int mb_geom_check(const struct mb_geom *g, char *why, size_t whylen);
-static inline uint32_t mb_geom_nchunks(const struct mb_geom *g)
-{
-	return (uint32_t)((g->size + g->chunk_size - 1) / g->chunk_size);
-}
-static inline uint32_t mb_chunk_len(const struct mb_geom *g, uint32_t index)
-{
-	uint64_t off = (uint64_t)index * g->chunk_size;
-	uint64_t left = g->size - off;
-	return left < g->chunk_size ? (uint32_t)left : g->chunk_size;
-}
 
 /* True when a ring size is a power of two in 2..MB_MAX_RING. */
 static inline bool mb_ring_size_ok(uint32_t n)
@@ -106,36 +73,22 @@ void mb_regs_decode(const uint8_t in[MB_REGS_LEN], struct mb_regs *r);
 /* SQE <-> its 32 wire bytes. */
 void mb_sqe_encode(const struct mb_sqe *e, uint8_t out[MB_SQE_SIZE]);
 void mb_sqe_decode(const uint8_t in[MB_SQE_SIZE], struct mb_sqe *e);
+/* The INFLIGHT payload of n SQEs into out (room: MB_INFLIGHT_MAX_LEN);
+ * returns its length. */
+size_t mb_inflight_encode(const struct mb_sqe *q, unsigned n, uint8_t *out);
 
 /*
- * What a memblk variant writes and loads: its device version string (in
- * the HEADER record and the core's stream header), the stream format it
- * writes (it reads formats 1..format), and the other device versions whose
+ * What a memblk variant is: its device version string, whether its storage
+ * sends never-written chunks as ZERO records, and the other versions whose
  * state it loads (NULL-terminated, may be NULL).
  */
 struct mb_stream_id {
 	const char *version;
-	uint32_t format;
+	bool zero_records;
 	const char *const *accepts;
 };
-extern const struct mb_stream_id mb_stream_v1; /* "1af4:10f1-memblk-v1", format 1 */
-extern const struct mb_stream_id mb_stream_v2; /* "1af4:10f1-memblk-v2", format 2, accepts v1 */
-/* The variant whose version string this is, or NULL. */
-const struct mb_stream_id *mb_stream_id_find(const char *version);
-/* Does id load state saved by a device of version? (its own, or accepted) */
-bool mb_stream_id_accepts(const struct mb_stream_id *id, const char *version);
-
-/* Write the record header (type, len) at out. */
-void mb_rec_begin(uint8_t out[MB_REC_HDR], uint32_t type, uint32_t len);
-/* Frame a small record whose payload is already at out + MB_REC_HDR; returns
- * the record's size (MB_REC_OVERHEAD + len). */
-size_t mb_rec_frame(uint8_t *out, uint32_t type, uint32_t len);
-/* The HEADER payload length for a version string. */
-size_t mb_header_len(const char *version);
-/* Build the whole HEADER record of a format-`format` stream at out (room:
- * MB_REC_OVERHEAD + mb_header_len); returns its size. */
-size_t mb_header_record(uint8_t *out, const struct mb_geom *g, const char *version,
-			uint32_t format);
+extern const struct mb_stream_id mb_stream_v1; /* "1af4:10f1-memblk-v1" */
+extern const struct mb_stream_id mb_stream_v2; /* "1af4:10f1-memblk-v2", accepts v1 */
 
 static inline void mb_put32(uint8_t *p, uint32_t v)
 {
@@ -159,52 +112,25 @@ static inline uint64_t mb_get64(const uint8_t *p)
 	return (uint64_t)mb_get32(p) | (uint64_t)mb_get32(p + 4) << 32;
 }
 
-/* ---- the loader ---- */
+/* ---- the parser: memblk's records, whole, as the core hands them over ---- */
 
-struct mb_loader;
+struct mb_state {
+	bool have_regs, have_inflight;
+	struct mb_regs regs;
+	unsigned ninflight;
+	struct mb_sqe inflight[MB_MAX_INFLIGHT];
+};
 
+/* Forget everything loaded (a new load). */
+void mb_state_reset(struct mb_state *st);
 /*
- * A loader for the variant id with geometry g, staging chunk data straight
- * into stage (g->size bytes, owned by the caller, all zero to begin with: a
- * ZERO record of a chunk that got no data writes nothing; its contents are
- * only meaningful once mb_loader_finish succeeded). It reads stream formats
- * 1..id->format and state of id->version or one of id->accepts. NULL on a
- * bad geometry or out of memory. Memory besides stage: one small record
- * buffer (~2 KiB) and two bitmaps of one bit per chunk.
+ * One record: 0, or -EINVAL with the reason, which begins with its class:
+ * "format:", "order:", "registers:".
  */
-struct mb_loader *mb_loader_new_id(const struct mb_geom *g, const struct mb_stream_id *id,
-				   uint8_t *stage);
-/* The loader of the variant whose version string this is (mb_stream_id_find);
- * NULL for a version no variant has. */
-struct mb_loader *mb_loader_new(const struct mb_geom *g, const char *version, uint8_t *stage);
-void mb_loader_free(struct mb_loader *l);
-
-/*
- * Feed the next len bytes (any segmentation). 0, or -EINVAL once the stream
- * is found bad; every later call fails the same and mb_loader_error says why.
- */
-int mb_loader_write(struct mb_loader *l, const void *buf, size_t len);
-
-/*
- * The end of input: 0 when the stream was complete and valid (END seen,
- * every chunk received), else -EINVAL with the reason (e.g. truncation).
- */
-int mb_loader_finish(struct mb_loader *l);
-
-/* The first failure's reason ("" if none). Reasons begin with a class:
- * "version:", "geometry:", "CRC:", "truncated:", "incomplete:", "format:",
- * "order:", "range:", "registers:". */
-const char *mb_loader_error(const struct mb_loader *l);
-
-/* After a successful finish: the loaded registers, in-flight SQEs (count
- * returned, entries decoded into out, room for MB_MAX_INFLIGHT) and whether
- * chunk i holds data (its last record was CHUNK, not ZERO). */
-const struct mb_regs *mb_loader_regs(const struct mb_loader *l);
-unsigned mb_loader_inflight(const struct mb_loader *l, struct mb_sqe *out);
-bool mb_loader_chunk_data(const struct mb_loader *l, uint32_t index);
-/* The format of the stream being loaded (0 before its HEADER). */
-uint32_t mb_loader_format(const struct mb_loader *l);
-/* Bytes accepted so far. */
-uint64_t mb_loader_total(const struct mb_loader *l);
+int mb_state_load(struct mb_state *st, unsigned type, const uint8_t *p, size_t len, char *why,
+		  size_t whylen);
+/* The stream ended: both records there and consistent ("incomplete:",
+ * "registers:" otherwise). Changes nothing. */
+int mb_state_check(const struct mb_state *st, char *why, size_t whylen);
 
 #endif /* DEVMIG_MEMBLK_STREAM_H */

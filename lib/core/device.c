@@ -1,19 +1,22 @@
 /* SPDX-License-Identifier: MIT */
 /*
  * The device core: what every variant gets without writing it. PCI config
- * space, BARs, interrupts, DMA and the migration plumbing (state machine
- * walk, data session, stream framing, validate-before-apply on load).
+ * space, BARs (memory parts a client maps included), interrupts, DMA and the
+ * migration plumbing (state machine walk, data session, records, tracked
+ * memory, check-then-apply on load).
  *
- * Locks. cfg_lock guards config space and interrupt fds; it is held only for
- * short sections and never across a variant callback, so a variant's worker
- * raising an interrupt can never deadlock against the server thread waiting
- * for that worker inside an arc. Nor is it held while an interrupt eventfd
- * (the client's) is written: signals are queued under the lock and sent by
- * cfg_unlock() after it, each fd kept open by a reference meanwhile.
- * mig_lock serialises migration operations (state changes and the data
- * session); the state itself is an atomic that workers read without a lock.
+ * Locks. cfg_lock guards config space, interrupt fds and held interrupts; it
+ * is held only for short sections and never across a variant callback, so
+ * a variant's worker raising an interrupt can never deadlock against the
+ * server thread waiting for that worker inside an arc. Nor is it held while
+ * an interrupt eventfd (the client's) is written: signals are queued under
+ * the lock and sent by cfg_unlock() after it, each fd kept open by a
+ * reference meanwhile. mig_lock serialises migration operations (state
+ * changes and the data session); the state itself is an atomic that workers
+ * read without a lock.
  */
 #include <errno.h>
+#include <inttypes.h>
 #include <linux/vfio.h>
 #include <poll.h>
 #include <pthread.h>
@@ -29,8 +32,18 @@
 
 #include "core.h"
 #include "devmig/compat.h"
+#include "le.h"
 #include "pci_config.h"
 #include "stream.h"
+#include "tracker.h"
+
+/* Interrupt vectors the core can hold while the device may not signal
+ * (MSI-X has at most 2048). */
+#define HELD_VECTORS 2048u
+#define HELD_WORDS (HELD_VECTORS / 64)
+/* BAR memory travels in records of at most this many bytes. */
+#define BAR_PIECE (1u << 20)
+#define IRQ_REC_MAX (8u + 4u * HELD_VECTORS)
 
 /* An interrupt eventfd from the client; a signal in flight holds a reference. */
 struct irq_efd {
@@ -47,60 +60,83 @@ struct irq_index {
 	bool intx_pending;
 };
 
+/* The memory part of a BAR (devmig_device_bar_memory). */
+struct bar_mem {
+	uint8_t *mem;      /* [off, off + size) of the BAR */
+	int fd;            /* memfd covering the BAR up to off + size */
+	uint64_t off, size;
+	uint8_t *stage;    /* loading: the incoming bytes */
+	uint64_t next;     /* loading: the BAR offset the next record must start at */
+};
+
+enum save_phase {
+	SAVE_BULK,  /* trackers, then the variant's save */
+	SAVE_DONE,  /* save_state, BAR memory and held interrupts emitted */
+};
+
 struct devmig_core {
 	struct devmig_device *dev;
+	const struct devmig_device_id *id;
 	const struct devmig_device_ops *ops;
+	const struct devmig_migration_ops *mig; /* never NULL: an empty one if none */
 	uint64_t caps;
 
 	pthread_mutex_t cfg_lock;
 	struct devmig_pci_config *cfg;
 	unsigned cfg_events;          /* DEVMIG_CFG_* gathered during a write */
 	struct irq_index irq[DEVMIG_NUM_IRQS];
+	uint64_t held[HELD_WORDS];    /* vectors raised while the device could not signal */
 	/* Signals raised under cfg_lock, sent once it is released (cfg_unlock). */
 	struct irq_efd **to_signal;
 	unsigned nto_signal, to_signal_cap;
-	struct {
-		void *mem;
-		int fd;
-		uint64_t size;
-	} bar_mem[DEVMIG_PCI_NUM_BARS];
+	struct bar_mem bar[DEVMIG_PCI_NUM_BARS];
 
 	struct devmig_dma *dma;
 	pthread_mutex_t xfer_lock;
 	int (*xfer)(void *opaque, bool is_write, uint64_t iova, void *buf, size_t len);
 	void *xfer_opaque;
 
+	struct devmig_tracker *trackers[DEVMIG_TRACKERS_MAX];
+	unsigned ntrackers, save_next;
+
 	pthread_mutex_t mig_lock;
 	_Atomic uint32_t state;
 	/*
-	 * The state an arc in progress is entering (== state otherwise). DMA and
-	 * interrupts are allowed when either state allows them: workers still
-	 * finishing in-flight work while entering a quiesced state, and workers
-	 * the variant resumes inside an arc leaving one, are both in the rules.
+	 * The state an arc in progress is entering (== state otherwise), which
+	 * devmig_device_state() publishes. DMA and interrupts are allowed when
+	 * either state allows them: workers still finishing in-flight work
+	 * while entering a quiesced state, and workers the variant resumes
+	 * inside an arc leaving one, are both in the rules.
 	 */
 	_Atomic uint32_t entering;
 	struct devmig_stream_writer *writer;
+	enum save_phase save_phase;
 	struct devmig_stream_reader *reader;
-	/* snapshot-style devices: the saved state, or the state being loaded */
-	uint8_t *snap;
-	size_t snap_len, snap_pos;
-	bool snap_taken;
-	/* the config snapshot received in the stream, applied at commit */
+	/* loading: the config snapshot and held interrupts, applied at commit */
 	uint8_t *cfg_blob;
 	size_t cfg_blob_len;
+	uint64_t held_in[HELD_WORDS];
 	char last_error[256];
 };
+
+static const struct devmig_device_ops no_ops;
+static const struct devmig_migration_ops no_mig;
 
 static struct devmig_core *core_of(struct devmig_device *dev)
 {
 	return dev->core;
 }
 
+static const char *dev_name(const struct devmig_device *dev)
+{
+	return dev->id && dev->id->name ? dev->id->name : "device";
+}
+
 void devmig_device_log(struct devmig_device *dev, const char *fmt, ...)
 {
 	va_list ap;
 	va_start(ap, fmt);
-	fprintf(stderr, "devmig %s: ", dev->ops && dev->ops->name ? dev->ops->name : "device");
+	fprintf(stderr, "devmig %s: ", dev_name(dev));
 	vfprintf(stderr, fmt, ap);
 	fputc('\n', stderr);
 	va_end(ap);
@@ -321,13 +357,39 @@ static bool irq_allowed(struct devmig_core *c)
 int devmig_device_irq(struct devmig_device *dev, unsigned v)
 {
 	struct devmig_core *c = core_of(dev);
+	int rc = 0;
 
-	if (!irq_allowed(c))
-		return -EBUSY;
 	pthread_mutex_lock(&c->cfg_lock);
-	int rc = raise_locked(c, v);
+	if (irq_allowed(c))
+		rc = raise_locked(c, v);
+	else if (v < HELD_VECTORS)
+		c->held[v / 64] |= 1ull << (v % 64); /* delivered when the device may signal */
+	else
+		rc = -EINVAL;
 	cfg_unlock(c);
 	return rc;
+}
+
+/* The device entered a state that may signal: deliver what was held. */
+static void deliver_held(struct devmig_core *c)
+{
+	pthread_mutex_lock(&c->cfg_lock);
+	for (unsigned w = 0; w < HELD_WORDS && irq_allowed(c); w++) {
+		while (c->held[w]) {
+			unsigned v = w * 64 + (unsigned)__builtin_ctzll(c->held[w]);
+			c->held[w] &= c->held[w] - 1;
+			raise_locked(c, v); /* no eventfd or vector now: as if raised now */
+		}
+	}
+	cfg_unlock(c);
+}
+
+static unsigned held_count_locked(const uint64_t *held)
+{
+	unsigned n = 0;
+	for (unsigned w = 0; w < HELD_WORDS; w++)
+		n += (unsigned)__builtin_popcountll(held[w]);
+	return n;
 }
 
 /* Config-space events, called by pci_config under cfg_lock. */
@@ -505,19 +567,6 @@ static uint64_t region_size(struct devmig_core *c, uint32_t index, unsigned *bar
 	return size;
 }
 
-/* Does the MSI-X table or PBA live in this BAR? Then it cannot be mapped whole. */
-static bool bar_has_msix(struct devmig_core *c, unsigned bar)
-{
-	unsigned cap = devmig_pcicfg_find_cap(c->cfg, PCI_CAP_ID_MSIX, false);
-	uint32_t table = 0, pba = 0;
-
-	if (!cap)
-		return false;
-	devmig_pcicfg_read(c->cfg, cap + PCI_MSIX_TABLE, &table, 4);
-	devmig_pcicfg_read(c->cfg, cap + PCI_MSIX_PBA, &pba, 4);
-	return (table & PCI_MSIX_TABLE_BIR) == bar || (pba & PCI_MSIX_PBA_BIR) == bar;
-}
-
 int devmig_core_region_info(struct devmig_device *dev, uint32_t index,
 			    struct devmig_region_info *info, uint8_t *caps, size_t caps_cap,
 			    size_t *caps_len, int *fd)
@@ -533,8 +582,9 @@ int devmig_core_region_info(struct devmig_device *dev, uint32_t index,
 	info->size = region_size(c, index, NULL);
 	if (info->size)
 		info->flags = VFIO_REGION_INFO_FLAG_READ | VFIO_REGION_INFO_FLAG_WRITE;
-	if (index < DEVMIG_PCI_NUM_BARS && c->bar_mem[index].mem && !bar_has_msix(c, index)) {
-		/* Mappable: one sparse area covering the whole BAR. */
+	if (index < DEVMIG_PCI_NUM_BARS && c->bar[index].mem) {
+		/* The memory part as the one sparse area; the fd's offsets are the
+		 * BAR's (region offset 0), the rest of the BAR traps. */
 		struct {
 			struct devmig_info_cap_hdr h;
 			uint32_t nr_areas;
@@ -543,13 +593,13 @@ int devmig_core_region_info(struct devmig_device *dev, uint32_t index,
 		} __attribute__((packed)) cap = {
 			.h = { VFIO_REGION_INFO_CAP_SPARSE_MMAP, 1, 0 },
 			.nr_areas = 1,
-			.area = { 0, info->size },
+			.area = { c->bar[index].off, c->bar[index].size },
 		};
 		if (caps_cap >= sizeof(cap)) {
 			memcpy(caps, &cap, sizeof(cap));
 			*caps_len = sizeof(cap);
 			info->flags |= VFIO_REGION_INFO_FLAG_MMAP;
-			*fd = c->bar_mem[index].fd;
+			*fd = c->bar[index].fd;
 		}
 	}
 	cfg_unlock(c);
@@ -560,6 +610,61 @@ static void config_changed(struct devmig_core *c, unsigned what)
 {
 	if (what && c->ops->config_changed)
 		c->ops->config_changed(c->dev, what);
+}
+
+/* [off, off+len) wholly inside the BAR's memory part? */
+static bool in_bar_mem(const struct bar_mem *b, uint64_t off, uint64_t len)
+{
+	return b->mem && off >= b->off && len <= b->size && off - b->off <= b->size - len;
+}
+
+int devmig_device_default_bar_access(struct devmig_device *dev, unsigned bar, uint64_t offset,
+				     void *buf, size_t len, bool is_write)
+{
+	struct devmig_core *c = core_of(dev);
+
+	if (bar < DEVMIG_PCI_NUM_BARS && in_bar_mem(&c->bar[bar], offset, len)) {
+		uint8_t *mem = c->bar[bar].mem + (offset - c->bar[bar].off);
+		if (is_write)
+			memcpy(mem, buf, len);
+		else
+			memcpy(buf, mem, len);
+		return 0;
+	}
+	if (!is_write)
+		memset(buf, 0, len);
+	return 0;
+}
+
+/* A BAR access the MSI-X table and PBA did not take: the memory part is the
+ * core's, the rest the variant's. One access may span both. */
+static int bar_rw(struct devmig_core *c, unsigned bar, uint64_t off, uint8_t *buf,
+		  uint32_t count, bool is_write)
+{
+	const struct bar_mem *b = &c->bar[bar];
+
+	while (count) {
+		uint32_t n = count;
+		bool mem = false;
+		if (b->mem && off >= b->off && off - b->off < b->size) {
+			mem = true;
+			if (b->size - (off - b->off) < n)
+				n = (uint32_t)(b->size - (off - b->off));
+		} else if (b->mem && off < b->off && b->off - off < n) {
+			n = (uint32_t)(b->off - off);
+		}
+		int rc;
+		if (mem || !c->ops->bar_access)
+			rc = devmig_device_default_bar_access(c->dev, bar, off, buf, n, is_write);
+		else
+			rc = c->ops->bar_access(c->dev, bar, off, buf, n, is_write);
+		if (rc)
+			return rc;
+		off += n;
+		buf += n;
+		count -= n;
+	}
+	return 0;
 }
 
 int devmig_core_region_rw(struct devmig_device *dev, uint32_t region, uint64_t offset,
@@ -592,47 +697,70 @@ int devmig_core_region_rw(struct devmig_device *dev, uint32_t region, uint64_t o
 		config_changed(c, what);
 		return hit < 0 ? hit : 0;
 	}
-
-	if (c->bar_mem[region].mem) {
-		uint8_t *mem = (uint8_t *)c->bar_mem[region].mem + offset;
-		if (is_write)
-			memcpy(mem, buf, count);
-		else
-			memcpy(buf, mem, count);
-		return 0;
-	}
-	if (c->ops->bar_access)
-		return c->ops->bar_access(dev, region, offset, buf, count, is_write);
-	if (!is_write)
-		memset(buf, 0, count);
-	return 0;
+	return bar_rw(c, region, offset, buf, count, is_write);
 }
 
-void *devmig_device_bar_memory(struct devmig_device *dev, unsigned bar)
+void *devmig_device_bar_memory(struct devmig_device *dev, unsigned bar, uint64_t offset,
+			       uint64_t size)
 {
 	struct devmig_core *c = core_of(dev);
-	uint64_t size;
+	uint64_t bar_size;
 	unsigned flags;
+	long page = sysconf(_SC_PAGESIZE);
 
-	if (bar >= DEVMIG_PCI_NUM_BARS || devmig_pcicfg_bar_info(c->cfg, bar, &size, &flags) ||
-	    (flags & PCI_BASE_ADDRESS_SPACE_IO))
+	if (bar >= DEVMIG_PCI_NUM_BARS || devmig_pcicfg_bar_info(c->cfg, bar, &bar_size, &flags) ||
+	    (flags & PCI_BASE_ADDRESS_SPACE_IO) || !size || offset % (uint64_t)page ||
+	    size % (uint64_t)page || offset > bar_size || size > bar_size - offset) {
+		errno = EINVAL;
 		return NULL;
-	if (c->bar_mem[bar].mem)
-		return c->bar_mem[bar].mem;
+	}
+	if (c->bar[bar].mem) {
+		errno = EEXIST;
+		return NULL;
+	}
 	int fd = memfd_create("devmig-bar", MFD_CLOEXEC);
 	if (fd < 0)
 		return NULL;
 	void *mem = MAP_FAILED;
-	if (!ftruncate(fd, (off_t)size))
-		mem = mmap(NULL, size, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+	if (!ftruncate(fd, (off_t)(offset + size)))
+		mem = mmap(NULL, size, PROT_READ | PROT_WRITE, MAP_SHARED, fd, (off_t)offset);
 	if (mem == MAP_FAILED) {
 		close(fd);
+		errno = ENOMEM;
 		return NULL;
 	}
-	c->bar_mem[bar].mem = mem;
-	c->bar_mem[bar].fd = fd;
-	c->bar_mem[bar].size = size;
+	c->bar[bar].mem = mem;
+	c->bar[bar].fd = fd;
+	c->bar[bar].off = offset;
+	c->bar[bar].size = size;
 	return mem;
+}
+
+/* Does the MSI-X table or PBA overlap a BAR's memory part? (Checked once
+ * realize is done: it may place MSI-X after the memory.) */
+static int bar_mem_clear_of_msix(struct devmig_core *c)
+{
+	unsigned cap = devmig_pcicfg_find_cap(c->cfg, PCI_CAP_ID_MSIX, false);
+	uint32_t table = 0, pba = 0;
+	unsigned n = devmig_pcicfg_msix_vectors(c->cfg);
+
+	if (!cap)
+		return 0;
+	devmig_pcicfg_read(c->cfg, cap + PCI_MSIX_TABLE, &table, 4);
+	devmig_pcicfg_read(c->cfg, cap + PCI_MSIX_PBA, &pba, 4);
+	struct { unsigned bar; uint64_t off, len; const char *what; } parts[2] = {
+		{ table & PCI_MSIX_TABLE_BIR, table & PCI_MSIX_TABLE_OFFSET, 16ull * n, "table" },
+		{ pba & PCI_MSIX_PBA_BIR, pba & PCI_MSIX_PBA_OFFSET, 8ull * ((n + 63) / 64), "PBA" },
+	};
+	for (unsigned i = 0; i < 2; i++) {
+		const struct bar_mem *b = parts[i].bar < DEVMIG_PCI_NUM_BARS ? &c->bar[parts[i].bar] : NULL;
+		if (b && b->mem && parts[i].off < b->off + b->size && b->off < parts[i].off + parts[i].len) {
+			devmig_device_log(c->dev, "the MSI-X %s overlaps the memory part of BAR %u",
+					  parts[i].what, parts[i].bar);
+			return -EINVAL;
+		}
+	}
+	return 0;
 }
 
 /* ---- DMA ---- */
@@ -704,17 +832,12 @@ void devmig_core_client_gone(struct devmig_device *dev)
 
 enum devmig_state devmig_device_state(struct devmig_device *dev)
 {
-	return (enum devmig_state)atomic_load(&core_of(dev)->state);
+	return (enum devmig_state)atomic_load(&core_of(dev)->entering);
 }
 
 uint64_t devmig_core_mig_caps(struct devmig_device *dev)
 {
 	return core_of(dev)->caps;
-}
-
-static bool snapshot_style(const struct devmig_core *c)
-{
-	return !c->ops->save && c->ops->save_state;
 }
 
 static void set_error(struct devmig_core *c, const char *fmt, ...)
@@ -727,49 +850,97 @@ static void set_error(struct devmig_core *c, const char *fmt, ...)
 	va_end(ap);
 }
 
-/* Writer source: the variant's data, or the core-held snapshot. */
-static ssize_t src_device_data(void *opaque, void *buf, size_t cap)
+struct devmig_tracker *devmig_tracker_new(struct devmig_device *dev, uint64_t size,
+					  uint32_t chunk, unsigned flags)
 {
-	struct devmig_core *c = opaque;
+	struct devmig_core *c = core_of(dev);
 
-	if (!snapshot_style(c))
-		return c->ops->save ? c->ops->save(c->dev, buf, cap) : 0;
-	/* Snapshot devices have nothing to send until they are stopped. */
-	if (atomic_load(&c->state) != DEVMIG_STATE_STOP_COPY)
-		return 0;
-	if (!c->snap_taken) {
-		size_t n = c->ops->state_size ? c->ops->state_size(c->dev) : 0;
-		free(c->snap);
-		c->snap = n ? malloc(n) : NULL;
-		if (n && !c->snap)
-			return -ENOMEM;
-		int rc = n ? c->ops->save_state(c->dev, c->snap, n) : 0;
-		if (rc)
-			return rc;
-		c->snap_len = n;
-		c->snap_pos = 0;
-		c->snap_taken = true;
+	if (c->ntrackers >= DEVMIG_TRACKERS_MAX) {
+		errno = ENOSPC;
+		return NULL;
 	}
-	size_t k = c->snap_len - c->snap_pos;
-	if (k > cap)
-		k = cap;
-	memcpy(buf, c->snap + c->snap_pos, k);
-	c->snap_pos += k;
-	return (ssize_t)k;
+	struct devmig_tracker *t = devmig_tracker_create(c->ntrackers, size, chunk, flags);
+	if (t)
+		c->trackers[c->ntrackers++] = t;
+	return t;
+}
+
+/* ---- saving ---- */
+
+/* The memory parts of the BARs, whole, in pieces (the device is stopped). */
+static int save_bar_memory(struct devmig_core *c, struct devmig_save *s)
+{
+	for (unsigned bar = 0; bar < DEVMIG_PCI_NUM_BARS; bar++) {
+		const struct bar_mem *b = &c->bar[bar];
+		for (uint64_t at = 0; b->mem && at < b->size; at += BAR_PIECE) {
+			uint8_t head[DEVMIG_BAR_PREFIX];
+			uint64_t n = b->size - at < BAR_PIECE ? b->size - at : BAR_PIECE;
+			put32(head, bar);
+			put32(head + 4, 0);
+			put64(head + 8, b->off + at);
+			int rc = devmig_save_raw(s, DEVMIG_REC_BAR, head, sizeof(head), b->mem + at,
+						 (size_t)n, true);
+			if (rc)
+				return rc;
+		}
+	}
+	return 0;
+}
+
+static int save_held_irqs(struct devmig_core *c, struct devmig_save *s)
+{
+	uint8_t rec[IRQ_REC_MAX];
+	unsigned n = 0;
+
+	pthread_mutex_lock(&c->cfg_lock);
+	for (unsigned w = 0; w < HELD_WORDS; w++)
+		for (uint64_t bits = c->held[w]; bits; bits &= bits - 1)
+			put32(rec + 8 + 4 * n++, w * 64 + (unsigned)__builtin_ctzll(bits));
+	cfg_unlock(c);
+	if (!n)
+		return 0;
+	put32(rec, n);
+	put32(rec + 4, 0);
+	return devmig_save_raw(s, DEVMIG_REC_IRQ, rec, 8 + 4 * n, NULL, 0, false);
 }
 
 /*
- * Zero-copy source: a stopped device with save_ref may point at its memory;
- * otherwise (and always while running) the bytes are copied into buf.
+ * The body records of a save session: the trackers' due chunks and the
+ * variant's bulk data while there is room; once that has nothing left in
+ * STOP_COPY, the closing records: the variant's state, BAR memory and held
+ * interrupts.
  */
-static ssize_t src_device_ref(void *opaque, void *buf, size_t cap, const void **data)
+static int src_records(void *opaque, struct devmig_save *s)
 {
 	struct devmig_core *c = opaque;
+	size_t before = devmig_save_emitted(s);
+	int rc = 0;
 
-	if (c->ops->save_ref && atomic_load(&c->state) == DEVMIG_STATE_STOP_COPY)
-		return c->ops->save_ref(c->dev, buf, cap, data);
-	*data = buf;
-	return src_device_data(opaque, buf, cap);
+	if (c->save_phase == SAVE_DONE)
+		return 0;
+	/* Each call starts at the next tracker: one always dirty starves none. */
+	for (unsigned k = 0; k < c->ntrackers && devmig_save_room(s); k++) {
+		rc = devmig_tracker_save(c->trackers[(c->save_next + k) % c->ntrackers], s);
+		if (rc < 0)
+			return rc;
+	}
+	if (c->ntrackers)
+		c->save_next = (c->save_next + 1) % c->ntrackers;
+	if (devmig_save_room(s) && c->mig->save) {
+		rc = c->mig->save(c->dev, s);
+		if (rc)
+			return rc;
+	}
+	if (devmig_save_emitted(s) > before || !devmig_save_final(s))
+		return 0;
+	c->save_phase = SAVE_DONE;
+	if (c->mig->save_state) {
+		rc = c->mig->save_state(c->dev, s);
+		if (rc)
+			return rc;
+	}
+	rc = save_bar_memory(c, s);
+	return rc ? rc : save_held_irqs(c, s);
 }
 
 static ssize_t src_config_data(void *opaque, void *buf, size_t cap)
@@ -783,21 +954,22 @@ static ssize_t src_config_data(void *opaque, void *buf, size_t cap)
 	return rc ? rc : (ssize_t)n;
 }
 
-/* Reader sink: check the header, hand device bytes to the variant or stage them. */
 void devmig_core_compat_info(struct devmig_device *dev, struct devmig_compat_info *info)
 {
 	struct devmig_core *c = core_of(dev);
 
 	memset(info, 0, sizeof(*info));
-	snprintf(info->version, sizeof(info->version), "%s", c->ops->version ? c->ops->version : "");
-	for (unsigned i = 0; c->ops->accepts && c->ops->accepts[i] && i < DEVMIG_ACCEPTS_MAX; i++)
+	snprintf(info->version, sizeof(info->version), "%s", c->id->version ? c->id->version : "");
+	for (unsigned i = 0; c->id->accepts && c->id->accepts[i] && i < DEVMIG_ACCEPTS_MAX; i++)
 		snprintf(info->accepts[info->naccepts++], sizeof(info->accepts[0]), "%s",
-			 c->ops->accepts[i]);
+			 c->id->accepts[i]);
 	pthread_mutex_lock(&c->cfg_lock);
 	info->config_fingerprint = devmig_pcicfg_fingerprint(c->cfg);
 	cfg_unlock(c);
 	info->caps = c->caps;
 }
+
+/* ---- loading ---- */
 
 /* The stream's header: is its source one this device accepts? The same rule tools check. */
 static int sink_header(void *opaque, const struct devmig_stream_header *h, char *why, size_t wl)
@@ -809,30 +981,85 @@ static int sink_header(void *opaque, const struct devmig_stream_header *h, char 
 	return devmig_compat_check(&self, h->version, h->config_fingerprint, why, wl);
 }
 
-static int sink_device_data(void *opaque, const void *buf, size_t len, char *why, size_t wl)
+static int load_bar(struct devmig_core *c, const uint8_t *p, size_t len, char *why, size_t wl)
 {
-	struct devmig_core *c = opaque;
-
-	if (!snapshot_style(c)) {
-		if (!c->ops->load) {
-			snprintf(why, wl, "device takes no migration data");
-			return -EINVAL;
-		}
-		return c->ops->load(c->dev, buf, len, why, wl);
-	}
-	size_t want = c->ops->state_size ? c->ops->state_size(c->dev) : 0;
-	if (len > want - c->snap_len) {
-		snprintf(why, wl, "device state longer than this device's %zu bytes", want);
+	if (len < DEVMIG_BAR_PREFIX) {
+		snprintf(why, wl, "format: BAR record of %zu bytes", len);
 		return -EINVAL;
 	}
-	if (!c->snap) {
-		c->snap = malloc(want ? want : 1);
-		if (!c->snap)
-			return -ENOMEM;
+	uint32_t bar = get32(p);
+	uint64_t off = get64(p + 8);
+	size_t n = len - DEVMIG_BAR_PREFIX;
+	struct bar_mem *b = bar < DEVMIG_PCI_NUM_BARS ? &c->bar[bar] : NULL;
+
+	if (!b || !b->mem) {
+		snprintf(why, wl, "range: BAR %" PRIu32 " has no memory part on this device", bar);
+		return -EINVAL;
 	}
-	memcpy(c->snap + c->snap_len, buf, len);
-	c->snap_len += len;
+	if (off != b->next || !in_bar_mem(b, off, n)) {
+		snprintf(why, wl,
+			 "range: BAR %" PRIu32 " memory record at %#" PRIx64 " (+%zu), expected at %#"
+			 PRIx64 " within %#" PRIx64 "..%#" PRIx64,
+			 bar, off, n, b->next, b->off, b->off + b->size);
+		return -EINVAL;
+	}
+	if (!b->stage && !(b->stage = malloc(b->size))) {
+		snprintf(why, wl, "out of memory for BAR %" PRIu32 "'s memory", bar);
+		return -ENOMEM;
+	}
+	memcpy(b->stage + (off - b->off), p + DEVMIG_BAR_PREFIX, n);
+	b->next = off + n;
 	return 0;
+}
+
+static int load_irqs(struct devmig_core *c, const uint8_t *p, size_t len, char *why, size_t wl)
+{
+	uint32_t n = len >= 8 ? get32(p) : 0;
+
+	if (len < 8 || get32(p + 4) || n > HELD_VECTORS || len != 8 + 4ull * n) {
+		snprintf(why, wl, "format: IRQ record of %zu bytes", len);
+		return -EINVAL;
+	}
+	for (uint32_t i = 0; i < n; i++) {
+		uint32_t v = get32(p + 8 + 4 * i);
+		if (v >= HELD_VECTORS) {
+			snprintf(why, wl, "range: pending interrupt vector %" PRIu32, v);
+			return -EINVAL;
+		}
+		c->held_in[v / 64] |= 1ull << (v % 64);
+	}
+	return 0;
+}
+
+static int sink_record(void *opaque, uint32_t type, const void *buf, size_t len, char *why,
+		       size_t wl)
+{
+	struct devmig_core *c = opaque;
+	const uint8_t *p = buf;
+
+	switch (type) {
+	case DEVMIG_REC_MEM_INFO:
+	case DEVMIG_REC_MEM_DATA:
+	case DEVMIG_REC_MEM_ZERO: {
+		uint32_t i = len >= 4 ? get32(p) : UINT32_MAX;
+		if (i >= c->ntrackers) {
+			snprintf(why, wl, "range: device memory %" PRIu32 ", this device has %u", i,
+				 c->ntrackers);
+			return -EINVAL;
+		}
+		return devmig_tracker_load(c->trackers[i], type, p, len, why, wl);
+	}
+	case DEVMIG_REC_BAR:
+		return load_bar(c, p, len, why, wl);
+	case DEVMIG_REC_IRQ:
+		return load_irqs(c, p, len, why, wl);
+	}
+	if (!c->mig->load) {
+		snprintf(why, wl, "the device takes no records of its own (type %" PRIu32 ")",
+			 type - DEVMIG_REC_VARIANT);
+		return -EINVAL;
+	}
+	return c->mig->load(c->dev, type - DEVMIG_REC_VARIANT, buf, len, why, wl);
 }
 
 static int sink_config_data(void *opaque, const void *buf, size_t len, char *why, size_t wl)
@@ -850,26 +1077,51 @@ static int sink_config_data(void *opaque, const void *buf, size_t len, char *why
 	return 0;
 }
 
-static void drop_session(struct devmig_core *c)
+/* ---- sessions ---- */
+
+static void close_save(struct devmig_core *c)
 {
 	devmig_stream_writer_free(c->writer);
 	c->writer = NULL;
+	for (unsigned i = 0; i < c->ntrackers; i++)
+		devmig_tracker_save_close(c->trackers[i]);
+}
+
+/* End the load session; abort: it was abandoned, staged data is dropped
+ * everywhere (the variant's too). */
+static void close_load(struct devmig_core *c, bool abort)
+{
+	if (!c->reader)
+		return;
 	devmig_stream_reader_free(c->reader);
 	c->reader = NULL;
-	free(c->snap);
-	c->snap = NULL;
-	c->snap_len = c->snap_pos = 0;
-	c->snap_taken = false;
 	free(c->cfg_blob);
 	c->cfg_blob = NULL;
 	c->cfg_blob_len = 0;
+	memset(c->held_in, 0, sizeof(c->held_in));
+	for (unsigned b = 0; b < DEVMIG_PCI_NUM_BARS; b++) {
+		free(c->bar[b].stage);
+		c->bar[b].stage = NULL;
+	}
+	if (!abort)
+		return;
+	for (unsigned i = 0; i < c->ntrackers; i++)
+		devmig_tracker_load_abort(c->trackers[i]);
+	if (c->mig->load_abort)
+		c->mig->load_abort(c->dev);
 }
 
-static int open_load(struct devmig_core *c)
+static void drop_session(struct devmig_core *c)
+{
+	close_save(c);
+	close_load(c, true);
+}
+
+static int open_load(struct devmig_core *c, char *why, size_t wl)
 {
 	static const struct devmig_stream_sink sink_ops = {
 		.header = sink_header,
-		.device_data = sink_device_data,
+		.record = sink_record,
 		.config_data = sink_config_data,
 	};
 	struct devmig_stream_sink sink = sink_ops;
@@ -877,127 +1129,154 @@ static int open_load(struct devmig_core *c)
 	drop_session(c);
 	sink.opaque = c;
 	c->reader = devmig_stream_reader_new(&sink);
-	return c->reader ? 0 : -ENOMEM;
+	if (!c->reader) {
+		snprintf(why, wl, "out of memory opening the data session");
+		return -ENOMEM;
+	}
+	for (unsigned b = 0; b < DEVMIG_PCI_NUM_BARS; b++)
+		c->bar[b].next = c->bar[b].off;
+	for (unsigned i = 0; i < c->ntrackers; i++) {
+		if (devmig_tracker_load_open(c->trackers[i])) {
+			/* Refused now, while the source still runs, rather than later. */
+			snprintf(why, wl, "out of memory for the staging area of device memory %u "
+				 "(%" PRIu64 " bytes)", i, devmig_tracker_size(c->trackers[i]));
+			drop_session(c);
+			return -ENOMEM;
+		}
+	}
+	return 0;
 }
 
-static int open_save(struct devmig_core *c)
+static int open_save(struct devmig_core *c, char *why, size_t wl)
 {
 	struct devmig_stream_header h = { .format = DEVMIG_STREAM_FORMAT, .caps = c->caps };
 	struct devmig_stream_source src = {
 		.opaque = c,
-		.device_data = src_device_data,
+		.records = src_records,
 		.config_data = src_config_data,
-		.device_ref = src_device_ref,
 	};
 
 	drop_session(c);
-	snprintf(h.name, sizeof(h.name), "%s", c->ops->name ? c->ops->name : "");
-	snprintf(h.version, sizeof(h.version), "%s", c->ops->version ? c->ops->version : "");
+	snprintf(h.name, sizeof(h.name), "%s", c->id->name ? c->id->name : "");
+	snprintf(h.version, sizeof(h.version), "%s", c->id->version ? c->id->version : "");
 	pthread_mutex_lock(&c->cfg_lock);
 	h.config_fingerprint = devmig_pcicfg_fingerprint(c->cfg);
 	src.config_size = devmig_pcicfg_save_size(c->cfg);
 	cfg_unlock(c);
 	c->writer = devmig_stream_writer_new(&h, &src);
-	return c->writer ? 0 : -ENOMEM;
-}
-
-static void abort_load(struct devmig_core *c)
-{
-	if (!snapshot_style(c) && c->ops->load_abort)
-		c->ops->load_abort(c->dev);
+	if (!c->writer) {
+		snprintf(why, wl, "out of memory opening the data session");
+		return -ENOMEM;
+	}
+	c->save_phase = SAVE_BULK;
+	for (unsigned i = 0; i < c->ntrackers; i++)
+		devmig_tracker_save_open(c->trackers[i]);
+	return 0;
 }
 
 /*
- * RESUMING->STOP: everything is checked before anything is applied; config
- * space is applied first and put back if the device then refuses its data.
+ * RESUMING->STOP, first half: is everything that arrived complete and valid?
+ * Changes nothing, so it may run again when the arc is retried.
  */
-static int commit_load(struct devmig_core *c, struct devmig_arc_result *res)
+static int check_load(struct devmig_core *c, char *why, size_t wl)
 {
-	char *why = res->why;
-	size_t wl = sizeof(res->why);
-
 	if (!c->reader || devmig_stream_reader_finish(c->reader)) {
 		snprintf(why, wl, "%s", c->reader ? devmig_stream_reader_error(c->reader)
 						  : "no load session");
 		return -EINVAL;
 	}
-	if (snapshot_style(c)) {
-		size_t want = c->ops->state_size ? c->ops->state_size(c->dev) : 0;
-		if (c->snap_len != want) {
-			snprintf(why, wl, "device state is %zu bytes, this device needs %zu",
-				 c->snap_len, want);
+	for (unsigned i = 0; i < c->ntrackers; i++)
+		if (devmig_tracker_load_check(c->trackers[i], why, wl))
+			return -EINVAL;
+	for (unsigned b = 0; b < DEVMIG_PCI_NUM_BARS; b++) {
+		const struct bar_mem *m = &c->bar[b];
+		if (m->mem && m->next != m->off + m->size) {
+			snprintf(why, wl, "incomplete: BAR %u memory: %" PRIu64 " of %" PRIu64
+				 " bytes arrived", b, m->next - m->off, m->size);
 			return -EINVAL;
 		}
-		if (c->ops->check_state && c->ops->check_state(c->dev, c->snap, want, why, wl))
-			return -EINVAL;
 	}
-
+	/* Config space: load it (which validates before changing anything) and
+	 * put ours back, under one lock hold so nobody sees the swap. */
 	pthread_mutex_lock(&c->cfg_lock);
 	size_t old_len = devmig_pcicfg_save_size(c->cfg);
 	uint8_t *old = malloc(old_len);
 	int rc = old ? devmig_pcicfg_save(c->cfg, old, old_len) : -ENOMEM;
-	if (!rc)
+	if (!rc) {
 		rc = devmig_pcicfg_load(c->cfg, c->cfg_blob, c->cfg_blob_len, why, wl);
+		if (!rc) {
+			char ignore[8];
+			devmig_pcicfg_load(c->cfg, old, old_len, ignore, sizeof(ignore));
+		}
+	} else {
+		snprintf(why, wl, "out of memory");
+	}
 	cfg_unlock(c);
-	if (rc) {
-		free(old);
-		return rc;
-	}
-
-	if (snapshot_style(c)) {
-		if (c->snap_len)
-			c->ops->load_state(c->dev, c->snap, c->snap_len);
-	} else if (c->ops->load_commit) {
-		rc = c->ops->load_commit(c->dev, why, wl);
-	}
-	if (rc) {
-		char ignore[8];
-		pthread_mutex_lock(&c->cfg_lock);
-		devmig_pcicfg_load(c->cfg, old, old_len, ignore, sizeof(ignore));
-		cfg_unlock(c);
-	}
 	free(old);
-	return rc;
+	if (rc)
+		return rc;
+	return c->mig->load_check ? c->mig->load_check(c->dev, why, wl) : 0;
 }
 
-/* One primitive arc: the variant's part and the session's. mig_lock held. */
+/* RESUMING->STOP, second half, once the variant's arc succeeded: apply. */
+static void apply_load(struct devmig_core *c)
+{
+	char why[160];
+
+	pthread_mutex_lock(&c->cfg_lock);
+	if (devmig_pcicfg_load(c->cfg, c->cfg_blob, c->cfg_blob_len, why, sizeof(why)))
+		devmig_device_log(c->dev, "config space checked but not applied: %s", why);
+	memcpy(c->held, c->held_in, sizeof(c->held));
+	cfg_unlock(c);
+	for (unsigned i = 0; i < c->ntrackers; i++)
+		devmig_tracker_load_apply(c->trackers[i]);
+	for (unsigned b = 0; b < DEVMIG_PCI_NUM_BARS; b++)
+		if (c->bar[b].mem)
+			memcpy(c->bar[b].mem, c->bar[b].stage, c->bar[b].size);
+	if (c->mig->load_apply)
+		c->mig->load_apply(c->dev);
+	close_load(c, false);
+}
+
+/* One primitive arc: the session's part and the variant's. mig_lock held. */
 static int do_arc(struct devmig_core *c, enum devmig_state from, enum devmig_state to,
 		  struct devmig_arc_result *res)
 {
 	enum devmig_arc_session session = devmig_arc_session(from, to);
+	bool commit = session == DEVMIG_ARC_END && from == DEVMIG_STATE_RESUMING;
 	int rc = 0;
 
-	if (session == DEVMIG_ARC_END && from == DEVMIG_STATE_RESUMING) {
-		rc = commit_load(c, res);
+	if (session == DEVMIG_ARC_OPEN_SAVE)
+		rc = open_save(c, res->why, sizeof(res->why));
+	else if (session == DEVMIG_ARC_OPEN_LOAD)
+		rc = open_load(c, res->why, sizeof(res->why));
+	if (rc)
+		return rc;
+	if (commit) {
+		rc = check_load(c, res->why, sizeof(res->why));
 		if (rc) {
 			/* Nothing was applied; start over with an empty load session so
 			 * the user may write a whole stream again, or reset. */
-			abort_load(c);
-			open_load(c);
+			char ignore[160];
+			open_load(c, ignore, sizeof(ignore));
 			return rc;
 		}
 	}
-	if (c->ops->arc) {
-		rc = c->ops->arc(c->dev, from, to, res);
-		if (rc)
+	if (c->mig->arc) {
+		rc = c->mig->arc(c->dev, from, to, res);
+		if (rc) {
+			/* A session this arc opened is dropped; a checked load stays
+			 * staged, unapplied, for a retry. */
+			if (session == DEVMIG_ARC_OPEN_SAVE || session == DEVMIG_ARC_OPEN_LOAD)
+				drop_session(c);
 			return rc;
+		}
 	}
-	switch (session) {
-	case DEVMIG_ARC_OPEN_SAVE:
-		rc = open_save(c);
-		break;
-	case DEVMIG_ARC_OPEN_LOAD:
-		rc = open_load(c);
-		break;
-	case DEVMIG_ARC_END:
+	if (commit)
+		apply_load(c);
+	else if (session == DEVMIG_ARC_END)
 		drop_session(c);
-		break;
-	case DEVMIG_ARC_KEEP:
-		break;
-	}
-	if (rc)
-		snprintf(res->why, sizeof(res->why), "out of memory opening the data session");
-	return rc;
+	return 0;
 }
 
 int devmig_core_set_state(struct devmig_device *dev, uint32_t req, enum devmig_state *now,
@@ -1018,7 +1297,7 @@ int devmig_core_set_state(struct devmig_device *dev, uint32_t req, enum devmig_s
 			break;
 		}
 		struct devmig_arc_result res = { .broken = false };
-		atomic_store(&c->entering, next);
+		atomic_store(&c->entering, next); /* published before the arc */
 		rc = do_arc(c, cur, next, &res);
 		if (rc) {
 			atomic_store(&c->entering, cur);
@@ -1033,6 +1312,8 @@ int devmig_core_set_state(struct devmig_device *dev, uint32_t req, enum devmig_s
 			break;
 		}
 		atomic_store(&c->state, next);
+		if (!devmig_state_is_stopped(next))
+			deliver_held(c);
 		cur = next;
 	}
 	atomic_store(&c->entering, atomic_load(&c->state));
@@ -1094,6 +1375,20 @@ int devmig_core_mig_write(struct devmig_device *dev, const void *buf, size_t len
 	return rc;
 }
 
+void devmig_device_default_precopy_info(struct devmig_device *dev, uint64_t *initial,
+					uint64_t *dirty)
+{
+	struct devmig_core *c = core_of(dev);
+
+	*initial = *dirty = 0;
+	for (unsigned i = 0; i < c->ntrackers; i++) {
+		uint64_t a, b;
+		devmig_tracker_precopy_info(c->trackers[i], &a, &b);
+		*initial += a;
+		*dirty += b;
+	}
+}
+
 int devmig_core_precopy_info(struct devmig_device *dev, uint64_t *initial, uint64_t *dirty)
 {
 	struct devmig_core *c = core_of(dev);
@@ -1105,9 +1400,11 @@ int devmig_core_precopy_info(struct devmig_device *dev, uint64_t *initial, uint6
 	if (st != DEVMIG_STATE_PRE_COPY && st != DEVMIG_STATE_PRE_COPY_P2P) {
 		rc = -EINVAL;
 	} else {
-		if (c->ops->precopy_info)
-			c->ops->precopy_info(c->dev, initial, dirty);
-		/* Framing already produced but not yet read is data too. */
+		if (c->mig->precopy_info)
+			c->mig->precopy_info(c->dev, initial, dirty);
+		else
+			devmig_device_default_precopy_info(c->dev, initial, dirty);
+		/* Stream produced but not yet read is data too. */
 		size_t pending = c->writer ? devmig_stream_writer_pending(c->writer) : 0;
 		if (*initial)
 			*initial += pending;
@@ -1118,25 +1415,43 @@ int devmig_core_precopy_info(struct devmig_device *dev, uint64_t *initial, uint6
 	return rc;
 }
 
+uint64_t devmig_device_default_stop_copy_size(struct devmig_device *dev)
+{
+	struct devmig_core *c = core_of(dev);
+	uint64_t bytes = 0;
+
+	for (unsigned i = 0; i < c->ntrackers; i++)
+		bytes += devmig_tracker_stop_copy_size(c->trackers[i]);
+	for (unsigned b = 0; b < DEVMIG_PCI_NUM_BARS; b++)
+		if (c->bar[b].mem)
+			bytes += c->bar[b].size + ((c->bar[b].size + BAR_PIECE - 1) / BAR_PIECE) *
+				 (DEVMIG_STREAM_REC_OVERHEAD + DEVMIG_BAR_PREFIX);
+	pthread_mutex_lock(&c->cfg_lock);
+	unsigned held = held_count_locked(c->held);
+	uint64_t cfg_bytes = devmig_pcicfg_save_size(c->cfg);
+	cfg_unlock(c);
+	if (held)
+		bytes += DEVMIG_STREAM_REC_OVERHEAD + 8 + 4ull * held;
+	/* CONFIG, END, and the magic and HEADER if no session is open yet */
+	bytes += cfg_bytes + 2 * DEVMIG_STREAM_REC_OVERHEAD + DEVMIG_STREAM_END_LEN;
+	if (!c->writer)
+		bytes += DEVMIG_STREAM_MAGIC_LEN + DEVMIG_STREAM_REC_OVERHEAD +
+			 DEVMIG_STREAM_HEADER_FIXED + DEVMIG_STREAM_NAME_MAX + DEVMIG_STREAM_VERSION_MAX;
+	else
+		bytes += devmig_stream_writer_pending(c->writer);
+	return bytes;
+}
+
 int devmig_core_stop_copy_size(struct devmig_device *dev, uint64_t *bytes)
 {
 	struct devmig_core *c = core_of(dev);
-	struct devmig_stream_header h = { 0 };
-	uint64_t dev_bytes = 0;
 
 	pthread_mutex_lock(&c->mig_lock);
-	if (snapshot_style(c))
-		dev_bytes = c->ops->state_size ? c->ops->state_size(dev) : 0;
-	else if (c->ops->stop_copy_size)
-		dev_bytes = c->ops->stop_copy_size(dev);
+	if (c->mig->stop_copy_size)
+		*bytes = c->mig->stop_copy_size(dev);
+	else
+		*bytes = devmig_device_default_stop_copy_size(dev);
 	pthread_mutex_unlock(&c->mig_lock);
-	pthread_mutex_lock(&c->cfg_lock);
-	size_t cfg_bytes = devmig_pcicfg_save_size(c->cfg);
-	cfg_unlock(c);
-	/* The same name and version open_save puts in the header. */
-	snprintf(h.name, sizeof(h.name), "%s", c->ops->name ? c->ops->name : "");
-	snprintf(h.version, sizeof(h.version), "%s", c->ops->version ? c->ops->version : "");
-	*bytes = devmig_stream_size_bound(&h, dev_bytes, cfg_bytes);
 	return 0;
 }
 
@@ -1164,13 +1479,12 @@ void devmig_core_reset(struct devmig_device *dev)
 	struct devmig_core *c = core_of(dev);
 
 	pthread_mutex_lock(&c->mig_lock);
-	if (atomic_load(&c->state) == DEVMIG_STATE_RESUMING)
-		abort_load(c);
 	drop_session(c);
+	/* RUNNING is published first: workers the variant resumes may DMA. */
+	atomic_store(&c->entering, DEVMIG_STATE_RUNNING);
 	if (c->ops->reset)
 		c->ops->reset(dev);
 	atomic_store(&c->state, DEVMIG_STATE_RUNNING);
-	atomic_store(&c->entering, DEVMIG_STATE_RUNNING);
 	c->last_error[0] = 0;
 	pthread_mutex_unlock(&c->mig_lock);
 
@@ -1182,6 +1496,7 @@ void devmig_core_reset(struct devmig_device *dev)
 			ix->masked[v] = ix->pending[v] = false;
 		ix->intx_masked = ix->intx_pending = false;
 	}
+	memset(c->held, 0, sizeof(c->held));
 	cfg_unlock(c);
 }
 
@@ -1313,11 +1628,13 @@ static void free_core(struct devmig_core *c)
 	drop_session(c);
 	free_irqs(c);
 	for (unsigned b = 0; b < DEVMIG_PCI_NUM_BARS; b++) {
-		if (c->bar_mem[b].mem) {
-			munmap(c->bar_mem[b].mem, c->bar_mem[b].size);
-			close(c->bar_mem[b].fd);
+		if (c->bar[b].mem) {
+			munmap(c->bar[b].mem, c->bar[b].size);
+			close(c->bar[b].fd);
 		}
 	}
+	for (unsigned i = 0; i < c->ntrackers; i++)
+		devmig_tracker_destroy(c->trackers[i]);
 	if (c->dma)
 		devmig_dma_destroy(c->dma);
 	if (c->cfg)
@@ -1328,33 +1645,49 @@ static void free_core(struct devmig_core *c)
 	free(c);
 }
 
+static bool id_valid(struct devmig_device *dev)
+{
+	const struct devmig_device_id *id = dev->id;
+	size_t n = 0;
+
+	if (!id || !id->name || strlen(id->name) > DEVMIG_STREAM_NAME_MAX || !id->version ||
+	    strlen(id->version) > DEVMIG_STREAM_VERSION_MAX)
+		return false;
+	for (; id->accepts && id->accepts[n]; n++)
+		if (strlen(id->accepts[n]) >= DEVMIG_VERSION_MAX)
+			return false;
+	return n <= DEVMIG_ACCEPTS_MAX;
+}
+
 int devmig_device_init(struct devmig_device *dev)
 {
-	static const struct devmig_device_ops no_ops = { .name = "device" };
+	if (!id_valid(dev)) {
+		fprintf(stderr, "devmig: a device needs an identity: a name (at most %u bytes), a "
+				"version (at most %u) and at most %u accepted versions\n",
+			DEVMIG_STREAM_NAME_MAX, DEVMIG_STREAM_VERSION_MAX, DEVMIG_ACCEPTS_MAX);
+		return -EINVAL;
+	}
 	struct devmig_core *c = calloc(1, sizeof(*c));
-
 	if (!c)
 		return -ENOMEM;
-	if (!dev->ops)
-		dev->ops = &no_ops;
 	c->dev = dev;
-	c->ops = dev->ops;
+	c->id = dev->id;
+	c->ops = dev->ops ? dev->ops : &no_ops;
+	c->mig = dev->mig ? dev->mig : &no_mig;
 	dev->core = c;
 	pthread_mutex_init(&c->cfg_lock, NULL);
 	pthread_mutex_init(&c->mig_lock, NULL);
 	pthread_mutex_init(&c->xfer_lock, NULL);
 	atomic_store(&c->state, DEVMIG_STATE_RUNNING);
 	atomic_store(&c->entering, DEVMIG_STATE_RUNNING);
+	for (unsigned b = 0; b < DEVMIG_PCI_NUM_BARS; b++)
+		c->bar[b].fd = -1;
 
 	int rc = -EINVAL;
-	c->caps = c->ops->migration_caps;
-	if (c->caps && !devmig_caps_valid(c->caps)) {
-		devmig_device_log(dev, "invalid migration capabilities %#llx",
+	c->caps = dev->mig ? dev->mig->caps : 0;
+	if (dev->mig && !devmig_caps_valid(c->caps)) {
+		devmig_device_log(dev, "invalid migration capabilities %#llx (STOP_COPY is required)",
 				  (unsigned long long)c->caps);
-		goto fail;
-	}
-	if (c->caps && !c->ops->save && !c->ops->save_state) {
-		devmig_device_log(dev, "migratable but neither save nor save_state is given");
 		goto fail;
 	}
 	struct devmig_dma_transport t = { .xfer = core_dma_xfer, .opaque = c };
@@ -1366,14 +1699,17 @@ int devmig_device_init(struct devmig_device *dev)
 	if (c->ops->realize) {
 		rc = c->ops->realize(dev, c->cfg);
 		if (rc)
-			goto fail;
+			goto fail_released;
 	}
 	devmig_pcicfg_seal(c->cfg);
-	rc = alloc_irqs(c);
+	rc = bar_mem_clear_of_msix(c);
+	if (!rc)
+		rc = alloc_irqs(c);
 	if (rc)
 		goto fail_released;
 	return 0;
 fail_released:
+	/* realize may have started anything: release undoes it, even half done. */
 	if (c->ops->release)
 		c->ops->release(dev);
 fail:
@@ -1388,8 +1724,7 @@ void devmig_device_destroy(struct devmig_device *dev)
 
 	if (!c)
 		return;
-	if (atomic_load(&c->state) == DEVMIG_STATE_RESUMING)
-		abort_load(c);
+	drop_session(c);
 	if (c->ops->release)
 		c->ops->release(dev);
 	free_core(c);

@@ -3,13 +3,12 @@
  * The core's framing of a device's migration data: see stream.h.
  *
  * Writer: the magic and HEADER are queued at creation. Each read first
- * drains queued bytes, then builds DEVICE records in place in the caller's
- * buffer (header at out+filled, the device writes its payload at
- * out+filled+8, the crc follows), so device bytes are copied once. When
- * the caller's buffer is too small for a useful record, a chunk of device
- * data is framed into the internal queue instead and handed out over the
- * following reads. Record boundaries therefore depend on the read sizes;
- * the payload bytes and their order do not.
+ * drains queued bytes, then asks the source for records. A record that fits
+ * the room left in the caller's buffer is built there (header, payload
+ * copied once, crc); in segment mode a body the source lets us reference
+ * gets a segment of its own and is not copied at all. A record that does
+ * not fit is built in the queue and handed out over the following reads,
+ * and so is every record after it in the same call, which keeps the order.
  *
  * Reader: a state machine fed any segmentation. A record whose payload and
  * crc are wholly inside the current segment is checked and dispatched from
@@ -30,20 +29,12 @@
 #include "stream.h"
 #include "le.h"
 
-#define HEADER_FIXED 24u   /* format, reserved, flags, caps, fingerprint */
-#define HEADER_MIN (HEADER_FIXED + 2u)
+#define HEADER_MIN DEVMIG_STREAM_HEADER_FIXED /* format, reserved, flags, caps, fingerprint,
+						* and the two length bytes */
 #define HEADER_MAX (HEADER_MIN + DEVMIG_STREAM_NAME_MAX + DEVMIG_STREAM_VERSION_MAX)
-#define END_LEN 16u
-/* Smallest room in the caller's buffer worth a DEVICE record of its own. */
-#define DIRECT_MIN 1024u
-/* Device bytes framed per record through the queue (small reads). */
-#define QUEUE_CHUNK (16u << 10)
-
-
-
-
-
-
+#define END_LEN DEVMIG_STREAM_END_LEN
+/* A referenced body smaller than this is copied: a segment costs more. */
+#define REF_MIN 512u
 
 /* Frame a record whose payload already sits at rec + 8; returns its size. */
 static size_t frame(uint8_t *rec, uint32_t type, size_t len)
@@ -58,8 +49,8 @@ static size_t frame(uint8_t *rec, uint32_t type, size_t len)
 /* ---------------------------------------------------------------- writer */
 
 enum wphase {
-	W_DEVICE,  /* pulling device data */
-	W_TRAILER, /* device data ended: CONFIG and END next */
+	W_BODY,    /* pulling body records */
+	W_TRAILER, /* the body ended: CONFIG and END next */
 	W_DONE,    /* END queued or returned */
 };
 
@@ -124,7 +115,7 @@ struct devmig_stream_writer *devmig_stream_writer_new(const struct devmig_stream
 	if (!w)
 		return NULL;
 	w->src = *src;
-	w->phase = W_DEVICE;
+	w->phase = W_BODY;
 
 	size_t plen = HEADER_MIN + nl + vl;
 
@@ -150,18 +141,6 @@ struct devmig_stream_writer *devmig_stream_writer_new(const struct devmig_stream
 	return w;
 }
 
-uint64_t devmig_stream_size_bound(const struct devmig_stream_header *hdr, uint64_t dev_bytes,
-				  size_t config_size)
-{
-	size_t nl = strnlen(hdr->name, sizeof(hdr->name));
-	size_t vl = strnlen(hdr->version, sizeof(hdr->version));
-	uint64_t records = dev_bytes / DIRECT_MIN + 1;
-
-	return DEVMIG_STREAM_MAGIC_LEN + DEVMIG_STREAM_REC_OVERHEAD + HEADER_MIN + nl + vl +
-	       dev_bytes + records * DEVMIG_STREAM_REC_OVERHEAD +
-	       DEVMIG_STREAM_REC_OVERHEAD + config_size + DEVMIG_STREAM_REC_OVERHEAD + END_LEN;
-}
-
 void devmig_stream_writer_free(struct devmig_stream_writer *w)
 {
 	if (!w)
@@ -183,7 +162,7 @@ static ssize_t writer_fail(struct devmig_stream_writer *w, ssize_t err)
  * Where a read's bytes go. Copy mode (devmig_stream_writer_read): scratch is
  * the caller's buffer and nothing is referenced. Segment mode
  * (devmig_stream_writer_read_iov): scratch is the writer's own, and device
- * memory handed out by device_ref is pointed at by a segment of its own.
+ * bodies the source lets us reference are pointed at by a segment of their own.
  */
 struct wout {
 	uint8_t *scratch;  /* bytes built here */
@@ -210,63 +189,122 @@ static void put_bytes(struct wout *o, const void *p, size_t n)
 	o->total += n;
 }
 
-/*
- * Pull the next device bytes for a record whose payload space is buf (cap
- * bytes, inside scratch). *data says where they are: buf, or device memory
- * when a reference may be kept (room for two more segments); a reference
- * that cannot be kept is copied into buf.
- */
-static ssize_t pull_device(struct devmig_stream_writer *w, struct wout *o, uint8_t *buf,
-			   size_t cap, const void **data)
-{
-	ssize_t n;
+/* The sink of one records() call: see devmig_save_* in device.h. */
+struct devmig_save {
+	struct devmig_stream_writer *w;
+	struct wout *o;
+	size_t cap;   /* o->total may reach cap */
+	bool final;
+	bool queued;  /* a record of this call went to the queue: so do the rest */
+	size_t emitted;
+};
 
-	*data = buf;
-	if (w->src.device_ref && (o->iov || !w->src.device_data))
-		n = w->src.device_ref(w->src.opaque, buf, cap, data);
-	else if (w->src.device_data)
-		n = w->src.device_data(w->src.opaque, buf, cap);
-	else
-		return 0;
-	if (n > 0 && (size_t)n > cap)
-		return -EPROTO; /* the source overran its buffer */
-	if (n > 0 && *data != buf && (!o->iov || o->niov + 3 > o->max_iov)) {
-		memcpy(buf, *data, (size_t)n);
-		*data = buf;
-	}
-	return n;
+/* Frame a record in dst: header, head, body copied, crc. */
+static size_t build_copy(uint8_t *dst, uint32_t type, const void *head, size_t hlen,
+			 const void *body, size_t blen)
+{
+	if (hlen)
+		memcpy(dst + DEVMIG_STREAM_REC_HDR, head, hlen);
+	if (blen)
+		memcpy(dst + DEVMIG_STREAM_REC_HDR + hlen, body, blen);
+	return frame(dst, type, hlen + blen);
 }
 
-static void count_device(struct devmig_stream_writer *w, size_t n)
+int devmig_save_raw(struct devmig_save *s, uint32_t type, const void *head, size_t hlen,
+		    const void *body, size_t blen, bool may_ref)
 {
-	w->dev_bytes += n;
-	w->dev_count++;
-}
+	struct devmig_stream_writer *w = s->w;
+	struct wout *o = s->o;
 
-/* Emit a DEVICE record whose header is at scratch[pos] and payload at data. */
-static void emit_device(struct devmig_stream_writer *w, struct wout *o, const void *data, size_t n)
-{
-	uint8_t *rec = o->scratch + o->pos;
+	if (w->err)
+		return w->err;
+	if (blen > DEVMIG_STREAM_MAX_RECORD || hlen > DEVMIG_STREAM_MAX_RECORD - blen)
+		return -E2BIG;
+	/* The END record counts body records in a u32. */
+	if (w->dev_count >= UINT32_MAX)
+		return writer_fail(w, -EOVERFLOW);
+	size_t size = DEVMIG_STREAM_REC_OVERHEAD + hlen + blen;
 
-	if (data == rec + DEVMIG_STREAM_REC_HDR) {
-		size_t len = frame(rec, DEVMIG_REC_DEVICE, n);
-		o->pos += len;
-		o->total += len;
+	if (!s->queued && size <= s->cap - o->total) {
+		uint8_t *rec = o->scratch + o->pos;
+
+		if (may_ref && s->final && o->iov && blen >= REF_MIN &&
+		    o->niov + 3 <= o->max_iov) {
+			/* Header and head in scratch, the body where it lies, the crc
+			 * back in scratch. */
+			put32(rec, type);
+			put32(rec + 4, (uint32_t)(hlen + blen));
+			if (hlen)
+				memcpy(rec + DEVMIG_STREAM_REC_HDR, head, hlen);
+			uint32_t crc = devmig_crc32c(0, rec, DEVMIG_STREAM_REC_HDR + hlen);
+
+			crc = devmig_crc32c(crc, body, blen);
+			o->pos += DEVMIG_STREAM_REC_HDR + hlen;
+			o->total += DEVMIG_STREAM_REC_HDR + hlen;
+			flush_scratch(o);
+			o->iov[o->niov++] = (struct iovec){ (void *)body, blen };
+			o->total += blen;
+			uint8_t tail[4];
+			put32(tail, crc);
+			put_bytes(o, tail, sizeof(tail));
+		} else {
+			build_copy(rec, type, head, hlen, body, blen);
+			o->pos += size;
+			o->total += size;
+		}
 	} else {
-		/* Header and CRC in scratch, the payload where it lies. */
-		put32(rec, DEVMIG_REC_DEVICE);
-		put32(rec + 4, (uint32_t)n);
-		uint32_t crc = devmig_crc32c(devmig_crc32c(0, rec, DEVMIG_STREAM_REC_HDR), data, n);
-		o->pos += DEVMIG_STREAM_REC_HDR;
-		o->total += DEVMIG_STREAM_REC_HDR;
-		flush_scratch(o);
-		o->iov[o->niov++] = (struct iovec){ (void *)data, n };
-		o->total += n;
-		uint8_t tail[4];
-		put32(tail, crc);
-		put_bytes(o, tail, sizeof(tail));
+		int rc = queue_reserve(w, size);
+
+		if (rc)
+			return writer_fail(w, rc);
+		build_copy(queue_tail(w), type, head, hlen, body, blen);
+		w->qlen += size;
+		s->queued = true;
 	}
-	count_device(w, n);
+	w->dev_bytes += hlen + blen;
+	w->dev_count++;
+	s->emitted++;
+	return 0;
+}
+
+static int save_check(unsigned type, size_t len)
+{
+	if (type < 1 || type > DEVMIG_RECORD_TYPE_MAX)
+		return -EINVAL;
+	return len > DEVMIG_RECORD_MAX ? -E2BIG : 0;
+}
+
+int devmig_save_record(struct devmig_save *s, unsigned type, const void *data, size_t len)
+{
+	int rc = save_check(type, len);
+
+	return rc ? rc : devmig_save_raw(s, DEVMIG_REC_VARIANT + type, data, len, NULL, 0, false);
+}
+
+int devmig_save_record_ref(struct devmig_save *s, unsigned type, const void *head,
+			   size_t head_len, const void *body, size_t body_len)
+{
+	int rc = save_check(type, 0);
+
+	if (!rc && (body_len > DEVMIG_RECORD_MAX || head_len > DEVMIG_RECORD_MAX - body_len))
+		rc = -E2BIG;
+	return rc ? rc : devmig_save_raw(s, DEVMIG_REC_VARIANT + type, head, head_len, body,
+					 body_len, true);
+}
+
+size_t devmig_save_room(const struct devmig_save *s)
+{
+	return s->queued || s->w->err ? 0 : s->cap - s->o->total;
+}
+
+bool devmig_save_final(const struct devmig_save *s)
+{
+	return s->final;
+}
+
+size_t devmig_save_emitted(const struct devmig_save *s)
+{
+	return s->emitted;
 }
 
 /* CONFIG then END at dst (which has room for both); returns bytes built. */
@@ -314,52 +352,20 @@ static ssize_t produce(struct devmig_stream_writer *w, struct wout *o, size_t ca
 			break;
 		size_t room = cap - o->total;
 
-		if (w->phase == W_DEVICE) {
-			/* The END record counts DEVICE records in a u32. */
-			if (w->dev_count >= UINT32_MAX)
-				return writer_fail(w, -EOVERFLOW);
-			if (room >= DEVMIG_STREAM_REC_OVERHEAD + DIRECT_MIN) {
-				size_t pcap = room - DEVMIG_STREAM_REC_OVERHEAD;
+		if (w->phase == W_BODY) {
+			if (!room)
+				break;
+			struct devmig_save sv = { .w = w, .o = o, .cap = cap, .final = final };
+			uint64_t before = w->dev_count;
+			int rc = w->src.records ? w->src.records(w->src.opaque, &sv) : 0;
 
-				if (pcap > DEVMIG_STREAM_MAX_RECORD)
-					pcap = DEVMIG_STREAM_MAX_RECORD;
-				uint8_t *rec = o->scratch + o->pos;
-				const void *data;
-				ssize_t n = pull_device(w, o, rec + DEVMIG_STREAM_REC_HDR, pcap, &data);
-
-				if (n < 0)
-					return writer_fail(w, n);
-				if (n == 0) {
-					if (!final)
-						break;
-					w->phase = W_TRAILER;
-					continue;
-				}
-				emit_device(w, o, data, (size_t)n);
-				continue;
-			}
-			/* Too little room for a record of its own: frame a chunk in the
-			 * queue and hand out what fits. Stopping short here would tell
-			 * the reader the data has ended. */
-			int rc = queue_reserve(w, DEVMIG_STREAM_REC_OVERHEAD + QUEUE_CHUNK);
-
-			if (rc)
-				return writer_fail(w, rc);
-			uint8_t *rec = queue_tail(w);
-			struct wout copy = { .scratch = rec + DEVMIG_STREAM_REC_HDR };
-			const void *data;
-			ssize_t n = pull_device(w, &copy, copy.scratch, QUEUE_CHUNK, &data);
-
-			if (n < 0)
-				return writer_fail(w, n);
-			if (n == 0) {
+			if (rc < 0 || w->err)
+				return writer_fail(w, w->err ? w->err : rc);
+			if (w->dev_count == before) {
 				if (!final)
 					break;
 				w->phase = W_TRAILER;
-				continue;
 			}
-			w->qlen += frame(rec, DEVMIG_REC_DEVICE, (size_t)n);
-			count_device(w, (size_t)n);
 			continue;
 		}
 		/* W_TRAILER */
@@ -473,14 +479,25 @@ static const char *type_name(uint32_t type, char *tmp, size_t n)
 	switch (type) {
 	case DEVMIG_REC_HEADER:
 		return "HEADER";
-	case DEVMIG_REC_DEVICE:
-		return "DEVICE";
 	case DEVMIG_REC_CONFIG:
 		return "CONFIG";
 	case DEVMIG_REC_END:
 		return "END";
+	case DEVMIG_REC_MEM_INFO:
+		return "MEM_INFO";
+	case DEVMIG_REC_MEM_DATA:
+		return "MEM_DATA";
+	case DEVMIG_REC_MEM_ZERO:
+		return "MEM_ZERO";
+	case DEVMIG_REC_BAR:
+		return "BAR";
+	case DEVMIG_REC_IRQ:
+		return "IRQ";
 	}
-	snprintf(tmp, n, "type %" PRIu32, type);
+	if (devmig_stream_body_type(type))
+		snprintf(tmp, n, "device type %" PRIu32, type - DEVMIG_REC_VARIANT);
+	else
+		snprintf(tmp, n, "type %" PRIu32, type);
 	return tmp;
 }
 
@@ -544,17 +561,17 @@ static int check_rechdr(struct devmig_stream_reader *r)
 			return recfail(r, "length %" PRIu32 " is outside the valid %u..%u",
 				       len, HEADER_MIN, HEADER_MAX);
 		return 0;
-	case DEVMIG_REC_DEVICE:
 	case DEVMIG_REC_CONFIG:
 	case DEVMIG_REC_END:
 		break;
 	default:
-		return recfail(r, "unknown record type");
+		if (!devmig_stream_body_type(r->type))
+			return recfail(r, "unknown record type");
 	}
 	if (!r->seen_header)
 		return recfail(r, "the stream must begin with a HEADER record");
-	if (r->type == DEVMIG_REC_DEVICE && r->seen_config)
-		return recfail(r, "DEVICE data after the CONFIG record");
+	if (devmig_stream_body_type(r->type) && r->seen_config)
+		return recfail(r, "device data after the CONFIG record");
 	if (r->type == DEVMIG_REC_CONFIG && r->seen_config)
 		return recfail(r, "a second CONFIG record");
 	if (r->type == DEVMIG_REC_END && !r->seen_config)
@@ -629,7 +646,7 @@ static int parse_end(struct devmig_stream_reader *r, const uint8_t *p)
 		return recfail(r, "reserved field is 0x%08" PRIx32 ", must be 0", get32(p + 12));
 	if (bytes != r->dev_bytes || count != r->dev_count)
 		return recfail(r,
-			       "END declares %" PRIu32 " DEVICE records of %" PRIu64
+			       "END declares %" PRIu32 " device records of %" PRIu64
 			       " bytes, the stream carried %" PRIu64 " of %" PRIu64,
 			       count, bytes, r->dev_count, r->dev_bytes);
 	return 0;
@@ -650,13 +667,6 @@ static int complete_record(struct devmig_stream_reader *r, const uint8_t *p, uin
 		rc = parse_header(r, p);
 		r->seen_header = true;
 		break;
-	case DEVMIG_REC_DEVICE:
-		r->dev_bytes += r->len;
-		r->dev_count++;
-		if (r->sink.device_data)
-			rc = sink_result(r, r->sink.device_data(r->sink.opaque, p, r->len, why,
-								sizeof(why)), why);
-		break;
 	case DEVMIG_REC_CONFIG:
 		r->seen_config = true;
 		if (r->sink.config_data)
@@ -665,6 +675,13 @@ static int complete_record(struct devmig_stream_reader *r, const uint8_t *p, uin
 		break;
 	case DEVMIG_REC_END:
 		rc = parse_end(r, p);
+		break;
+	default: /* a body record (check_rechdr let nothing else through) */
+		r->dev_bytes += r->len;
+		r->dev_count++;
+		if (r->sink.record)
+			rc = sink_result(r, r->sink.record(r->sink.opaque, r->type, p, r->len, why,
+							   sizeof(why)), why);
 		break;
 	}
 	if (rc)

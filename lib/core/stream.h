@@ -9,16 +9,27 @@
  *   record*                          each: u32 type, u32 len, payload[len],
  *                                    u32 crc32c(type..payload); little-endian
  *
- *   HEADER  (1) first record: u16 format version, u16 reserved (0), u32 flags (0),
- *               u64 migration caps, u64 config fingerprint,
- *               u8 name_len, name, u8 version_len, version (no NULs)
- *   DEVICE  (2) a piece of the variant's data (zero or more records)
- *   CONFIG  (3) the core's config-space snapshot (exactly one, after all DEVICE)
- *   END     (4) u64 total DEVICE payload bytes, u32 DEVICE record count, u32 0
+ *   HEADER   (1) first record: u16 format version (2), u16 reserved (0),
+ *                u32 flags (0), u64 migration caps, u64 config fingerprint,
+ *                u8 name_len, name, u8 version_len, version (no NULs)
+ *   body records, in any order, zero or more:
+ *   MEM_INFO (5) a tracker's geometry: u32 tracker, u32 chunk size, u64 size,
+ *                u32 flags, u32 0
+ *   MEM_DATA (6) u32 tracker, u32 chunk index, the chunk's bytes
+ *   MEM_ZERO (7) u32 tracker, u32 chunk index: the chunk is all zeros
+ *   BAR      (8) u32 bar, u32 0, u64 offset in the BAR, bytes of its memory
+ *   IRQ      (9) u32 count, u32 0, count x u32 vectors kept pending
+ *   VARIANT  (0x10000 + t) the variant's record of type t (1..0xffff)
+ *   then:
+ *   CONFIG   (3) the core's config-space snapshot (exactly one)
+ *   END      (4) u64 total body payload bytes, u32 body record count, u32 0
  *
- * Pure logic: the writer pulls device bytes through a callback, the reader
- * is fed bytes cut anywhere and buffers at most one record. Neither does
- * I/O nor applies anything: the reader hands checked payloads to callbacks.
+ * Format 1 (an opaque byte stream in DEVICE (2) records) is not read: its
+ * device data was not in records a variant can take.
+ *
+ * Pure logic: the writer pulls records through a callback, the reader is
+ * fed bytes cut anywhere and buffers at most one record. Neither does I/O
+ * nor applies anything: the reader hands whole checked records to callbacks.
  */
 #ifndef DEVMIG_LIB_STREAM_H
 #define DEVMIG_LIB_STREAM_H
@@ -29,24 +40,46 @@
 #include <sys/types.h>
 
 #include "crc32c.h"
+#include "devmig/device.h"
 
 #define DEVMIG_STREAM_MAGIC "DMIGSTRM"
 #define DEVMIG_STREAM_MAGIC_LEN 8u
-#define DEVMIG_STREAM_FORMAT 1u
+#define DEVMIG_STREAM_FORMAT 2u
 #define DEVMIG_STREAM_REC_HDR 8u   /* type + len */
 #define DEVMIG_STREAM_REC_TRAILER 4u /* crc32c */
 #define DEVMIG_STREAM_REC_OVERHEAD (DEVMIG_STREAM_REC_HDR + DEVMIG_STREAM_REC_TRAILER)
+_Static_assert(DEVMIG_STREAM_REC_OVERHEAD == DEVMIG_RECORD_OVERHEAD, "public overhead");
 /* Largest record payload a reader accepts (bounds the one buffered record). */
-#define DEVMIG_STREAM_MAX_RECORD (16u << 20)
+#define DEVMIG_STREAM_MAX_RECORD DEVMIG_RECORD_MAX
 #define DEVMIG_STREAM_NAME_MAX 64u
 #define DEVMIG_STREAM_VERSION_MAX 128u
+/* The fixed part of HEADER, and the whole CONFIG + END trailer's framing. */
+#define DEVMIG_STREAM_HEADER_FIXED 26u
+#define DEVMIG_STREAM_END_LEN 16u
 
 enum devmig_stream_rec {
 	DEVMIG_REC_HEADER = 1,
-	DEVMIG_REC_DEVICE = 2,
 	DEVMIG_REC_CONFIG = 3,
 	DEVMIG_REC_END = 4,
+	DEVMIG_REC_MEM_INFO = 5,
+	DEVMIG_REC_MEM_DATA = 6,
+	DEVMIG_REC_MEM_ZERO = 7,
+	DEVMIG_REC_BAR = 8,
+	DEVMIG_REC_IRQ = 9,
+	DEVMIG_REC_VARIANT = 0x10000, /* + the variant's type */
 };
+
+/* Payload sizes of the core's fixed body records. */
+#define DEVMIG_MEM_INFO_LEN 24u
+#define DEVMIG_MEM_PREFIX 8u   /* MEM_DATA before the bytes; all of MEM_ZERO */
+#define DEVMIG_BAR_PREFIX 16u
+
+/* A record type that may stand between HEADER and CONFIG. */
+static inline bool devmig_stream_body_type(uint32_t type)
+{
+	return (type >= DEVMIG_REC_MEM_INFO && type <= DEVMIG_REC_IRQ) ||
+	       (type > DEVMIG_REC_VARIANT && type <= DEVMIG_REC_VARIANT + DEVMIG_RECORD_TYPE_MAX);
+}
 
 struct devmig_stream_header {
 	uint16_t format;
@@ -60,17 +93,27 @@ struct devmig_stream_header {
 
 struct devmig_stream_source {
 	void *opaque;
-	/* Next device bytes into buf (<= cap). 0: none now / end; -errno on failure. */
-	ssize_t (*device_data)(void *opaque, void *buf, size_t cap);
-	/* The config snapshot, once, after the device data ended. Returns its
-	 * length (<= cap), or -errno. config_size gives the bound. */
+	/*
+	 * Emit the next body records into s (devmig_save_record*,
+	 * devmig_save_raw), stopping when devmig_save_room(s) is 0. Emitting none
+	 * means no more for now, or with final the end of the body. 0 or -errno.
+	 */
+	int (*records)(void *opaque, struct devmig_save *s);
+	/* The config snapshot, once, after the body ended. Returns its length
+	 * (<= cap), or -errno. config_size gives the bound. */
 	ssize_t (*config_data)(void *opaque, void *buf, size_t cap);
 	size_t config_size;
-	/* Optional, for devmig_stream_writer_read_iov: copy the next device
-	 * bytes into buf (*data = buf) or point *data at memory that stays
-	 * unchanged until the writer is freed. Same returns as device_data. */
-	ssize_t (*device_ref)(void *opaque, void *buf, size_t cap, const void **data);
 };
+
+/*
+ * A body record of wire type: head (copied) then body. may_ref: body may
+ * be sent from where it lies when the writer is in segment mode and final
+ * (the device is stopped); otherwise it is copied now.
+ */
+int devmig_save_raw(struct devmig_save *s, uint32_t type, const void *head, size_t head_len,
+		    const void *body, size_t body_len, bool may_ref);
+/* Records emitted into s so far. */
+size_t devmig_save_emitted(const struct devmig_save *s);
 
 struct devmig_stream_writer;
 
@@ -80,39 +123,28 @@ void devmig_stream_writer_free(struct devmig_stream_writer *w);
 
 /*
  * Produce up to cap bytes of stream into out. final=false (PRE_COPY): when
- * the device has no more data now, return what there is (possibly 0).
- * final=true (STOP_COPY): when the device data ends, append CONFIG and END;
- * after END the stream is over and every further call returns 0.
- * Records are built directly in out when they fit, so the device copies its
- * data once. Returns bytes written or -errno (the source's error).
+ * the device has no more records now, return what there is (possibly 0).
+ * final=true (STOP_COPY): when the body ends, append CONFIG and END; after
+ * END the stream is over and every further call returns 0. Records are
+ * built directly in out when they fit, so their payload is copied once; one
+ * that does not fit is queued and handed out over the following reads.
+ * Returns bytes written or -errno (the source's error).
  */
 ssize_t devmig_stream_writer_read(struct devmig_stream_writer *w, void *out, size_t cap,
 				  bool final);
 
 /*
- * Zero-copy form of devmig_stream_writer_read for a stopped device: the
- * same stream, returned as up to max_iov segments totalling at most cap
- * bytes. Framing and small pieces lie in the writer's own scratch memory,
- * device memory referenced by device_ref is pointed at, not copied. The
- * segments stay valid until the next call on w. As with _read, the result
- * is shorter than cap only when the device data ended (final) or has no
- * more for now. *niov is set to the segments used.
+ * Zero-copy form of devmig_stream_writer_read: the same stream, returned as
+ * up to max_iov segments totalling at most cap bytes. Framing and copied
+ * payloads lie in the writer's own scratch memory; with final, bodies
+ * emitted with may_ref are pointed at, not copied. The segments stay valid
+ * until the next call on w. As with _read, the result is shorter than cap
+ * only when the body ended (final) or has no more for now. *niov is set to
+ * the segments used.
  */
 struct iovec;
 ssize_t devmig_stream_writer_read_iov(struct devmig_stream_writer *w, struct iovec *iov,
 				      int max_iov, int *niov, size_t cap, bool final);
-
-/*
- * How long the whole stream of a device with dev_bytes of data will be, at
- * most: the magic, HEADER (its name and version from hdr), the DEVICE
- * records, CONFIG of config_size and END. How many DEVICE records carry the
- * data depends on the readers' sizes and on the pieces the device hands
- * out; this assumes each record carries at least 1 KiB on average, as when
- * the device fills the room it is given (a referenced piece and its copied
- * framing count as one), whatever the reads.
- */
-uint64_t devmig_stream_size_bound(const struct devmig_stream_header *hdr, uint64_t dev_bytes,
-				  size_t config_size);
 
 /* True once END has been fully returned. */
 bool devmig_stream_writer_done(const struct devmig_stream_writer *w);
@@ -128,8 +160,9 @@ struct devmig_stream_sink {
 	/* HEADER arrived (checked). Return 0, or -errno with why to refuse it. */
 	int (*header)(void *opaque, const struct devmig_stream_header *hdr, char *why,
 		      size_t whylen);
-	/* One checked DEVICE payload, in order. */
-	int (*device_data)(void *opaque, const void *buf, size_t len, char *why, size_t whylen);
+	/* One checked body record (its wire type), in order. */
+	int (*record)(void *opaque, uint32_t type, const void *buf, size_t len, char *why,
+		      size_t whylen);
 	/* The checked CONFIG payload. */
 	int (*config_data)(void *opaque, const void *buf, size_t len, char *why, size_t whylen);
 };
@@ -144,6 +177,7 @@ void devmig_stream_reader_free(struct devmig_stream_reader *r);
  * or -EINVAL once the stream is found bad (bad magic, unknown record type,
  * oversized record, CRC mismatch, record out of order, data after END, or
  * a sink refusal); the reason is kept and every later write fails the same.
+ * A record reaches the sink whole, after its CRC checked.
  */
 int devmig_stream_reader_write(struct devmig_stream_reader *r, const void *buf, size_t len);
 

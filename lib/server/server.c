@@ -444,9 +444,10 @@ static int handle_region_info(struct devmig_server *s, int sock, const struct de
 		r.u.region_info.caps = caps;
 		r.u.region_info.caps_len = caps_len;
 	} else if (caps_len) {
-		/* The client's buffer is too small: tell it the size to retry with. */
-		info->flags |= 1u << 3;
-		info->cap_offset = 0;
+		/* The client's buffer is too small: argsz tells it the size to
+		 * retry with. No CAPS flag without its offset (QEMU's vfio-user
+		 * client refuses one), and the fd goes with the whole reply only. */
+		fd = -1;
 	}
 	if (m->hdr.flags & DEVMIG_HDR_NO_REPLY)
 		return 0;

@@ -36,6 +36,8 @@ MODULE_PARM_DESC(memblk_chunk, "memblk migration chunk size the host served");
 #define CNT_FIFO_LEVEL 0x20
 #define CNT_ID_VALUE 0x434e5452u
 #define CNT_FIFO_SIZE 256
+#define CNT_MEM_SIZE 4096 /* BAR2: memory the host maps, then MEM_SUM */
+#define CNT_MEM_SUM 0x1000
 
 #define PBA_OFFSET 2048 /* both devices: BAR1, table at 0, PBA at 2048 */
 #define IRQ_WAIT_MS 3000
@@ -62,7 +64,7 @@ static __printf(2, 3) bool check(bool ok, const char *fmt, ...)
 struct gdev {
 	struct pci_dev *pdev;
 	const char *name;
-	void __iomem *bar0, *bar1;
+	void __iomem *bar0, *bar1, *bar2;
 	atomic_t irqs;
 	wait_queue_head_t wq;
 	bool irq_ok;
@@ -96,7 +98,9 @@ static void wr(struct gdev *g, u32 off, u32 v)
 
 /* ---- what both devices share: ids, BARs, capabilities ---- */
 
-static void check_pci(struct gdev *g, u16 device, u32 class, u8 link_speed, u8 link_width)
+/* bar2: the size of BAR2 (counter: 8 KiB, half memory the host maps), or 0. */
+static void check_pci(struct gdev *g, u16 device, u32 class, u8 link_speed, u8 link_width,
+		      u32 bar2)
 {
 	struct pci_dev *p = g->pdev;
 	u16 sv, sd, flags, lnksta;
@@ -113,18 +117,20 @@ static void check_pci(struct gdev *g, u16 device, u32 class, u8 link_speed, u8 l
 	      p->device, sv, sd, p->class, rev);
 
 	bool bars_ok = true;
-	for (i = 0; i < 2; i++) {
+	int nbars = bar2 ? 3 : 2;
+	for (i = 0; i < nbars; i++) {
 		pci_read_config_dword(p, PCI_BASE_ADDRESS_0 + 4 * i, &bar);
-		bars_ok &= pci_resource_len(p, i) == 4096 &&
+		bars_ok &= pci_resource_len(p, i) == (i == 2 ? bar2 : 4096) &&
 			   (pci_resource_flags(p, i) & IORESOURCE_MEM) &&
 			   !(pci_resource_flags(p, i) & (IORESOURCE_PREFETCH | IORESOURCE_MEM_64)) &&
 			   (bar & ~0xfffu) == (u32)pci_resource_start(p, i) && bar != 0 &&
 			   !(bar & 0xf); /* 32-bit, memory, not prefetchable */
 	}
-	for (i = 2; i < PCI_STD_NUM_BARS; i++)
+	for (i = nbars; i < PCI_STD_NUM_BARS; i++)
 		bars_ok &= pci_resource_len(p, i) == 0;
-	check(bars_ok, "%s: BAR0 and BAR1 are 4 KiB 32-bit memory at %pa and %pa, BAR2-5 absent",
-	      g->name, &p->resource[0].start, &p->resource[1].start);
+	check(bars_ok, "%s: BAR0 and BAR1 are 4 KiB 32-bit memory at %pa and %pa, BAR2 %u bytes, "
+		       "BAR%d-5 absent",
+	      g->name, &p->resource[0].start, &p->resource[1].start, bar2, nbars);
 
 	pm = pci_find_capability(p, PCI_CAP_ID_PM);
 	msix = pci_find_capability(p, PCI_CAP_ID_MSIX);
@@ -324,6 +330,19 @@ static void counter_tests(struct gdev *g)
 
 	check_function_mask(g, counter_raise);
 	teardown_irq(g);
+
+	/* BAR2: its first 4 KiB are memory the host maps into the guest (no
+	 * trap), its second half traps to the device: MEM_SUM adds the words. */
+	if (!check(g->bar2 != NULL, "counter: BAR2 mapped"))
+		return;
+	v = 0;
+	for (i = 0; i < CNT_MEM_SIZE / 4; i++) {
+		iowrite32(i * 2654435761u, g->bar2 + 4 * i);
+		v += i * 2654435761u;
+	}
+	ok = ioread32(g->bar2 + 4 * 1000) == 1000 * 2654435761u;
+	check(ok && ioread32(g->bar2 + CNT_MEM_SUM) == v,
+	      "counter: BAR2 memory written by the guest is seen by the device (MEM_SUM 0x%08x)", v);
 }
 
 /* ---- memblk ---- */
@@ -759,7 +778,8 @@ static int devmig_guest_probe(struct pci_dev *pdev, const struct pci_device_id *
 		seen_memblk = true;
 
 	check_pci(g, pdev->device, counter ? 0xff0000 : MB_PCI_CLASS,
-		  counter ? PCI_EXP_LNKCAP_SLS_2_5GB : PCI_EXP_LNKCAP_SLS_8_0GB, counter ? 1 : 4);
+		  counter ? PCI_EXP_LNKCAP_SLS_2_5GB : PCI_EXP_LNKCAP_SLS_8_0GB, counter ? 1 : 4,
+		  counter ? 2 * CNT_MEM_SIZE : 0);
 	rc = pci_enable_device(pdev);
 	if (!rc)
 		rc = pci_request_regions(pdev, "devmig_guest");
@@ -768,12 +788,16 @@ static int devmig_guest_probe(struct pci_dev *pdev, const struct pci_device_id *
 	pci_set_master(pdev);
 	g->bar0 = pci_iomap(pdev, 0, 0);
 	g->bar1 = pci_iomap(pdev, 1, 0);
+	if (counter)
+		g->bar2 = pci_iomap(pdev, 2, 0);
 	if (check(g->bar0 && g->bar1, "%s: BAR0 and BAR1 mapped", g->name)) {
 		if (counter)
 			counter_tests(g);
 		else
 			memblk_tests(g);
 	}
+	if (g->bar2)
+		pci_iounmap(pdev, g->bar2);
 	if (g->bar1)
 		pci_iounmap(pdev, g->bar1);
 	if (g->bar0)

@@ -1,0 +1,114 @@
+/* SPDX-License-Identifier: MIT */
+/* Test set-up shared by the integration tests: see fixture.h. */
+#include <ftw.h>
+#include <linux/vfio.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <unistd.h>
+
+#include <cmocka.h>
+
+#include "fixture.h"
+
+void fx_tmpdir(char dir[FX_PATH_MAX], const char *prefix)
+{
+	const char *tmp = getenv("TMPDIR");
+
+	snprintf(dir, FX_PATH_MAX, "%s/devmig-%s-XXXXXX", tmp && *tmp ? tmp : "/tmp", prefix);
+	if (!mkdtemp(dir))
+		fail_msg("mkdtemp %s: %m", dir);
+}
+
+static int rm_one(const char *path, const struct stat *st, int flag, struct FTW *ftw)
+{
+	(void)st;
+	(void)flag;
+	(void)ftw;
+	remove(path);
+	return 0;
+}
+
+void fx_rmdir(const char *dir)
+{
+	if (dir && dir[0])
+		nftw(dir, rm_one, 16, FTW_DEPTH | FTW_PHYS);
+}
+
+void fx_serve(struct fx_server *s, const char *dir, const char *name, struct devmig_device *dev)
+{
+	char err[256];
+
+	s->dev = dev;
+	snprintf(s->path, sizeof(s->path), "%s/%s.sock", dir, name);
+	struct devmig_server_config cfg = { .socket_path = s->path };
+	s->srv = devmig_server_new(dev, &cfg, err, sizeof(err));
+	if (!s->srv)
+		fail_msg("serving %s: %s", name, err);
+	if (devmig_server_start(s->srv))
+		fail_msg("starting the server of %s", name);
+}
+
+void fx_serve_variant(struct fx_server *s, const char *dir, const char *name,
+		      const struct devmig_variant *v, const char *args)
+{
+	char err[256];
+	struct devmig_device *dev = v->create(args, err, sizeof(err));
+
+	if (!dev)
+		fail_msg("%s %s: %s", v->name, args ? args : "", err);
+	fx_serve(s, dir, name, dev);
+	s->variant = v;
+}
+
+void fx_unserve(struct fx_server *s)
+{
+	devmig_server_free(s->srv);
+	s->srv = NULL;
+	if (s->variant && s->dev)
+		s->variant->free(s->dev);
+	s->dev = NULL;
+	s->variant = NULL;
+}
+
+struct devmig_client *fx_connect(const struct fx_server *s, const struct devmig_client_config *cfg)
+{
+	char err[256];
+	struct devmig_client *c = devmig_client_connect(s->path, cfg, err, sizeof(err));
+
+	if (!c)
+		fail_msg("connecting to %s: %s", s->path, err);
+	return c;
+}
+
+void fx_guest_new(struct fx_guest *g, uint64_t size)
+{
+	g->size = size;
+	g->fd = memfd_create("guest-ram", MFD_CLOEXEC);
+	if (g->fd < 0 || ftruncate(g->fd, (off_t)size))
+		fail_msg("guest memory of %llu bytes: %m", (unsigned long long)size);
+	g->mem = mmap(NULL, size, PROT_READ | PROT_WRITE, MAP_SHARED, g->fd, 0);
+	if (g->mem == MAP_FAILED)
+		fail_msg("mapping guest memory: %m");
+}
+
+void fx_guest_map(const struct fx_guest *g, struct devmig_client *c, uint64_t iova)
+{
+	int rc = devmig_client_dma_map(c, iova, g->size, VFIO_DMA_MAP_FLAG_READ | VFIO_DMA_MAP_FLAG_WRITE,
+				       g->fd, 0, NULL);
+	if (rc)
+		fail_msg("DMA_MAP of guest memory: %s", strerror(-rc));
+}
+
+void fx_guest_free(struct fx_guest *g)
+{
+	if (g->mem && g->mem != MAP_FAILED)
+		munmap(g->mem, g->size);
+	if (g->fd >= 0)
+		close(g->fd);
+	g->mem = NULL;
+	g->fd = -1;
+}

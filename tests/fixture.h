@@ -1,0 +1,57 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * What the tests share to set up: a temporary directory, devices served on
+ * sockets in it, clients, and guest memory. Each helper fails the running
+ * cmocka test (fail_msg) when it cannot do its job, so a test reads as
+ * its steps.
+ */
+#ifndef DEVMIG_TESTS_FIXTURE_H
+#define DEVMIG_TESTS_FIXTURE_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "devmig/client.h"
+#include "devmig/device.h"
+#include "devmig/server.h"
+#include "devmig/variant.h"
+
+#define FX_PATH_MAX 108 /* sun_path */
+
+/* A fresh directory under $TMPDIR (or /tmp), named after prefix. */
+void fx_tmpdir(char dir[FX_PATH_MAX], const char *prefix);
+/* Remove dir and everything in it. */
+void fx_rmdir(const char *dir);
+
+/* A device served on dir/name.sock. */
+struct fx_server {
+	struct devmig_device *dev;
+	const struct devmig_variant *variant; /* NULL: the caller owns dev */
+	struct devmig_server *srv;
+	char path[FX_PATH_MAX];
+};
+
+/* Serve dev (already initialised; the caller keeps it) in a server thread. */
+void fx_serve(struct fx_server *s, const char *dir, const char *name, struct devmig_device *dev);
+/* Create a device of variant v with args and serve it; fx_unserve frees it. */
+void fx_serve_variant(struct fx_server *s, const char *dir, const char *name,
+		      const struct devmig_variant *v, const char *args);
+/* Stop serving, free the server, and the device when fx_serve_variant made it. */
+void fx_unserve(struct fx_server *s);
+
+/* A client of the device (cfg may be NULL). */
+struct devmig_client *fx_connect(const struct fx_server *s, const struct devmig_client_config *cfg);
+
+/* Guest memory: size bytes of a memfd, mapped here. */
+struct fx_guest {
+	int fd;
+	uint8_t *mem;
+	uint64_t size;
+};
+void fx_guest_new(struct fx_guest *g, uint64_t size);
+/* DMA_MAP all of it at iova, read/write, by fd. */
+void fx_guest_map(const struct fx_guest *g, struct devmig_client *c, uint64_t iova);
+void fx_guest_free(struct fx_guest *g);
+
+#endif /* DEVMIG_TESTS_FIXTURE_H */
