@@ -19,6 +19,7 @@
 #ifndef DEVMIG_FUZZ_DECODE_H
 #define DEVMIG_FUZZ_DECODE_H
 
+#include <stdbool.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -216,6 +217,9 @@ static void fz_compare(const struct devmig_msg *a, const uint8_t *abuf,
 	case DEVMIG_CMD_MIG_DATA_READ:
 	case DEVMIG_CMD_MIG_DATA_WRITE:
 		FZ_SAME(u.mig_data.md);
+		if (a->hdr.cmd == DEVMIG_CMD_MIG_DATA_READ &&
+		    (a->hdr.flags & DEVMIG_HDR_TYPE_MASK) == DEVMIG_HDR_TYPE_REPLY)
+			FZ_SAME(u.mig_data.pad);
 		break;
 	default:
 		break;
@@ -316,7 +320,14 @@ static int fz_decode_one(const uint8_t *data, size_t size, enum devmig_wire_role
 	 * SET_IRQS DATA_EVENTFD with no fds (de-assign) reports count.
 	 */
 
-	/* Encode into a buffer with room to spare: exactly msg_size bytes come out. */
+	/*
+	 * Encode into a buffer with room to spare: exactly msg_size bytes come
+	 * out, but for an error reply, whose payload (ignored) is not encoded:
+	 * the header alone. From here on m1 is what the encoding says.
+	 */
+	bool is_reply = (m1.hdr.flags & DEVMIG_HDR_TYPE_MASK) == DEVMIG_HDR_TYPE_REPLY;
+	if (is_reply && (m1.hdr.flags & DEVMIG_HDR_ERROR))
+		m1.hdr.msg_size = DEVMIG_HDR_SIZE;
 	size_t cap = len + 64;
 	uint8_t *enc = malloc(cap);
 	FZ_CHECK(enc != NULL, "malloc");
@@ -342,7 +353,14 @@ static int fz_decode_one(const uint8_t *data, size_t size, enum devmig_wire_role
 	err = DEVMIG_WIRE_OK;
 	size_t nh = devmig_encode_head(head, cap, &m1, &tail, &tail_len, &err);
 	FZ_CHECK(nh != 0, "encode_head failed: %s", devmig_wire_strerror(err));
-	FZ_CHECK(nh + tail_len == n, "head %zu + tail %zu != %zu", nh, tail_len, n);
+	/* A padded MIG_DATA_READ reply: its padding comes after the tail. */
+	bool padded = is_reply && m1.hdr.cmd == DEVMIG_CMD_MIG_DATA_READ &&
+		      !(m1.hdr.flags & DEVMIG_HDR_ERROR);
+	size_t pad = padded ? m1.u.mig_data.pad : 0;
+	FZ_CHECK(nh + tail_len + pad == n, "head %zu + tail %zu + padding %zu != %zu", nh, tail_len,
+		 pad, n);
+	for (size_t i = nh + tail_len; i < n; i++)
+		FZ_CHECK(enc[i] == 0, "padding byte %zu is not zero", i);
 	FZ_CHECK(memcmp(head, enc, nh) == 0, "encode_head bytes differ from encode");
 	FZ_CHECK(tail_len == 0 || (tail && memcmp(tail, enc + nh, tail_len) == 0),
 		 "encode_head tail differs from encode");

@@ -399,6 +399,89 @@ static void features(void)
 		    &pi, sizeof(pi), 0);
 }
 
+/*
+ * What libvfio-user and QEMU send that the kernel's rules allow (after the
+ * others, so their msg_ids stay as they were): UNMAP_ALL, padded reads,
+ * feature data beyond what is needed.
+ */
+static void interop_seeds(void)
+{
+	const uint32_t GET = DEVMIG_FEATURE_GET, SET = DEVMIG_FEATURE_SET;
+	struct devmig_msg m;
+
+	/* VFIO_DMA_UNMAP_FLAG_ALL, as libvfio-user's client and QEMU send it. */
+	init(&m, DEVMIG_CMD_DMA_UNMAP, false);
+	m.u.dma_unmap = (struct devmig_dma_unmap){ .argsz = sizeof(struct devmig_dma_unmap),
+						   .flags = DEVMIG_DMA_UNMAP_ALL };
+	seed("dma_unmap_all_req", &m, SRV, 0, false);
+	m.hdr.flags = DEVMIG_HDR_TYPE_REPLY;
+	seed("dma_unmap_all_reply", &m, CLI, 0, false);
+
+	init(&m, DEVMIG_CMD_MIG_DATA_READ, true);
+	/* libvfio-user's shapes: padded to the 4096 asked for. */
+	m.u.mig_data.md = (struct devmig_mig_data){ .argsz = 8 + 48, .size = 48 };
+	m.u.mig_data.data = bytes64;
+	m.u.mig_data.pad = 4096 - 48;
+	seed("mig_data_read_reply_padded", &m, CLI, 0, false);
+	m.u.mig_data.md = (struct devmig_mig_data){ .argsz = 8, .size = 0 };
+	m.u.mig_data.data = NULL;
+	m.u.mig_data.pad = 4096;
+	seed("mig_data_read_reply_empty_padded", &m, CLI, 0, false);
+
+	/* The kernel's rule: data beyond what a feature needs is ignored. STOP with
+	 * START's structure (libvfio-user, QEMU), its echo, a SET with extra bytes,
+	 * a GET with room for the answer, a REPORT with room for the bitmap. */
+	struct devmig_feature_dma_logging_control stop_ctl = { .page_size = 4096 };
+	feature_msg("feature_log_stop_with_start_req", SRV, false,
+		    SET | DEVMIG_FEATURE_DMA_LOGGING_STOP, &stop_ctl, sizeof(stop_ctl), 0);
+	feature_msg("feature_log_stop_with_start_reply", CLI, true,
+		    SET | DEVMIG_FEATURE_DMA_LOGGING_STOP, &stop_ctl, sizeof(stop_ctl), 0);
+	struct {
+		struct devmig_feature_mig_state st;
+		uint64_t extra;
+	} __attribute__((packed)) st_extra = { { DEVMIG_STATE_STOP, 0xffffffff }, ~0ull };
+	feature_msg("feature_mig_state_set_extra_req", SRV, false,
+		    SET | DEVMIG_FEATURE_MIG_DEVICE_STATE, &st_extra, sizeof(st_extra), 0);
+	uint64_t room = 0;
+	feature_msg("feature_migration_get_with_room_req", SRV, false,
+		    GET | DEVMIG_FEATURE_MIGRATION, &room, sizeof(room), 0);
+	struct devmig_feature_dma_logging_report rep = { .iova = 0x10000, .length = 0x40000,
+							 .page_size = 4096 };
+	struct {
+		struct devmig_feature_dma_logging_report rep;
+		uint64_t room;
+	} __attribute__((packed)) rep_room = { rep, 0 };
+	feature_msg("feature_log_report_with_room_req", SRV, false,
+		    GET | DEVMIG_FEATURE_DMA_LOGGING_REPORT, &rep_room, sizeof(rep_room), 0);
+}
+
+/* An error reply carrying the request's echo, as libvfio-user sends a refused SET. */
+static void error_payload(void)
+{
+	struct {
+		struct devmig_hdr h;
+		struct devmig_feature f;
+		struct devmig_feature_mig_state st;
+	} __attribute__((packed)) e = {
+		{ .msg_id = 0x66, .cmd = DEVMIG_CMD_DEVICE_FEATURE, .msg_size = 16 + 8 + 8,
+		  .flags = DEVMIG_HDR_TYPE_REPLY | DEVMIG_HDR_ERROR, .error_no = 22 },
+		{ 16, DEVMIG_FEATURE_SET | DEVMIG_FEATURE_MIG_DEVICE_STATE },
+		{ DEVMIG_STATE_RUNNING_P2P, 0 },
+	};
+	struct devmig_wire_limits lim;
+	struct devmig_msg back;
+	devmig_wire_limits_default(&lim);
+	lim.role = CLI;
+	if (devmig_decode(&e, sizeof(e), 0, &lim, &back) != DEVMIG_WIRE_OK) {
+		fprintf(stderr, "gen_corpus: error_reply_with_payload does not decode\n");
+		failures++;
+		return;
+	}
+	uint8_t fds = 0;
+	write_file("decode_client", "error_reply_with_payload", &fds, 1, &e, sizeof(e));
+	write_file("hdr", "error_reply_with_payload", &e, sizeof(e), NULL, 0);
+}
+
 static void caps_seeds(void)
 {
 	static const struct {
@@ -418,6 +501,11 @@ static void caps_seeds(void)
 		{ "bad_type", "{\"capabilities\":{\"max_msg_fds\":\"8\"}}" },
 		{ "negative", "{\"capabilities\":{\"max_dma_maps\":-1}}" },
 		{ "big_number", "{\"capabilities\":{\"pgsizes\":18446744073709551615}}" },
+		{ "libvfio_user_reply", "{\"capabilities\":{\"max_msg_fds\":8,"
+					"\"max_data_xfer_size\":1048576,"
+					"\"migration\":{\"pgsize\":4096}}}" },
+		{ "exact_mig_read", "{\"capabilities\":{\"devmig\":{\"exact_mig_read\":true,"
+				    "\"compat\":true}}}" },
 	};
 	for (size_t i = 0; i < sizeof(j) / sizeof(j[0]); i++)
 		write_file("caps", j[i].name, j[i].text, strlen(j[i].text), NULL, 0);
@@ -461,6 +549,8 @@ int main(int argc, char **argv)
 	region();
 	mig_data();
 	features();
+	interop_seeds();
+	error_payload();
 	caps_seeds();
 	if (failures)
 		fprintf(stderr, "gen_corpus: %d seeds failed\n", failures);

@@ -644,50 +644,107 @@ static void check_reply_refuses_higher_minor(void **state)
 	assert_int_equal(devmig_version_check_reply(0, 1, &c, 0, 2, &c), W(E_VERSION));
 }
 
-static void check_reply_refuses_unproposed_write_multiple(void **state)
+/*
+ * A reply with members we did not propose is accepted; what we may use is
+ * only what both said (libvfio-user adds "migration", a server may offer a
+ * boolean or extension nobody asked for).
+ */
+static void check_reply_accepts_unproposed_write_multiple_but_it_is_not_used(void **state)
 {
-	struct devmig_caps prop, rep;
+	struct devmig_caps prop, rep, use;
 
 	(void)state;
 	devmig_caps_default(&prop);
 	rep = prop;
 	rep.write_multiple = true;
-	assert_int_equal(devmig_version_check_reply(0, 1, &prop, 0, 1, &rep), W(E_VERSION));
+	assert_int_equal(devmig_version_check_reply(0, 1, &prop, 0, 1, &rep), W(OK));
+	devmig_caps_usable(&prop, &rep, &use);
+	assert_false(use.write_multiple);
+	prop.write_multiple = true;
+	devmig_caps_usable(&prop, &rep, &use);
+	assert_true(use.write_multiple);
 }
 
-static void check_reply_refuses_unproposed_twin_socket(void **state)
+static void check_reply_accepts_unproposed_twin_socket_but_it_is_not_used(void **state)
 {
-	struct devmig_caps prop, rep;
+	struct devmig_caps prop, rep, use;
 
 	(void)state;
 	devmig_caps_default(&prop);
 	rep = prop;
 	rep.twin_socket = true;
-	assert_int_equal(devmig_version_check_reply(0, 1, &prop, 0, 1, &rep), W(E_VERSION));
+	assert_int_equal(devmig_version_check_reply(0, 1, &prop, 0, 1, &rep), W(OK));
+	devmig_caps_usable(&prop, &rep, &use);
+	assert_false(use.twin_socket);
 }
 
-static void check_reply_refuses_unproposed_extension(void **state)
+static void check_reply_accepts_unproposed_extension_but_it_is_not_used(void **state)
 {
-	struct devmig_caps prop, rep;
+	struct devmig_caps prop, rep, use;
 
 	(void)state;
 	devmig_caps_default(&prop);
+	prop.ext = DEVMIG_EXT_COMPAT;
 	rep = prop;
-	rep.ext = DEVMIG_EXT_PRECOPY_INFO;
-	assert_int_equal(devmig_version_check_reply(0, 1, &prop, 0, 1, &rep), W(E_VERSION));
+	rep.ext = DEVMIG_EXT_PRECOPY_INFO | DEVMIG_EXT_COMPAT;
+	assert_int_equal(devmig_version_check_reply(0, 1, &prop, 0, 1, &rep), W(OK));
+	devmig_caps_usable(&prop, &rep, &use);
+	assert_int_equal(use.ext, DEVMIG_EXT_COMPAT);
 }
 
-static void check_reply_refuses_pgsizes_not_proposed(void **state)
+static void check_reply_pgsizes_must_share_one_with_ours(void **state)
 {
-	struct devmig_caps prop, rep;
+	struct devmig_caps prop, rep, use;
 
 	(void)state;
 	devmig_caps_default(&prop);
 	rep = prop;
 	rep.pgsizes = 4096 | (2u << 20);
+	assert_int_equal(devmig_version_check_reply(0, 1, &prop, 0, 1, &rep), W(OK));
+	devmig_caps_usable(&prop, &rep, &use);
+	assert_int_equal(use.pgsizes, 4096);
+	rep.pgsizes = 2u << 20;
 	assert_int_equal(devmig_version_check_reply(0, 1, &prop, 0, 1, &rep), W(E_VERSION));
 	rep.pgsizes = 0;
 	assert_int_equal(devmig_version_check_reply(0, 1, &prop, 0, 1, &rep), W(E_VERSION));
+}
+
+/* libvfio-user's server reply, verbatim in shape: an unknown "migration" member. */
+static void libvfio_user_reply_is_accepted_and_its_limits_used(void **state)
+{
+	struct devmig_caps prop, rep, use;
+
+	(void)state;
+	devmig_caps_default(&prop);
+	prop.ext = DEVMIG_EXT_ALL;
+	assert_int_equal(parse("{\"capabilities\":{\"max_msg_fds\":8,"
+			       "\"max_data_xfer_size\":1048576,"
+			       "\"migration\":{\"pgsize\":4096}}}", &rep),
+			 W(OK));
+	assert_int_equal(devmig_version_check_reply(0, 1, &prop, 0, 1, &rep), W(OK));
+	devmig_caps_usable(&prop, &rep, &use);
+	assert_int_equal(use.max_msg_fds, 8);
+	assert_int_equal(use.max_data_xfer_size, 1048576);
+	assert_int_equal(use.ext, 0);
+	assert_int_equal(use.pgsizes, 4096);
+}
+
+static void exact_mig_read_extension_round_trips(void **state)
+{
+	struct devmig_caps c, back;
+	char buf[512];
+
+	(void)state;
+	devmig_caps_default(&c);
+	c.ext = DEVMIG_EXT_EXACT_MIG_READ;
+	assert_true(devmig_caps_format(&c, buf, sizeof(buf)) > 0);
+	assert_non_null(strstr(buf, "\"exact_mig_read\":true"));
+	assert_int_equal(parse(buf, &back), W(OK));
+	assert_int_equal(back.ext, DEVMIG_EXT_EXACT_MIG_READ);
+	c.ext = DEVMIG_EXT_ALL;
+	assert_true(devmig_caps_format(&c, buf, sizeof(buf)) > 0);
+	assert_int_equal(parse(buf, &back), W(OK));
+	assert_int_equal(back.ext, DEVMIG_EXT_ALL);
 }
 
 static void check_reply_accepts_fewer_features_than_proposed(void **state)
@@ -750,10 +807,12 @@ int main(void)
 		cmocka_unit_test(check_reply_accepts_negotiated_caps),
 		cmocka_unit_test(check_reply_refuses_other_major),
 		cmocka_unit_test(check_reply_refuses_higher_minor),
-		cmocka_unit_test(check_reply_refuses_unproposed_write_multiple),
-		cmocka_unit_test(check_reply_refuses_unproposed_twin_socket),
-		cmocka_unit_test(check_reply_refuses_unproposed_extension),
-		cmocka_unit_test(check_reply_refuses_pgsizes_not_proposed),
+		cmocka_unit_test(check_reply_accepts_unproposed_write_multiple_but_it_is_not_used),
+		cmocka_unit_test(check_reply_accepts_unproposed_twin_socket_but_it_is_not_used),
+		cmocka_unit_test(check_reply_accepts_unproposed_extension_but_it_is_not_used),
+		cmocka_unit_test(check_reply_pgsizes_must_share_one_with_ours),
+		cmocka_unit_test(libvfio_user_reply_is_accepted_and_its_limits_used),
+		cmocka_unit_test(exact_mig_read_extension_round_trips),
 		cmocka_unit_test(check_reply_accepts_fewer_features_than_proposed),
 	};
 

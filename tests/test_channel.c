@@ -161,6 +161,116 @@ static void oversized_unknown_and_bad_magic_are_refused_with_reasons(void **stat
 	devmig_chan_reader_free(r);
 }
 
+/* ---- HELLO: what each device is ---- */
+
+static void two_devices(struct devmig_chan_hello_dev *d)
+{
+	memset(d, 0, 2 * sizeof(*d));
+	d[0].fingerprint = 0x1122334455667788ull;
+	strcpy(d[0].version, "1af4:10f1-memblk-v2");
+	d[0].id_known = true;
+	d[0].id = (struct devmig_pci_identity){ 0x1af4, 0x10f1, 0x1af4, 0x1100, 0x018000, 1 };
+	/* A foreign device: no version, only its identity. */
+	d[1].id_known = true;
+	d[1].id = (struct devmig_pci_identity){ 0xdead, 0xbeef, 0xcafe, 0xbabe, 0xff0000, 0 };
+}
+
+static void hello_round_trips_every_field(void **state)
+{
+	struct devmig_chan_hello_dev in[2], out[DEVMIG_CHAN_MAX_DEVICES];
+	uint8_t b[1024];
+	uint32_t n;
+	uint64_t g;
+	char why[160];
+
+	(void)state;
+	two_devices(in);
+	size_t len = devmig_chan_put_hello(b, sizeof(b), 2, 1ull << 30, in);
+	assert_int_equal(len, 16 + (9 + 14 + 19) + (9 + 14));
+	assert_int_equal(devmig_chan_parse_hello(b, len, &n, &g, out, why, sizeof(why)), 0);
+	assert_int_equal(n, 2);
+	assert_int_equal(g, 1ull << 30);
+	for (int i = 0; i < 2; i++) {
+		assert_int_equal(out[i].fingerprint, in[i].fingerprint);
+		assert_string_equal(out[i].version, in[i].version);
+		assert_int_equal(out[i].id_known, in[i].id_known);
+		assert_int_equal(out[i].id.vendor, in[i].id.vendor);
+		assert_int_equal(out[i].id.device, in[i].id.device);
+		assert_int_equal(out[i].id.subsystem_vendor, in[i].id.subsystem_vendor);
+		assert_int_equal(out[i].id.subsystem_device, in[i].id.subsystem_device);
+		assert_int_equal(out[i].id.class_code, in[i].id.class_code);
+		assert_int_equal(out[i].id.revision, in[i].id.revision);
+	}
+	/* Too small a buffer: nothing. */
+	assert_int_equal(devmig_chan_put_hello(b, len - 1, 2, 0, in), 0);
+}
+
+/* A version 1 HELLO (before identities) still reads: identities unknown. */
+static void hello_version_1_reads_with_identity_unknown(void **state)
+{
+	uint8_t b[64] = { 0 };
+	struct devmig_chan_hello_dev out[DEVMIG_CHAN_MAX_DEVICES];
+	uint32_t n;
+	uint64_t g;
+	char why[160];
+
+	(void)state;
+	b[0] = 1;  /* version */
+	b[4] = 1;  /* one device */
+	b[8] = 64; /* guest size */
+	b[16] = 0xaa; /* fingerprint ... */
+	b[24] = 3; /* version length */
+	memcpy(b + 25, "x-1", 3);
+	assert_int_equal(devmig_chan_parse_hello(b, 28, &n, &g, out, why, sizeof(why)), 0);
+	assert_int_equal(n, 1);
+	assert_int_equal(g, 64);
+	assert_int_equal(out[0].fingerprint, 0xaa);
+	assert_string_equal(out[0].version, "x-1");
+	assert_false(out[0].id_known);
+}
+
+static void hello_refuses_what_is_not_whole(void **state)
+{
+	struct devmig_chan_hello_dev in[2], out[DEVMIG_CHAN_MAX_DEVICES];
+	uint8_t b[1024];
+	uint32_t n;
+	uint64_t g;
+	char why[160];
+
+	(void)state;
+	two_devices(in);
+	size_t len = devmig_chan_put_hello(b, sizeof(b), 2, 0, in);
+	/* Every cut, from an exactly-sized copy (ASan sees any read past it). */
+	for (size_t cut = 0; cut < len; cut++) {
+		uint8_t *c = malloc(cut ? cut : 1);
+		memcpy(c, b, cut);
+		why[0] = '\0';
+		assert_int_equal(devmig_chan_parse_hello(c, cut, &n, &g, out, why, sizeof(why)),
+				 -EPROTO);
+		assert_true(why[0] != '\0');
+		free(c);
+	}
+	/* A byte past the last device. */
+	b[len] = 0;
+	assert_int_equal(devmig_chan_parse_hello(b, len + 1, &n, &g, out, why, sizeof(why)), -EPROTO);
+	assert_non_null(strstr(why, "past its last device"));
+	/* An identity flag other than 0 or 1. */
+	b[16 + 8] = 2;
+	assert_int_equal(devmig_chan_parse_hello(b, len, &n, &g, out, why, sizeof(why)), -EPROTO);
+	b[16 + 8] = 1;
+	/* More devices than a channel carries; an unknown version. */
+	b[4] = DEVMIG_CHAN_MAX_DEVICES + 1;
+	assert_int_equal(devmig_chan_parse_hello(b, len, &n, &g, out, why, sizeof(why)), -EPROTO);
+	b[4] = 2;
+	b[0] = 3;
+	assert_int_equal(devmig_chan_parse_hello(b, len, &n, &g, out, why, sizeof(why)), -EPROTO);
+	assert_non_null(strstr(why, "version 3"));
+	b[0] = DEVMIG_CHAN_VERSION;
+	/* A version string of DEVMIG_VERSION_MAX bytes. */
+	b[16 + 8 + 14] = DEVMIG_VERSION_MAX;
+	assert_int_equal(devmig_chan_parse_hello(b, len, &n, &g, out, why, sizeof(why)), -EPROTO);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -168,6 +278,9 @@ int main(void)
 		cmocka_unit_test(every_single_byte_flip_is_refused),
 		cmocka_unit_test(every_truncation_ends_inside_a_frame),
 		cmocka_unit_test(oversized_unknown_and_bad_magic_are_refused_with_reasons),
+		cmocka_unit_test(hello_round_trips_every_field),
+		cmocka_unit_test(hello_version_1_reads_with_identity_unknown),
+		cmocka_unit_test(hello_refuses_what_is_not_whole),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -750,6 +750,249 @@ static void test_reconnect_keeps_state_drops_dma(void **state)
 	close(mfd);
 }
 
+
+/* ---- 16. what libvfio-user's client sends and expects ---- */
+
+/* Send m (encoded here) and read the one reply into rep (cap bytes); its length. */
+static size_t raw_xact(struct devmig_client *c, const struct devmig_msg *m, void *rep, size_t cap)
+{
+	static uint8_t buf[1 << 17];
+	enum devmig_wire_err err;
+	size_t n = devmig_encode(buf, sizeof(buf), m, &err);
+	assert_int_equal(err, DEVMIG_WIRE_OK);
+	ssize_t r = devmig_client_raw(c, buf, n, NULL, 0, rep, cap);
+	assert_true(r >= (ssize_t)DEVMIG_HDR_SIZE);
+	return (size_t)r;
+}
+
+static void cmd(struct devmig_msg *m, uint16_t c)
+{
+	memset(m, 0, sizeof(*m));
+	m->hdr.msg_id = 0x77;
+	m->hdr.cmd = c;
+	m->hdr.flags = DEVMIG_HDR_TYPE_COMMAND;
+}
+
+/* One MIG_DATA_READ of ask bytes by hand: the reply's header and fixed part. */
+static void raw_mig_read(struct devmig_client *c, uint32_t ask, struct devmig_hdr *h,
+			 struct devmig_mig_data *md, uint8_t *rep, size_t cap)
+{
+	struct devmig_msg m;
+	cmd(&m, DEVMIG_CMD_MIG_DATA_READ);
+	m.u.mig_data.md.argsz = 8 + ask;
+	m.u.mig_data.md.size = ask;
+	size_t n = raw_xact(c, &m, rep, cap);
+	memcpy(h, rep, sizeof(*h));
+	assert_false(h->flags & DEVMIG_HDR_ERROR);
+	assert_int_equal(h->msg_size, n);
+	memcpy(md, rep + 16, sizeof(*md));
+}
+
+static void test_mig_read_padded_for_plain_clients_exact_when_negotiated(void **state)
+{
+	struct fx *f = *state;
+	static uint8_t rep[16 + 8 + 65536];
+	struct devmig_hdr h;
+	struct devmig_mig_data md;
+	const uint32_t ask = 65536;
+
+	/* devmig's client asks for exact replies (the default set of extensions). */
+	assert_true(devmig_client_has_ext(f->c, DEVMIG_EXT_EXACT_MIG_READ));
+	wr32(f->c, 0, REG_SCRATCH0, 0x5eed);
+	assert_int_equal(devmig_client_set_state(f->c, DEVMIG_STATE_STOP_COPY), 0);
+	raw_mig_read(f->c, ask, &h, &md, rep, sizeof(rep));
+	uint32_t exact = md.size;
+	assert_true(exact > 0 && exact < ask);
+	assert_int_equal(h.msg_size, 16 + 8 + exact);
+	assert_int_equal(md.argsz, 8 + exact);
+	assert_int_equal(devmig_client_set_state(f->c, DEVMIG_STATE_RUNNING), 0);
+	devmig_client_close(f->c);
+
+	/* A client that negotiated nothing gets libvfio-user's shape: padded to the ask. */
+	f->c = fx_connect(&f->s, &(struct devmig_client_config){ .no_ext = true });
+	assert_false(devmig_client_has_ext(f->c, DEVMIG_EXT_EXACT_MIG_READ));
+	assert_int_equal(devmig_client_set_state(f->c, DEVMIG_STATE_STOP_COPY), 0);
+	raw_mig_read(f->c, ask, &h, &md, rep, sizeof(rep));
+	assert_int_equal(h.msg_size, 16 + 8 + ask);
+	assert_int_equal(md.size, exact);       /* size and argsz give the real amount */
+	assert_int_equal(md.argsz, 8 + exact);
+	for (size_t i = 24 + exact; i < h.msg_size; i++)
+		assert_int_equal(rep[i], 0);
+	/* The end: an empty reply, still padded. */
+	raw_mig_read(f->c, 4096, &h, &md, rep, sizeof(rep));
+	assert_int_equal(md.size, 0);
+	assert_int_equal(h.msg_size, 16 + 8 + 4096);
+	assert_int_equal(devmig_client_set_state(f->c, DEVMIG_STATE_RUNNING), 0);
+
+	/* devmig's own client reads through the padding: the stream loads elsewhere. */
+	assert_int_equal(devmig_client_set_state(f->c, DEVMIG_STATE_STOP_COPY), 0);
+	uint8_t *stream = malloc(1 << 16);
+	size_t total = 0;
+	for (;;) {
+		ssize_t r = devmig_client_mig_read(f->c, stream + total, 4096);
+		assert_true(r >= 0);
+		total += (size_t)r;
+		if (r < 4096)
+			break;
+		assert_true(total + 4096 <= (1u << 16));
+	}
+	assert_int_equal(total, exact);
+	assert_int_equal(devmig_client_set_state(f->c, DEVMIG_STATE_RUNNING), 0);
+	struct fx_server dst;
+	fx_serve_variant(&dst, f->dir, "dst", &devmig_variant_counter, NULL);
+	struct devmig_client *dc = fx_connect(&dst, NULL);
+	assert_int_equal(devmig_client_set_state(dc, DEVMIG_STATE_RESUMING), 0);
+	assert_int_equal(devmig_client_mig_write(dc, stream, total), 0);
+	assert_int_equal(devmig_client_set_state(dc, DEVMIG_STATE_RUNNING), 0);
+	assert_int_equal(rd32(dc, 0, REG_SCRATCH0), 0x5eed);
+	devmig_client_close(dc);
+	fx_unserve(&dst);
+	free(stream);
+}
+
+/* A DEVICE_FEATURE carrying data; reply into rep, its payload compared with what was sent. */
+static size_t raw_feature(struct devmig_client *c, uint32_t flags, uint32_t argsz,
+			  const void *data, size_t len, uint8_t *rep, size_t cap)
+{
+	struct devmig_msg m;
+	cmd(&m, DEVMIG_CMD_DEVICE_FEATURE);
+	m.u.feature.f.flags = flags;
+	m.u.feature.f.argsz = argsz;
+	m.u.feature.data = data;
+	m.u.feature.data_len = len;
+	return raw_xact(c, &m, rep, cap);
+}
+
+static void test_feature_extra_data_accepted_and_set_probe_echo_it(void **state)
+{
+	struct fx *f = *state;
+	uint8_t rep[512];
+	struct devmig_hdr h;
+	struct devmig_feature fh;
+
+	/* DMA_LOGGING_STOP with START's control structure, as libvfio-user sends it. */
+	struct devmig_feature_dma_logging_control ctl = { .page_size = PG };
+	size_t n = raw_feature(f->c, DEVMIG_FEATURE_SET | DEVMIG_FEATURE_DMA_LOGGING_STOP,
+			       8 + sizeof(ctl), &ctl, sizeof(ctl), rep, sizeof(rep));
+	memcpy(&h, rep, sizeof(h));
+	assert_false(h.flags & DEVMIG_HDR_ERROR);
+	assert_int_equal(n, 16 + 8 + sizeof(ctl)); /* the whole request echoed */
+	memcpy(&fh, rep + 16, sizeof(fh));
+	assert_int_equal(fh.argsz, 8 + sizeof(ctl));
+	assert_memory_equal(rep + 24, &ctl, sizeof(ctl));
+
+	/* SET MIG_DEVICE_STATE with 8 bytes more than it needs: done, echoed. */
+	uint8_t st[16] = { 0 };
+	st[0] = DEVMIG_STATE_STOP;
+	memset(st + 8, 0xa5, 8);
+	n = raw_feature(f->c, DEVMIG_FEATURE_SET | DEVMIG_FEATURE_MIG_DEVICE_STATE, 8 + 16, st, 16,
+			rep, sizeof(rep));
+	memcpy(&h, rep, sizeof(h));
+	assert_false(h.flags & DEVMIG_HDR_ERROR);
+	assert_int_equal(n, 16 + 8 + 16);
+	assert_memory_equal(rep + 24, st, 16);
+	enum devmig_state now;
+	assert_int_equal(devmig_client_get_state(f->c, &now), 0);
+	assert_int_equal(now, DEVMIG_STATE_STOP);
+	assert_int_equal(devmig_client_set_state(f->c, DEVMIG_STATE_RUNNING), 0);
+
+	/* A GET carrying room for its answer (QEMU's shape): answered normally. */
+	uint64_t room = 0xffffffffffffffffull, caps;
+	n = raw_feature(f->c, DEVMIG_FEATURE_GET | DEVMIG_FEATURE_MIGRATION, 16, &room, 8, rep,
+			sizeof(rep));
+	assert_int_equal(n, 16 + 8 + 8);
+	memcpy(&caps, rep + 24, 8);
+	assert_int_equal(caps, DEVMIG_MIG_STOP_COPY | DEVMIG_MIG_P2P);
+
+	/* PROBE with data: echoed too. */
+	n = raw_feature(f->c, DEVMIG_FEATURE_PROBE | DEVMIG_FEATURE_SET |
+			DEVMIG_FEATURE_DMA_LOGGING_START, 24, &ctl, sizeof(ctl), rep, sizeof(rep));
+	memcpy(&h, rep, sizeof(h));
+	assert_false(h.flags & DEVMIG_HDR_ERROR);
+	assert_int_equal(n, 16 + 8 + sizeof(ctl));
+
+	/* START with one range and 16 bytes past it: started; the echo has the page size. */
+	uint8_t *mem;
+	int mfd = guest_mem(MIB, &mem);
+	assert_int_equal(devmig_client_dma_map(f->c, 0x100000, MIB,
+					       DEVMIG_DMA_READ | DEVMIG_DMA_WRITE, mfd, 0, NULL),
+			 0);
+	uint8_t start[16 + 16 + 16];
+	struct devmig_feature_dma_logging_control sc = { .page_size = PG, .num_ranges = 1 };
+	struct devmig_dma_logging_range r = { 0x100000, MIB };
+	memcpy(start, &sc, 16);
+	memcpy(start + 16, &r, 16);
+	memset(start + 32, 0x5a, 16);
+	n = raw_feature(f->c, DEVMIG_FEATURE_SET | DEVMIG_FEATURE_DMA_LOGGING_START,
+			8 + sizeof(start), start, sizeof(start), rep, sizeof(rep));
+	memcpy(&h, rep, sizeof(h));
+	assert_false(h.flags & DEVMIG_HDR_ERROR);
+	assert_int_equal(n, 16 + 8 + sizeof(start));
+	assert_memory_equal(rep + 24, start, sizeof(start));
+	dirty(f->dev, 3);
+	uint64_t bm[4];
+	assert_int_equal(devmig_client_log_report(f->c, 0x100000, MIB, PG, bm), 0);
+	assert_int_equal(bm[0], 1ull << 3);
+	assert_int_equal(devmig_client_log_stop(f->c), 0);
+	assert_int_equal(devmig_client_dma_unmap(f->c, 0x100000, MIB), 0);
+	munmap(mem, MIB);
+	close(mfd);
+
+	/* What a feature needs is still needed: SET MIG_DEVICE_STATE with 4 bytes. */
+	n = raw_feature(f->c, DEVMIG_FEATURE_SET | DEVMIG_FEATURE_MIG_DEVICE_STATE, 8 + 4, st, 4,
+			rep, sizeof(rep));
+	memcpy(&h, rep, sizeof(h));
+	assert_true(h.flags & DEVMIG_HDR_ERROR);
+	assert_int_equal(h.error_no, EINVAL);
+	assert_int_equal(devmig_client_get_state(f->c, &now), 0);
+	assert_int_equal(now, DEVMIG_STATE_RUNNING);
+}
+
+static void test_dma_unmap_all_drops_every_mapping(void **state)
+{
+	struct fx *f = *state;
+	uint8_t *mem;
+	int mfd = guest_mem(2 * MIB, &mem);
+	uint8_t rep[64];
+	uint32_t v;
+
+	assert_int_equal(devmig_client_dma_map(f->c, 0x100000, MIB,
+					       DEVMIG_DMA_READ | DEVMIG_DMA_WRITE, mfd, 0, NULL),
+			 0);
+	assert_int_equal(devmig_client_dma_map(f->c, 0x400000, MIB, DEVMIG_DMA_READ, mfd, MIB, NULL),
+			 0);
+	assert_int_equal(devmig_device_dma_read(f->dev, 0x100000, &v, 4), 0);
+	assert_int_equal(devmig_device_dma_read(f->dev, 0x400000, &v, 4), 0);
+
+	/* addr or size non-zero with FLAG_ALL: refused, nothing unmapped. */
+	struct devmig_msg m;
+	cmd(&m, DEVMIG_CMD_DMA_UNMAP);
+	m.u.dma_unmap.argsz = 24;
+	m.u.dma_unmap.flags = DEVMIG_DMA_UNMAP_ALL;
+	m.u.dma_unmap.addr = 0x100000;
+	raw_xact(f->c, &m, rep, sizeof(rep));
+	struct devmig_hdr h;
+	memcpy(&h, rep, sizeof(h));
+	assert_true(h.flags & DEVMIG_HDR_ERROR);
+	assert_int_equal(h.error_no, EINVAL);
+	assert_int_equal(devmig_device_dma_read(f->dev, 0x100000, &v, 4), 0);
+
+	/* addr = size = 0: everything goes; the reply echoes the request. */
+	m.u.dma_unmap.addr = 0;
+	size_t n = raw_xact(f->c, &m, rep, sizeof(rep));
+	memcpy(&h, rep, sizeof(h));
+	assert_false(h.flags & DEVMIG_HDR_ERROR);
+	assert_int_equal(n, 16 + 24);
+	assert_memory_equal(rep + 16, &m.u.dma_unmap, 24);
+	assert_int_equal(devmig_device_dma_read(f->dev, 0x100000, &v, 4), -EFAULT);
+	assert_int_equal(devmig_device_dma_read(f->dev, 0x400000, &v, 4), -EFAULT);
+	/* The same ranges map again: nothing is left behind. */
+	assert_int_equal(devmig_client_dma_map(f->c, 0x100000, MIB, DEVMIG_DMA_READ, mfd, 0, NULL), 0);
+	assert_int_equal(devmig_client_dma_unmap(f->c, 0x100000, MIB), 0);
+	munmap(mem, 2 * MIB);
+	close(mfd);
+}
+
 #define T(fn) cmocka_unit_test_setup_teardown(fn, setup, teardown)
 
 int main(void)
@@ -773,6 +1016,9 @@ int main(void)
 		T(test_dma_logging_start_report_stop),
 		T(test_migration_data_read_write_round_trip),
 		T(test_reconnect_keeps_state_drops_dma),
+		T(test_mig_read_padded_for_plain_clients_exact_when_negotiated),
+		T(test_feature_extra_data_accepted_and_set_probe_echo_it),
+		T(test_dma_unmap_all_drops_every_mapping),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -71,6 +71,20 @@ static void b_dma_unmap_rep(struct fx *f)
 	fx_hdr(f, DEVMIG_CMD_DMA_UNMAP, true);
 }
 
+/* VFIO_DMA_UNMAP_FLAG_ALL, as libvfio-user's client and QEMU send it. */
+static void b_dma_unmap_all_req(struct fx *f)
+{
+	fx_hdr(f, DEVMIG_CMD_DMA_UNMAP, false);
+	f->m.u.dma_unmap.argsz = 24;
+	f->m.u.dma_unmap.flags = DEVMIG_DMA_UNMAP_ALL;
+}
+
+static void b_dma_unmap_all_rep(struct fx *f)
+{
+	b_dma_unmap_all_req(f);
+	fx_hdr(f, DEVMIG_CMD_DMA_UNMAP, true);
+}
+
 static void b_dev_info_req(struct fx *f)
 {
 	fx_hdr(f, DEVMIG_CMD_DEVICE_GET_INFO, false);
@@ -344,6 +358,13 @@ static void b_mig_read_rep(struct fx *f)
 	f->m.u.mig_data.data = f->data;
 }
 
+/* libvfio-user's shape: 10 bytes of data, padded to the 64 asked for. */
+static void b_mig_read_rep_padded(struct fx *f)
+{
+	b_mig_read_rep(f);
+	f->m.u.mig_data.pad = 54;
+}
+
 static void b_mig_read_rep_empty(struct fx *f)
 {
 	fx_hdr(f, DEVMIG_CMD_MIG_DATA_READ, true);
@@ -381,6 +402,8 @@ static void b_error_rep(struct fx *f)
 	X(dma_map_rep)                   \
 	X(dma_unmap_req)                 \
 	X(dma_unmap_rep)                 \
+	X(dma_unmap_all_req)             \
+	X(dma_unmap_all_rep)             \
 	X(dev_info_req)                  \
 	X(dev_info_rep)                  \
 	X(region_info_req)               \
@@ -411,6 +434,7 @@ static void b_error_rep(struct fx *f)
 	X(multi_rep)                     \
 	X(mig_read_req)                  \
 	X(mig_read_rep)                  \
+	X(mig_read_rep_padded)           \
 	X(mig_read_rep_empty)            \
 	X(mig_write_req)                 \
 	X(mig_write_rep)                 \
@@ -463,7 +487,6 @@ BASES(DEF_RT)
 	X(client_refuses_reply_to_dma_read, b_dma_read_rep, DIRECTION, f->lim.role = W(ROLE_CLIENT)) \
 	X(client_refuses_reply_to_dma_write, b_dma_write_rep, DIRECTION, f->lim.role = W(ROLE_CLIENT)) \
 	/* error replies */                                                                     \
-	X(error_reply_with_payload_is_refused, b_error_rep, MSG_SIZE, f->adjust = 4)             \
 	X(error_reply_with_fd_is_refused, b_error_rep, FDS, f->nfds = 1)                         \
 	/* VERSION */                                                                           \
 	X(version_payload_below_4_is_short, b_version_req_nojson, SHORT, f->adjust = -1)         \
@@ -496,6 +519,11 @@ BASES(DEF_RT)
 	X(dma_unmap_size_zero_is_refused, b_dma_unmap_req, FIELD, m->u.dma_unmap.size = 0)       \
 	X(dma_unmap_wrap_is_overflow, b_dma_unmap_req, OVERFLOW, m->u.dma_unmap.addr = ~0ull)    \
 	X(dma_unmap_with_fd_is_refused, b_dma_unmap_req, FDS, f->nfds = 1)                       \
+	X(dma_unmap_all_with_addr_is_refused, b_dma_unmap_all_req, FIELD, m->u.dma_unmap.addr = 0x1000) \
+	X(dma_unmap_all_with_size_is_refused, b_dma_unmap_all_req, FIELD, m->u.dma_unmap.size = 0x1000) \
+	X(dma_unmap_all_with_another_flag_is_refused, b_dma_unmap_all_req, FIELD, m->u.dma_unmap.flags |= 1) \
+	X(dma_unmap_all_argsz_below_24_is_refused, b_dma_unmap_all_req, ARGSZ, m->u.dma_unmap.argsz = 16) \
+	X(dma_unmap_all_reply_with_size_is_refused, b_dma_unmap_all_rep, FIELD, m->u.dma_unmap.size = 0x1000) \
 	X(dma_unmap_reply_short_is_refused, b_dma_unmap_rep, SHORT, f->adjust = -1)              \
 	X(dma_unmap_reply_argsz_below_24_is_refused, b_dma_unmap_rep, ARGSZ, m->u.dma_unmap.argsz = 0) \
 	/* DEVICE_GET_INFO */                                                                   \
@@ -510,7 +538,7 @@ BASES(DEF_RT)
 	X(dev_info_with_fd_is_refused, b_dev_info_req, FDS, f->nfds = 1)                         \
 	/* DEVICE_GET_REGION_INFO */                                                            \
 	X(region_info_short_is_refused, b_region_info_req, SHORT, f->adjust = -1)                \
-	X(region_info_trailing_byte_is_refused, b_region_info_req, MSG_SIZE, f->adjust = 1)      \
+	X(region_info_byte_beyond_argsz_is_refused, b_region_info_req, MSG_SIZE, f->adjust = 1)  \
 	X(region_info_argsz_below_32_is_refused, b_region_info_req, ARGSZ, m->u.region_info.info.argsz = 31) \
 	X(region_info_index_out_of_range_is_refused, b_region_info_req, INDEX, m->u.region_info.info.index = 9) \
 	X(region_info_index_against_limit_is_refused, b_region_info_req, INDEX, f->lim.num_regions = 2) \
@@ -645,7 +673,10 @@ BASES(DEF_RT)
 	X(mig_read_argsz_wrap_is_refused, b_mig_read_req, ARGSZ, m->u.mig_data.md.size = UINT32_MAX; f->lim.max_data_xfer_size = UINT32_MAX; m->u.mig_data.md.argsz = 7) \
 	X(mig_read_with_fd_is_refused, b_mig_read_req, FDS, f->nfds = 1)                         \
 	X(mig_read_reply_data_short_is_refused, b_mig_read_rep, SHORT, f->adjust = -1; m->u.mig_data.md.argsz = 17) \
-	X(mig_read_reply_data_long_is_refused, b_mig_read_rep, MSG_SIZE, f->adjust = 1; m->u.mig_data.md.argsz = 19) \
+	X(mig_read_reply_padded_with_argsz_over_padding_is_refused, b_mig_read_rep_padded, ARGSZ, m->u.mig_data.md.argsz = 8 + 64) \
+	X(mig_read_reply_padded_with_size_over_padding_is_refused, b_mig_read_rep_padded, ARGSZ, m->u.mig_data.md.size = 64) \
+	X(mig_read_reply_padding_beyond_any_request_is_refused, b_mig_read_rep_padded, MSG_SIZE, f->lim.max_data_xfer_size = 53) \
+	X(mig_read_reply_padded_size_above_max_is_refused, b_mig_read_rep_padded, COUNT, f->lim.max_data_xfer_size = 9) \
 	X(mig_read_reply_argsz_not_payload_is_refused, b_mig_read_rep, ARGSZ, m->u.mig_data.md.argsz = 19) \
 	X(mig_read_reply_size_above_max_is_refused, b_mig_read_rep, COUNT, f->lim.max_data_xfer_size = 9) \
 	X(mig_write_short_is_refused, b_mig_write_req, SHORT, f->adjust = -1)                    \
@@ -775,6 +806,107 @@ static void region_read_reply_data_points_into_buffer(void **state)
 	(void)state;
 	assert_int_equal(fx_decode(f, &d, &keep), W(OK));
 	assert_ptr_equal(d.u.region.data, keep + 32);
+	free(keep);
+	free(f);
+}
+
+/* libvfio-user echoes the request with some error replies: the errno is the header's. */
+static void error_reply_with_payload_is_accepted_errno_from_header(void **state)
+{
+	struct fx *f = fx_new(b_error_rep);
+	struct devmig_msg d;
+	uint8_t *keep;
+
+	(void)state;
+	f->adjust = 24;
+	fx_poke(f, 16, 0xff); /* payload bytes mean nothing */
+	assert_int_equal(fx_decode(f, &d, &keep), W(OK));
+	assert_true(d.hdr.flags & DEVMIG_HDR_ERROR);
+	assert_int_equal(d.hdr.error_no, EINVAL);
+	assert_int_equal(d.hdr.msg_size, 16 + 24);
+	free(keep);
+	free(f);
+	/* A server decoding the client's error reply to its DMA_READ: the same. */
+	f = fx_new(b_error_rep);
+	f->m.hdr.cmd = DEVMIG_CMD_DMA_READ;
+	f->lim.role = W(ROLE_SERVER);
+	f->adjust = 16;
+	assert_int_equal(fx_decode(f, &d, &keep), W(OK));
+	assert_int_equal(d.hdr.error_no, EINVAL);
+	free(keep);
+	free(f);
+}
+
+/* libvfio-user's client sends REGION_INFO with its whole argsz buffer: the
+ * bytes past the 32 needed are ignored, as the kernel's ioctl does. */
+static void region_info_request_up_to_argsz_is_accepted(void **state)
+{
+	struct fx *f = fx_new(b_region_info_req);
+	struct devmig_msg d;
+	uint8_t *keep;
+
+	(void)state;
+	f->m.u.region_info.info.argsz = 32 + 48;
+	f->adjust = 48;
+	assert_int_equal(fx_decode(f, &d, &keep), W(OK));
+	assert_int_equal(d.u.region_info.info.argsz, 80);
+	assert_int_equal(d.u.region_info.info.index, 2);
+	free(keep);
+	f->adjust = 49; /* beyond argsz */
+	assert_int_equal(fx_decode(f, &d, &keep), W(E_MSG_SIZE));
+	free(f);
+}
+
+static void mig_read_reply_padded_gives_data_and_padding(void **state)
+{
+	struct fx *f = fx_new(b_mig_read_rep_padded);
+	struct devmig_msg d;
+	uint8_t *keep;
+	size_t n;
+
+	(void)state;
+	uint8_t *b = fx_bytes(f, &n);
+	assert_int_equal(n, 16 + 8 + 64); /* msg_size = 16 + 8 + requested */
+	free(b);
+	assert_int_equal(fx_decode(f, &d, &keep), W(OK));
+	assert_int_equal(d.u.mig_data.md.size, 10);
+	assert_int_equal(d.u.mig_data.md.argsz, 18);
+	assert_int_equal(d.u.mig_data.pad, 54);
+	assert_ptr_equal(d.u.mig_data.data, keep + 24);
+	assert_memory_equal(d.u.mig_data.data, f->data, 10);
+	free(keep);
+	free(f);
+	/* The encoder writes the padding as zeros and counts it in msg_size. */
+	f = fx_new(b_mig_read_rep_padded);
+	b = encode_exact(&f->m, &n);
+	for (size_t i = 24 + 10; i < n; i++)
+		assert_int_equal(b[i], 0);
+	const void *tail;
+	size_t tail_len;
+	uint8_t head[64];
+	enum devmig_wire_err err;
+	assert_int_equal(devmig_encode_head(head, sizeof(head), &f->m, &tail, &tail_len, &err), 24);
+	assert_int_equal(tail_len, 10);
+	struct devmig_hdr h;
+	memcpy(&h, head, sizeof(h));
+	assert_int_equal(h.msg_size, 16 + 8 + 64);
+	free(b);
+	free(f);
+}
+
+/* An empty reply padded to the request: the end of the stream, as libvfio-user sends it. */
+static void mig_read_reply_empty_padded_is_end_of_data(void **state)
+{
+	struct fx *f = fx_new(b_mig_read_rep_empty);
+	struct devmig_msg d;
+	uint8_t *keep;
+
+	(void)state;
+	f->m.u.mig_data.pad = 4096;
+	assert_int_equal(fx_decode(f, &d, &keep), W(OK));
+	assert_int_equal(d.u.mig_data.md.size, 0);
+	assert_null(d.u.mig_data.data);
+	assert_int_equal(d.u.mig_data.pad, 4096);
 	free(keep);
 	free(f);
 }
@@ -1395,12 +1527,15 @@ static void mutated_bytes_never_read_out_of_bounds(void **state)
 				b[off] = vals[v];
 				err = decode_exact(b, n, f->nfds, &f->lim, &d, &keep);
 				if (err == W(OK)) {
-					/* Whatever decodes re-encodes to the same bytes. */
+					/* Whatever decodes re-encodes to the same bytes
+					 * (a padded reply's padding means nothing: zeros). */
 					size_t rn;
 					uint8_t *r = encode_exact(&d, &rn);
+					size_t pad = d.hdr.cmd == DEVMIG_CMD_MIG_DATA_READ &&
+							     msg_is_reply(&d) ? d.u.mig_data.pad : 0;
 
 					assert_int_equal(rn, n);
-					assert_memory_equal(r, b, n);
+					assert_memory_equal(r, b, n - pad);
 					free(r);
 				}
 				free(keep);
@@ -1431,6 +1566,10 @@ int main(void)
 		cmocka_unit_test(region_info_caps_flag_without_offset_is_not_walked),
 		cmocka_unit_test(region_info_reply_mmap_without_fd_is_accepted),
 		cmocka_unit_test(dma_map_without_fd_or_offset_is_accepted),
+		cmocka_unit_test(error_reply_with_payload_is_accepted_errno_from_header),
+		cmocka_unit_test(region_info_request_up_to_argsz_is_accepted),
+		cmocka_unit_test(mig_read_reply_padded_gives_data_and_padding),
+		cmocka_unit_test(mig_read_reply_empty_padded_is_end_of_data),
 		cmocka_unit_test(dma_map_larger_pgsize_aligned_is_accepted),
 		cmocka_unit_test(region_read_count_at_max_is_accepted),
 		cmocka_unit_test(region_read_offset_to_top_of_address_space_is_accepted),

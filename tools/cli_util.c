@@ -233,7 +233,39 @@ void cli_print_error(const char *cmd, const char *error, char *const *src, unsig
 	fprintf(stderr, "devmig %s: %s\n", cmd, out);
 }
 
-json_object *cli_report_json(const struct devmig_migration_report *r, bool ok)
+const char *cli_state_name(int state)
+{
+	return state == DEVMIG_STATE_UNKNOWN ? "unknown" : devmig_state_name((enum devmig_state)state);
+}
+
+void cli_note_states(struct devmig_migration_report *r, unsigned nsrc, unsigned ndst)
+{
+	size_t l = strlen(r->error);
+	const char *sep = "; left: ";
+
+	for (unsigned side = 0; side < 2; side++) {
+		unsigned n = side ? ndst : nsrc;
+		for (unsigned i = 0; i < n && i < DEVMIG_ENGINE_MAX_DEVICES; i++) {
+			int st = side ? r->dst_state[i] : r->src_state[i];
+			if (l < sizeof(r->error))
+				l += (size_t)snprintf(r->error + l, sizeof(r->error) - l, "%s%s device %u %s",
+						      sep, side ? "destination" : "source", i,
+						      cli_state_name(st));
+			sep = ", ";
+		}
+	}
+}
+
+static json_object *states_json(const int *states, unsigned n)
+{
+	json_object *a = json_object_new_array();
+	for (unsigned i = 0; i < n && i < DEVMIG_ENGINE_MAX_DEVICES; i++)
+		json_object_array_add(a, json_object_new_string(cli_state_name(states[i])));
+	return a;
+}
+
+json_object *cli_report_json(const struct devmig_migration_report *r, bool ok, unsigned nsrc,
+			     unsigned ndst)
 {
 	json_object *o = json_object_new_object();
 
@@ -254,6 +286,8 @@ json_object *cli_report_json(const struct devmig_migration_report *r, bool ok)
 	json_object_object_add(o, "total_ns", json_object_new_int64((int64_t)r->total_ns));
 	json_object_object_add(o, "downtime_ns", json_object_new_int64((int64_t)r->downtime_ns));
 	json_object_object_add(o, "throughput_bytes_per_s", json_object_new_double(r->throughput));
+	json_object_object_add(o, "source_states", states_json(r->src_state, nsrc));
+	json_object_object_add(o, "destination_states", states_json(r->dst_state, ndst));
 	return o;
 }
 

@@ -60,8 +60,18 @@ const char *cli_duration(uint64_t ns, char *buf, size_t len);
  */
 void cli_print_error(const char *cmd, const char *error, char *const *src, unsigned nsrc,
 		     char *const *dst, unsigned ndst);
-/* The report's fields as a JSON object (ok, error and the numbers). */
-json_object *cli_report_json(const struct devmig_migration_report *r, bool ok);
+/*
+ * After a failure: append to r->error the state each device was left in,
+ * "; left: source device 0 RUNNING, destination device 0 RUNNING" (nsrc
+ * source and ndst destination devices of r; "unknown" when unreachable).
+ */
+void cli_note_states(struct devmig_migration_report *r, unsigned nsrc, unsigned ndst);
+/* "RUNNING", ..., or "unknown" for DEVMIG_STATE_UNKNOWN. */
+const char *cli_state_name(int state);
+/* The report's fields as a JSON object (ok, error, the numbers, and
+ * source_states / destination_states: nsrc and ndst names). */
+json_object *cli_report_json(const struct devmig_migration_report *r, bool ok, unsigned nsrc,
+			     unsigned ndst);
 /* Pretty-print o on stdout and drop it. */
 void cli_print_json(json_object *o);
 

@@ -25,9 +25,12 @@ static void usage(FILE *f)
 		"\n"
 		"The first form asks whether the device at --target can load state saved by the\n"
 		"source. A DEVICE is a vfio-user socket path or vfio:DEVICE for a kernel VFIO\n"
-		"device (which has no migration identity to compare: the kernel offers none);\n"
-		"the source may also be a version string such as 1af4:10f1-memblk-v1 (then\n"
-		"--fingerprint gives its config-space fingerprint, or only versions are compared).\n"
+		"device; the source may also be a version string such as 1af4:10f1-memblk-v1\n"
+		"(then --fingerprint gives its config-space fingerprint, or only versions are\n"
+		"compared). When a side lacks devmig's compat extension (a kernel VFIO device,\n"
+		"a libvfio-user server), the two must be the same PCI device by config space:\n"
+		"vendor, device, subsystem ids, class, revision.\n"
+		"Nothing changes state; a refusal ends with the state each device is in.\n"
 		"Exit 0: compatible; 1: not, with the reason; 2: usage or connection error.\n"
 		"\n"
 		"The second form reads reports written by 'devmig info --json' (one device, an array\n"
@@ -35,23 +38,33 @@ static void usage(FILE *f)
 		"device, the targets that can take its state.\n");
 }
 
-static int read_info(const char *path, struct devmig_compat_info *ci)
+/* One side of a pair: what its server says, and the state it is in. */
+struct side {
+	struct devmig_compat_info ci;
+	bool has_compat;               /* devmig's compat extension answered */
+	struct devmig_pci_identity id;
+	bool id_known;
+	const char *state;             /* "RUNNING", ..., or "unknown" */
+};
+
+static int read_side(const char *path, struct side *sd)
 {
 	char err[256];
+	enum devmig_state st;
 	struct devmig_client *c = devmig_client_open(path, NULL, err, sizeof(err));
 	if (!c) {
 		fprintf(stderr, "devmig compat: %s\n", err);
 		return 2;
 	}
-	int rc = devmig_client_compat_info(c, ci);
-	bool kernel = !strcmp(devmig_client_backend(c), "kernel");
+	sd->has_compat = devmig_client_compat_info(c, &sd->ci) == 0;
+	if (!sd->has_compat)
+		memset(&sd->ci, 0, sizeof(sd->ci));
+	sd->id_known = devmig_client_pci_identity(c, &sd->id) == 0;
+	sd->state = devmig_client_get_state(c, &st) ? "unknown" : devmig_state_name(st);
 	devmig_client_close(c);
-	if (rc) {
-		fprintf(stderr, "devmig compat: %s does not report its migration identity: %s%s\n",
-			path, strerror(-rc),
-			kernel ? " (a kernel VFIO device has no version to compare; the driver "
-				 "checks the stream when it loads it)"
-			       : "");
+	if (!sd->has_compat && !sd->id_known) {
+		fprintf(stderr, "devmig compat: %s reports neither its migration identity nor a "
+				"readable config space\n", path);
 		return 2;
 	}
 	return 0;
@@ -74,13 +87,21 @@ static bool parse_fingerprint(const char *s, uint64_t *out)
 	return !errno && !*end && end != s;
 }
 
+static const char *side_name(const struct side *sd, char *buf, size_t len)
+{
+	if (sd->has_compat)
+		return sd->ci.version;
+	devmig_pci_identity_format(&sd->id, buf, len);
+	return buf;
+}
+
 static int pair(const char *source, const char *fp, const char *target, bool json)
 {
-	struct devmig_compat_info src = { 0 }, dst;
-	bool know_fp = true;
+	struct side src = { .state = NULL }, dst;
+	bool know_fp = true, src_socket = is_socket(source) || devmig_addr_is_vfio(source);
 
-	if (is_socket(source) || devmig_addr_is_vfio(source)) {
-		int rc = read_info(source, &src);
+	if (src_socket) {
+		int rc = read_side(source, &src);
 		if (rc)
 			return rc;
 	} else if (strchr(source, '/')) {
@@ -88,34 +109,68 @@ static int pair(const char *source, const char *fp, const char *target, bool jso
 		fprintf(stderr, "devmig compat: no device socket at %s\n", source);
 		return 2;
 	} else {
-		snprintf(src.version, sizeof(src.version), "%s", source);
+		snprintf(src.ci.version, sizeof(src.ci.version), "%s", source);
+		src.has_compat = true;
 		know_fp = fp != NULL;
-		if (fp && !parse_fingerprint(fp, &src.config_fingerprint)) {
+		if (fp && !parse_fingerprint(fp, &src.ci.config_fingerprint)) {
 			fprintf(stderr, "devmig compat: --fingerprint takes hex digits, not '%s'\n", fp);
 			return 2;
 		}
 	}
-	int rc = read_info(target, &dst);
+	int rc = read_side(target, &dst);
 	if (rc)
 		return rc;
-	char why[256] = "";
-	rc = devmig_compat_check(&dst, src.version,
-				 know_fp ? src.config_fingerprint : dst.config_fingerprint, why,
-				 sizeof(why));
+	char why[300] = "";
+	const char *how;
+	if (src.has_compat && dst.has_compat) {
+		how = "compat";
+		rc = devmig_compat_check(&dst.ci, src.ci.version,
+					 know_fp ? src.ci.config_fingerprint : dst.ci.config_fingerprint,
+					 why, sizeof(why));
+	} else if (!src_socket) {
+		fprintf(stderr, "devmig compat: %s does not report its migration identity (no devmig "
+				"compat extension): give --source a device socket to compare their "
+				"config spaces\n", target);
+		return 2;
+	} else {
+		/* A foreign peer: the two must be the same PCI device. */
+		how = "pci_identity";
+		if (!src.id_known || !dst.id_known) {
+			fprintf(stderr, "devmig compat: the %s config space cannot be read, and only "
+					"one side has devmig's compat extension\n",
+				src.id_known ? "target's" : "source's");
+			return 2;
+		}
+		rc = devmig_pci_identity_check(&src.id, &dst.id, why, sizeof(why));
+	}
+	char sb[128], tb[128];
+	const char *sname = side_name(&src, sb, sizeof(sb)), *tname = side_name(&dst, tb, sizeof(tb));
 	if (json) {
 		json_object *o = json_object_new_object();
-		json_object_object_add(o, "source", json_object_new_string(src.version));
-		json_object_object_add(o, "target", json_object_new_string(dst.version));
+		json_object_object_add(o, "source", json_object_new_string(sname));
+		json_object_object_add(o, "target", json_object_new_string(tname));
 		json_object_object_add(o, "compatible", json_object_new_boolean(!rc));
+		json_object_object_add(o, "checked", json_object_new_string(how));
 		if (rc)
 			json_object_object_add(o, "reason", json_object_new_string(why));
+		if (src.state)
+			json_object_object_add(o, "source_state", json_object_new_string(src.state));
+		json_object_object_add(o, "target_state", json_object_new_string(dst.state));
 		printf("%s\n", json_object_to_json_string_ext(o, JSON_C_TO_STRING_PRETTY));
 		json_object_put(o);
-	} else if (!rc) {
-		printf("compatible: %s accepts state from %s%s\n", dst.version, src.version,
+	} else if (!rc && !strcmp(how, "compat")) {
+		printf("compatible: %s accepts state from %s%s\n", tname, sname,
 		       know_fp ? "" : " (versions only: no source fingerprint given)");
+	} else if (!rc) {
+		printf("compatible: the same device (%s); without devmig's compat extension on both "
+		       "sides only the config-space identity is compared\n", tname);
 	} else {
-		printf("not compatible: %s\n", why);
+		/* compat changes nothing: say where both devices are. */
+		if (src.state)
+			printf("not compatible: %s; left: source %s, target %s\n", why, src.state,
+			       dst.state);
+		else
+			printf("not compatible: %s; left: target %s\n", why, dst.state);
 	}
 	return rc ? 1 : 0;
 }

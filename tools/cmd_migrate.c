@@ -19,7 +19,8 @@ static void migrate_usage(FILE *f)
 		"                       (--to-socket DST | --to-vfio DST) [...])\n"
 		"                      [--psk FILE | --cert FILE --key FILE --ca FILE | --insecure]\n"
 		"                      [--peer-name NAME] [--handshake-timeout SEC]\n"
-		"                      [--downtime MS] [--max-rounds N] [--no-precopy] [--timeout SEC]\n"
+		"                      [--downtime MS] [--max-rounds N] [--no-precopy | --precopy-all]\n"
+		"                      [--timeout SEC]\n"
 		"                      [--json] [--verbose]\n"
 		"\n"
 		"Live-migrate the source devices. This moves device state\n"
@@ -43,6 +44,12 @@ static void migrate_usage(FILE *f)
 		"  --max-rounds N     pre-copy rounds at most once the initial data is sent\n"
 		"                     (default 30)\n"
 		"  --no-precopy       stop and copy at once, even for devices offering PRE_COPY\n"
+		"  --precopy-all      pre-copy also the devices that offer PRE_COPY but report no\n"
+		"                     progress (servers without devmig's extensions, such as\n"
+		"                     libvfio-user's, which offers PRE_COPY for every device):\n"
+		"                     their rounds end when a read returns less than asked.\n"
+		"                     Without it such devices are stopped and copied\n"
+
 		"  --timeout SEC      give up when one step takes over SEC seconds: a frame to\n"
 		"                     the destination, its answer, a device's answer (default\n"
 		"                     30); the source then runs on\n"
@@ -52,7 +59,8 @@ static void migrate_usage(FILE *f)
 		"On a terminal the pre-copy rounds are shown as they go. On success the devices\n"
 		"run at the destination and the exit status is 0; on failure the error names\n"
 		"the device and the reason, the source devices are back in RUNNING with their\n"
-		"state, and the exit status is 1. If the destination was told to run but its\n"
+		"state, the error ends with the state each device was left in, and the exit\n"
+		"status is 1. If the destination was told to run but its\n"
 		"answer was lost, the outcome is unknown: the source devices stay stopped (the\n"
 		"guest must never run on both hosts) and the exit status is 3; check the\n"
 		"destination, then resume one side ('devmig resume'). Ctrl-C stops the\n"
@@ -89,6 +97,7 @@ int devmig_cmd_migrate(int argc, char **argv)
 		{ "downtime", required_argument, NULL, 'D' },
 		{ "max-rounds", required_argument, NULL, 'r' },
 		{ "no-precopy", no_argument, NULL, 'n' },
+		{ "precopy-all", no_argument, NULL, 'P' },
 		{ "timeout", required_argument, NULL, 'T' },
 		{ "json", no_argument, NULL, 'j' },
 		{ "verbose", no_argument, NULL, 'v' },
@@ -105,7 +114,7 @@ int devmig_cmd_migrate(int argc, char **argv)
 	uint64_t v;
 	int o, src_rc;
 
-	while ((o = getopt_long(argc, argv, "s:t:d:V:W:D:r:nT:jvh", opts, NULL)) != -1) {
+	while ((o = getopt_long(argc, argv, "s:t:d:V:W:D:r:nPT:jvh", opts, NULL)) != -1) {
 		if (cli_secure_opt(&sec, o, optarg, "migrate", &src_rc)) {
 			if (src_rc)
 				return src_rc;
@@ -146,6 +155,7 @@ int devmig_cmd_migrate(int argc, char **argv)
 			cfg.max_rounds = (unsigned)v;
 			break;
 		case 'n': cfg.no_precopy = true; break;
+		case 'P': cfg.precopy_without_progress = true; break;
 		case 'T':
 			if (!cli_parse_u64(optarg, 1, 86400, &v)) {
 				fprintf(stderr, "devmig migrate: --timeout takes seconds, 1 to 86400, "
@@ -167,6 +177,10 @@ int devmig_cmd_migrate(int argc, char **argv)
 	if (!nsrc) {
 		fprintf(stderr, "devmig migrate: --socket or --vfio is required (devmig migrate "
 				"--help)\n");
+		return 2;
+	}
+	if (cfg.no_precopy && cfg.precopy_without_progress) {
+		fprintf(stderr, "devmig migrate: give --no-precopy or --precopy-all, not both\n");
 		return 2;
 	}
 	if (!to == !ndst) {
@@ -256,20 +270,19 @@ int devmig_cmd_migrate(int argc, char **argv)
 	else if (rc)
 		cli_note_timeout(&rep, rc, cli_timeout_s);
 
-	/* Where the sources were left (stopped after a success, RUNNING after a failure). */
+	/* Where the sources were left (stopped after a success, RUNNING after a
+	 * failure), as the engine read them back at the end. */
 	const char *src_state = NULL;
-	json_object *jstates = json_object_new_array();
 	for (unsigned i = 0; i < nsrc; i++) {
-		enum devmig_state st;
-		const char *name = devmig_client_get_state(sc[i], &st) ? "unknown"
-									: devmig_state_name(st);
-		json_object_array_add(jstates, json_object_new_string(name));
+		const char *name = cli_state_name(rep.src_state[i]);
 		src_state = !src_state || !strcmp(src_state, name) ? name : "mixed";
-		if (rc && !rep.outcome_unknown && strcmp(name, "RUNNING")) {
-			/* The engine could not put it back: the operator must know. */
+	}
+	if (rc) {
+		cli_note_states(&rep, nsrc, ndst);
+		if (to) {
 			size_t l = strlen(rep.error);
 			snprintf(rep.error + l, sizeof(rep.error) - l,
-				 "; source device %u is left %s", i, name);
+				 "; the destination's devices are reported by 'devmig receive' there");
 		}
 	}
 	devmig_transport_free(t);
@@ -281,17 +294,15 @@ int devmig_cmd_migrate(int argc, char **argv)
 	if (rc)
 		cli_print_error("migrate", rep.error, src, nsrc, ndst ? dst : NULL, ndst);
 	if (json) {
-		json_object *j = cli_report_json(&rep, rc == 0);
+		json_object *j = cli_report_json(&rep, rc == 0, nsrc, ndst);
 		json_object *jt = json_object_new_array();
 		for (unsigned i = 0; i < ndst; i++)
 			json_object_array_add(jt, json_object_new_string(dst[i]));
 		json_object_object_add(j, "to", to ? json_object_new_string(to) : jt);
 		if (to)
 			json_object_put(jt);
-		json_object_object_add(j, "source_states", jstates);
 		cli_print_json(j);
 	} else {
-		json_object_put(jstates);
 		if (!rc)
 			print_summary(&rep, to ? to : (ndst == 1 ? dst[0] : "the destination devices"),
 				      src_state);

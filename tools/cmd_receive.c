@@ -47,7 +47,9 @@ static void receive_usage(FILE *f)
 		"\n"
 		"'listening on ADDR' goes to stderr once connections are accepted, and a line\n"
 		"for each connection refused. Exit status 0 when the devices run here, 1 when\n"
-		"the migration failed (the destination devices are reset then).\n");
+		"the migration failed (the destination devices are reset then, or walked to\n"
+		"RUNNING where a reset is refused, and the error ends with the state each was\n"
+		"left in).\n");
 }
 
 int devmig_cmd_receive(int argc, char **argv)
@@ -212,10 +214,12 @@ int devmig_cmd_receive(int argc, char **argv)
 	cli_close_all(dc, ndst);
 	devmig_tls_creds_free(creds);
 
-	if (rc)
+	if (rc) {
+		cli_note_states(&rep, 0, ndst);
 		cli_print_error("receive", rep.error, NULL, 0, dst, ndst);
+	}
 	if (json) {
-		json_object *j = cli_report_json(&rep, rc == 0);
+		json_object *j = cli_report_json(&rep, rc == 0, 0, ndst);
 		json_object_object_add(j, "listen", json_object_new_string(shown));
 		cli_print_json(j);
 	} else if (!rc) {

@@ -22,7 +22,10 @@ static void restore_usage(FILE *f)
 		"order they were saved; they run with that state once it\n"
 		"succeeds. Every frame of the file is checked before any device is touched: a\n"
 		"damaged or truncated file is refused and the devices keep their own state.\n"
-		"Device state only: no guest memory is restored.\n"
+		"A device that is not the one saved (by version, or by its PCI identity when\n"
+		"either lacks devmig's compat extension) is refused before any state moves.\n"
+		"Device state only: no guest memory is restored. On failure the error ends\n"
+		"with the state each device was left in.\n"
 		"\n"
 		"  --socket DST  a device's vfio-user socket (repeat)\n"
 		"  --vfio DST    a kernel VFIO device (PCI address, mdev UUID, sysfs path,\n"
@@ -113,11 +116,12 @@ int devmig_cmd_restore(int argc, char **argv)
 	if (rc) {
 		/* The error alone may not say it is about the file: name it. */
 		char msg[sizeof(rep.error) + 300];
+		cli_note_states(&rep, 0, ndst);
 		snprintf(msg, sizeof(msg), "%s: %s", path, rep.error);
 		cli_print_error("restore", msg, NULL, 0, dst, ndst);
 	}
 	if (json) {
-		json_object *j = cli_report_json(&rep, rc == 0);
+		json_object *j = cli_report_json(&rep, rc == 0, 0, ndst);
 		json_object_object_add(j, "file", json_object_new_string(path));
 		cli_print_json(j);
 	} else if (!rc) {

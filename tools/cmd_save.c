@@ -26,7 +26,8 @@ static void save_usage(FILE *f)
 		"them run on. Device state only: no guest memory is saved. The file is written\n"
 		"as a new temporary file beside PATH (created exclusively, never through a\n"
 		"link), flushed to disk and renamed, so a failed save leaves nothing at PATH.\n"
-		"'devmig restore' loads it into devices of the same kinds.\n"
+		"'devmig restore' loads it into devices of the same kinds. On failure the\n"
+		"error ends with the state each device was left in.\n"
 		"\n"
 		"  --socket SRC  a device's vfio-user socket (repeat; restore in the same order)\n"
 		"  --vfio SRC    a kernel VFIO device (PCI address, mdev UUID, sysfs path,\n"
@@ -193,50 +194,57 @@ int devmig_cmd_save(int argc, char **argv)
 	else if (rc && !rep.error[0])
 		set_error(&rep, "the save failed: %s", strerror(-rc));
 
+	/* The checkpoint is whole when the engine says so (completed), even if a
+	 * device then refused to run on: that file is kept, the error still told. */
+	int file_rc = rep.completed ? 0 : rc;
 	off_t size = 0;
-	if (!rc) {
+	if (!file_rc) {
 		struct stat fst;
 		if (fsync(fd)) {
-			rc = -errno;
-			set_error(&rep, "flushing %s to disk failed: %s", tmp,
-				 strerror(errno));
+			file_rc = -errno;
+			set_error(&rep, "flushing %s to disk failed: %s", tmp, strerror(errno));
 		} else if (!fstat(fd, &fst)) {
 			size = fst.st_size;
 		}
 	}
-	if (close(fd) && !rc) {
-		rc = -errno;
+	if (close(fd) && !file_rc) {
+		file_rc = -errno;
 		set_error(&rep, "writing %s failed: %s", tmp, strerror(errno));
 	}
-	if (!rc) {
-		rc = publish(tmp, path, force);
-		if (rc == -EEXIST)
+	if (!file_rc) {
+		file_rc = publish(tmp, path, force);
+		if (file_rc == -EEXIST)
 			snprintf(rep.error, sizeof(rep.error),
 				 "%s appeared while saving; the checkpoint was not kept "
 				 "(--force replaces it)", path);
-		else if (rc)
-			set_error(&rep, "renaming %s to %s failed: %s", tmp,
-				 path, strerror(-rc));
+		else if (file_rc)
+			set_error(&rep, "renaming %s to %s failed: %s", tmp, path,
+				  strerror(-file_rc));
 		else
 			fsync_dir_of(path);
 	}
-	if (rc) {
+	if (file_rc) {
 		unlink(tmp);
 		rep.completed = false;
+	}
+	rc = file_rc ? file_rc : rc;
+	if (rc) {
+		cli_note_states(&rep, nsrc, 0);
 		cli_print_error("save", rep.error, src, nsrc, NULL, 0);
 	}
 
 	if (json) {
-		json_object *j = cli_report_json(&rep, rc == 0);
+		json_object *j = cli_report_json(&rep, rc == 0, nsrc, 0);
 		json_object_object_add(j, "file", json_object_new_string(path));
-		json_object_object_add(j, "file_bytes", json_object_new_int64(rc ? 0 : size));
+		json_object_object_add(j, "file_bytes", json_object_new_int64(file_rc ? 0 : size));
 		cli_print_json(j);
-	} else if (!rc) {
+	} else if (!file_rc) {
 		char b1[32], b2[32], b3[32];
-		printf("saved %u device%s to %s (%s of device state, file %s); the devices run on\n",
+		printf("saved %u device%s to %s (%s of device state, file %s)%s\n",
 		       rep.devices, rep.devices == 1 ? "" : "s", path,
 		       cli_bytes((double)rep.device_bytes, b1, sizeof(b1)),
-		       cli_bytes((double)size, b2, sizeof(b2)));
+		       cli_bytes((double)size, b2, sizeof(b2)),
+		       rc ? "" : "; the devices run on");
 		printf("  devices stopped for %s\n", cli_duration(rep.downtime_ns, b3, sizeof(b3)));
 	}
 	return rc ? 1 : 0;

@@ -44,10 +44,10 @@ struct devmig_client_config {
 	uint32_t max_data_xfer_size; /* 0: 1 MiB */
 	uint32_t ext;                /* extensions to ask for; DEVMIG_EXT_ALL by default */
 	bool no_ext;                 /* ask for none: behave as a plain vfio-user client */
-	int timeout_ms;              /* per reply and per whole send; 0: 30 s. After a
-				      * timeout or a broken connection every call fails
-				      * at once (-ENOTCONN): replies could no longer be
-				      * paired with commands */
+	int timeout_ms;              /* per reply and per whole send; 0: 30 s. A reply
+				      * that comes late is dropped when it does; a send
+				      * that times out breaks the connection (-ENOTCONN
+				      * until devmig_client_reconnect) */
 };
 
 /* Connect to a vfio-user socket and negotiate VERSION. cfg may be NULL.
@@ -79,6 +79,19 @@ struct devmig_client *devmig_client_open(const char *addr, const struct devmig_c
 bool devmig_addr_is_vfio(const char *addr);
 
 void devmig_client_close(struct devmig_client *c);
+/*
+ * The connection was lost (EOF, a failed send, bytes that cannot be framed):
+ * every call fails with -ENOTCONN until the client reconnects. A refused
+ * reply or a timeout does not break it: replies still due are dropped when
+ * they come, so the next command gets its own.
+ */
+bool devmig_client_broken(struct devmig_client *c);
+/*
+ * Connect to the same socket again and negotiate VERSION as before. The
+ * server dropped the old connection's DMA mappings and interrupt fds (the
+ * vfio-user rule) but kept the device and its migration state.
+ */
+int devmig_client_reconnect(struct devmig_client *c, char *err, size_t errlen);
 
 /* "vfio-user" or "kernel". */
 const char *devmig_client_backend(struct devmig_client *c);
@@ -189,6 +202,10 @@ int devmig_client_mig_status(struct devmig_client *c, uint64_t *bytes_loaded, in
  * fingerprint (devmig/compat.h); -ENOTSUP when the server does not offer it. */
 struct devmig_compat_info;
 int devmig_client_compat_info(struct devmig_client *c, struct devmig_compat_info *info);
+/* What config space says the device is (see devmig/compat.h): read through
+ * REGION_READ, so it works with any vfio-user PCI server. */
+struct devmig_pci_identity;
+int devmig_client_pci_identity(struct devmig_client *c, struct devmig_pci_identity *id);
 /* PRE_COPY progress; -ENOTSUP when the server did not offer the extension. */
 int devmig_client_precopy_info(struct devmig_client *c, uint64_t *initial, uint64_t *dirty);
 /*

@@ -45,6 +45,29 @@ int devmig_compat_check(const struct devmig_compat_info *target, const char *sou
 /* The "vendor:device" common part of a version string (up to the first '-'). */
 size_t devmig_version_common(const char *version, char *out, size_t outlen);
 
+/*
+ * What a PCI device's config space says it is. A peer without the compat
+ * extension (libvfio-user, any plain vfio-user server) says nothing else,
+ * so before state moves between such devices this must match exactly.
+ */
+struct devmig_pci_identity {
+	uint16_t vendor, device;
+	uint16_t subsystem_vendor, subsystem_device;
+	uint32_t class_code; /* 24 bits: base class, subclass, programming interface */
+	uint8_t revision;
+};
+
+/* The identity in the first 0x30 bytes of a type 0 config header. */
+void devmig_pci_identity_parse(const uint8_t cfg[0x30], struct devmig_pci_identity *id);
+/* "dead:beef subsystem cafe:babe class 000000 revision 00" */
+size_t devmig_pci_identity_format(const struct devmig_pci_identity *id, char *buf, size_t len);
+/*
+ * Are source and target the same device? 0 for yes; for no, -EINVAL and one
+ * sentence in why naming every field that differs with both values.
+ */
+int devmig_pci_identity_check(const struct devmig_pci_identity *source,
+			      const struct devmig_pci_identity *target, char *why, size_t whylen);
+
 #pragma GCC visibility pop
 
 #ifdef __cplusplus

@@ -18,7 +18,19 @@
  *      RUNNING, and the guest resumes there;
  *   4. on any failure the source devices return to RUNNING with their state,
  *      the destination devices are reset, the guest resumes on the source,
- *      and the error names the device and the reason.
+ *      and the error names the device and the reason. A connection that
+ *      broke on the way is reconnected for this (the error says so: the
+ *      server dropped that connection's DMA mappings and interrupt fds,
+ *      which the VMM sets again); a destination whose reset
+ *      is refused or leaves it RESUMING (libvfio-user) is walked back to
+ *      RUNNING and reset again.
+ * Before any state moves, each source/destination pair is checked: by the
+ * compat extension when both sides offer it, else by the PCI identity in
+ * their config spaces (vendor, device, subsystem ids, class, revision),
+ * which must match. A peer without devmig's extensions (no P2P states, no
+ * PRE_COPY progress, no stop-copy size) is stopped and copied, or with
+ * precopy_without_progress pre-copied in rounds driven by what its reads
+ * return: a read shorter than asked ends a pass.
  * A retry after any fault works the first time: a source device left in
  * PRE_COPY, PRE_COPY_P2P or RUNNING_P2P is put back to RUNNING (its session
  * ended); one left in STOP_COPY or STOP is migrated from STOP without running
@@ -92,6 +104,15 @@ struct devmig_engine_config {
 	size_t chunk;                 /* MIG_DATA_READ size; 0: 1 MiB */
 	unsigned read_depth;          /* reads in flight per device; 0: 2 */
 	bool no_precopy;              /* stop-and-copy only, even if devices offer PRE_COPY */
+	/*
+	 * Pre-copy devices that offer PRE_COPY but report no progress (no
+	 * precopy_info: a foreign peer) too, their rounds driven by what reads
+	 * return. Off by default: libvfio-user offers PRE_COPY for every device
+	 * whatever its callbacks do, so the flag alone does not say its stream
+	 * may be cut into a pre-copy and a stop-copy part (its own sample's
+	 * may not: RESUMING takes the stop-copy part only).
+	 */
+	bool precopy_without_progress;
 	uint64_t guest_iova;          /* where guest memory is DMA-mapped in devices */
 	uint64_t timeout_ms;          /* per device operation and per channel frame
 				       * (devmig_migrate_to_fd, devmig_receive_from_fd); 0: 30 s */
@@ -101,6 +122,12 @@ struct devmig_engine_config {
 	int (*resume_guest)(void *opaque, bool on_destination);
 	void *opaque;
 };
+
+/* Devices one migration moves at most. */
+#define DEVMIG_ENGINE_MAX_DEVICES 64u
+/* A device state the engine could not read back (its server is gone, or the
+ * device is on another host): the value in src_state/dst_state. */
+#define DEVMIG_STATE_UNKNOWN (-1)
 
 struct devmig_migration_report {
 	unsigned devices;
@@ -120,6 +147,14 @@ struct devmig_migration_report {
 	 * the operator decides (check the destination, then resume one side). */
 	bool outcome_unknown;
 	char error[512];              /* set on failure: which device and why */
+	/*
+	 * The state each device was left in, read back at the end (a
+	 * devmig_state, or DEVMIG_STATE_UNKNOWN). Source devices: by the
+	 * migrate and save calls; destination devices: by the calls that drive
+	 * them (local migrate, receive, restore); UNKNOWN otherwise.
+	 */
+	int src_state[DEVMIG_ENGINE_MAX_DEVICES];
+	int dst_state[DEVMIG_ENGINE_MAX_DEVICES];
 };
 
 /* ---- running a migration ----

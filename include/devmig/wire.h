@@ -78,6 +78,8 @@ enum devmig_cmd {
 /* DMA_MAP flags. */
 #define DEVMIG_DMA_READ (1u << 0)
 #define DEVMIG_DMA_WRITE (1u << 1)
+/* DMA_UNMAP flag (the kernel's VFIO_DMA_UNMAP_FLAG_ALL): every mapping; addr = size = 0. */
+#define DEVMIG_DMA_UNMAP_ALL (1u << 1)
 
 /* DEVICE_FEATURE flags. */
 #define DEVMIG_FEATURE_MASK 0xffffu
@@ -127,7 +129,7 @@ struct devmig_dma_map {
 
 struct devmig_dma_unmap {
 	uint32_t argsz;
-	uint32_t flags;
+	uint32_t flags; /* 0, or DEVMIG_DMA_UNMAP_ALL */
 	uint64_t addr;
 	uint64_t size;
 } DEVMIG_PACKED;
@@ -280,6 +282,13 @@ struct devmig_feature_compat {
 	uint64_t caps;
 } DEVMIG_PACKED;
 
+/*
+ * MIG_DATA_READ replies: argsz = 8 + size and size bytes of data. The
+ * deployed practice (libvfio-user) pads the reply on the wire to the size
+ * asked for (msg_size = 16 + 8 + requested); the padding follows the data
+ * and means nothing. A devmig server pads unless the client negotiated
+ * the exact_mig_read extension.
+ */
 struct devmig_mig_data {
 	uint32_t argsz;
 	uint32_t size;
@@ -348,8 +357,9 @@ void devmig_wire_limits_default(struct devmig_wire_limits *lim);
 /*
  * One message, command or reply. The union member used is the one named
  * after hdr.cmd; its fields are the request's or the reply's according to
- * hdr.flags & DEVMIG_HDR_TYPE_MASK. An error reply (DEVMIG_HDR_ERROR) has no
- * payload and uses no member.
+ * hdr.flags & DEVMIG_HDR_TYPE_MASK. An error reply (DEVMIG_HDR_ERROR) uses
+ * no member: its errno is hdr.error_no, and a payload some peers send with
+ * it (libvfio-user echoes the request) is ignored.
  */
 struct devmig_msg {
 	struct devmig_hdr hdr;
@@ -415,6 +425,7 @@ struct devmig_msg {
 		struct {
 			struct devmig_mig_data md;
 			const uint8_t *data; /* MIG_DATA_READ reply / MIG_DATA_WRITE request */
+			size_t pad;          /* MIG_DATA_READ reply: bytes of padding after the data */
 		} mig_data;
 	} u;
 };
@@ -443,6 +454,14 @@ enum devmig_wire_err devmig_decode_hdr(const void *buf, size_t len,
  * answer with devmig_encode_error_reply(). Pointers for variable parts are
  * NULL when the part is empty. DEVMIG_FEATURE_PRECOPY_INFO is accepted here
  * whatever was negotiated: the server checks caps.ext before serving it.
+ *
+ * Liberal where the kernel and the specification are, strict where safety
+ * is: DEVICE_FEATURE data must hold what the feature needs and anything
+ * beyond is ignored (the kernel's vfio_check_feature rule; e.g.
+ * DMA_LOGGING_STOP carrying the START control structure, a GET carrying
+ * room for its answer); a MIG_DATA_READ reply may be padded (see struct
+ * devmig_mig_data); an error reply may carry a payload. Every bound,
+ * overflow and count is still checked on what is used.
  */
 enum devmig_wire_err devmig_decode(const void *buf, size_t len, unsigned nfds,
 				   const struct devmig_wire_limits *lim,
@@ -515,6 +534,8 @@ size_t devmig_encode(void *buf, size_t cap, const struct devmig_msg *m,
  * *tail and *tail_len say what to send after the returned bytes.
  * The bulk data is not read, so its pointer may be NULL (only the length
  * in the fixed part counts): a sender may gather it from several places.
+ * A padded MIG_DATA_READ reply (mig_data.pad) counts its padding in
+ * msg_size too: the caller sends that many zero bytes after the tail.
  */
 size_t devmig_encode_head(void *buf, size_t cap, const struct devmig_msg *m,
 			  const void **tail, size_t *tail_len,
@@ -530,7 +551,10 @@ void devmig_encode_error_reply(struct devmig_hdr *out, const struct devmig_hdr *
 #define DEVMIG_EXT_PRECOPY_INFO (1u << 0) /* "precopy_info": true */
 #define DEVMIG_EXT_MIG_STATUS (1u << 1)   /* "mig_status": true */
 #define DEVMIG_EXT_COMPAT (1u << 2)       /* "compat": true */
-#define DEVMIG_EXT_ALL (DEVMIG_EXT_PRECOPY_INFO | DEVMIG_EXT_MIG_STATUS | DEVMIG_EXT_COMPAT)
+/* "exact_mig_read": true: MIG_DATA_READ replies carry only the data, unpadded. */
+#define DEVMIG_EXT_EXACT_MIG_READ (1u << 3)
+#define DEVMIG_EXT_ALL (DEVMIG_EXT_PRECOPY_INFO | DEVMIG_EXT_MIG_STATUS | DEVMIG_EXT_COMPAT | \
+			DEVMIG_EXT_EXACT_MIG_READ)
 
 struct devmig_caps {
 	uint32_t max_msg_fds;        /* default 1 */
@@ -581,15 +605,22 @@ enum devmig_wire_err devmig_caps_negotiate(const struct devmig_caps *proposed,
 
 /*
  * Client side: is the server's reply acceptable? The reply's major must
- * equal ours, its minor must not be above ours, and its booleans,
- * extensions and pgsizes must be a subset of what we proposed. A
- * migration member is taken as information even if we did not propose it
- * (libvfio-user servers always send it).
+ * equal ours, its minor must not be above ours, and its pgsizes must share
+ * a size with what we proposed. Members we did not propose (a boolean, an
+ * extension, a page size, an unknown member) are not an error: the client
+ * uses only what both said (devmig_caps_usable). A migration member is
+ * taken as information even if we did not propose it (libvfio-user servers
+ * always send it).
  */
 enum devmig_wire_err devmig_version_check_reply(uint16_t our_major, uint16_t our_minor,
 						const struct devmig_caps *proposed,
 						uint16_t reply_major, uint16_t reply_minor,
 						const struct devmig_caps *reply);
+
+/* What a client may use after an accepted reply: the reply's limits, and its
+ * booleans, extensions and pgsizes where we proposed them too. */
+void devmig_caps_usable(const struct devmig_caps *proposed, const struct devmig_caps *reply,
+			struct devmig_caps *usable);
 
 #pragma GCC visibility pop
 

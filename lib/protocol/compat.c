@@ -43,3 +43,52 @@ int devmig_compat_check(const struct devmig_compat_info *t, const char *src_vers
 	}
 	return 0;
 }
+
+static uint16_t le16_at(const uint8_t *p)
+{
+	return (uint16_t)(p[0] | p[1] << 8);
+}
+
+void devmig_pci_identity_parse(const uint8_t cfg[0x30], struct devmig_pci_identity *id)
+{
+	id->vendor = le16_at(cfg + 0x00);
+	id->device = le16_at(cfg + 0x02);
+	id->revision = cfg[0x08];
+	id->class_code = (uint32_t)cfg[0x09] | (uint32_t)cfg[0x0a] << 8 | (uint32_t)cfg[0x0b] << 16;
+	id->subsystem_vendor = le16_at(cfg + 0x2c);
+	id->subsystem_device = le16_at(cfg + 0x2e);
+}
+
+size_t devmig_pci_identity_format(const struct devmig_pci_identity *id, char *buf, size_t len)
+{
+	int n = snprintf(buf, len, "%04x:%04x subsystem %04x:%04x class %06x revision %02x",
+			 id->vendor, id->device, id->subsystem_vendor, id->subsystem_device,
+			 id->class_code & 0xffffffu, id->revision);
+	return n < 0 ? 0 : (size_t)n;
+}
+
+int devmig_pci_identity_check(const struct devmig_pci_identity *s,
+			      const struct devmig_pci_identity *t, char *why, size_t whylen)
+{
+	char diff[256] = "";
+	size_t l = 0;
+
+#define DIFF(cond, fmt, ...)                                                               \
+	do {                                                                               \
+		if ((cond) && l < sizeof(diff))                                            \
+			l += (size_t)snprintf(diff + l, sizeof(diff) - l, "%s" fmt,        \
+					      l ? ", " : "", __VA_ARGS__);                  \
+	} while (0)
+	DIFF(s->vendor != t->vendor || s->device != t->device,
+	     "vendor:device %04x:%04x vs %04x:%04x", s->vendor, s->device, t->vendor, t->device);
+	DIFF(s->subsystem_vendor != t->subsystem_vendor || s->subsystem_device != t->subsystem_device,
+	     "subsystem %04x:%04x vs %04x:%04x", s->subsystem_vendor, s->subsystem_device,
+	     t->subsystem_vendor, t->subsystem_device);
+	DIFF(s->class_code != t->class_code, "class %06x vs %06x", s->class_code, t->class_code);
+	DIFF(s->revision != t->revision, "revision %02x vs %02x", s->revision, t->revision);
+#undef DIFF
+	if (!l)
+		return 0;
+	snprintf(why, whylen, "different device (source vs target: %s)", diff);
+	return -EINVAL;
+}

@@ -251,6 +251,12 @@ static enum devmig_wire_err dec_dma_unmap(const uint8_t *p, size_t plen, unsigne
 	memcpy(d, p, sizeof(*d));
 	if (d->argsz < sizeof(*d))
 		return E(ARGSZ);
+	if (d->flags == DEVMIG_DMA_UNMAP_ALL) {
+		/* Every mapping: the kernel's rule, addr and size zero. */
+		if (d->addr || d->size)
+			return E(FIELD);
+		return no_fds(nfds);
+	}
 	if (d->flags != 0 || d->size == 0)
 		return E(FIELD);
 	if (devmig__wraps64(d->addr, d->size))
@@ -315,11 +321,15 @@ static enum devmig_wire_err dec_region_info(const uint8_t *p, size_t plen, bool 
 	enum devmig_wire_err err;
 
 	if (!reply) {
-		if ((err = devmig__exact(plen, sizeof(*r))))
-			return err;
+		/* libvfio-user's client sends its whole argsz buffer: like the
+		 * kernel's ioctl, read the 32 bytes needed and ignore the rest. */
+		if (plen < sizeof(*r))
+			return E(SHORT);
 		memcpy(r, p, sizeof(*r));
 		if (r->argsz < sizeof(*r))
 			return E(ARGSZ);
+		if (plen > r->argsz)
+			return E(MSG_SIZE);
 		if (r->index >= lim->num_regions)
 			return E(INDEX);
 		if (r->flags || r->cap_offset || r->size || r->offset)
@@ -556,13 +566,17 @@ static enum devmig_wire_err dec_mig_data(const uint8_t *p, size_t plen, bool rea
 		return E(SHORT);
 	memcpy(md, p, sizeof(*md));
 	if (read && reply) {
-		/* size may be below the request's (no more data now), even 0. */
+		/* size may be below the request's (no more data now), even 0; the
+		 * message may be padded past the data to the size asked for. */
 		if (md->size > lim->max_data_xfer_size)
 			return E(COUNT);
-		if ((err = devmig__exact(plen, sizeof(*md) + (uint64_t)md->size)))
-			return err;
-		if (md->argsz != plen)
+		if (plen < sizeof(*md) + (uint64_t)md->size)
+			return E(SHORT);
+		if (md->argsz != sizeof(*md) + (uint64_t)md->size)
 			return E(ARGSZ);
+		out->u.mig_data.pad = plen - sizeof(*md) - md->size;
+		if (out->u.mig_data.pad > lim->max_data_xfer_size)
+			return E(MSG_SIZE); /* more than any request could have asked */
 		if (md->size)
 			out->u.mig_data.data = p + sizeof(*md);
 		return no_fds(nfds);
@@ -666,8 +680,8 @@ enum devmig_wire_err devmig_decode(const void *buf, size_t len, unsigned nfds,
 	p = (const uint8_t *)buf + DEVMIG_HDR_SIZE;
 	plen = len - DEVMIG_HDR_SIZE;
 	if (reply && (out->hdr.flags & DEVMIG_HDR_ERROR)) {
-		if (plen)
-			return E(MSG_SIZE);
+		/* The errno is in the header; a payload (libvfio-user sends the
+		 * request's echo with some errors) is ignored. */
 		return no_fds(nfds);
 	}
 
@@ -889,6 +903,11 @@ static enum devmig_wire_err plan_msg(const struct devmig_msg *m, struct devmig__
 		if (reply == (h->cmd == DEVMIG_CMD_MIG_DATA_READ)) {
 			if (!devmig__plan_tail(pl, m->u.mig_data.data, m->u.mig_data.md.size))
 				return E(FIELD);
+			if (reply) {
+				if (m->u.mig_data.pad > UINT32_MAX)
+					return E(TOO_BIG);
+				pl->pad = m->u.mig_data.pad;
+			}
 		}
 		return OK;
 	}
@@ -906,7 +925,7 @@ static enum devmig_wire_err plan_sized(const struct devmig_msg *m, struct devmig
 	*head = DEVMIG_HDR_SIZE;
 	for (unsigned i = 0; i < pl->nseg; i++)
 		*head += pl->seg[i].n; /* each segment is bounded far below 2^64 */
-	*total = *head + pl->tail_len;
+	*total = *head + pl->tail_len + pl->pad;
 	if (*total > UINT32_MAX)
 		return E(TOO_BIG);
 	return OK;
@@ -950,6 +969,8 @@ size_t devmig_encode(void *buf, size_t cap, const struct devmig_msg *m,
 	write_head(buf, m, &pl, total);
 	if (pl.tail_len)
 		memcpy((uint8_t *)buf + head, pl.tail, pl.tail_len);
+	if (pl.pad)
+		memset((uint8_t *)buf + head + pl.tail_len, 0, pl.pad);
 	if (err)
 		*err = OK;
 	return (size_t)total;

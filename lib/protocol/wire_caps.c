@@ -100,6 +100,7 @@ static const struct {
 	{ "precopy_info", DEVMIG_EXT_PRECOPY_INFO },
 	{ "mig_status", DEVMIG_EXT_MIG_STATUS },
 	{ "compat", DEVMIG_EXT_COMPAT },
+	{ "exact_mig_read", DEVMIG_EXT_EXACT_MIG_READ },
 };
 
 static enum devmig_wire_err parse_caps(struct json_object *caps, struct devmig_caps *out)
@@ -286,13 +287,18 @@ enum devmig_wire_err devmig_version_check_reply(uint16_t our_major, uint16_t our
 {
 	if (reply_major != our_major || reply_minor > our_minor)
 		return E(VERSION);
-	if (reply->write_multiple && !proposed->write_multiple)
-		return E(VERSION);
-	if (reply->twin_socket && !proposed->twin_socket)
-		return E(VERSION);
-	if (reply->ext & ~proposed->ext)
-		return E(VERSION);
-	if (reply->pgsizes == 0 || (reply->pgsizes & ~proposed->pgsizes))
+	/* What we did not propose is not used, not refused (devmig_caps_usable). */
+	if ((reply->pgsizes & proposed->pgsizes) == 0)
 		return E(VERSION);
 	return OK;
+}
+
+void devmig_caps_usable(const struct devmig_caps *proposed, const struct devmig_caps *reply,
+			struct devmig_caps *usable)
+{
+	*usable = *reply;
+	usable->write_multiple = reply->write_multiple && proposed->write_multiple;
+	usable->twin_socket = reply->twin_socket && proposed->twin_socket;
+	usable->ext = reply->ext & proposed->ext;
+	usable->pgsizes = reply->pgsizes & proposed->pgsizes;
 }

@@ -94,6 +94,15 @@ static enum typed typed_kind(uint32_t flags, bool reply)
 	return T_NONE;
 }
 
+/*
+ * The kernel's rule for every feature (vfio_check_feature): the data must
+ * hold what the feature needs; anything beyond is ignored.
+ */
+static enum devmig_wire_err at_least(uint64_t have, uint64_t need)
+{
+	return have < need ? E(SHORT) : OK;
+}
+
 /* The REPORT fields, request or reply. */
 static enum devmig_wire_err check_report(const struct devmig_feature_dma_logging_report *r)
 {
@@ -127,7 +136,7 @@ static enum devmig_wire_err dec_log_start(const uint8_t *d, size_t dlen, bool re
 		return E(FIELD);
 	if (c->num_ranges > DEVMIG_LOG_MAX_RANGES)
 		return E(TOO_MANY);
-	if ((err = devmig__exact(dlen, sizeof(*c) + (uint64_t)c->num_ranges * sizeof(r[0]))))
+	if ((err = at_least(dlen, sizeof(*c) + (uint64_t)c->num_ranges * sizeof(r[0]))))
 		return err;
 	if (!devmig__page_size_ok(c->page_size))
 		return E(PAGE_SIZE);
@@ -163,13 +172,12 @@ static enum devmig_wire_err dec_get_req(const struct feat_desc *fd, uint32_t arg
 	uint64_t bm;
 
 	if (fd->index != DEVMIG_FEATURE_DMA_LOGGING_REPORT) {
-		if ((err = devmig__exact(dlen, 0)))
-			return err;
+		/* Data a GET carries (room for the answer, as QEMU sends) is ignored. */
 		if ((uint64_t)argsz < sizeof(struct devmig_feature) + fd->get_len)
 			return E(ARGSZ);
 		return OK;
 	}
-	if ((err = devmig__exact(dlen, sizeof(*r))))
+	if ((err = at_least(dlen, sizeof(*r))))
 		return err;
 	memcpy(r, d, sizeof(*r));
 	if ((err = check_report(r)))
@@ -197,14 +205,15 @@ static enum devmig_wire_err dec_get_reply(const struct feat_desc *fd, const uint
 		if ((err = check_report(r)))
 			return err;
 		bm = devmig_log_bitmap_size(r->length, r->page_size);
-		if ((err = devmig__exact(dlen, sizeof(*r) + bm)))
+		if ((err = at_least(dlen, sizeof(*r) + bm)))
 			return err;
 		out->u.feature.u.log_report.bitmap = d + sizeof(*r);
 		out->u.feature.u.log_report.bitmap_len = (size_t)bm;
 		return OK;
 	}
-	if ((err = devmig__exact(dlen, fd->get_len)))
+	if ((err = at_least(dlen, fd->get_len)))
 		return err;
+	dlen = fd->get_len; /* what is used; the rest is ignored */
 	switch (fd->index) {
 	case DEVMIG_FEATURE_MIGRATION:
 		memcpy(&out->u.feature.u.migration, d, dlen);
@@ -249,16 +258,16 @@ static enum devmig_wire_err dec_set(const struct feat_desc *fd, const uint8_t *d
 
 	switch (fd->index) {
 	case DEVMIG_FEATURE_MIG_DEVICE_STATE:
-		if ((err = devmig__exact(dlen, sizeof(out->u.feature.u.mig_state))))
+		if ((err = at_least(dlen, sizeof(out->u.feature.u.mig_state))))
 			return err;
-		memcpy(&out->u.feature.u.mig_state, d, dlen);
+		memcpy(&out->u.feature.u.mig_state, d, sizeof(out->u.feature.u.mig_state));
 		if (out->u.feature.u.mig_state.device_state >= 8)
 			return E(STATE);
 		return OK;
 	case DEVMIG_FEATURE_DMA_LOGGING_START:
 		return dec_log_start(d, dlen, reply, out);
-	default: /* DMA_LOGGING_STOP */
-		return devmig__exact(dlen, 0);
+	default: /* DMA_LOGGING_STOP: needs nothing; libvfio-user and QEMU send START's structure */
+		return OK;
 	}
 }
 
@@ -327,7 +336,9 @@ enum devmig_wire_err devmig__plan_feature(const struct devmig_msg *m, bool reply
 			pl->tail = F->data + rep_len;
 			pl->tail_len = F->data_len - rep_len;
 		} else {
-			devmig__plan_add(pl, F->data, F->data_len);
+			/* As the tail: an echo of many ranges need not fit a head buffer. */
+			pl->tail = F->data;
+			pl->tail_len = F->data_len;
 		}
 		return OK;
 	}

@@ -54,6 +54,7 @@ struct devmig__plan {
 	unsigned nseg;
 	const void *tail;
 	size_t tail_len;
+	size_t pad;     /* zero bytes after the tail (a padded MIG_DATA_READ reply) */
 	bool head_only; /* devmig_encode_head: the tail is not read, so it may be NULL */
 };
 

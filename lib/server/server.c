@@ -92,6 +92,7 @@ struct devmig_server {
 	struct devmig_wire_limits lim;
 	uint8_t *data;               /* reply data: region reads, migration data, bitmaps */
 	size_t data_cap;
+	uint8_t *zeros;              /* padding of MIG_DATA_READ replies: max_data_xfer_size zeros */
 	uint8_t head[REPLY_HEAD_MAX];
 
 	/* Read from any thread by devmig_server_get_stats. */
@@ -454,6 +455,29 @@ static int handle_region_info(struct devmig_server *s, int sock, const struct de
 	return sent(send_msg(s, sock, &r, fd >= 0 ? &fd : NULL, fd >= 0 ? 1 : 0));
 }
 
+/*
+ * The answer to a SET or PROBE: the request's argsz, flags and data as it
+ * came (extra bytes included). page_size: DMA_LOGGING_START's chosen page
+ * size, written over the request's.
+ */
+static int send_echo(struct devmig_server *s, int sock, struct devmig_msg *r,
+		     const struct devmig_msg *m, const uint64_t *page_size)
+{
+	size_t len = m->u.feature.data_len;
+
+	r->u.feature.f = m->u.feature.f;
+	r->u.feature.data = m->u.feature.data;
+	r->u.feature.data_len = len;
+	if (page_size && len >= sizeof(*page_size)) {
+		if (len > s->data_cap)
+			return -E2BIG;
+		memcpy(s->data, m->u.feature.data, len);
+		memcpy(s->data, page_size, sizeof(*page_size)); /* ctl.page_size is first */
+		r->u.feature.data = s->data;
+	}
+	return send_msg(s, sock, r, NULL, 0);
+}
+
 static int handle_feature(struct devmig_server *s, int sock, const struct devmig_msg *m)
 {
 	const uint32_t flags = m->u.feature.f.flags;
@@ -495,7 +519,9 @@ static int handle_feature(struct devmig_server *s, int sock, const struct devmig
 	r.u.feature.u = m->u.feature.u;
 
 	if (probe) {
-		data_len = 0;
+		/* PROBE and SET answer with the request echoed, extra data included:
+		 * libvfio-user's client reads back exactly what it sent. */
+		return sent(send_echo(s, sock, &r, m, NULL));
 	} else {
 		switch (index) {
 		case DEVMIG_FEATURE_MIGRATION: {
@@ -518,7 +544,7 @@ static int handle_feature(struct devmig_server *s, int sock, const struct devmig
 					     devmig_state_name(op.state), op.why);
 					return -op.rc;
 				}
-				st = m->u.feature.u.mig_state;
+				return sent(send_echo(s, sock, &r, m, NULL));
 			}
 			r.u.feature.u.mig_state = st;
 			data_len = sizeof(st);
@@ -585,17 +611,13 @@ static int handle_feature(struct devmig_server *s, int sock, const struct devmig
 			if (rc)
 				return -rc;
 			/* Echo the request with the page size actually chosen. */
-			ctl.page_size = page_size;
-			r.u.feature.u.log_start.ctl = ctl;
-			r.u.feature.u.log_start.ranges = m->u.feature.u.log_start.ranges;
-			data_len = sizeof(ctl);
-			tail_len = (size_t)n * sizeof(struct devmig_dma_logging_range);
-			break;
+			return sent(send_echo(s, sock, &r, m, &page_size));
 		}
 		case DEVMIG_FEATURE_DMA_LOGGING_STOP:
+			/* Whatever data came with it (START's structure, as libvfio-user
+			 * and QEMU send) is not needed. */
 			devmig_dma_log_stop(dma);
-			data_len = 0;
-			break;
+			return sent(send_echo(s, sock, &r, m, NULL));
 		case DEVMIG_FEATURE_DMA_LOGGING_REPORT: {
 			const struct devmig_feature_dma_logging_report *rep =
 				&m->u.feature.u.log_report.rep;
@@ -654,9 +676,14 @@ static int handle_command(struct devmig_server *s, int sock, const struct devmig
 		break;
 	}
 	case DEVMIG_CMD_DMA_UNMAP:
-		rc = devmig_dma_unmap(dma, m->u.dma_unmap.addr, m->u.dma_unmap.size);
-		if (rc)
-			return -rc;
+		if (m->u.dma_unmap.flags & DEVMIG_DMA_UNMAP_ALL) {
+			/* Every mapping (the decoder checked addr = size = 0). */
+			devmig_dma_unmap_all(dma);
+		} else {
+			rc = devmig_dma_unmap(dma, m->u.dma_unmap.addr, m->u.dma_unmap.size);
+			if (rc)
+				return -rc;
+		}
 		r.u.dma_unmap = m->u.dma_unmap;
 		break;
 
@@ -728,7 +755,7 @@ static int handle_command(struct devmig_server *s, int sock, const struct devmig
 	case DEVMIG_CMD_MIG_DATA_READ: {
 		/* The stream comes as segments (device memory included): send
 		 * them after the head, gathered by one sendmsg. */
-		struct iovec iov[1 + DEVMIG_CORE_MAX_IOV];
+		struct iovec iov[2 + DEVMIG_CORE_MAX_IOV];
 		int niov;
 		ssize_t n = devmig_core_mig_read(s->dev, iov + 1, DEVMIG_CORE_MAX_IOV, &niov,
 						 m->u.mig_data.md.size);
@@ -736,6 +763,11 @@ static int handle_command(struct devmig_server *s, int sock, const struct devmig
 			return (int)-n;
 		r.u.mig_data.md.argsz = (uint32_t)(sizeof(struct devmig_mig_data) + (size_t)n);
 		r.u.mig_data.md.size = (uint32_t)n;
+		/* A client that did not ask for exact replies gets what libvfio-user
+		 * sends and its client transport insists on: the reply padded to the
+		 * size asked for. */
+		if (!(s->ext & DEVMIG_EXT_EXACT_MIG_READ))
+			r.u.mig_data.pad = m->u.mig_data.md.size - (size_t)n;
 		if (m->hdr.flags & DEVMIG_HDR_NO_REPLY)
 			return 0;
 		const void *tail;
@@ -746,6 +778,12 @@ static int handle_command(struct devmig_server *s, int sock, const struct devmig
 						    &err);
 		if (!iov[0].iov_len)
 			return devmig_wire_errno(err);
+		if (r.u.mig_data.pad) {
+			/* Zeros from a buffer as large as any request (calloc'd, never written). */
+			iov[1 + niov].iov_base = s->zeros;
+			iov[1 + niov].iov_len = r.u.mig_data.pad;
+			niov++;
+		}
 		return sent(send_locked_iov(s, sock, iov, 1 + niov, NULL, 0));
 	}
 	case DEVMIG_CMD_MIG_DATA_WRITE:
@@ -1105,7 +1143,8 @@ struct devmig_server *devmig_server_new(struct devmig_device *dev,
 	s->lim.num_irqs = DEVMIG_NUM_IRQS;
 	s->data_cap = s->cfg.max_msg_size;
 	s->data = malloc(s->data_cap);
-	if (!s->path || !s->data) {
+	s->zeros = calloc(1, s->cfg.max_data_xfer_size);
+	if (!s->path || !s->data || !s->zeros) {
 		snprintf(err, errlen, "out of memory");
 		goto fail;
 	}
@@ -1134,6 +1173,7 @@ struct devmig_server *devmig_server_new(struct devmig_device *dev,
 fail:
 	if (s->listen_fd >= 0)
 		close(s->listen_fd);
+	free(s->zeros);
 	free(s->data);
 	free(s->path);
 	free(s);
@@ -1154,6 +1194,7 @@ void devmig_server_free(struct devmig_server *s)
 	pthread_mutex_destroy(&s->conn_lock);
 	pthread_mutex_destroy(&s->send_lock);
 	pthread_cond_destroy(&s->conn_cv);
+	free(s->zeros);
 	free(s->data);
 	free(s->path);
 	free(s);

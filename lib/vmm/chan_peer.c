@@ -130,26 +130,28 @@ static int chan_wait_ack(struct chan_peer *cp, uint32_t type, char *why, size_t 
 	}
 }
 
-static int chan_hello(struct peer *p, unsigned n, const struct devmig_compat_info *src,
+static int chan_hello(struct peer *p, unsigned n, const struct peer_dev *src,
 		      uint64_t guest_size, char *why, size_t wl)
 {
 	struct chan_peer *cp = to_chan(p);
 	uint8_t hello[DEVMIG_CHAN_HELLO_FIXED + DEVMIG_CHAN_MAX_DEVICES * DEVMIG_CHAN_HELLO_DEV(DEVMIG_VERSION_MAX)];
-	size_t len = DEVMIG_CHAN_HELLO_FIXED;
+	struct devmig_chan_hello_dev devs[DEVMIG_CHAN_MAX_DEVICES];
 
 	if (n > DEVMIG_CHAN_MAX_DEVICES) {
 		snprintf(why, wl, "at most %u devices per channel", DEVMIG_CHAN_MAX_DEVICES);
 		return -EINVAL;
 	}
-	put32(hello, DEVMIG_CHAN_VERSION);
-	put32(hello + 4, n);
-	put64(hello + 8, guest_size);
 	for (unsigned i = 0; i < n; i++) {
-		size_t vl = strnlen(src[i].version, DEVMIG_VERSION_MAX - 1);
-		put64(hello + len, src[i].config_fingerprint);
-		hello[len + 8] = (uint8_t)vl;
-		memcpy(hello + len + 9, src[i].version, vl);
-		len += DEVMIG_CHAN_HELLO_DEV(vl);
+		memset(&devs[i], 0, sizeof(devs[i]));
+		devs[i].fingerprint = src[i].compat.config_fingerprint;
+		snprintf(devs[i].version, sizeof(devs[i].version), "%s", src[i].compat.version);
+		devs[i].id_known = src[i].id_known;
+		devs[i].id = src[i].id;
+	}
+	size_t len = devmig_chan_put_hello(hello, sizeof(hello), n, guest_size, devs);
+	if (!len) {
+		snprintf(why, wl, "HELLO does not fit");
+		return -EINVAL;
 	}
 	int rc = chan_open(cp, why, wl);
 	if (rc)

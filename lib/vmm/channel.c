@@ -25,6 +25,90 @@ uint32_t devmig_chan_crc(const uint8_t hdr[DEVMIG_CHAN_HDR], const void *payload
 	return devmig_crc32c(devmig_crc32c(0, hdr, DEVMIG_CHAN_HDR), payload, (size_t)len);
 }
 
+size_t devmig_chan_put_hello(uint8_t *out, size_t cap, uint32_t n, uint64_t guest_size,
+			     const struct devmig_chan_hello_dev *devs)
+{
+	size_t len = DEVMIG_CHAN_HELLO_FIXED;
+
+	if (n > DEVMIG_CHAN_MAX_DEVICES || cap < len)
+		return 0;
+	put32(out, DEVMIG_CHAN_VERSION);
+	put32(out + 4, n);
+	put64(out + 8, guest_size);
+	for (uint32_t i = 0; i < n; i++) {
+		const struct devmig_chan_hello_dev *d = &devs[i];
+		size_t vl = strnlen(d->version, DEVMIG_VERSION_MAX - 1);
+		if (cap - len < DEVMIG_CHAN_HELLO_DEV(vl))
+			return 0;
+		uint8_t *o = out + len;
+		put64(o, d->fingerprint);
+		o[8] = d->id_known;
+		o[9] = d->id.revision;
+		put16(o + 10, d->id.vendor);
+		put16(o + 12, d->id.device);
+		put16(o + 14, d->id.subsystem_vendor);
+		put16(o + 16, d->id.subsystem_device);
+		put32(o + 18, d->id.class_code);
+		o[8 + DEVMIG_CHAN_HELLO_ID] = (uint8_t)vl;
+		memcpy(o + 9 + DEVMIG_CHAN_HELLO_ID, d->version, vl);
+		len += DEVMIG_CHAN_HELLO_DEV(vl);
+	}
+	return len;
+}
+
+int devmig_chan_parse_hello(const uint8_t *p, uint64_t len, uint32_t *n, uint64_t *guest_size,
+			    struct devmig_chan_hello_dev *devs, char *why, size_t wl)
+{
+	uint32_t version = len >= 4 ? get32(p) : 0;
+	uint64_t off = DEVMIG_CHAN_HELLO_FIXED;
+
+	/* Version 1 (before the PCI identity) is read too: its devices' identity is unknown. */
+	if (len < DEVMIG_CHAN_HELLO_FIXED || (version != DEVMIG_CHAN_VERSION && version != 1)) {
+		snprintf(why, wl, "unsupported migration channel version %u", version);
+		return -EPROTO;
+	}
+	uint64_t id_len = version == 1 ? 0 : DEVMIG_CHAN_HELLO_ID;
+	*n = get32(p + 4);
+	*guest_size = get64(p + 8);
+	if (*n > DEVMIG_CHAN_MAX_DEVICES) {
+		snprintf(why, wl, "HELLO announces %u devices, at most %u", *n,
+			 DEVMIG_CHAN_MAX_DEVICES);
+		return -EPROTO;
+	}
+	for (uint32_t i = 0; i < *n; i++) {
+		const uint8_t *o = p + off;
+		struct devmig_chan_hello_dev *d = &devs[i];
+		if (len - off < 9 + id_len || len - off - 9 - id_len < o[8 + id_len] ||
+		    o[8 + id_len] >= DEVMIG_VERSION_MAX) {
+			snprintf(why, wl, "HELLO is cut short at device %u", i);
+			return -EPROTO;
+		}
+		memset(d, 0, sizeof(*d));
+		d->fingerprint = get64(o);
+		if (id_len) {
+			if (o[8] > 1) {
+				snprintf(why, wl, "HELLO: device %u's identity flag is %u", i, o[8]);
+				return -EPROTO;
+			}
+			d->id_known = o[8];
+			d->id.revision = o[9];
+			d->id.vendor = get16(o + 10);
+			d->id.device = get16(o + 12);
+			d->id.subsystem_vendor = get16(o + 14);
+			d->id.subsystem_device = get16(o + 16);
+			d->id.class_code = get32(o + 18);
+		}
+		memcpy(d->version, o + 9 + id_len, o[8 + id_len]);
+		off += 9 + id_len + o[8 + id_len];
+	}
+	if (off != len) {
+		snprintf(why, wl, "HELLO has %llu bytes past its last device",
+			 (unsigned long long)(len - off));
+		return -EPROTO;
+	}
+	return 0;
+}
+
 const char *devmig_chan_type_name(uint32_t type)
 {
 	switch (type) {

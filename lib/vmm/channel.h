@@ -16,22 +16,55 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "devmig/compat.h"
+
 #define DEVMIG_CHAN_MAGIC "DMIGCHAN"
 #define DEVMIG_CHAN_MAGIC_LEN 8u
 #define DEVMIG_CHAN_HDR 16u
 #define DEVMIG_CHAN_TRAILER 4u
-#define DEVMIG_CHAN_VERSION 1u
+#define DEVMIG_CHAN_VERSION 2u
 /* Largest payload accepted: a device data chunk or a run of guest pages. */
 #define DEVMIG_CHAN_MAX_PAYLOAD (8u << 20)
 #define DEVMIG_CHAN_MAX_DEVICES 64u
-/* HELLO: u32 version, u32 n, u64 guest size, then per device u64 fingerprint, u8 len, version. */
+/*
+ * HELLO: u32 version, u32 n, u64 guest size, then per device: u64 config
+ * fingerprint; in version 2 the PCI identity (u8 known, u8 revision, u16
+ * vendor, u16 device, u16 subsystem vendor, u16 subsystem device, u32 class);
+ * u8 len, the version string. Version 1 (no identity) is still read.
+ */
 #define DEVMIG_CHAN_HELLO_FIXED 16u
-#define DEVMIG_CHAN_HELLO_DEV(len) (9u + (len))
+#define DEVMIG_CHAN_HELLO_ID 14u
+#define DEVMIG_CHAN_HELLO_DEV_V1(len) (9u + (len))
+#define DEVMIG_CHAN_HELLO_DEV(len) (9u + DEVMIG_CHAN_HELLO_ID + (len))
+
+/* One device as HELLO describes it. */
+struct devmig_chan_hello_dev {
+	uint64_t fingerprint;              /* config fingerprint (compat extension), or 0 */
+	char version[DEVMIG_VERSION_MAX];  /* "": the source has no compat extension */
+	bool id_known;                     /* id was read from its config space */
+	struct devmig_pci_identity id;
+};
+
+/*
+ * HELLO's payload for n devices into out (cap bytes): its length, or 0 when
+ * it does not fit or n is above DEVMIG_CHAN_MAX_DEVICES.
+ */
+size_t devmig_chan_put_hello(uint8_t *out, size_t cap, uint32_t n, uint64_t guest_size,
+			     const struct devmig_chan_hello_dev *devs);
+/*
+ * Parse a HELLO payload of len bytes (version 2, or 1: identities unknown)
+ * into devs (room for DEVMIG_CHAN_MAX_DEVICES). 0, or -EPROTO with why: an
+ * unknown version, too many devices, a device cut short, a version string
+ * of DEVMIG_VERSION_MAX bytes or more, an identity flag other than 0 or 1,
+ * bytes past the last device.
+ */
+int devmig_chan_parse_hello(const uint8_t *p, uint64_t len, uint32_t *n, uint64_t *guest_size,
+			    struct devmig_chan_hello_dev *devs, char *why, size_t wl);
 
 enum devmig_chan_type {
 	/* source -> destination */
-	DEVMIG_CHAN_HELLO = 1,        /* u32 version, u32 ndevs, u64 guest size, per device:
-				       * u16 len + device version string */
+	DEVMIG_CHAN_HELLO = 1,        /* u32 version, u32 ndevs, u64 guest size, per device
+				       * (see DEVMIG_CHAN_HELLO_DEV) */
 	DEVMIG_CHAN_DEV_DATA = 2,     /* migration stream bytes of device dev */
 	DEVMIG_CHAN_MEM = 3,          /* u64 guest offset, then the bytes */
 	DEVMIG_CHAN_INITIAL_DONE = 4, /* device dev's initial data has all been sent */

@@ -15,6 +15,8 @@
 #include "msgio.h"
 
 #define CLIENT_MAX_FDS 8u
+/* Requests whose replies we gave up waiting for and will drop when they come. */
+#define CLIENT_MAX_ABANDONED 64u
 
 /* Guest memory the server reaches through DMA_READ/DMA_WRITE messages. */
 struct msg_map {
@@ -39,12 +41,19 @@ struct vu_client {
 	struct devmig_caps ours, server;
 	uint32_t xfer_max; /* largest data count in one message either way */
 	uint16_t next_id;
-	int timeout_ms;     /* a whole send; a reply (SO_RCVTIMEO) */
-	/* A send or receive failed half-way (timeout, reset): the stream can no
-	 * longer pair replies with commands, so every call fails at once. */
-	bool broken;
 	struct msg_map *maps;
 	size_t nmaps;
+	/*
+	 * After an error with replies still due (a refused reply in a pipeline,
+	 * a timeout), their ids are kept and those replies dropped on arrival,
+	 * so the next command pairs with its own. When the stream itself is
+	 * lost (EOF, unframeable bytes, a failed send) the client is broken:
+	 * every call fails with -ENOTCONN until devmig_client_reconnect.
+	 */
+	uint16_t abandoned[CLIENT_MAX_ABANDONED];
+	unsigned nabandoned;
+	bool broken;
+	struct devmig_client_config cfg;
 	char path[108];
 	uint8_t head[4096];
 };
@@ -88,16 +97,46 @@ static int send_msg(struct vu_client *c, const struct devmig_msg *m, const int *
 	const void *tail;
 	size_t tail_len;
 	enum devmig_wire_err err;
+	if (c->broken)
+		return -ENOTCONN;
 	size_t n = devmig_encode_head(c->head, sizeof(c->head), m, &tail, &tail_len, &err);
 	if (!n)
 		return -devmig_wire_errno(err);
 	struct iovec iov[2] = { { c->head, n }, { (void *)tail, tail_len } };
-	if (c->broken)
-		return -ENOTCONN;
-	int rc = devmig_msg_send_timed(c->sock, iov, tail_len ? 2 : 1, fds, nfds, c->timeout_ms);
+	/* A deadline for the whole message: a server that stops reading (stopped,
+	 * hung) costs the timeout, not forever. */
+	int rc = devmig_msg_send_timed(c->sock, iov, tail_len ? 2 : 1, fds, nfds,
+				       c->cfg.timeout_ms);
 	if (rc)
-		c->broken = true;
+		c->broken = true; /* part of a message may be out: nothing after it can be framed */
 	return rc;
+}
+
+/* Drop the reply to msg_id when it comes; too many outstanding: give up the stream. */
+static void abandon(struct vu_client *c, uint16_t msg_id)
+{
+	if (c->nabandoned == CLIENT_MAX_ABANDONED) {
+		c->broken = true;
+		return;
+	}
+	c->abandoned[c->nabandoned++] = msg_id;
+}
+
+/* Was msg_id abandoned? Then forget it: its reply is here. */
+static bool take_abandoned(struct vu_client *c, uint16_t msg_id)
+{
+	for (unsigned i = 0; i < c->nabandoned; i++) {
+		if (c->abandoned[i] == msg_id) {
+			c->abandoned[i] = c->abandoned[--c->nabandoned];
+			return true;
+		}
+	}
+	return false;
+}
+
+static bool is_reply(const struct devmig_hdr *h)
+{
+	return (h->flags & DEVMIG_HDR_TYPE_MASK) == DEVMIG_HDR_TYPE_REPLY;
 }
 
 static struct msg_map *find_map(struct vu_client *c, uint64_t addr, uint64_t len)
@@ -126,7 +165,7 @@ static int serve_dma(struct vu_client *c, const struct devmig_msg *m)
 		struct devmig_hdr h;
 		devmig_encode_error_reply(&h, &m->hdr, map ? EACCES : EFAULT);
 		struct iovec iov = { &h, sizeof(h) };
-		int rc = devmig_msg_send_timed(c->sock, &iov, 1, NULL, 0, c->timeout_ms);
+		int rc = devmig_msg_send_timed(c->sock, &iov, 1, NULL, 0, c->cfg.timeout_ms);
 		if (rc)
 			c->broken = true;
 		return rc;
@@ -173,20 +212,23 @@ static int recv_reply(struct vu_client *c, uint16_t cmd, uint16_t msg_id,
 	for (;;) {
 		int rc = tail ? devmig_msg_recv_tail(&c->rd, &c->lim, &rx, tail)
 			      : devmig_msg_recv(&c->rd, &c->lim, &rx);
-		if (rc <= 0)
-			c->broken = true;
-		if (rc == 0)
-			return -ECONNRESET;
-		if (rc < 0)
-			return rc == -EAGAIN || rc == -EWOULDBLOCK ? -ETIMEDOUT : rc;
-		if (rx.skipped) {
-			devmig_rx_close_fds(&rx);
-			return -EPROTO;
+		if (rc == -EAGAIN || rc == -EWOULDBLOCK) {
+			abandon(c, msg_id); /* the reply may still come: drop it then */
+			return -ETIMEDOUT;
 		}
-		enum devmig_wire_err err = devmig_decode_head(rx.msg, rx.len, rx.len + rx.tail_len,
-							      rx.nfds, &c->lim, rep);
-		if (err) {
+		if (rc <= 0) {
+			c->broken = true; /* EOF, or bytes that cannot be framed */
+			return rc ? rc : -ECONNRESET;
+		}
+		if (rx.skipped || devmig_decode_head(rx.msg, rx.len, rx.len + rx.tail_len, rx.nfds,
+						     &c->lim, rep)) {
+			/* A whole message we refuse: the stream is still in step. */
+			const struct devmig_hdr *h = rx.skipped ? &rx.hdr : &rep->hdr;
 			devmig_rx_close_fds(&rx);
+			if (is_reply(h) && h->msg_id != msg_id && take_abandoned(c, h->msg_id))
+				continue;
+			if (!is_reply(h) || h->msg_id != msg_id)
+				abandon(c, msg_id); /* ours is still to come */
 			return -EPROTO;
 		}
 		if ((rep->hdr.flags & DEVMIG_HDR_TYPE_MASK) == DEVMIG_HDR_TYPE_COMMAND) {
@@ -196,8 +238,14 @@ static int recv_reply(struct vu_client *c, uint16_t cmd, uint16_t msg_id,
 				return rc;
 			continue;
 		}
+		if (rep->hdr.msg_id != msg_id && take_abandoned(c, rep->hdr.msg_id)) {
+			devmig_rx_close_fds(&rx); /* a reply we gave up on */
+			continue;
+		}
 		if (rep->hdr.msg_id != msg_id || rep->hdr.cmd != cmd) {
 			devmig_rx_close_fds(&rx);
+			if (rep->hdr.msg_id != msg_id)
+				abandon(c, msg_id);
 			return -EPROTO;
 		}
 		if (rx_fds && rx_nfds) {
@@ -238,12 +286,88 @@ static void init_cmd(struct devmig_msg *m, uint16_t cmd)
 
 static void vu_close(struct devmig_client *cl);
 
+/* Connect c->path and negotiate VERSION on a fresh socket and reader. */
+static int client_open(struct vu_client *c, char *err, size_t errlen)
+{
+	const struct devmig_client_config *cfg = &c->cfg;
+	struct sockaddr_un sa = { .sun_family = AF_UNIX };
+
+	c->broken = false;
+	c->nabandoned = 0;
+	c->sock = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	strcpy(sa.sun_path, c->path);
+	if (c->sock < 0 || connect(c->sock, (struct sockaddr *)&sa, sizeof(sa))) {
+		snprintf(err, errlen, "cannot connect to %s: %s", c->path, strerror(errno));
+		return -errno;
+	}
+	struct timeval tv = { cfg->timeout_ms / 1000, (cfg->timeout_ms % 1000) * 1000 };
+	setsockopt(c->sock, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
+	devmig_msg_tune_socket(c->sock);
+
+	devmig_wire_limits_default(&c->lim);
+	c->lim.role = DEVMIG_WIRE_ROLE_CLIENT;
+	c->lim.max_data_xfer_size = cfg->max_data_xfer_size;
+	c->lim.max_msg_size = cfg->max_data_xfer_size + 4096u;
+	c->lim.max_msg_fds = CLIENT_MAX_FDS;
+	if (devmig_msg_reader_init(&c->rd, c->sock, c->lim.max_msg_size + 65536u)) {
+		snprintf(err, errlen, "out of memory");
+		return -ENOMEM;
+	}
+
+	devmig_caps_default(&c->ours);
+	c->ours.max_msg_fds = CLIENT_MAX_FDS;
+	c->ours.max_data_xfer_size = cfg->max_data_xfer_size;
+	c->ours.ext = cfg->no_ext ? 0 : cfg->ext;
+	c->ours.migration = true;
+	c->ours.mig_pgsize = DEVMIG_MIN_PAGE_SIZE;
+	c->ours.mig_max_bitmap_size = cfg->max_data_xfer_size; /* one REPORT reply */
+	char json[512];
+	size_t jl = devmig_caps_format(&c->ours, json, sizeof(json));
+	struct devmig_msg req, rep;
+	init_cmd(&req, DEVMIG_CMD_VERSION);
+	req.u.version.v.major = DEVMIG_VFIO_USER_MAJOR;
+	req.u.version.v.minor = DEVMIG_VFIO_USER_MINOR;
+	req.u.version.json = json;
+	req.u.version.json_len = jl;
+	int rc = xact(c, &req, NULL, 0, &rep, NULL, NULL);
+	if (rc) {
+		snprintf(err, errlen, "VERSION refused by %s: %s", c->path, strerror(-rc));
+		return rc;
+	}
+	struct devmig_caps offered;
+	enum devmig_wire_err werr = devmig_caps_parse(rep.u.version.json, rep.u.version.json_len,
+						      &offered);
+	if (!werr)
+		werr = devmig_version_check_reply(DEVMIG_VFIO_USER_MAJOR, DEVMIG_VFIO_USER_MINOR,
+						  &c->ours, rep.u.version.v.major,
+						  rep.u.version.v.minor, &offered);
+	if (werr) {
+		snprintf(err, errlen, "%s answered VERSION unacceptably: %s", c->path,
+			 devmig_wire_strerror(werr));
+		return -EPROTO;
+	}
+	/* Members the server added unasked are not used (its migration member is information). */
+	devmig_caps_usable(&c->ours, &offered, &c->server);
+	c->xfer_max = c->server.max_data_xfer_size < cfg->max_data_xfer_size
+			      ? c->server.max_data_xfer_size
+			      : cfg->max_data_xfer_size;
+	return 0;
+}
+
+static void client_shut(struct vu_client *c)
+{
+	if (c->sock >= 0)
+		close(c->sock);
+	c->sock = -1;
+	devmig_msg_reader_free(&c->rd);
+}
+
 struct devmig_client *devmig_vfio_user_connect(const char *path,
 					       const struct devmig_client_config *cfg_in, char *err,
 					       size_t errlen)
 {
 	struct devmig_client_config cfg = { 0 };
-	struct sockaddr_un sa = { .sun_family = AF_UNIX };
+	struct sockaddr_un sa;
 	struct vu_client *c;
 
 	if (cfg_in)
@@ -266,66 +390,41 @@ struct devmig_client *devmig_vfio_user_connect(const char *path,
 	c->base.ops = &vu_ops;
 	pthread_mutex_init(&c->lock, NULL);
 	pthread_cond_init(&c->turn_cv, NULL);
-	c->sock = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
-	strcpy(sa.sun_path, path);
+	c->sock = -1;
+	c->cfg = cfg;
 	strcpy(c->path, path);
-	if (c->sock < 0 || connect(c->sock, (struct sockaddr *)&sa, sizeof(sa))) {
-		snprintf(err, errlen, "cannot connect to %s: %s", path, strerror(errno));
-		goto fail;
+	if (client_open(c, err, errlen)) {
+		vu_close(&c->base);
+		return NULL;
 	}
-	c->timeout_ms = cfg.timeout_ms;
-	struct timeval tv = { cfg.timeout_ms / 1000, (cfg.timeout_ms % 1000) * 1000 };
-	setsockopt(c->sock, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
-	devmig_msg_tune_socket(c->sock);
-
-	devmig_wire_limits_default(&c->lim);
-	c->lim.role = DEVMIG_WIRE_ROLE_CLIENT;
-	c->lim.max_data_xfer_size = cfg.max_data_xfer_size;
-	c->lim.max_msg_size = cfg.max_data_xfer_size + 4096u;
-	c->lim.max_msg_fds = CLIENT_MAX_FDS;
-	if (devmig_msg_reader_init(&c->rd, c->sock, c->lim.max_msg_size + 65536u)) {
-		snprintf(err, errlen, "out of memory");
-		goto fail;
-	}
-
-	devmig_caps_default(&c->ours);
-	c->ours.max_msg_fds = CLIENT_MAX_FDS;
-	c->ours.max_data_xfer_size = cfg.max_data_xfer_size;
-	c->ours.ext = cfg.no_ext ? 0 : cfg.ext;
-	c->ours.migration = true;
-	c->ours.mig_pgsize = DEVMIG_MIN_PAGE_SIZE;
-	c->ours.mig_max_bitmap_size = cfg.max_data_xfer_size; /* one REPORT reply */
-	char json[512];
-	size_t jl = devmig_caps_format(&c->ours, json, sizeof(json));
-	struct devmig_msg req, rep;
-	init_cmd(&req, DEVMIG_CMD_VERSION);
-	req.u.version.v.major = DEVMIG_VFIO_USER_MAJOR;
-	req.u.version.v.minor = DEVMIG_VFIO_USER_MINOR;
-	req.u.version.json = json;
-	req.u.version.json_len = jl;
-	int rc = xact(c, &req, NULL, 0, &rep, NULL, NULL);
-	if (rc) {
-		snprintf(err, errlen, "VERSION refused by %s: %s", path, strerror(-rc));
-		goto fail;
-	}
-	enum devmig_wire_err werr = devmig_caps_parse(rep.u.version.json, rep.u.version.json_len,
-						      &c->server);
-	if (!werr)
-		werr = devmig_version_check_reply(DEVMIG_VFIO_USER_MAJOR, DEVMIG_VFIO_USER_MINOR,
-						  &c->ours, rep.u.version.v.major,
-						  rep.u.version.v.minor, &c->server);
-	if (werr) {
-		snprintf(err, errlen, "%s answered VERSION unacceptably: %s", path,
-			 devmig_wire_strerror(werr));
-		goto fail;
-	}
-	c->xfer_max = c->server.max_data_xfer_size < cfg.max_data_xfer_size
-			      ? c->server.max_data_xfer_size
-			      : cfg.max_data_xfer_size;
 	return &c->base;
-fail:
-	vu_close(&c->base);
-	return NULL;
+}
+
+static int vu_reconnect(struct devmig_client *cl, char *err, size_t errlen)
+{
+	struct vu_client *c = to_vu(cl);
+	client_lock(c);
+	client_shut(c);
+	/* The server dropped the old connection's mappings with it. */
+	free(c->maps);
+	c->maps = NULL;
+	c->nmaps = 0;
+	int rc = client_open(c, err, errlen);
+	if (rc) {
+		client_shut(c);
+		c->broken = true;
+	}
+	client_unlock(c);
+	return rc;
+}
+
+static bool vu_broken(struct devmig_client *cl)
+{
+	struct vu_client *c = to_vu(cl);
+	client_lock(c);
+	bool b = c->broken;
+	client_unlock(c);
+	return b;
 }
 
 static void vu_close(struct devmig_client *cl)
@@ -333,9 +432,7 @@ static void vu_close(struct devmig_client *cl)
 	struct vu_client *c = to_vu(cl);
 	if (!c)
 		return;
-	if (c->sock >= 0)
-		close(c->sock);
-	devmig_msg_reader_free(&c->rd);
+	client_shut(c);
 	pthread_mutex_destroy(&c->lock);
 	pthread_cond_destroy(&c->turn_cv);
 	free(c->maps);
@@ -798,7 +895,8 @@ static ssize_t mig_read_locked(struct vu_client *c, void *buf, size_t len)
 	int rc = xact_tail(c, &req, NULL, 0, &rep, NULL, NULL, &tail);
 	if (rc)
 		return rc;
-	if (rep.u.mig_data.md.size > n)
+	/* Data and any padding together never exceed what was asked. */
+	if (rep.u.mig_data.md.size > n || rep.u.mig_data.pad > n - rep.u.mig_data.md.size)
 		return -EPROTO;
 	if (rep.u.mig_data.data) /* small replies arrive whole */
 		memcpy(buf, rep.u.mig_data.data, rep.u.mig_data.md.size);
@@ -828,7 +926,6 @@ static ssize_t mig_read_stream_locked(struct vu_client *c, size_t chunk, unsigne
 				      void *opaque)
 {
 	uint64_t asked = 0;
-	bool sink_failed = false;
 
 	uint32_t n = chunk < c->xfer_max ? (uint32_t)chunk : c->xfer_max;
 	uint16_t ids[DEVMIG_CLIENT_MAX_DEPTH];
@@ -871,7 +968,7 @@ static ssize_t mig_read_stream_locked(struct vu_client *c, size_t chunk, unsigne
 		if (rc)
 			break;
 		uint32_t got = rep.u.mig_data.md.size;
-		if (got > n) {
+		if (got > n || rep.u.mig_data.pad > n - got) {
 			rc = -EPROTO;
 			break;
 		}
@@ -881,25 +978,16 @@ static ssize_t mig_read_stream_locked(struct vu_client *c, size_t chunk, unsigne
 			more = false;
 			*ended = true;
 		}
-		if (got && (rc = sink(opaque, buf, got))) {
-			sink_failed = true;
+		if (got && (rc = sink(opaque, buf, got)))
 			break;
-		}
 		total += got;
 	}
-	/* Unless this connection itself failed, take in the replies still on
-	 * their way, so the next command on this client pairs with its own. */
-	bool broken = !sink_failed && (rc == -ECONNRESET || rc == -EPROTO || rc == -ETIMEDOUT ||
-				       rc == -EPIPE);
-	while (rc && !broken && inflight) {
-		struct devmig_rx_tail t = { .head_len = sizeof(struct devmig_mig_data), .buf = bufs,
-					    .cap = n };
-		struct devmig_msg rep;
-		int drc = recv_reply(c, DEVMIG_CMD_MIG_DATA_READ, ids[head % depth], &rep, NULL, NULL,
-				     &t);
+	/* The replies still on their way are dropped when they come, so the
+	 * next command on this client pairs with its own. */
+	while (rc && inflight) {
+		abandon(c, ids[head % depth]);
 		head++;
 		inflight--;
-		broken = drc == -ECONNRESET || drc == -EPROTO || drc == -ETIMEDOUT;
 	}
 	free(bufs);
 	return rc ? rc : total;
@@ -1003,6 +1091,10 @@ static int vu_poll(struct devmig_client *cl)
 	for (;;) {
 		struct devmig_rx rx;
 		struct devmig_msg m;
+		if (c->broken) {
+			rc = -ENOTCONN;
+			break;
+		}
 		if (c->rd.end == c->rd.start) {
 			uint8_t probe;
 			ssize_t n = recv(c->sock, &probe, 1, MSG_PEEK | MSG_DONTWAIT);
@@ -1014,11 +1106,15 @@ static int vu_poll(struct devmig_client *cl)
 		rc = devmig_msg_recv(&c->rd, &c->lim, &rx);
 		if (rc <= 0) {
 			rc = rc ? rc : -ECONNRESET;
+			c->broken = rc != -EAGAIN;
 			break;
 		}
 		devmig_rx_close_fds(&rx);
-		if (rx.skipped || devmig_decode(rx.msg, rx.len, 0, &c->lim, &m) ||
-		    (m.hdr.flags & DEVMIG_HDR_TYPE_MASK) != DEVMIG_HDR_TYPE_COMMAND) {
+		bool bad = rx.skipped || devmig_decode(rx.msg, rx.len, 0, &c->lim, &m);
+		const struct devmig_hdr *h = rx.skipped ? &rx.hdr : &m.hdr;
+		if (is_reply(h) && take_abandoned(c, h->msg_id))
+			continue; /* a late reply to a request we gave up on */
+		if (bad || (m.hdr.flags & DEVMIG_HDR_TYPE_MASK) != DEVMIG_HDR_TYPE_COMMAND) {
 			rc = -EPROTO;
 			break;
 		}
@@ -1039,7 +1135,7 @@ static ssize_t vu_raw(struct devmig_client *cl, const void *msg, size_t len, con
 	ssize_t ret;
 
 	client_lock(c);
-	int rc = devmig_msg_send(c->sock, &iov, 1, fds, nfds);
+	int rc = devmig_msg_send_timed(c->sock, &iov, 1, fds, nfds, c->cfg.timeout_ms);
 	if (rc) {
 		ret = rc;
 		goto out;
@@ -1102,4 +1198,6 @@ static const struct devmig_client_ops vu_ops = {
 	.poll = vu_poll,
 	.raw = vu_raw,
 	.describe = vu_describe,
+	.reconnect = vu_reconnect,
+	.broken = vu_broken,
 };

@@ -78,6 +78,35 @@ bool devmig_client_has_ext(struct devmig_client *c, uint32_t ext)
 	return c->ops->has_ext && c->ops->has_ext(c, ext);
 }
 
+bool devmig_client_broken(struct devmig_client *c)
+{
+	return c->ops->broken && c->ops->broken(c);
+}
+
+int devmig_client_reconnect(struct devmig_client *c, char *err, size_t errlen)
+{
+	if (!c->ops->reconnect) {
+		snprintf(err, errlen, "a %s device has no connection to make again", c->ops->name);
+		return -EOPNOTSUPP;
+	}
+	return c->ops->reconnect(c, err, errlen);
+}
+
+#define PCI_CONFIG_REGION 7u /* VFIO_PCI_CONFIG_REGION_INDEX, in both backends */
+
+int devmig_client_pci_identity(struct devmig_client *c, struct devmig_pci_identity *id)
+{
+	uint8_t cfg[0x30];
+	int rc = devmig_client_region_read(c, PCI_CONFIG_REGION, 0, cfg, sizeof(cfg));
+	if (rc)
+		return rc;
+	/* All ones: no function answers there (as a PCI bus says). */
+	if (cfg[0] == 0xff && cfg[1] == 0xff)
+		return -ENODEV;
+	devmig_pci_identity_parse(cfg, id);
+	return 0;
+}
+
 int devmig_client_fd(struct devmig_client *c)
 {
 	return c->ops->fd ? c->ops->fd(c) : -1;

@@ -60,6 +60,9 @@ struct devmig_client_ops {
 		       unsigned nfds, void *reply, size_t cap);
 	/* One line about where the device is, for `devmig info`. */
 	void (*describe)(struct devmig_client *c, char *buf, size_t len);
+	/* The connection was lost; connect again (NULL: the backend has no connection). */
+	bool (*broken)(struct devmig_client *c);
+	int (*reconnect)(struct devmig_client *c, char *err, size_t errlen);
 };
 
 /* Every backend's client starts with this. */

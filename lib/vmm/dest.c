@@ -30,27 +30,37 @@ static void dst_event(struct dest *d, unsigned i, enum devmig_state from, enum d
 	engine_event(d->cfg, &ev);
 }
 
-/* The destination's reason for a refusal, in words when it can tell. */
-static void dst_reason(struct dest *d, unsigned i, int rc, char *why, size_t wl)
+/* The destination's reason for a refusal, in words when it can tell (mig_status). */
+static void dst_reason_text(struct dest *d, unsigned i, int rc, char *reason, size_t rl)
 {
-	char reason[DEVMIG_MIG_STATUS_REASON] = "";
 	uint64_t b;
 	int le;
 
-	if (devmig_client_mig_status(d->c[i], &b, &le, reason, sizeof(reason)) || !reason[0])
-		snprintf(reason, sizeof(reason), "%s", strerror(-rc));
-	snprintf(why, wl, "destination device %u: %s", i, reason);
+	reason[0] = '\0';
+	/* One that did not answer in time will not answer this either. */
+	if (engine_unanswered(rc))
+		d->unanswered[i] = true;
+	if (engine_unanswered(rc) || devmig_client_mig_status(d->c[i], &b, &le, reason, rl) ||
+	    !reason[0])
+		snprintf(reason, rl, "%s", strerror(-rc));
 }
+
 
 static int dst_set(struct dest *d, unsigned i, enum devmig_state from, enum devmig_state to,
 		   char *why, size_t wl)
 {
 	dst_event(d, i, from, to);
 	int rc = devmig_client_set_state(d->c[i], to);
-	if (rc)
-		dst_reason(d, i, rc, why, wl);
+	if (rc) {
+		char reason[DEVMIG_MIG_STATUS_REASON];
+		dst_reason_text(d, i, rc, reason, sizeof(reason));
+		snprintf(why, wl, "destination device %u: %s -> %s refused: %s", i,
+			 devmig_state_name(from), devmig_state_name(to), reason);
+	}
 	return rc;
 }
+
+static int clean_device(struct dest *d, unsigned i);
 
 static void dst_note(struct dest *d, unsigned i, const char *fmt, ...)
 	__attribute__((format(printf, 3, 4)));
@@ -79,13 +89,16 @@ static int recover_dest(struct dest *d, unsigned i, enum devmig_state *st, char 
 	case DEVMIG_STATE_ERROR: {
 		dst_note(d, i, "destination device %u was %s, left by an interrupted migration: "
 			       "reset, then a fresh RESUMING session", i, devmig_state_name(*st));
-		int rc = devmig_client_reset(d->c[i]);
-		if (!rc)
-			rc = devmig_client_get_state(d->c[i], st);
-		if (rc)
-			snprintf(why, wl, "destination device %u: the reset failed: %s", i,
-				 strerror(-rc));
-		return rc ? -EIO : 0;
+		/* As after a failure: reset (walked first where a peer refuses it). */
+		int now = clean_device(d, i);
+		if (now != DEVMIG_STATE_RUNNING) {
+			snprintf(why, wl, "destination device %u could not be reset (it is %s)", i,
+				 now == DEVMIG_STATE_UNKNOWN ? "unreachable"
+							     : devmig_state_name((enum devmig_state)now));
+			return -EIO;
+		}
+		*st = DEVMIG_STATE_RUNNING;
+		return 0;
 	}
 	case DEVMIG_STATE_STOP:
 		dst_note(d, i, "destination device %u was STOP, loaded by an interrupted migration "
@@ -102,7 +115,7 @@ static int recover_dest(struct dest *d, unsigned i, enum devmig_state *st, char 
 	}
 }
 
-static int direct_hello(struct peer *p, unsigned n, const struct devmig_compat_info *src,
+static int direct_hello(struct peer *p, unsigned n, const struct peer_dev *src,
 			uint64_t guest_size, char *why, size_t wl)
 {
 	struct dest *d = to_dest(p);
@@ -119,12 +132,30 @@ static int direct_hello(struct peer *p, unsigned n, const struct devmig_compat_i
 	/* Every pair is checked before any device changes state. */
 	for (unsigned i = 0; i < n; i++) {
 		struct devmig_compat_info target;
+		struct devmig_pci_identity tid;
 		char reason[256];
-		if (!src[i].version[0] || devmig_client_compat_info(d->c[i], &target))
-			continue; /* not known on one side: the stream header will decide */
-		if (devmig_compat_check(&target, src[i].version, src[i].config_fingerprint, reason,
-					sizeof(reason))) {
-			snprintf(why, wl, "destination device %u cannot take this source: %s", i, reason);
+		if (src[i].compat.version[0] && !devmig_client_compat_info(d->c[i], &target)) {
+			if (devmig_compat_check(&target, src[i].compat.version,
+						src[i].compat.config_fingerprint, reason,
+						sizeof(reason))) {
+				snprintf(why, wl, "destination device %u cannot take this source: %s",
+					 i, reason);
+				return -EINVAL;
+			}
+			continue;
+		}
+		/* One side lacks devmig's compat extension (a foreign peer): its
+		 * config space must say it is the same device. */
+		int rc = devmig_client_pci_identity(d->c[i], &tid);
+		if (rc || !src[i].id_known) {
+			snprintf(why, wl, "destination device %u cannot be checked against source "
+				 "device %u: the %s config space could not be read (%s)", i, i,
+				 rc ? "destination's" : "source's", rc ? strerror(-rc) : "unknown");
+			return rc ? rc : -EINVAL;
+		}
+		if (devmig_pci_identity_check(&src[i].id, &tid, reason, sizeof(reason))) {
+			snprintf(why, wl, "destination device %u cannot take source device %u's state: %s",
+				 i, i, reason);
 			return -EINVAL;
 		}
 	}
@@ -163,8 +194,12 @@ static int direct_data(struct peer *p, unsigned dev, const void *buf, size_t len
 	int rc = devmig_client_mig_write_nowait(d->c[dev], buf, len);
 	if (rc == -ENOTSUP)
 		rc = devmig_client_mig_write(d->c[dev], buf, len);
-	if (rc)
-		dst_reason(d, dev, rc, why, wl);
+	if (rc) {
+		char reason[DEVMIG_MIG_STATUS_REASON];
+		dst_reason_text(d, dev, rc, reason, sizeof(reason));
+		snprintf(why, wl, "destination device %u refused %zu bytes of migration data: %s",
+			 dev, len, reason);
+	}
 	if (d->report)
 		d->report->device_bytes += len;
 	return rc;
@@ -210,6 +245,8 @@ static int direct_sync(struct peer *p, char *why, size_t wl)
 		if (!rc && le)
 			rc = le;
 		if (rc) {
+			if (engine_unanswered(rc) && !le)
+				d->unanswered[i] = true;
 			snprintf(why, wl, "destination device %u: %s", i,
 				 reason[0] && le ? reason : strerror(-rc));
 			return rc;
@@ -253,6 +290,55 @@ static int direct_run(struct peer *p, char *why, size_t wl)
 	return 0;
 }
 
+/* One destination device back to RUNNING with nothing loaded; its final state. */
+static int clean_device(struct dest *d, unsigned i)
+{
+	struct devmig_client *c = d->c[i];
+	/* One that did not answer in time is asked nothing more (each try would
+	 * cost the timeout): left as it is, the next migration resets it. */
+	int st = d->unanswered[i] ? DEVMIG_STATE_UNKNOWN : engine_probe_state(c, NULL);
+
+	if (st == DEVMIG_STATE_UNKNOWN)
+		return st;
+	/* devmig's reset works in any state and ends in RUNNING. */
+	devmig_client_reset(c);
+	st = engine_probe_state(c, NULL);
+	/*
+	 * libvfio-user refuses a reset in STOP and STOP_COPY and keeps RESUMING
+	 * through one: walk it to RUNNING as the table allows (RESUMING->STOP
+	 * may refuse incomplete data: then STOP alone first), then reset what
+	 * the walk may have applied.
+	 */
+	for (int tries = 0; st != DEVMIG_STATE_RUNNING && st != DEVMIG_STATE_UNKNOWN && tries < 2;
+	     tries++) {
+		dst_event(d, i, (enum devmig_state)st, DEVMIG_STATE_RUNNING);
+		if (devmig_client_set_state(c, DEVMIG_STATE_RUNNING)) {
+			st = engine_probe_state(c, NULL);
+			if (st == DEVMIG_STATE_RESUMING || st == DEVMIG_STATE_STOP_COPY) {
+				dst_event(d, i, (enum devmig_state)st, DEVMIG_STATE_STOP);
+				devmig_client_set_state(c, DEVMIG_STATE_STOP);
+			}
+		}
+		st = engine_probe_state(c, NULL);
+		if (st == DEVMIG_STATE_RUNNING) {
+			devmig_client_reset(c);
+			st = engine_probe_state(c, NULL);
+		}
+	}
+	return st;
+}
+
+void dest_cleanup(struct dest *d)
+{
+	for (unsigned i = 0; i < d->n; i++) {
+		int st = clean_device(d, i);
+		if (d->report && i < DEVMIG_ENGINE_MAX_DEVICES)
+			d->report->dst_state[i] = st;
+	}
+	d->cleaned = true;
+	d->touched = false;
+}
+
 static void direct_abort(struct peer *p, const char *why)
 {
 	struct dest *d = to_dest(p);
@@ -261,9 +347,7 @@ static void direct_abort(struct peer *p, const char *why)
 	 * step has touched (e.g. refused by the compatibility check) keep theirs. */
 	if (!d->touched)
 		return;
-	for (unsigned i = 0; i < d->n; i++)
-		devmig_client_reset(d->c[i]);
-	d->touched = false;
+	dest_cleanup(d);
 }
 
 static int direct_end(struct peer *p, char *why, size_t wl)
@@ -298,10 +382,12 @@ int dest_init(struct dest *d, const struct devmig_engine_config *cfg,
 	d->mem = mem;
 	d->report = report;
 	d->caps = calloc(n ? n : 1, sizeof(*d->caps));
-	return d->caps ? 0 : -ENOMEM;
+	d->unanswered = calloc(n ? n : 1, sizeof(*d->unanswered));
+	return d->caps && d->unanswered ? 0 : -ENOMEM;
 }
 
 void dest_fini(struct dest *d)
 {
 	free(d->caps);
+	free(d->unanswered);
 }

@@ -48,11 +48,14 @@ struct src_dev {
 	uint64_t caps;
 	enum devmig_state state;
 	bool stopped;         /* found stopped (an interrupted migration): never run again here */
+	bool unreachable;     /* it did not answer in time, or the unwind could not reach it */
 	bool precopy;         /* this device is pre-copied */
 	bool initial_done;    /* its initial data has all been read and sent */
 	bool logging;         /* DMA logging started on it */
 	bool progress;        /* the precopy_info extension is there */
 	struct devmig_compat_info compat; /* version "" when the server does not say */
+	struct devmig_pci_identity id;    /* from config space, for a peer without compat */
+	bool id_known;
 	uint64_t initial, dirty, stop_copy;
 };
 
@@ -96,6 +99,12 @@ static void progress(struct engine *e, enum devmig_engine_event_type type, unsig
 	engine_event(&e->cfg, &ev);
 }
 
+bool engine_unanswered(int rc)
+{
+	/* A lost connection fails fast and may be reconnected: only a silence costs. */
+	return rc == -ETIMEDOUT;
+}
+
 /* One state change request on a source device, announced first. */
 static int src_set(struct engine *e, unsigned i, enum devmig_state to)
 {
@@ -108,8 +117,14 @@ static int src_set(struct engine *e, unsigned i, enum devmig_state to)
 		char reason[DEVMIG_MIG_STATUS_REASON] = "";
 		uint64_t b;
 		int le;
-		devmig_client_mig_status(e->d[i].c, &b, &le, reason, sizeof(reason));
-		devmig_client_get_state(e->d[i].c, &e->d[i].state);
+		/* A device that did not answer in time will not answer these either:
+		 * asking would cost a timeout each, before the unwind. */
+		if (!engine_unanswered(rc)) {
+			devmig_client_mig_status(e->d[i].c, &b, &le, reason, sizeof(reason));
+			devmig_client_get_state(e->d[i].c, &e->d[i].state);
+		} else {
+			e->d[i].unreachable = true;
+		}
 		return fail(e, rc, "source device %u: %s -> %s refused: %s", i,
 			    devmig_state_name(ev.from), devmig_state_name(to),
 			    reason[0] ? reason : strerror(-rc));
@@ -145,10 +160,13 @@ static int drain_device(struct engine *e, unsigned i)
 		ssize_t n = devmig_client_mig_read_stream(e->d[i].c, e->cfg.chunk, e->cfg.read_depth,
 							  e->paused ? 0 : READ_BATCH, &ended,
 							  forward, e);
-		if (n < 0)
-			return e->rep->error[0] ? (int)n
-						: fail(e, (int)n, "source device %u: reading its state: %s",
-						       i, strerror((int)-n));
+		if (n < 0 && e->rep->error[0])
+			return (int)n; /* the destination failed the data: said already */
+		if (n < 0) {
+			e->d[i].unreachable = engine_unanswered((int)n);
+			return fail(e, (int)n, "source device %u: reading its state: %s", i,
+				    strerror((int)-n));
+		}
 	}
 	return 0;
 }
@@ -296,7 +314,11 @@ static int prepare(struct engine *e)
 		d->progress = devmig_client_has_ext(d->c, DEVMIG_EXT_PRECOPY_INFO);
 		if (devmig_client_compat_info(d->c, &d->compat))
 			memset(&d->compat, 0, sizeof(d->compat));
-		d->precopy = !e->cfg.no_precopy && (d->caps & DEVMIG_MIG_PRE_COPY);
+		/* What the destination compares when either side lacks the compat extension. */
+		d->id_known = devmig_client_pci_identity(d->c, &d->id) == 0;
+		/* Without progress reports only when asked (see precopy_without_progress). */
+		d->precopy = !e->cfg.no_precopy && (d->caps & DEVMIG_MIG_PRE_COPY) &&
+			     (d->progress || e->cfg.precopy_without_progress);
 		devmig_client_stop_copy_size(d->c, &d->stop_copy);
 		e->rep->device_state_bytes += d->stop_copy;
 		if (e->mem) {
@@ -523,43 +545,99 @@ static int stop_and_copy(struct engine *e, bool checkpoint)
 	return 0;
 }
 
-/* Put every source device back to RUNNING with its state; the guest runs on. */
+static void note(struct engine *e, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static void note(struct engine *e, const char *fmt, ...)
+{
+	size_t l = strlen(e->rep->error);
+	va_list ap;
+	va_start(ap, fmt);
+	vsnprintf(e->rep->error + l, sizeof(e->rep->error) - l, fmt, ap);
+	va_end(ap);
+}
+
+static bool connection_lost(int rc)
+{
+	return rc == -ENOTCONN || rc == -ECONNRESET || rc == -EPIPE || rc == -EPROTO;
+}
+
+int engine_probe_state(struct devmig_client *c, bool *reconnected)
+{
+	enum devmig_state st;
+	char err[256];
+	int rc = devmig_client_get_state(c, &st);
+
+	if (reconnected)
+		*reconnected = false;
+	/* A connection lost in the middle of a stream: a new one reaches the same device. */
+	if (rc && (devmig_client_broken(c) || connection_lost(rc))) {
+		if (devmig_client_reconnect(c, err, sizeof(err)))
+			return DEVMIG_STATE_UNKNOWN;
+		if (reconnected)
+			*reconnected = true;
+		rc = devmig_client_get_state(c, &st);
+	}
+	return rc ? DEVMIG_STATE_UNKNOWN : (int)st;
+}
+
+/* Bring one source device back to RUNNING with its state, whatever it went through. */
+static void unwind_device(struct engine *e, unsigned i)
+{
+	struct src_dev *d = &e->d[i];
+	bool reconnected;
+	/* One that did not answer in time is asked nothing more: each try would
+	 * cost the timeout again. */
+	int st = d->unreachable ? DEVMIG_STATE_UNKNOWN : engine_probe_state(d->c, &reconnected);
+
+	if (st == DEVMIG_STATE_UNKNOWN) {
+		note(e, "; source device %u cannot be reached: its state is unknown", i);
+		d->unreachable = true; /* asked no more: each try would cost a timeout */
+		return;
+	}
+	if (reconnected)
+		note(e, "; source device %u was reconnected", i);
+	if (st == DEVMIG_STATE_ERROR) {
+		/* Only a reset recovers, and it loses the device's state: say so. */
+		devmig_client_reset(d->c);
+		note(e, "; source device %u was in ERROR and had to be reset", i);
+		return;
+	}
+	/* The server walks the table (STOP_COPY->STOP->RUNNING, PRE_COPY->RUNNING);
+	 * once more from wherever a failed walk stopped. */
+	for (int tries = 0; st != DEVMIG_STATE_RUNNING && st != DEVMIG_STATE_UNKNOWN && tries < 2;
+	     tries++) {
+		struct devmig_engine_event a = {
+			.type = DEVMIG_EV_ARC, .dev = i, .from = (enum devmig_state)st,
+			.to = DEVMIG_STATE_RUNNING,
+		};
+		engine_event(&e->cfg, &a);
+		devmig_client_set_state(d->c, DEVMIG_STATE_RUNNING);
+		st = engine_probe_state(d->c, NULL);
+	}
+}
+
+/*
+ * Put every source device back to RUNNING with its state; the guest runs on.
+ * The source first: a destination that stalls (each call on it costs the
+ * timeout) must not hold the guest's resumption; it never ran, so it can be
+ * cleaned up after.
+ */
 static void unwind(struct engine *e)
 {
 	struct devmig_engine_event ev = { .type = DEVMIG_EV_UNWIND, .why = e->rep->error };
 	engine_event(&e->cfg, &ev);
-	if (e->peer)
-		e->peer->ops->abort(e->peer, e->rep->error);
-	for (unsigned i = 0; i < e->n; i++) {
-		struct src_dev *d = &e->d[i];
-		if (devmig_client_get_state(d->c, &d->state))
-			continue; /* the source itself is gone: nothing to restore */
-		if (d->state == DEVMIG_STATE_ERROR) {
-			/* Only a reset recovers, and it loses the device's state: say so. */
-			devmig_client_reset(d->c);
-			size_t l = strlen(e->rep->error);
-			snprintf(e->rep->error + l, sizeof(e->rep->error) - l,
-				 "; source device %u was in ERROR and had to be reset", i);
-			continue;
-		}
-		if (d->state != DEVMIG_STATE_RUNNING) {
-			struct devmig_engine_event a = {
-				.type = DEVMIG_EV_ARC, .dev = i, .from = d->state,
-				.to = DEVMIG_STATE_RUNNING,
-			};
-			engine_event(&e->cfg, &a);
-			devmig_client_set_state(d->c, DEVMIG_STATE_RUNNING);
-		}
-	}
+	for (unsigned i = 0; i < e->n; i++)
+		unwind_device(e, i);
 	if (e->paused && e->cfg.resume_guest)
 		e->cfg.resume_guest(e->cfg.opaque, false);
 	e->paused = false;
+	if (e->peer)
+		e->peer->ops->abort(e->peer, e->rep->error);
 }
 
 static void stop_logging(struct engine *e)
 {
 	for (unsigned i = 0; i < e->n; i++)
-		if (e->d[i].logging)
+		if (e->d[i].logging && !e->d[i].unreachable)
 			devmig_client_log_stop(e->d[i].c), e->d[i].logging = false;
 }
 
@@ -572,6 +650,8 @@ int engine_run(const struct devmig_engine_config *cfg_in, struct devmig_client *
 
 	memset(rep, 0, sizeof(*rep));
 	rep->devices = n;
+	for (unsigned i = 0; i < DEVMIG_ENGINE_MAX_DEVICES; i++)
+		rep->src_state[i] = rep->dst_state[i] = DEVMIG_STATE_UNKNOWN;
 	e.cfg = *cfg_in;
 	if (!e.cfg.downtime_budget_ns)
 		e.cfg.downtime_budget_ns = DEFAULT_BUDGET_NS;
@@ -584,8 +664,9 @@ int engine_run(const struct devmig_engine_config *cfg_in, struct devmig_client *
 	if (checkpoint)
 		e.cfg.no_precopy = true;
 	e.t0 = engine_now_ns();
-	if (!n || n > 64)
-		return fail(&e, -EINVAL, "between 1 and 64 devices can be migrated, not %u", n);
+	if (!n || n > DEVMIG_ENGINE_MAX_DEVICES)
+		return fail(&e, -EINVAL, "between 1 and %u devices can be migrated, not %u",
+			    DEVMIG_ENGINE_MAX_DEVICES, n);
 	e.d = calloc(n, sizeof(*e.d));
 	if (mem) {
 		e.words = guest_mem_bitmap_words(mem);
@@ -601,13 +682,16 @@ int engine_run(const struct devmig_engine_config *cfg_in, struct devmig_client *
 	char why[300];
 	rc = prepare(&e);
 	if (!rc) {
-		struct devmig_compat_info *ci = calloc(n, sizeof(*ci));
-		for (unsigned i = 0; ci && i < n; i++)
-			ci[i] = e.d[i].compat;
-		rc = ci ? peer->ops->hello(peer, n, ci, mem ? devmig_guest_mem_size(mem) : 0, why,
+		struct peer_dev *pd = calloc(n, sizeof(*pd));
+		for (unsigned i = 0; pd && i < n; i++) {
+			pd[i].compat = e.d[i].compat;
+			pd[i].id = e.d[i].id;
+			pd[i].id_known = e.d[i].id_known;
+		}
+		rc = pd ? peer->ops->hello(peer, n, pd, mem ? devmig_guest_mem_size(mem) : 0, why,
 					   sizeof(why))
 			: -ENOMEM;
-		free(ci);
+		free(pd);
 		if (rc)
 			rc = fail(&e, rc, "destination not ready: %s", why);
 	}
@@ -615,7 +699,8 @@ int engine_run(const struct devmig_engine_config *cfg_in, struct devmig_client *
 		rc = precopy(&e);
 	if (!rc)
 		rc = stop_and_copy(&e, checkpoint);
-	stop_logging(&e);
+	if (!rc || peer->run_unanswered)
+		stop_logging(&e); /* after the unwind otherwise: the guest first */
 	if (rc && peer->run_unanswered) {
 		/* Resuming here could run the guest on both hosts: stay stopped. */
 		rep->outcome_unknown = true;
@@ -625,10 +710,16 @@ int engine_run(const struct devmig_engine_config *cfg_in, struct devmig_client *
 			 "devices stay stopped");
 	} else if (rc) {
 		unwind(&e);
+		stop_logging(&e);
 	} else if (checkpoint) {
-		/* A checkpoint leaves the source running on. */
-		for (unsigned i = 0; i < n; i++)
-			devmig_client_set_state(e.d[i].c, DEVMIG_STATE_RUNNING);
+		/* A checkpoint leaves the source running on. The checkpoint is whole
+		 * (completed) even if a device then refuses to run: that is an error. */
+		for (unsigned i = 0; i < n; i++) {
+			int run = devmig_client_set_state(e.d[i].c, DEVMIG_STATE_RUNNING);
+			if (run && !rc)
+				rc = fail(&e, run, "the checkpoint is complete, but source device %u "
+					  "refused to run again: %s", i, strerror(-run));
+		}
 		if (e.paused && e.cfg.resume_guest)
 			e.cfg.resume_guest(e.cfg.opaque, false);
 		rep->downtime_ns = engine_now_ns() - e.t_pause;
@@ -640,6 +731,10 @@ int engine_run(const struct devmig_engine_config *cfg_in, struct devmig_client *
 		rep->completed = true;
 		progress(&e, DEVMIG_EV_DONE, rep->rounds, 0);
 	}
+	/* Where each source device was left: what the caller reports. */
+	for (unsigned i = 0; i < n; i++)
+		rep->src_state[i] = e.d[i].unreachable ? DEVMIG_STATE_UNKNOWN
+						       : engine_probe_state(e.d[i].c, NULL);
 	rep->total_ns = engine_now_ns() - e.t0;
 	rep->throughput = rep->total_ns ? (rep->device_bytes + rep->guest_bytes) * 1e9 / rep->total_ns : 0;
 	free(e.bitmap);
@@ -660,6 +755,10 @@ int devmig_migrate_local(const struct devmig_engine_config *cfg,
 	if (dest_init(&d, cfg, dst, n, dst_mem, &dst_rep))
 		return -ENOMEM;
 	int rc = engine_run(cfg, src, n, src_mem, &d.peer, false, report);
+	/* Where each destination device was left (its own cleanup read it on a failure). */
+	for (unsigned i = 0; i < n && i < DEVMIG_ENGINE_MAX_DEVICES; i++)
+		report->dst_state[i] = d.cleaned ? dst_rep.dst_state[i]
+						 : engine_probe_state(dst[i], NULL);
 	dest_fini(&d);
 	return rc;
 }

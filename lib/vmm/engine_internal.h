@@ -30,10 +30,18 @@ struct peer {
 	bool run_unanswered;
 };
 
+/* What the source says about one of its devices before any state moves. */
+struct peer_dev {
+	struct devmig_compat_info compat; /* version "": no compat extension */
+	struct devmig_pci_identity id;
+	bool id_known;                    /* id was read from its config space */
+};
+
 struct peer_ops {
-	/* Check each destination device accepts src[i] (version, config fingerprint; an
-	 * empty version: unknown, the stream header decides), then all to RESUMING. */
-	int (*hello)(struct peer *p, unsigned n, const struct devmig_compat_info *src,
+	/* Check each destination device accepts src[i] (the compat extension's
+	 * version and config fingerprint when both sides have it, else the PCI
+	 * identity), then all to RESUMING. */
+	int (*hello)(struct peer *p, unsigned n, const struct peer_dev *src,
 		     uint64_t guest_size, char *why, size_t wl);
 	int (*data)(struct peer *p, unsigned dev, const void *buf, size_t len, char *why, size_t wl);
 	int (*mem)(struct peer *p, uint64_t offset, const void *buf, size_t len, char *why,
@@ -63,6 +71,8 @@ struct dest {
 	/* Some destination device may have left its initial state: a failure must
 	 * reset every device, whichever step failed (not only while RESUMING). */
 	bool touched;
+	bool cleaned;    /* dest_cleanup ran: report->dst_state holds where it left each device */
+	bool *unanswered; /* per device: a call on it timed out or its connection went */
 	int first_error; /* a refused write, reported at the next sync */
 	char first_why[256];
 	struct devmig_migration_report *report;
@@ -72,6 +82,22 @@ int dest_init(struct dest *d, const struct devmig_engine_config *cfg,
 	      struct devmig_client *const *c, unsigned n, struct devmig_guest_mem *mem,
 	      struct devmig_migration_report *report);
 void dest_fini(struct dest *d);
+
+/*
+ * The destination devices back to a clean state after a failure: reset; if
+ * the reset was refused or left a device outside RUNNING (libvfio-user
+ * refuses it in STOP and STOP_COPY, keeps RESUMING), walk it to RUNNING and
+ * reset again. A broken connection is reconnected first. Records each
+ * device's final state in d->report->dst_state.
+ */
+void dest_cleanup(struct dest *d);
+
+/* A call failed because the device did not answer in time: further
+ * questions to it would only wait the timeout again. */
+bool engine_unanswered(int rc);
+
+/* The state a device is in now, reconnecting a broken client first; UNKNOWN if unreachable. */
+int engine_probe_state(struct devmig_client *c, bool *reconnected);
 
 /* The channel (a transport: socket, TLS or file) as a peer. acks: wait for
  * the receiver's answers. */

@@ -42,36 +42,22 @@ static int send_ack(struct acker *ack, uint32_t type, int status, const char *wh
 /* HELLO from the source: check its shape, then hand it to the destination. */
 static int parse_hello(struct dest *d, const struct devmig_chan_frame *f, char *why, size_t wl)
 {
-	struct devmig_compat_info src[DEVMIG_CHAN_MAX_DEVICES];
-	size_t off = DEVMIG_CHAN_HELLO_FIXED;
+	struct devmig_chan_hello_dev devs[DEVMIG_CHAN_MAX_DEVICES];
+	struct peer_dev src[DEVMIG_CHAN_MAX_DEVICES];
+	uint32_t n;
+	uint64_t guest_size;
 
-	if (f->len < DEVMIG_CHAN_HELLO_FIXED || get32(f->payload) != DEVMIG_CHAN_VERSION) {
-		snprintf(why, wl, "unsupported migration channel version %u",
-			 f->len >= 4 ? get32(f->payload) : 0);
-		return -EPROTO;
-	}
-	uint32_t n = get32(f->payload + 4);
-	if (n > DEVMIG_CHAN_MAX_DEVICES) {
-		snprintf(why, wl, "HELLO announces %u devices, at most %u", n, DEVMIG_CHAN_MAX_DEVICES);
-		return -EPROTO;
-	}
+	int rc = devmig_chan_parse_hello(f->payload, f->len, &n, &guest_size, devs, why, wl);
+	if (rc)
+		return rc;
 	memset(src, 0, sizeof(src[0]) * n);
 	for (uint32_t i = 0; i < n; i++) {
-		if (f->len - off < 9 || f->len - off - 9 < f->payload[off + 8] ||
-		    f->payload[off + 8] >= DEVMIG_VERSION_MAX) {
-			snprintf(why, wl, "HELLO is cut short at device %u", i);
-			return -EPROTO;
-		}
-		src[i].config_fingerprint = get64(f->payload + off);
-		memcpy(src[i].version, f->payload + off + 9, f->payload[off + 8]);
-		off += DEVMIG_CHAN_HELLO_DEV(f->payload[off + 8]);
+		src[i].compat.config_fingerprint = devs[i].fingerprint;
+		memcpy(src[i].compat.version, devs[i].version, sizeof(src[i].compat.version));
+		src[i].id_known = devs[i].id_known;
+		src[i].id = devs[i].id;
 	}
-	if (off != f->len) {
-		snprintf(why, wl, "HELLO has %llu bytes past its last device",
-			 (unsigned long long)(f->len - off));
-		return -EPROTO;
-	}
-	return d->peer.ops->hello(&d->peer, n, src, get64(f->payload + 8), why, wl);
+	return d->peer.ops->hello(&d->peer, n, src, guest_size, why, wl);
 }
 
 /*
@@ -233,6 +219,8 @@ static int receive_common(const struct devmig_engine_config *cfg, struct devmig_
 
 	memset(report, 0, sizeof(*report));
 	report->devices = n;
+	for (unsigned i = 0; i < DEVMIG_ENGINE_MAX_DEVICES; i++)
+		report->src_state[i] = report->dst_state[i] = DEVMIG_STATE_UNKNOWN;
 	if (dest_init(&d, cfg, dst, n, dst_mem, report))
 		return -ENOMEM;
 	int rc = receive_loop(&d, t, ack ? &acker : NULL, true, checkpoint, &began, report->error,
@@ -247,6 +235,9 @@ static int receive_common(const struct devmig_engine_config *cfg, struct devmig_
 		d.peer.ops->abort(&d.peer, report->error);
 	if (rc && !checkpoint && !began && !d.touched)
 		rc = -ECONNABORTED; /* no migration began here: the caller may wait for another */
+	/* Where each device was left: read back unless the cleanup just did. */
+	for (unsigned i = 0; !d.cleaned && i < n && i < DEVMIG_ENGINE_MAX_DEVICES; i++)
+		report->dst_state[i] = engine_probe_state(dst[i], NULL);
 	report->completed = rc == 0;
 	report->total_ns = engine_now_ns() - t0;
 	dest_fini(&d);
@@ -280,6 +271,8 @@ int devmig_restore(const struct devmig_engine_config *cfg, int fd,
 	bool began = false;
 
 	memset(report, 0, sizeof(*report));
+	for (unsigned i = 0; i < DEVMIG_ENGINE_MAX_DEVICES; i++)
+		report->src_state[i] = report->dst_state[i] = DEVMIG_STATE_UNKNOWN;
 	struct devmig_transport *t = devmig_transport_plain(fd, 0);
 	if (!t)
 		return -ENOMEM;
