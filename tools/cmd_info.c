@@ -20,7 +20,7 @@ static void info_usage(FILE *f)
 		   "(STOP_COPY, P2P, PRE_COPY), current migration state, the device's estimate of\n"
 		   "its STOP_COPY data, the protocol extensions negotiated, and its region and\n"
 		   "interrupt counts. The device is not changed. vfio-user serves one client at a\n"
-		   "time: this waits while another is connected.\n"
+		   "time: while another is connected this is refused as busy.\n"
 		   "\n"
 		   "  --socket PATH  the device's vfio-user socket\n"
 		   "  --vfio DEVICE  a kernel VFIO device: a PCI address (0000:01:00.0), an mdev\n"

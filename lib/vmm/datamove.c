@@ -24,6 +24,7 @@
 #include "datamove.h"
 #include "engine_internal.h"
 #include "le.h"
+#include "transport.h"
 
 /* Bytes moved per splice or read: a pipe's worth. */
 #define MOVE_CHUNK (1u << 20)
@@ -194,31 +195,32 @@ int dm_move_local(const struct dm_src *src, struct devmig_client *dst, struct dm
 
 /* ---- source to the channel ---- */
 
-/* A frame header or trailer: small, sent whole (MSG_MORE: the payload follows). */
-static int send_small(int fd, const void *p, size_t len, bool more)
+/*
+ * A socket's own O_NONBLOCK, not splice's flag, decides whether splicing to
+ * or from it blocks: made non-blocking for the move (the channel's waits
+ * have deadlines), as it was after. Returns the flags to restore.
+ */
+static int nonblock_begin(int fd)
 {
-	struct iovec iov = { (void *)p, len };
-	if (!more)
-		return chan_write_all(fd, &iov, 1);
-	while (iov.iov_len) {
-		ssize_t n = send(fd, iov.iov_base, iov.iov_len, MSG_NOSIGNAL | MSG_MORE);
-		if (n < 0 && errno == ENOTSOCK)
-			return chan_write_all(fd, &iov, 1);
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n < 0)
-			return -errno;
-		iov.iov_base = (uint8_t *)iov.iov_base + n;
-		iov.iov_len -= (size_t)n;
-	}
-	return 0;
+	int fl = fcntl(fd, F_GETFL);
+	if (fl >= 0 && !(fl & O_NONBLOCK))
+		fcntl(fd, F_SETFL, fl | O_NONBLOCK);
+	return fl;
+}
+
+static void nonblock_end(int fd, int fl)
+{
+	if (fl >= 0 && !(fl & O_NONBLOCK))
+		fcntl(fd, F_SETFL, fl);
 }
 
 /* len bytes the source pipe holds, spliced onto the channel. */
-static int splice_out(int sfd, int sock, size_t len, int timeout_ms)
+static int splice_out(int sfd, struct devmig_transport *t, size_t len)
 {
+	transport_arm(t, 0); /* the channel's deadline, as for any frame sent */
 	while (len) {
-		ssize_t k = splice(sfd, NULL, sock, NULL, len, SPLICE_F_MOVE | SPLICE_F_MORE);
+		ssize_t k = splice(sfd, NULL, t->fd, NULL, len,
+				   SPLICE_F_MOVE | SPLICE_F_MORE | SPLICE_F_NONBLOCK);
 		if (k > 0) {
 			len -= (size_t)k;
 			continue;
@@ -230,56 +232,86 @@ static int splice_out(int sfd, int sock, size_t len, int timeout_ms)
 		if (errno != EAGAIN)
 			return -errno;
 		/* The pipe is non-blocking, which makes the socket's send so too. */
-		int rc = data_fd_wait(sock, POLLOUT, timeout_ms);
-		if (rc)
-			return rc;
+		int w = transport_wait(t, POLLOUT);
+		if (w <= 0)
+			return w ? w : -ETIMEDOUT;
 	}
 	return 0;
 }
 
-static int channel_raw(const struct dm_src *src, int sfd, int sock, uint32_t dev,
-		       uint64_t *frames, struct dm_result *res, char *why, size_t wl)
+/*
+ * A devmig stream from a pipe as DEV_DATA_RAW frames: what the pipe holds,
+ * spliced onto a plain socket, or read here and sent through the transport
+ * (TLS: its records carry their own integrity).
+ */
+static int channel_raw(const struct dm_src *src, int sfd, struct devmig_transport *t,
+		       uint32_t dev, uint64_t *frames, struct dm_result *res, char *why, size_t wl)
 {
+	bool spliced = transport_spliceable(t);
+	uint8_t *buf = spliced ? NULL : malloc(MOVE_CHUNK);
+	if (!spliced && !buf)
+		return errf(-ENOMEM, why, wl, "%s", "out of memory");
+	int rc = 0;
 	for (;;) {
 		if (src->limit && res->bytes >= src->limit)
-			return 0;
+			break;
 		int avail = 0;
 		if (ioctl(sfd, FIONREAD, &avail) || avail <= 0) {
 			struct pollfd p = { sfd, POLLIN, 0 };
 			poll(&p, 1, 0);
 			if (p.revents & POLLIN)
 				continue;
-			if (p.revents & POLLHUP)
-				return src_eof(src, true, res, why, wl);
-			int rc = src_wait(src, why, wl);
-			if (rc < 0)
-				return rc;
+			if (p.revents & POLLHUP) {
+				rc = src_eof(src, true, res, why, wl);
+				break;
+			}
+			rc = src_wait(src, why, wl);
 			if (rc) {
-				res->ended = true;
-				return 0;
+				res->ended = rc > 0;
+				rc = rc > 0 ? 0 : rc;
+				break;
 			}
 			continue;
 		}
-		size_t n = (size_t)avail < DEVMIG_CHAN_MAX_PAYLOAD ? (size_t)avail
-								   : DEVMIG_CHAN_MAX_PAYLOAD;
+		size_t n = (size_t)avail < MOVE_CHUNK ? (size_t)avail : MOVE_CHUNK;
 		uint8_t hdr[DEVMIG_CHAN_HDR], trailer[DEVMIG_CHAN_TRAILER];
 		devmig_chan_put_header(hdr, DEVMIG_CHAN_DEV_DATA_RAW, dev, n);
 		put32(trailer, devmig_chan_crc(hdr, NULL, 0));
-		int rc = send_small(sock, hdr, sizeof(hdr), true);
-		if (!rc)
-			rc = splice_out(sfd, sock, n, src->timeout_ms);
-		if (!rc)
-			rc = send_small(sock, trailer, sizeof(trailer), false);
-		if (rc)
-			return errf(rc, why, wl, "the channel to the destination failed: %s",
-				    strerror(-rc));
+		if (!spliced) {
+			/* The pipe holds n bytes and only we read it: one read takes them. */
+			ssize_t k = read(sfd, buf, n);
+			if (k != (ssize_t)n) {
+				rc = errf(k < 0 ? -errno : -EIO, why, wl, "reading its data: %s",
+					  k < 0 ? strerror(errno) : "short");
+				break;
+			}
+		}
+		struct iovec iov[3] = { { hdr, sizeof(hdr) }, { buf, spliced ? 0 : n },
+					{ trailer, sizeof(trailer) } };
+		rc = transport_sendv(t, iov, spliced ? 1 : 3);
+		if (!rc && spliced) {
+			int fl = nonblock_begin(t->fd);
+			rc = splice_out(sfd, t, n);
+			nonblock_end(t->fd, fl);
+			if (rc)
+				t->broken = true; /* part of a frame went */
+			else
+				rc = transport_sendv(t, iov + 2, 1);
+		}
+		if (rc) {
+			rc = errf(rc, why, wl, "the channel to the destination failed: %s",
+				  strerror(-rc));
+			break;
+		}
 		(*frames)++;
 		res->bytes += n;
 	}
+	free(buf);
+	return rc;
 }
 
-static int channel_copy(const struct dm_src *src, bool checked, int sock, uint32_t dev,
-			uint64_t *frames, struct dm_result *res, char *why, size_t wl)
+static int channel_copy(const struct dm_src *src, bool checked, struct devmig_transport *t,
+			uint32_t dev, uint64_t *frames, struct dm_result *res, char *why, size_t wl)
 {
 	uint8_t *buf = malloc(MOVE_CHUNK);
 	int rc = 0;
@@ -291,7 +323,7 @@ static int channel_copy(const struct dm_src *src, bool checked, int sock, uint32
 			break;
 		ssize_t n = devmig_client_data_read(src->c, buf, MOVE_CHUNK);
 		if (n > 0) {
-			rc = chan_send(sock, DEVMIG_CHAN_DEV_DATA, dev, buf, (size_t)n, NULL, 0);
+			rc = chan_send(t, DEVMIG_CHAN_DEV_DATA, dev, buf, (size_t)n, NULL, 0);
 			if (rc) {
 				rc = errf(rc, why, wl, "the channel to the destination failed: %s",
 					  strerror(-rc));
@@ -324,8 +356,8 @@ static int channel_copy(const struct dm_src *src, bool checked, int sock, uint32
 	return rc;
 }
 
-int dm_move_to_channel(const struct dm_src *src, int sock, uint32_t dev, bool raw,
-		       uint64_t *frames, struct dm_result *res, char *why, size_t wl)
+int dm_move_to_channel(const struct dm_src *src, struct devmig_transport *t, uint32_t dev,
+		       bool raw, uint64_t *frames, struct dm_result *res, char *why, size_t wl)
 {
 	struct devmig_data_session ss;
 	struct data_sigpipe g;
@@ -338,9 +370,9 @@ int dm_move_to_channel(const struct dm_src *src, int sock, uint32_t dev, bool ra
 	/* Raw frames only for a stream that checks itself: a kernel driver's
 	 * (opaque) keeps the frame's CRC over its bytes. */
 	if (raw && ss.spliceable && ss.checked)
-		rc = channel_raw(src, ss.fd, sock, dev, frames, res, why, wl);
+		rc = channel_raw(src, ss.fd, t, dev, frames, res, why, wl);
 	else
-		rc = channel_copy(src, ss.checked, sock, dev, frames, res, why, wl);
+		rc = channel_copy(src, ss.checked, t, dev, frames, res, why, wl);
 	data_sigpipe_unblock(&g, rc == -EPIPE);
 	return rc;
 }
@@ -348,15 +380,13 @@ int dm_move_to_channel(const struct dm_src *src, int sock, uint32_t dev, bool ra
 /* ---- the channel to a destination ---- */
 
 /* Drop n bytes of the channel: a payload nobody takes. */
-static int drop_in(int sock, uint64_t n)
+static int drop_in(struct devmig_transport *t, uint64_t n)
 {
 	uint8_t buf[65536];
 	while (n) {
-		ssize_t k = read(sock, buf, n < sizeof(buf) ? (size_t)n : sizeof(buf));
-		if (k < 0 && errno == EINTR)
-			continue;
+		long k = transport_recv(t, buf, n < sizeof(buf) ? (size_t)n : sizeof(buf));
 		if (k <= 0)
-			return k ? -errno : -ECONNRESET;
+			return k ? (int)k : -ECONNRESET;
 		n -= (uint64_t)k;
 	}
 	return 0;
@@ -365,13 +395,15 @@ static int drop_in(int sock, uint64_t n)
 /* Splice len bytes from the channel into the pipe dfd; *moved: how many
  * left the socket. A failure on the pipe's side is EPIPE (the session went)
  * or a timeout; on the socket's, anything else. */
-static int splice_in(int sock, int dfd, uint64_t len, int timeout_ms, uint64_t *moved)
+static int splice_in(struct devmig_transport *t, int dfd, uint64_t len, int timeout_ms,
+		     uint64_t *moved)
 {
+	int sock = t->fd;
 	*moved = 0;
 	while (*moved < len) {
 		uint64_t left = len - *moved;
 		ssize_t k = splice(sock, NULL, dfd, NULL, left < MOVE_CHUNK ? (size_t)left : MOVE_CHUNK,
-				   SPLICE_F_MOVE);
+				   SPLICE_F_MOVE | SPLICE_F_NONBLOCK);
 		if (k > 0) {
 			*moved += (uint64_t)k;
 			continue;
@@ -389,16 +421,17 @@ static int splice_in(int sock, int dfd, uint64_t len, int timeout_ms, uint64_t *
 			if (data_fd_wait(dfd, POLLOUT, timeout_ms))
 				return -ETIMEDOUT; /* the destination's side */
 		} else {
-			int rc = data_fd_wait(sock, POLLIN, timeout_ms);
-			if (rc)
-				return rc == -ETIMEDOUT ? -ECONNRESET : rc;
+			transport_arm(t, 0); /* the channel's deadline, as for any read */
+			int w = transport_wait(t, POLLIN);
+			if (w <= 0)
+				return w ? w : -ECONNRESET;
 		}
 	}
 	return 0;
 }
 
-int dm_move_from_channel(int sock, uint64_t len, struct devmig_client *dst, int timeout_ms,
-			 int *dst_error, char *why, size_t wl)
+int dm_move_from_channel(struct devmig_transport *t, uint64_t len, struct devmig_client *dst,
+			 int timeout_ms, int *dst_error, char *why, size_t wl)
 {
 	struct devmig_data_session ds = { .fd = -1 };
 	struct data_sigpipe g;
@@ -411,24 +444,24 @@ int dm_move_from_channel(int sock, uint64_t len, struct devmig_client *dst, int 
 		dst = NULL;
 	}
 	data_sigpipe_block(&g);
-	if (dst && ds.spliceable) {
+	if (dst && ds.spliceable && transport_spliceable(t)) {
 		uint64_t moved;
-		rc = splice_in(sock, ds.fd, len, timeout_ms, &moved);
+		int fl = nonblock_begin(t->fd);
+		rc = splice_in(t, ds.fd, len, timeout_ms, &moved);
+		nonblock_end(t->fd, fl);
 		if (rc == -EPIPE || rc == -ETIMEDOUT) {
 			*dst_error = errf(rc, why, wl, "the destination took no more data: %s",
 					  strerror(-rc));
-			rc = drop_in(sock, len - moved);
+			rc = drop_in(t, len - moved);
 		}
 	} else {
 		uint8_t *buf = malloc(MOVE_CHUNK);
 		if (!buf)
 			rc = -ENOMEM;
 		while (!rc && len) {
-			ssize_t k = read(sock, buf, len < MOVE_CHUNK ? (size_t)len : MOVE_CHUNK);
-			if (k < 0 && errno == EINTR)
-				continue;
+			long k = transport_recv(t, buf, len < MOVE_CHUNK ? (size_t)len : MOVE_CHUNK);
 			if (k <= 0) {
-				rc = k ? -errno : -ECONNRESET;
+				rc = k ? (int)k : -ECONNRESET;
 				break;
 			}
 			len -= (uint64_t)k;

@@ -39,14 +39,16 @@ bool dm_src_has_session(struct devmig_client *c);
 int dm_move_local(const struct dm_src *src, struct devmig_client *dst, struct dm_result *res,
 		  char *why, size_t wl);
 
+struct devmig_transport;
+
 /*
- * Source to the channel socket sock as frames for device dev: DEV_DATA_RAW
- * (spliced, header CRC only) when raw is allowed and the stream checks
- * itself (a devmig stream), else DEV_DATA with the frame CRC over bytes
- * read here. *frames counts the frames sent.
+ * Source to the channel t as frames for device dev: DEV_DATA_RAW (header
+ * CRC only; spliced onto a plain socket) when raw is allowed and the stream
+ * checks itself (a devmig stream), else DEV_DATA with the frame CRC over
+ * bytes read here. *frames counts the frames sent.
  */
-int dm_move_to_channel(const struct dm_src *src, int sock, uint32_t dev, bool raw,
-		       uint64_t *frames, struct dm_result *res, char *why, size_t wl);
+int dm_move_to_channel(const struct dm_src *src, struct devmig_transport *t, uint32_t dev,
+		       bool raw, uint64_t *frames, struct dm_result *res, char *why, size_t wl);
 
 /*
  * A DEV_DATA_RAW payload arriving on sock: len bytes into dst's load
@@ -55,7 +57,7 @@ int dm_move_to_channel(const struct dm_src *src, int sock, uint32_t dev, bool ra
  * channel, with *dst_error set (and why) if the destination refused them
  * (the rest was dropped); -errno when the channel failed.
  */
-int dm_move_from_channel(int sock, uint64_t len, struct devmig_client *dst, int timeout_ms,
-			 int *dst_error, char *why, size_t wl);
+int dm_move_from_channel(struct devmig_transport *t, uint64_t len, struct devmig_client *dst,
+			 int timeout_ms, int *dst_error, char *why, size_t wl);
 
 #endif /* DEVMIG_LIB_DATAMOVE_H */
