@@ -20,7 +20,8 @@ struct buf {
 static void add(struct buf *b, const void *d, size_t n)
 {
 	assert_true(b->len + n <= sizeof(b->p));
-	memcpy(b->p + b->len, d, n);
+	if (n) /* a frame with no payload passes NULL */
+		memcpy(b->p + b->len, d, n);
 	b->len += n;
 }
 

@@ -58,9 +58,12 @@ static int src_eof(const struct dm_src *src, bool checked, struct dm_result *res
 	return 0;
 }
 
-/* The source had nothing: 0 when data comes, 1 at the temporary end. */
-static int src_wait(const struct dm_src *src, char *why, size_t wl)
+/* The source had nothing: 0 when data comes, 1 at the temporary end (or
+ * the round's end: what was pending when it began has moved). */
+static int src_wait(const struct dm_src *src, uint64_t moved, char *why, size_t wl)
 {
+	if (src->precopy && src->round && moved >= src->round)
+		return 1;
 	int rc = devmig_client_data_wait(src->c, src->timeout_ms);
 	if (rc == -ENOMSG)
 		return 1;
@@ -117,7 +120,7 @@ static int local_splice(const struct dm_src *src, int sfd, int dfd, struct dm_re
 		}
 		if (p[0].revents & (POLLIN | POLLHUP))
 			continue; /* data (or the end) came meanwhile */
-		int rc = src_wait(src, why, wl);
+		int rc = src_wait(src, res->bytes, why, wl);
 		if (rc < 0)
 			return rc;
 		if (rc) {
@@ -158,7 +161,7 @@ static int local_copy(const struct dm_src *src, bool checked, struct devmig_clie
 			rc = errf((int)n, why, wl, "reading its data: %s", strerror((int)-n));
 			break;
 		}
-		rc = src_wait(src, why, wl);
+		rc = src_wait(src, res->bytes, why, wl);
 		if (rc) {
 			res->ended = rc > 0;
 			rc = rc > 0 ? 0 : rc;
@@ -265,7 +268,7 @@ static int channel_raw(const struct dm_src *src, int sfd, struct devmig_transpor
 				rc = src_eof(src, true, res, why, wl);
 				break;
 			}
-			rc = src_wait(src, why, wl);
+			rc = src_wait(src, res->bytes, why, wl);
 			if (rc) {
 				res->ended = rc > 0;
 				rc = rc > 0 ? 0 : rc;
@@ -345,7 +348,7 @@ static int channel_copy(const struct dm_src *src, bool checked, struct devmig_tr
 			rc = errf((int)n, why, wl, "reading its data: %s", strerror((int)-n));
 			break;
 		}
-		rc = src_wait(src, why, wl);
+		rc = src_wait(src, res->bytes, why, wl);
 		if (rc) {
 			res->ended = rc > 0;
 			rc = rc > 0 ? 0 : rc;

@@ -23,6 +23,12 @@ struct dm_src {
 	bool precopy;   /* the device is in PRE_COPY(_P2P): an end there is a temporary one */
 	int timeout_ms; /* the longest wait for data or room */
 	uint64_t limit; /* stop after about this many bytes (0: at the end only) */
+	/*
+	 * PRE_COPY: what the device had pending when the round began. Once that
+	 * much has moved, an empty fd ends the round: data the guest dirties
+	 * meanwhile waits for the next one, instead of being chased for ever.
+	 */
+	uint64_t round;
 };
 
 /* What a move did: bytes moved, and whether the stream came to its end or

@@ -164,6 +164,9 @@ static int drain_device_fd(struct engine *e, unsigned i)
 
 	if (!e->peer->ops->data_from || !dm_src_has_session(e->d[i].c))
 		return 1;
+	struct devmig_precopy_progress pp;
+	if (src.precopy && e->d[i].progress && !devmig_client_precopy_progress(e->d[i].c, &pp))
+		src.round = pp.initial_bytes + pp.dirty_bytes + 1;
 	int rc = e->peer->ops->data_from(e->peer, i, &src, &res, why, sizeof(why));
 	e->rep->device_bytes += res.bytes;
 	e->rep->device_fd_bytes += res.bytes;
