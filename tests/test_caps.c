@@ -546,7 +546,7 @@ static void negotiate_intersects_booleans_and_extensions(void **state)
 	devmig_caps_default(&sup);
 	prop.write_multiple = true;
 	prop.twin_socket = true;
-	prop.ext = DEVMIG_EXT_PRECOPY_INFO | (1u << 9);
+	prop.ext = DEVMIG_EXT_PRECOPY_INFO | (1u << 30);
 	sup.write_multiple = false;
 	sup.twin_socket = false;
 	sup.ext = DEVMIG_EXT_ALL;

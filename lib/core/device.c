@@ -23,11 +23,14 @@
 #include <string.h>
 #include <sys/eventfd.h>
 #include <sys/mman.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "core.h"
+#include "deadline.h"
 #include "devmig/compat.h"
 #include "le.h"
+#include "pace.h"
 #include "pci_config.h"
 #include "stream.h"
 #include "tracker.h"
@@ -39,6 +42,10 @@
 /* BAR memory travels in records of at most this many bytes. */
 #define BAR_PIECE (1u << 20)
 #define IRQ_REC_MAX (8u + 4u * HELD_VECTORS)
+/* Dirty-rate limiting: how far ahead of the cap a device may run, and the
+ * longest one completion is held. */
+#define THROTTLE_BURST_NS (20ull * 1000 * 1000)
+#define THROTTLE_MAX_WAIT_NS (1000ull * 1000 * 1000)
 
 struct irq_index {
 	uint32_t count;
@@ -103,7 +110,30 @@ struct devmig_core {
 	size_t cfg_blob_len;
 	uint64_t held_in[HELD_WORDS];
 	char last_error[256];
+
+	/* The last deadline request (mig_lock): its outcome, and while its
+	 * STOP_COPY stream is read out, the deadline the drain counts against. */
+	struct devmig_feature_arc_estimates last_dl;
+	bool dl_armed;
+	uint64_t dl_start, dl_deadline;
+
+	/*
+	 * Rates (rl_lock, a leaf lock: never held across a callback or with
+	 * another lock taken after it). The transfer rate of migration reads;
+	 * the dirty-rate cap, the workers it holds back (rl_cv, woken and
+	 * rl_gen bumped whenever the cap or the state changes) and the
+	 * measured change rate.
+	 */
+	pthread_mutex_t rl_lock;
+	pthread_cond_t rl_cv;
+	struct devmig_xfer_meter xfer_rate;
+	uint64_t rl_cap, rl_gen, rl_throttled_ns;
+	bool rl_dying;
+	struct devmig_pace rl_pace;
+	struct devmig_change_meter rl_meter;
 };
+
+static void set_cap(struct devmig_core *c, uint64_t cap);
 
 static const struct devmig_device_ops no_ops;
 static const struct devmig_migration_ops no_mig;
@@ -711,6 +741,8 @@ void devmig_core_client_gone(struct devmig_device *dev)
 
 	devmig_dma_log_stop(c->dma);
 	devmig_dma_unmap_all(c->dma);
+	/* Nobody is left to lift a cap: the guest must not stay slowed. */
+	set_cap(c, 0);
 	/* The client's interrupt setup (eventfds, SET_IRQS masks) goes with it;
 	 * pending bits are device state and stay. */
 	pthread_mutex_lock(&c->cfg_lock);
@@ -1059,6 +1091,9 @@ static int open_save(struct devmig_core *c, char *why, size_t wl)
 	src.config_size = devmig_pcicfg_save_size(c->cfg);
 	pthread_mutex_unlock(&c->cfg_lock);
 	c->writer = devmig_stream_writer_new(&h, &src);
+	pthread_mutex_lock(&c->rl_lock);
+	devmig_xfer_meter_reset(&c->xfer_rate); /* a new session: its reads set the rate */
+	pthread_mutex_unlock(&c->rl_lock);
 	if (!c->writer) {
 		snprintf(why, wl, "out of memory opening the data session");
 		return -ENOMEM;
@@ -1174,14 +1209,42 @@ static int do_arc(struct devmig_core *c, enum devmig_state from, enum devmig_sta
 	return 0;
 }
 
-int devmig_core_set_state(struct devmig_device *dev, uint32_t req, enum devmig_state *now,
-			  char *why, size_t whylen)
+uint64_t devmig_core_now_ns(void)
 {
-	struct devmig_core *c = core_of(dev);
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
+}
+
+/* Workers held by the dirty-rate cap look again (the cap or the state changed). */
+static void rl_kick(struct devmig_core *c)
+{
+	pthread_mutex_lock(&c->rl_lock);
+	c->rl_gen++;
+	pthread_cond_broadcast(&c->rl_cv);
+	pthread_mutex_unlock(&c->rl_lock);
+}
+
+static uint64_t arc_estimate(void *opaque, enum devmig_state from, enum devmig_state to,
+			     bool *partial)
+{
+	struct devmig_core *c = opaque;
+
+	if (c->mig->arc_estimate)
+		return c->mig->arc_estimate(c->dev, from, to, partial);
+	return devmig_device_default_arc_estimate(c->dev, from, to, partial);
+}
+
+/*
+ * Walk to req arc by arc; with a plan, each arc starts only if what is
+ * left of the path fits in what is left of its deadline (-ETIME otherwise).
+ * mig_lock held.
+ */
+static int walk_locked(struct devmig_core *c, uint32_t req, struct devmig_deadline_plan *plan)
+{
+	enum devmig_state cur = (enum devmig_state)atomic_load(&c->state);
 	int rc = 0;
 
-	pthread_mutex_lock(&c->mig_lock);
-	enum devmig_state cur = (enum devmig_state)atomic_load(&c->state);
 	while (cur != req) {
 		enum devmig_state next;
 		enum devmig_fsm_err ferr = devmig_fsm_next(cur, req, c->caps, &next);
@@ -1191,8 +1254,25 @@ int devmig_core_set_state(struct devmig_device *dev, uint32_t req, enum devmig_s
 			rc = -EINVAL;
 			break;
 		}
+		uint64_t now = devmig_core_now_ns();
+		if (plan && !devmig_deadline_plan_admit(plan, now)) {
+			uint64_t end = plan->start_ns + plan->deadline_ns;
+			set_error(c, "%s -> %s refused before %s -> %s: the %s needs about %.1f ms, "
+				  "%.1f ms of the %.1f ms deadline %s left%s",
+				  devmig_state_name(plan->done ? plan->from[0] : cur),
+				  devmig_state_name(req), devmig_state_name(cur),
+				  devmig_state_name(next), plan->done ? "rest of the path" : "path",
+				  devmig_deadline_plan_left(plan) / 1e6,
+				  now < end ? (end - now) / 1e6 : 0.0, plan->deadline_ns / 1e6,
+				  plan->done ? "were" : "are",
+				  plan->partial ? " (its stop-copy data not counted: no transfer rate "
+						  "measured yet)" : "");
+			rc = -ETIME;
+			break;
+		}
 		struct devmig_arc_result res = { .broken = false };
 		atomic_store(&c->entering, next); /* published before the arc */
+		rl_kick(c);                       /* the cap holds only in PRE_COPY */
 		rc = do_arc(c, cur, next, &res);
 		if (rc) {
 			atomic_store(&c->entering, cur);
@@ -1210,6 +1290,8 @@ int devmig_core_set_state(struct devmig_device *dev, uint32_t req, enum devmig_s
 		if (!devmig_state_is_stopped(next))
 			deliver_held(c);
 		cur = next;
+		if (plan && plan->done < plan->narcs)
+			plan->done++;
 	}
 	atomic_store(&c->entering, atomic_load(&c->state));
 	if (irq_allowed(c))
@@ -1221,7 +1303,69 @@ int devmig_core_set_state(struct devmig_device *dev, uint32_t req, enum devmig_s
 			rc = -EINVAL;
 		}
 	}
+	return rc;
+}
+
+int devmig_core_set_state(struct devmig_device *dev, uint32_t req, enum devmig_state *now,
+			  char *why, size_t whylen)
+{
+	struct devmig_core *c = core_of(dev);
+
+	pthread_mutex_lock(&c->mig_lock);
+	int rc = walk_locked(c, req, NULL);
 	*now = (enum devmig_state)atomic_load(&c->state);
+	if (rc)
+		snprintf(why, whylen, "%s", c->last_error);
+	pthread_mutex_unlock(&c->mig_lock);
+	return rc;
+}
+
+int devmig_core_set_state_deadline(struct devmig_device *dev, uint32_t req, uint64_t start_ns,
+				   uint64_t deadline_ns, enum devmig_state *now,
+				   struct devmig_core_deadline *out, char *why, size_t whylen)
+{
+	struct devmig_core *c = core_of(dev);
+	struct devmig_deadline_plan plan;
+
+	memset(out, 0, sizeof(*out));
+	pthread_mutex_lock(&c->mig_lock);
+	c->dl_armed = false;
+	uint32_t cur = atomic_load(&c->state);
+	/* A request the state machine refuses is refused by the walk, as without a deadline. */
+	bool planned = devmig_deadline_plan_init(&plan, start_ns, deadline_ns, cur, req, c->caps,
+						 arc_estimate, c) == DEVMIG_FSM_OK;
+	uint64_t total = planned ? devmig_deadline_plan_left(&plan) : 0;
+	int rc = walk_locked(c, req, planned ? &plan : NULL);
+	uint64_t t = devmig_core_now_ns();
+	*now = (enum devmig_state)atomic_load(&c->state);
+	out->elapsed_ns = t > start_ns ? t - start_ns : 0;
+	if (planned && plan.partial)
+		out->flags |= DEVMIG_DEADLINE_PARTIAL;
+	if (rc == -ETIME) {
+		out->flags |= DEVMIG_DEADLINE_REFUSED;
+		out->estimate_ns = devmig_deadline_plan_left(&plan);
+	} else {
+		out->estimate_ns = total;
+		out->overrun_ns = devmig_deadline_overrun(start_ns, deadline_ns, t);
+		if (out->overrun_ns)
+			out->flags |= DEVMIG_DEADLINE_OVERRUN;
+	}
+	if (!rc || rc == -ETIME) {
+		struct devmig_feature_arc_estimates *l = &c->last_dl;
+		l->last_state = req;
+		l->last_flags = out->flags;
+		l->last_deadline_ns = deadline_ns;
+		l->last_estimate_ns = out->estimate_ns;
+		l->last_elapsed_ns = out->elapsed_ns;
+		l->last_overrun_ns = out->overrun_ns;
+		/* Into STOP_COPY, the estimate covered reading the stream out: the
+		 * drain is held to the deadline too (devmig_core_mig_read). */
+		if (!rc && req == DEVMIG_STATE_STOP_COPY && cur != DEVMIG_STATE_STOP_COPY) {
+			c->dl_armed = true;
+			c->dl_start = start_ns;
+			c->dl_deadline = deadline_ns;
+		}
+	}
 	if (rc)
 		snprintf(why, whylen, "%s", c->last_error);
 	pthread_mutex_unlock(&c->mig_lock);
@@ -1246,6 +1390,22 @@ ssize_t devmig_core_mig_read(struct devmig_device *dev, struct iovec *iov, int m
 						  st == DEVMIG_STATE_STOP_COPY);
 		if (n < 0)
 			set_error(c, "saving device data failed: %s", strerror((int)-n));
+		uint64_t now = devmig_core_now_ns();
+		if (n >= 0) {
+			pthread_mutex_lock(&c->rl_lock);
+			devmig_xfer_meter_read(&c->xfer_rate, now, len, (uint64_t)n);
+			pthread_mutex_unlock(&c->rl_lock);
+		}
+		if (n >= 0 && (size_t)n < len && st == DEVMIG_STATE_STOP_COPY && c->dl_armed) {
+			/* The stream is out: how the drain did against the deadline. */
+			struct devmig_feature_arc_estimates *l = &c->last_dl;
+			c->dl_armed = false;
+			l->last_elapsed_ns = now > c->dl_start ? now - c->dl_start : 0;
+			l->last_overrun_ns = devmig_deadline_overrun(c->dl_start, c->dl_deadline, now);
+			l->last_flags |= DEVMIG_DEADLINE_DRAINED;
+			if (l->last_overrun_ns)
+				l->last_flags |= DEVMIG_DEADLINE_OVERRUN;
+		}
 	}
 	pthread_mutex_unlock(&c->mig_lock);
 	return n;
@@ -1369,12 +1529,155 @@ void devmig_core_last_error(struct devmig_device *dev, char *buf, size_t len)
 	pthread_mutex_unlock(&c->mig_lock);
 }
 
-void devmig_core_reset(struct devmig_device *dev)
+/* ---- deadlines: arc estimates ---- */
+
+/* The fixed cost the variant declared for from -> to (0 when none). */
+static uint64_t arc_cost(const struct devmig_core *c, enum devmig_state from, enum devmig_state to)
+{
+	for (const struct devmig_arc_cost *a = c->mig->arc_costs; a && a->ns; a++)
+		if (a->from == from && a->to == to)
+			return a->ns;
+	return 0;
+}
+
+/* The stop-copy size, as MIG_DATA_SIZE answers it. mig_lock held. */
+static uint64_t stop_copy_size_locked(struct devmig_core *c)
+{
+	return c->mig->stop_copy_size ? c->mig->stop_copy_size(c->dev)
+				      : devmig_device_default_stop_copy_size(c->dev);
+}
+
+uint64_t devmig_device_transfer_rate(struct devmig_device *dev)
+{
+	struct devmig_core *c = core_of(dev);
+
+	pthread_mutex_lock(&c->rl_lock);
+	uint64_t rate = devmig_xfer_meter_rate(&c->xfer_rate);
+	pthread_mutex_unlock(&c->rl_lock);
+	return rate;
+}
+
+uint64_t devmig_device_default_arc_estimate(struct devmig_device *dev, enum devmig_state from,
+					    enum devmig_state to, bool *partial)
+{
+	struct devmig_core *c = core_of(dev);
+	uint64_t bytes = to == DEVMIG_STATE_STOP_COPY ? stop_copy_size_locked(c) : 0;
+
+	return devmig_arc_default_estimate(arc_cost(c, from, to), to, bytes,
+					   devmig_device_transfer_rate(dev), partial);
+}
+
+void devmig_core_arc_estimates(struct devmig_device *dev, struct devmig_feature_arc_estimates *est)
 {
 	struct devmig_core *c = core_of(dev);
 
 	pthread_mutex_lock(&c->mig_lock);
+	*est = c->last_dl;
+	est->rate = devmig_device_transfer_rate(dev);
+	est->stop_copy_bytes = stop_copy_size_locked(c);
+	est->narcs = 0;
+	est->reserved = 0;
+	memset(est->arcs, 0, sizeof(est->arcs));
+	for (uint32_t from = 0; from < DEVMIG_STATE_COUNT; from++) {
+		for (uint32_t to = 0; to < DEVMIG_STATE_COUNT; to++) {
+			if (from == to || !devmig_state_supported(from, c->caps) ||
+			    !devmig_fsm_is_arc(from, to, c->caps) || est->narcs == DEVMIG_ARC_EST_MAX)
+				continue;
+			struct devmig_arc_estimate *a = &est->arcs[est->narcs++];
+			bool partial = false;
+			a->from = (uint8_t)from;
+			a->to = (uint8_t)to;
+			a->ns = arc_estimate(c, (enum devmig_state)from, (enum devmig_state)to,
+					     &partial);
+			a->flags = partial ? DEVMIG_DEADLINE_PARTIAL : 0;
+		}
+	}
+	pthread_mutex_unlock(&c->mig_lock);
+}
+
+/* ---- dirty-rate limiting ---- */
+
+static uint64_t written_total(struct devmig_core *c)
+{
+	uint64_t total = 0;
+	for (unsigned i = 0; i < c->ntrackers; i++)
+		total += devmig_tracker_written_total(c->trackers[i]);
+	return total;
+}
+
+bool devmig_core_dirty_rate_supported(struct devmig_device *dev)
+{
+	struct devmig_core *c = core_of(dev);
+	return c->mig->dirty_rate_limit && (c->caps & DEVMIG_MIG_PRE_COPY);
+}
+
+static void set_cap(struct devmig_core *c, uint64_t cap)
+{
+	pthread_mutex_lock(&c->rl_lock);
+	c->rl_cap = cap;
+	devmig_pace_init(&c->rl_pace, cap, THROTTLE_BURST_NS);
+	c->rl_gen++;
+	pthread_cond_broadcast(&c->rl_cv);
+	pthread_mutex_unlock(&c->rl_lock);
+}
+
+void devmig_core_set_dirty_rate(struct devmig_device *dev, uint64_t cap)
+{
+	set_cap(core_of(dev), cap);
+}
+
+static bool throttling(struct devmig_core *c)
+{
+	return c->rl_cap && !c->rl_dying && atomic_load(&c->state) == DEVMIG_STATE_PRE_COPY &&
+	       atomic_load(&c->entering) == DEVMIG_STATE_PRE_COPY;
+}
+
+void devmig_core_dirty_rate(struct devmig_device *dev, struct devmig_feature_dirty_rate *dr)
+{
+	struct devmig_core *c = core_of(dev);
+	uint64_t total = written_total(c), now = devmig_core_now_ns();
+
+	memset(dr, 0, sizeof(*dr));
+	pthread_mutex_lock(&c->rl_lock);
+	dr->cap = c->rl_cap;
+	dr->measured = devmig_change_meter_sample(&c->rl_meter, now, total);
+	dr->throttled_ns = c->rl_throttled_ns;
+	dr->flags = throttling(c) ? DEVMIG_DIRTY_RATE_ACTIVE : 0;
+	pthread_mutex_unlock(&c->rl_lock);
+}
+
+uint64_t devmig_device_throttle(struct devmig_device *dev, uint64_t len)
+{
+	struct devmig_core *c = core_of(dev);
+	uint64_t t0 = devmig_core_now_ns(), waited = 0;
+
+	pthread_mutex_lock(&c->rl_lock);
+	if (throttling(c)) {
+		uint64_t wait = devmig_pace_charge(&c->rl_pace, t0, len);
+		if (wait > THROTTLE_MAX_WAIT_NS)
+			wait = THROTTLE_MAX_WAIT_NS;
+		uint64_t gen = c->rl_gen, until = t0 + wait, now = t0;
+		struct timespec ts = { (time_t)(until / 1000000000ull), (long)(until % 1000000000ull) };
+		/* Until due, or the cap or the state changed (rl_kick). */
+		while (now < until && gen == c->rl_gen && throttling(c)) {
+			pthread_cond_timedwait(&c->rl_cv, &c->rl_lock, &ts);
+			now = devmig_core_now_ns();
+		}
+		waited = now - t0;
+		c->rl_throttled_ns += waited;
+	}
+	pthread_mutex_unlock(&c->rl_lock);
+	return waited;
+}
+
+void devmig_core_reset(struct devmig_device *dev)
+{
+	struct devmig_core *c = core_of(dev);
+
+	set_cap(c, 0); /* held workers go on: the variant's reset may wait for them */
+	pthread_mutex_lock(&c->mig_lock);
 	drop_session(c);
+	c->dl_armed = false;
 	/* RUNNING is published first: workers the variant resumes may DMA. */
 	atomic_store(&c->entering, DEVMIG_STATE_RUNNING);
 	if (c->ops->reset)
@@ -1528,6 +1831,8 @@ static void free_core(struct devmig_core *c)
 	pthread_mutex_destroy(&c->cfg_lock);
 	pthread_mutex_destroy(&c->mig_lock);
 	pthread_mutex_destroy(&c->xfer_lock);
+	pthread_mutex_destroy(&c->rl_lock);
+	pthread_cond_destroy(&c->rl_cv);
 	free(c);
 }
 
@@ -1564,6 +1869,12 @@ int devmig_device_init(struct devmig_device *dev)
 	pthread_mutex_init(&c->cfg_lock, NULL);
 	pthread_mutex_init(&c->mig_lock, NULL);
 	pthread_mutex_init(&c->xfer_lock, NULL);
+	pthread_mutex_init(&c->rl_lock, NULL);
+	pthread_condattr_t ca;
+	pthread_condattr_init(&ca);
+	pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+	pthread_cond_init(&c->rl_cv, &ca);
+	pthread_condattr_destroy(&ca);
 	atomic_store(&c->state, DEVMIG_STATE_RUNNING);
 	atomic_store(&c->entering, DEVMIG_STATE_RUNNING);
 	for (unsigned b = 0; b < DEVMIG_PCI_NUM_BARS; b++)
@@ -1610,6 +1921,11 @@ void devmig_device_destroy(struct devmig_device *dev)
 
 	if (!c)
 		return;
+	/* Workers held by a cap go on, so release can stop them. */
+	pthread_mutex_lock(&c->rl_lock);
+	c->rl_dying = true;
+	pthread_mutex_unlock(&c->rl_lock);
+	rl_kick(c);
 	drop_session(c);
 	if (c->ops->release)
 		c->ops->release(dev);

@@ -101,6 +101,8 @@ static const struct {
 	{ "mig_status", DEVMIG_EXT_MIG_STATUS },
 	{ "compat", DEVMIG_EXT_COMPAT },
 	{ "exact_mig_read", DEVMIG_EXT_EXACT_MIG_READ },
+	{ "deadline", DEVMIG_EXT_DEADLINE },
+	{ "dirty_rate", DEVMIG_EXT_DIRTY_RATE },
 };
 
 static enum devmig_wire_err parse_caps(struct json_object *caps, struct devmig_caps *out)
@@ -221,7 +223,7 @@ out:
 
 size_t devmig_caps_format(const struct devmig_caps *caps, char *buf, size_t cap)
 {
-	char ext[128] = "", mig[96] = "";
+	char ext[256] = "", mig[96] = "";
 	size_t el = 0;
 
 	if (caps->migration)

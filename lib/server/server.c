@@ -255,6 +255,9 @@ static int handle_version(struct devmig_server *s, int sock, const struct devmig
 	supported.max_data_xfer_size = s->cfg.max_data_xfer_size;
 	supported.write_multiple = true;
 	supported.ext = DEVMIG_EXT_ALL;
+	/* A cap is offered only by a device that honours it. */
+	if (!devmig_core_dirty_rate_supported(s->dev))
+		supported.ext &= ~DEVMIG_EXT_DIRTY_RATE;
 	/* A migratable device says so; its dirty bitmaps come in our largest message. */
 	supported.migration = devmig_core_mig_caps(s->dev) != 0;
 	supported.mig_pgsize = DEVMIG_MIN_PAGE_SIZE;
@@ -339,6 +342,58 @@ static int send_echo(struct devmig_server *s, int sock, struct devmig_msg *r,
 	return send_msg(s, sock, r, NULL, 0);
 }
 
+/*
+ * SET MIG_STATE_DEADLINE: the state change within the deadline. The reply
+ * is the outcome; a refusal (ETIME) is an error reply carrying it too.
+ */
+static int handle_deadline(struct devmig_server *s, int sock, const struct devmig_msg *m,
+			   struct devmig_msg *r)
+{
+	const struct devmig_feature_mig_deadline *req = &m->u.feature.u.deadline;
+	uint64_t start = devmig_core_now_ns();
+	struct devmig_core_deadline out;
+	enum devmig_state now;
+	char why[256];
+	int rc = devmig_core_set_state_deadline(s->dev, req->device_state, start, req->deadline_ns,
+						&now, &out, why, sizeof(why));
+	if (rc && rc != -ETIME) {
+		vlog(s, "state change to %s refused: %s", devmig_state_name(req->device_state), why);
+		return -rc;
+	}
+	if (rc)
+		vlog(s, "%s", why);
+	struct devmig_feature_mig_deadline *dl = &r->u.feature.u.deadline;
+	memset(dl, 0, sizeof(*dl));
+	dl->device_state = now;
+	dl->flags = out.flags;
+	dl->deadline_ns = req->deadline_ns;
+	dl->estimate_ns = out.estimate_ns;
+	dl->elapsed_ns = out.elapsed_ns;
+	dl->overrun_ns = out.overrun_ns;
+	r->u.feature.data = NULL;
+	r->u.feature.data_len = 0;
+	r->u.feature.f.argsz = (uint32_t)(sizeof(struct devmig_feature) + sizeof(*dl));
+	if (!rc)
+		return sent(send_msg(s, sock, r, NULL, 0));
+	/* The refusal: the same payload under an error header. */
+	if (m->hdr.flags & DEVMIG_HDR_NO_REPLY)
+		return 0;
+	const void *tail;
+	size_t tail_len;
+	enum devmig_wire_err err;
+	size_t n = devmig_encode_head(s->head, sizeof(s->head), r, &tail, &tail_len, &err);
+	if (!n || tail_len)
+		return ETIME;
+	struct devmig_hdr h;
+	memcpy(&h, s->head, sizeof(h));
+	h.flags |= DEVMIG_HDR_ERROR;
+	h.error_no = ETIME;
+	memcpy(s->head, &h, sizeof(h));
+	atomic_fetch_add(&s->errors_replied, 1);
+	struct iovec iov = { s->head, n };
+	return sent(send_locked_iov(s, sock, &iov, 1, NULL, 0));
+}
+
 static int handle_feature(struct devmig_server *s, int sock, const struct devmig_msg *m)
 {
 	const uint32_t flags = m->u.feature.f.flags;
@@ -367,6 +422,13 @@ static int handle_feature(struct devmig_server *s, int sock, const struct devmig
 		break;
 	case DEVMIG_FEATURE_COMPAT:
 		supported = caps && (s->ext & DEVMIG_EXT_COMPAT);
+		break;
+	case DEVMIG_FEATURE_MIG_STATE_DEADLINE:
+	case DEVMIG_FEATURE_ARC_ESTIMATES:
+		supported = caps && (s->ext & DEVMIG_EXT_DEADLINE);
+		break;
+	case DEVMIG_FEATURE_DIRTY_RATE:
+		supported = (s->ext & DEVMIG_EXT_DIRTY_RATE) && devmig_core_dirty_rate_supported(s->dev);
 		break;
 	default:
 		supported = true; /* DMA logging: the core's, for every device */
@@ -454,6 +516,20 @@ static int handle_feature(struct devmig_server *s, int sock, const struct devmig
 			data_len = sizeof(*fc);
 			break;
 		}
+		case DEVMIG_FEATURE_MIG_STATE_DEADLINE:
+			return handle_deadline(s, sock, m, &r);
+		case DEVMIG_FEATURE_ARC_ESTIMATES:
+			devmig_core_arc_estimates(s->dev, &r.u.feature.u.estimates);
+			data_len = sizeof(r.u.feature.u.estimates);
+			break;
+		case DEVMIG_FEATURE_DIRTY_RATE:
+			if (!get) {
+				devmig_core_set_dirty_rate(s->dev, m->u.feature.u.dirty_rate.cap);
+				return sent(send_echo(s, sock, &r, m, NULL));
+			}
+			devmig_core_dirty_rate(s->dev, &r.u.feature.u.dirty_rate);
+			data_len = sizeof(r.u.feature.u.dirty_rate);
+			break;
 		case DEVMIG_FEATURE_DMA_LOGGING_START: {
 			struct devmig_feature_dma_logging_control ctl = m->u.feature.u.log_start.ctl;
 			uint32_t n = ctl.num_ranges;

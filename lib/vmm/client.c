@@ -804,6 +804,75 @@ static int vu_stop_copy_size(struct devmig_client *cl, uint64_t *bytes)
 					0, bytes, sizeof(*bytes)));
 }
 
+static int deadline_locked(struct vu_client *c, enum devmig_state state, uint64_t deadline_ns,
+			   struct devmig_deadline_result *res)
+{
+	struct devmig_feature_mig_deadline dl = { .device_state = state, .deadline_ns = deadline_ns };
+	struct devmig_msg req, rep;
+
+	init_cmd(&req, DEVMIG_CMD_DEVICE_FEATURE);
+	req.u.feature.f.flags = DEVMIG_FEATURE_MIG_STATE_DEADLINE | DEVMIG_FEATURE_SET;
+	/* Room for the outcome, which comes back instead of an echo. */
+	req.u.feature.f.argsz = (uint32_t)(sizeof(struct devmig_feature) + sizeof(dl));
+	req.u.feature.index = DEVMIG_FEATURE_MIG_STATE_DEADLINE;
+	req.u.feature.u.deadline = dl;
+	int rc = xact(c, &req, NULL, 0, &rep, NULL, NULL);
+	if (rc && rc != -ETIME)
+		return rc;
+	/* Success and a refusal both carry the outcome (the decoder checked it). */
+	if (rep.u.feature.index != DEVMIG_FEATURE_MIG_STATE_DEADLINE ||
+	    rep.u.feature.data_len < sizeof(dl))
+		return rc ? rc : -EPROTO;
+	const struct devmig_feature_mig_deadline *o = &rep.u.feature.u.deadline;
+	res->state = (enum devmig_state)o->device_state;
+	res->flags = o->flags;
+	res->estimate_ns = o->estimate_ns;
+	res->elapsed_ns = o->elapsed_ns;
+	res->overrun_ns = o->overrun_ns;
+	return rc;
+}
+
+static int vu_set_state_deadline(struct devmig_client *cl, enum devmig_state state,
+				 uint64_t deadline_ns, struct devmig_deadline_result *res)
+{
+	struct vu_client *c = to_vu(cl);
+
+	memset(res, 0, sizeof(*res));
+	if (!vu_has_ext(cl, DEVMIG_EXT_DEADLINE))
+		return -ENOTSUP;
+	return LOCKED(c, deadline_locked(c, state, deadline_ns, res));
+}
+
+static int vu_arc_estimates(struct devmig_client *cl, struct devmig_feature_arc_estimates *est)
+{
+	struct vu_client *c = to_vu(cl);
+
+	if (!vu_has_ext(cl, DEVMIG_EXT_DEADLINE))
+		return -ENOTSUP;
+	return LOCKED(c, feature_locked(c, DEVMIG_FEATURE_ARC_ESTIMATES | DEVMIG_FEATURE_GET, NULL,
+					0, est, sizeof(*est)));
+}
+
+static int vu_set_dirty_rate(struct devmig_client *cl, uint64_t cap)
+{
+	struct vu_client *c = to_vu(cl);
+
+	if (!vu_has_ext(cl, DEVMIG_EXT_DIRTY_RATE))
+		return -ENOTSUP;
+	return LOCKED(c, feature_locked(c, DEVMIG_FEATURE_DIRTY_RATE | DEVMIG_FEATURE_SET, &cap,
+					sizeof(cap), NULL, 0));
+}
+
+static int vu_dirty_rate(struct devmig_client *cl, struct devmig_feature_dirty_rate *dr)
+{
+	struct vu_client *c = to_vu(cl);
+
+	if (!vu_has_ext(cl, DEVMIG_EXT_DIRTY_RATE))
+		return -ENOTSUP;
+	return LOCKED(c, feature_locked(c, DEVMIG_FEATURE_DIRTY_RATE | DEVMIG_FEATURE_GET, NULL, 0,
+					dr, sizeof(*dr)));
+}
+
 static int log_start_locked(struct vu_client *c, uint64_t *page_size,
 			    const struct devmig_dma_logging_range *ranges, uint32_t n)
 {
@@ -1189,6 +1258,10 @@ static const struct devmig_client_ops vu_ops = {
 	.compat_info = vu_compat_info,
 	.precopy_progress = vu_precopy_progress,
 	.stop_copy_size = vu_stop_copy_size,
+	.set_state_deadline = vu_set_state_deadline,
+	.arc_estimates = vu_arc_estimates,
+	.set_dirty_rate = vu_set_dirty_rate,
+	.dirty_rate = vu_dirty_rate,
 	.log_start = vu_log_start,
 	.log_stop = vu_log_stop,
 	.log_report = vu_log_report,
