@@ -281,6 +281,20 @@ json_object *cli_report_json(const struct devmig_migration_report *r, bool ok, u
 	json_object_object_add(o, "total_ns", json_object_new_int64((int64_t)r->total_ns));
 	json_object_object_add(o, "downtime_ns", json_object_new_int64((int64_t)r->downtime_ns));
 	json_object_object_add(o, "throughput_bytes_per_s", json_object_new_double(r->throughput));
+	json_object_object_add(o, "budget_ns", json_object_new_int64((int64_t)r->budget_ns));
+	json_object_object_add(o, "budget_met", json_object_new_boolean(r->budget_met));
+	json_object_object_add(o, "converged", json_object_new_boolean(r->converged));
+	json_object_object_add(o, "deadlines", json_object_new_boolean(r->deadlines));
+	json_object_object_add(o, "deadline_refusals", json_object_new_int64(r->deadline_refusals));
+	json_object_object_add(o, "refusal_estimate_ns",
+			       json_object_new_int64((int64_t)r->refusal_estimate_ns));
+	json_object_object_add(o, "refusal_deadline_ns",
+			       json_object_new_int64((int64_t)r->refusal_deadline_ns));
+	json_object_object_add(o, "overrun_ns", json_object_new_int64((int64_t)r->overrun_ns));
+	json_object_object_add(o, "throttle_cap_bytes_per_s",
+			       json_object_new_int64((int64_t)r->throttle_cap));
+	json_object_object_add(o, "throttle_ns", json_object_new_int64((int64_t)r->throttle_ns));
+	json_object_object_add(o, "throttle_steps", json_object_new_int64(r->throttle_steps));
 	json_object_object_add(o, "source_states", states_json(r->src_state, nsrc));
 	json_object_object_add(o, "destination_states", states_json(r->dst_state, ndst));
 	return o;
@@ -323,12 +337,38 @@ void cli_progress_event(void *opaque, const struct devmig_engine_event *ev)
 			if (p->line_open) /* keep the progress line, go below it */
 				fputc('\n', stderr);
 			p->line_open = false;
-			fprintf(stderr, "  %s device %u%s%s%s: %s -> %s\n",
+			if (ev->deadline_ns)
+				snprintf(b1, sizeof(b1), " within %s",
+					 cli_duration(ev->deadline_ns, b2, sizeof(b2)));
+			else
+				b1[0] = 0;
+			fprintf(stderr, "  %s device %u%s%s%s: %s -> %s%s\n",
 				ev->destination ? "destination" : "source", ev->dev,
 				paths && ev->dev < np ? " (" : "", paths && ev->dev < np ? paths[ev->dev] : "",
 				paths && ev->dev < np ? ")" : "", devmig_state_name(ev->from),
-				devmig_state_name(ev->to));
+				devmig_state_name(ev->to), b1);
 		}
+		break;
+	case DEVMIG_EV_THROTTLE:
+		if (!p->tty && !p->verbose)
+			break;
+		if (p->line_open)
+			fputc('\n', stderr);
+		p->line_open = false;
+		if (ev->cap)
+			fprintf(stderr, "  source device %u: dirty rate capped at %s/s (rounds were "
+					"not shrinking)\n", ev->dev, cli_bytes((double)ev->cap, b1, sizeof(b1)));
+		else
+			fprintf(stderr, "  source device %u: dirty-rate cap lifted\n", ev->dev);
+		break;
+	case DEVMIG_EV_REFUSED:
+		if (p->line_open)
+			fputc('\n', stderr);
+		p->line_open = false;
+		fprintf(stderr, "  source device %u refused the switchover: it needs about %s, %s "
+				"were left of the budget; it runs on, pre-copy goes on\n", ev->dev,
+			cli_duration(ev->estimate_ns, b1, sizeof(b1)),
+			cli_duration(ev->deadline_ns, b2, sizeof(b2)));
 		break;
 	case DEVMIG_EV_ROUND:
 		if (!p->tty)

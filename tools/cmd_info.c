@@ -19,7 +19,10 @@ static void info_usage(FILE *f)
 		   "Open the device and print its PCI vendor:device ids, migration capabilities\n"
 		   "(STOP_COPY, P2P, PRE_COPY), current migration state, the device's estimate of\n"
 		   "its STOP_COPY data, the protocol extensions negotiated, and its region and\n"
-		   "interrupt counts. The device is not changed. vfio-user serves one client at a\n"
+		   "interrupt counts; with devmig's deadline extension the device's estimate of\n"
+		   "each arc of its state machine (fixed costs, and its STOP_COPY data at the rate\n"
+		   "its data was last read) and its last deadline's outcome; with dirty_rate its\n"
+		   "cap and measured dirty rate. The device is not changed. vfio-user serves one client at a\n"
 		   "time: this waits while another is connected.\n"
 		   "\n"
 		   "  --socket PATH  the device's vfio-user socket\n"
@@ -27,6 +30,78 @@ static void info_usage(FILE *f)
 		   "                 UUID or /sys/bus/mdev/devices/UUID, a sysfs path, or\n"
 		   "                 /dev/vfio/devices/vfioN (iommufd:DEVICE forces the cdev)\n"
 		   "  --json         machine-readable output\n");
+}
+
+static json_object *estimates_json(const struct devmig_feature_arc_estimates *est)
+{
+	json_object *o = json_object_new_object(), *a = json_object_new_array();
+
+	json_object_object_add(o, "transfer_rate", json_object_new_int64((int64_t)est->rate));
+	json_object_object_add(o, "stop_copy_bytes",
+			       json_object_new_int64((int64_t)est->stop_copy_bytes));
+	for (uint32_t i = 0; i < est->narcs && i < DEVMIG_ARC_EST_MAX; i++) {
+		const struct devmig_arc_estimate *e = &est->arcs[i];
+		json_object *x = json_object_new_object();
+		json_object_object_add(x, "from", json_object_new_string(devmig_state_name(e->from)));
+		json_object_object_add(x, "to", json_object_new_string(devmig_state_name(e->to)));
+		json_object_object_add(x, "ns", json_object_new_int64((int64_t)e->ns));
+		json_object_object_add(x, "partial",
+				       json_object_new_boolean(e->flags & DEVMIG_DEADLINE_PARTIAL));
+		json_object_array_add(a, x);
+	}
+	json_object_object_add(o, "arcs", a);
+	json_object *l = NULL;
+	if (est->last_deadline_ns || est->last_flags) {
+		l = json_object_new_object();
+		json_object_object_add(l, "state", json_object_new_string(
+							   devmig_state_name(est->last_state)));
+		json_object_object_add(l, "deadline_ns",
+				       json_object_new_int64((int64_t)est->last_deadline_ns));
+		json_object_object_add(l, "estimate_ns",
+				       json_object_new_int64((int64_t)est->last_estimate_ns));
+		json_object_object_add(l, "elapsed_ns",
+				       json_object_new_int64((int64_t)est->last_elapsed_ns));
+		json_object_object_add(l, "overrun_ns",
+				       json_object_new_int64((int64_t)est->last_overrun_ns));
+		json_object_object_add(l, "refused", json_object_new_boolean(
+							     est->last_flags & DEVMIG_DEADLINE_REFUSED));
+		json_object_object_add(l, "drained", json_object_new_boolean(
+							     est->last_flags & DEVMIG_DEADLINE_DRAINED));
+	}
+	json_object_object_add(o, "last_deadline", l);
+	return o;
+}
+
+static void print_estimates(const struct devmig_feature_arc_estimates *est)
+{
+	char b[32], b2[32], b3[32], b4[32];
+
+	if (est->rate)
+		printf("deadlines:    stop-copy %s, read at %s/s when last measured\n",
+		       cli_bytes((double)est->stop_copy_bytes, b, sizeof(b)),
+		       cli_bytes((double)est->rate, b2, sizeof(b2)));
+	else
+		printf("deadlines:    stop-copy %s, no transfer rate measured yet (estimates marked * "
+		       "leave its reading out)\n", cli_bytes((double)est->stop_copy_bytes, b, sizeof(b)));
+	for (uint32_t i = 0; i < est->narcs && i < DEVMIG_ARC_EST_MAX; i++) {
+		const struct devmig_arc_estimate *e = &est->arcs[i];
+		char arc[48];
+		snprintf(arc, sizeof(arc), "%s -> %s", devmig_state_name(e->from),
+			 devmig_state_name(e->to));
+		printf("  %-30s %s%s\n", arc, cli_duration(e->ns, b, sizeof(b)),
+		       e->flags & DEVMIG_DEADLINE_PARTIAL ? " *" : "");
+	}
+	if (est->last_deadline_ns || est->last_flags)
+		printf("last deadline: to %s within %s: %s (estimate %s, took %s%s%s)\n",
+		       devmig_state_name(est->last_state),
+		       cli_duration(est->last_deadline_ns, b, sizeof(b)),
+		       est->last_flags & DEVMIG_DEADLINE_REFUSED ? "refused"
+		       : est->last_overrun_ns			  ? "late"
+								  : "in time",
+		       cli_duration(est->last_estimate_ns, b2, sizeof(b2)),
+		       cli_duration(est->last_elapsed_ns, b3, sizeof(b3)),
+		       est->last_overrun_ns ? ", over by " : "",
+		       est->last_overrun_ns ? cli_duration(est->last_overrun_ns, b4, sizeof(b4)) : "");
 }
 
 int devmig_cmd_info(int argc, char **argv)
@@ -104,6 +179,8 @@ int devmig_cmd_info(int argc, char **argv)
 		{ DEVMIG_EXT_PRECOPY_INFO, "precopy_info" },
 		{ DEVMIG_EXT_MIG_STATUS, "mig_status" },
 		{ DEVMIG_EXT_COMPAT, "compat" },
+		{ DEVMIG_EXT_DEADLINE, "deadline" },
+		{ DEVMIG_EXT_DIRTY_RATE, "dirty_rate" },
 	};
 	uint32_t ext = 0;
 	for (size_t i = 0; i < sizeof(extname) / sizeof(extname[0]); i++)
@@ -111,6 +188,10 @@ int devmig_cmd_info(int argc, char **argv)
 			ext |= extname[i].bit;
 	struct devmig_compat_info compat;
 	int compat_rc = (ext & DEVMIG_EXT_COMPAT) ? devmig_client_compat_info(c, &compat) : -ENOTSUP;
+	struct devmig_feature_arc_estimates est;
+	int est_rc = (ext & DEVMIG_EXT_DEADLINE) ? devmig_client_arc_estimates(c, &est) : -ENOTSUP;
+	struct devmig_feature_dirty_rate dr;
+	int dr_rc = (ext & DEVMIG_EXT_DIRTY_RATE) ? devmig_client_dirty_rate(c, &dr) : -ENOTSUP;
 	struct devmig_caps sv;
 	devmig_client_server_caps(c, &sv);
 	cli_close_all(cl, 1);
@@ -169,6 +250,18 @@ int devmig_cmd_info(int argc, char **argv)
 			json_object_object_add(jv, "config_fingerprint", json_object_new_string(buf));
 		}
 		json_object_object_add(j, "compat", jv);
+		json_object_object_add(j, "arc_estimates", est_rc ? NULL : estimates_json(&est));
+		json_object *jd = NULL;
+		if (!dr_rc) {
+			jd = json_object_new_object();
+			json_object_object_add(jd, "cap", json_object_new_int64((int64_t)dr.cap));
+			json_object_object_add(jd, "measured", json_object_new_int64((int64_t)dr.measured));
+			json_object_object_add(jd, "throttled_ns",
+					       json_object_new_int64((int64_t)dr.throttled_ns));
+			json_object_object_add(jd, "active", json_object_new_boolean(
+								     dr.flags & DEVMIG_DIRTY_RATE_ACTIVE));
+		}
+		json_object_object_add(j, "dirty_rate", jd);
 		json_object_object_add(j, "regions", json_object_new_int64(di.num_regions));
 		json_object_object_add(j, "irqs", json_object_new_int64(di.num_irqs));
 		json_object_object_add(j, "max_data_xfer_size",
@@ -232,6 +325,18 @@ int devmig_cmd_info(int argc, char **argv)
 			printf("\n");
 		}
 		printf("config hash:  %016llx\n", (unsigned long long)compat.config_fingerprint);
+	}
+	if (!est_rc)
+		print_estimates(&est);
+	if (!dr_rc) {
+		char b2[32];
+		if (dr.cap)
+			snprintf(b2, sizeof(b2), "%s/s", cli_bytes((double)dr.cap, b, sizeof(b)));
+		else
+			snprintf(b2, sizeof(b2), "none");
+		printf("dirty rate:   %s/s measured, cap %s%s\n",
+		       cli_bytes((double)dr.measured, b, sizeof(b)), b2,
+		       dr.flags & DEVMIG_DIRTY_RATE_ACTIVE ? " (in force)" : "");
 	}
 	return 0;
 }

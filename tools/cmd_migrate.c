@@ -17,7 +17,8 @@ static void migrate_usage(FILE *f)
 		"usage: devmig migrate (--socket SRC | --vfio SRC) [...]\n"
 		"                      (--to tcp://HOST:PORT | --to unix:PATH |\n"
 		"                       (--to-socket DST | --to-vfio DST) [...])\n"
-		"                      [--downtime MS] [--max-rounds N] [--no-precopy | --precopy-all]\n"
+		"                      [--downtime MS [--no-throttle]] [--max-rounds N]\n"
+		"                      [--no-precopy | --precopy-all]\n"
 		"                      [--timeout SEC]\n"
 		"                      [--json] [--verbose]\n"
 		"\n"
@@ -35,7 +36,16 @@ static void migrate_usage(FILE *f)
 		"  --to-socket DST    a local destination device's socket, one per source, in\n"
 		"                     the same order\n"
 		"  --to-vfio DST      a local destination kernel VFIO device, likewise\n"
-		"  --downtime MS      the pause the pre-copy rounds aim for (default 300)\n"
+		"  --downtime MS      the longest pause allowed: the pre-copy rounds aim for it,\n"
+		"                     and devices with devmig's deadline extension are given\n"
+		"                     it as deadlines at the switchover: one that cannot make\n"
+		"                     it refuses, the devices run on, pre-copy goes on and the\n"
+		"                     switchover is tried again (a few times; then the\n"
+		"                     migration is abandoned, the source running). Rounds that\n"
+		"                     stop shrinking cap the dirty rate of devices with the\n"
+		"                     dirty_rate extension, lower each time, until they do.\n"
+		"                     Without --downtime: 300 ms is aimed for, with neither\n"
+		"  --no-throttle      with --downtime: never cap a device's dirty rate\n"
 		"  --max-rounds N     pre-copy rounds at most once the initial data is sent\n"
 		"                     (default 30)\n"
 		"  --no-precopy       stop and copy at once, even for devices offering PRE_COPY\n"
@@ -71,7 +81,20 @@ static void print_summary(const struct devmig_migration_report *r, const char *t
 	       cli_bytes((double)(r->device_bytes + r->guest_bytes), b1, sizeof(b1)),
 	       cli_bytes((double)r->stop_copy_bytes, b2, sizeof(b2)), r->rounds,
 	       r->rounds == 1 ? "" : "s");
-	printf("  downtime    %s\n", cli_duration(r->downtime_ns, b3, sizeof(b3)));
+	printf("  downtime    %s", cli_duration(r->downtime_ns, b3, sizeof(b3)));
+	if (r->deadlines)
+		printf(" (budget %s, %s%s)", cli_duration(r->budget_ns, b1, sizeof(b1)),
+		       r->budget_met ? "met" : "exceeded",
+		       r->deadline_refusals ? ", after refusals" : "");
+	printf("\n");
+	if (r->deadline_refusals)
+		printf("  refused     %u switchover%s (the devices ran on meanwhile)\n",
+		       r->deadline_refusals, r->deadline_refusals == 1 ? "" : "s");
+	if (r->throttle_steps)
+		printf("  dirty rate  capped at %s/s at the lowest, for %s (%u step%s)\n",
+		       cli_bytes((double)r->throttle_cap, b1, sizeof(b1)),
+		       cli_duration(r->throttle_ns, b2, sizeof(b2)), r->throttle_steps,
+		       r->throttle_steps == 1 ? "" : "s");
 	printf("  total time  %s\n", cli_duration(r->total_ns, b4, sizeof(b4)));
 	printf("  throughput  %s/s\n", cli_bytes(r->throughput, b5, sizeof(b5)));
 	printf("  source      %s: stopped, not to be resumed\n", src_state);
@@ -88,6 +111,7 @@ int devmig_cmd_migrate(int argc, char **argv)
 		{ "downtime", required_argument, NULL, 'D' },
 		{ "max-rounds", required_argument, NULL, 'r' },
 		{ "no-precopy", no_argument, NULL, 'n' },
+		{ "no-throttle", no_argument, NULL, 'N' },
 		{ "precopy-all", no_argument, NULL, 'P' },
 		{ "timeout", required_argument, NULL, 'T' },
 		{ "json", no_argument, NULL, 'j' },
@@ -104,7 +128,7 @@ int devmig_cmd_migrate(int argc, char **argv)
 	uint64_t v;
 	int o;
 
-	while ((o = getopt_long(argc, argv, "s:t:d:V:W:D:r:nPT:jvh", opts, NULL)) != -1) {
+	while ((o = getopt_long(argc, argv, "s:t:d:V:W:D:r:nNPT:jvh", opts, NULL)) != -1) {
 		switch (o) {
 		case 's':
 		case 'V':
@@ -140,6 +164,7 @@ int devmig_cmd_migrate(int argc, char **argv)
 			cfg.max_rounds = (unsigned)v;
 			break;
 		case 'n': cfg.no_precopy = true; break;
+		case 'N': cfg.no_throttle = true; break;
 		case 'P': cfg.precopy_without_progress = true; break;
 		case 'T':
 			if (!cli_parse_u64(optarg, 1, 86400, &v)) {
@@ -162,6 +187,11 @@ int devmig_cmd_migrate(int argc, char **argv)
 	if (!nsrc) {
 		fprintf(stderr, "devmig migrate: --socket or --vfio is required (devmig migrate "
 				"--help)\n");
+		return 2;
+	}
+	if (cfg.no_throttle && !cfg.downtime_budget_ns) {
+		fprintf(stderr, "devmig migrate: --no-throttle goes with --downtime (without it "
+				"no device is capped)\n");
 		return 2;
 	}
 	if (cfg.no_precopy && cfg.precopy_without_progress) {
