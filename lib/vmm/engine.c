@@ -79,6 +79,7 @@ struct engine {
 	bool mem_sent;        /* a whole first pass of guest memory went out */
 	unsigned cur_dev;     /* for the data sink */
 	char why[400];
+	bool held;            /* the budget was given: it is held to */
 	bool deadlines;       /* the switchover passes the budget as deadlines */
 	bool stopped;         /* every device reached STOP_COPY and was read out */
 	double rate;          /* bytes/s moved in pre-copy */
@@ -146,16 +147,24 @@ static int forward(void *opaque, const void *data, size_t len)
 }
 
 /*
- * Read device i's stream until a short reply. While the guest runs, in
- * batches, so its own commands on the connection get their turn; once it is
- * paused, in one go, so the reads in flight never drain between batches.
+ * Read device i's stream until a short reply, or, in a pre-copy round,
+ * once about `limit` bytes were read (0: no limit): what was due when the
+ * round began, so a device dirtied faster than it is read still ends its
+ * rounds. While the guest runs, in batches, so its own commands on the
+ * connection get their turn; once it is paused, in one go, so the reads in
+ * flight never drain between batches.
  */
-static int drain_device(struct engine *e, unsigned i)
+static int drain_paced(struct engine *e, unsigned i, uint64_t limit);
+
+static int drain_device(struct engine *e, unsigned i, uint64_t limit)
 {
 	bool ended = false;
+	uint64_t got = 0;
 
 	e->cur_dev = i;
-	while (!ended) {
+	if (e->cfg.link_rate)
+		return drain_paced(e, i, limit);
+	while (!ended && (!limit || got < limit)) {
 		ssize_t n = devmig_client_mig_read_stream(e->d[i].c, e->cfg.chunk, e->cfg.read_depth,
 							  e->paused ? 0 : READ_BATCH, &ended,
 							  forward, e);
@@ -163,8 +172,40 @@ static int drain_device(struct engine *e, unsigned i)
 			return e->rep->error[0] ? (int)n
 						: fail(e, (int)n, "source device %u: reading its state: %s",
 						       i, strerror((int)-n));
+		got += (uint64_t)n;
 	}
 	return 0;
+}
+
+/*
+ * Over a slow link (link_rate): one read at a time, each sent (and paced)
+ * before the next is asked for, so the client is never held while the
+ * link is busy (the guest's own commands on it go on) and the device sees
+ * its data read at the link's rate.
+ */
+static int drain_paced(struct engine *e, unsigned i, uint64_t limit)
+{
+	uint8_t *buf = malloc(e->cfg.chunk);
+	uint64_t got = 0;
+	int rc = 0;
+
+	if (!buf)
+		return fail(e, -ENOMEM, "out of memory for a read buffer");
+	while (!limit || got < limit) {
+		ssize_t n = devmig_client_mig_read(e->d[i].c, buf, e->cfg.chunk);
+		if (n < 0) {
+			rc = fail(e, (int)n, "source device %u: reading its state: %s", i,
+				  strerror((int)-n));
+			break;
+		}
+		if (n && (rc = forward(e, buf, (size_t)n)))
+			break;
+		if ((size_t)n < e->cfg.chunk)
+			break;
+		got += (uint64_t)n;
+	}
+	free(buf);
+	return rc;
 }
 
 /* ---- guest memory ---- */
@@ -443,6 +484,17 @@ static bool throttle_step(struct engine *e)
 	return true;
 }
 
+/* Could a cap be set or lowered (throttle_step)? */
+static bool throttle_possible(const struct engine *e)
+{
+	if (e->cfg.no_throttle || e->throttle_pct >= THROTTLE_MAX_PCT)
+		return false;
+	for (unsigned i = 0; i < e->n; i++)
+		if (e->d[i].precopy && e->d[i].dirty_rate)
+			return true;
+	return false;
+}
+
 /* The caps stopped mattering (at the switchover, or the migration ended). */
 static void throttle_over(struct engine *e, uint64_t when)
 {
@@ -569,7 +621,15 @@ static int switchover(struct engine *e)
 	uint64_t tail = add_sat(mem_estimate_ns(e), dest_reserve_ns(e)), stops = 0;
 	for (unsigned i = 0; i < e->n; i++)
 		stops = add_sat(stops, e->d[i].stop_ns - e->d[i].p2p_ns);
-	/* Every device stops initiating P2P DMA before any one stops. */
+	/*
+	 * Every device stops initiating P2P DMA before any one stops. These
+	 * arcs are undone if a later one is refused: each is held to the
+	 * budget less the P2P arcs still to come only. An arc into STOP_COPY
+	 * cannot be undone: it is held to what is left of the budget less what
+	 * must follow it (the later devices' stops, guest memory's last pass,
+	 * the destination's reserve), so the first device's answer is the
+	 * whole plan's.
+	 */
 	uint64_t p2p_after = 0;
 	for (unsigned i = 0; i < e->n; i++)
 		p2p_after = add_sat(p2p_after, e->d[i].p2p_ns);
@@ -577,7 +637,7 @@ static int switchover(struct engine *e)
 		if (!(e->d[i].caps & DEVMIG_MIG_P2P))
 			continue;
 		p2p_after -= e->d[i].p2p_ns;
-		int rc = stop_set(e, i, p2p_state(&e->d[i]), add_sat(add_sat(p2p_after, stops), tail));
+		int rc = stop_set(e, i, p2p_state(&e->d[i]), p2p_after);
 		if (rc > 0)
 			rc = back_out(e) ? : 1;
 		if (rc)
@@ -593,7 +653,7 @@ static int switchover(struct engine *e)
 			return refused(e); /* device 0's stream is gone: no way back but the unwind */
 		if (rc)
 			return rc;
-		rc = drain_device(e, i);
+		rc = drain_device(e, i, 0);
 		if (rc)
 			return rc;
 	}
@@ -617,16 +677,26 @@ static int precopy(struct engine *e)
 		int rc = src_set(e, i, DEVMIG_STATE_PRE_COPY);
 		if (rc)
 			return rc;
+		/* What the first round is to read. */
+		struct devmig_precopy_progress pp;
+		if (e->d[i].progress && !devmig_client_precopy_progress(e->d[i].c, &pp)) {
+			e->d[i].initial = pp.initial_bytes;
+			e->d[i].dirty = pp.dirty_bytes;
+		}
 	}
 	uint64_t t_start = engine_now_ns(), moved_start = e->rep->device_bytes + e->rep->guest_bytes;
-	unsigned extra_rounds = 0, stalled = 0, reinit_rounds = 0;
-	uint64_t prev_reducible = UINT64_MAX;
+	unsigned extra_rounds = 0, stalled = 0, reinit_rounds = 0, dirty_high = 0;
+	uint64_t prev_reducible = UINT64_MAX, moved_prev = moved_start;
 	for (unsigned round = 1;; round++) {
 		for (unsigned i = 0; i < e->n; i++) {
 			struct src_dev *d = &e->d[i];
 			if (!d->precopy)
 				continue;
-			int rc = drain_device(e, i);
+			/* What was due as the round began, with room for the framing. */
+			uint64_t due = d->initial + d->dirty, limit = 0;
+			if (d->progress)
+				limit = due + due / 16 + e->cfg.chunk;
+			int rc = drain_device(e, i, limit);
 			if (rc)
 				return rc;
 			if (d->progress) {
@@ -684,16 +754,24 @@ static int precopy(struct engine *e)
 		bool fits = est_ns <= e->cfg.downtime_budget_ns;
 		bool limit = ++extra_rounds >= e->cfg.max_rounds;
 		bool done = fits || limit;
+		uint64_t moved_now = e->rep->device_bytes + e->rep->guest_bytes;
+		uint64_t moved_round = moved_now - moved_prev;
+		moved_prev = moved_now;
 		if (!done) {
-			/* A round without shrinking what rounds can shrink: cap the
-			 * devices' dirty rate, or cap it lower; two without a cap to
-			 * lower: more will not help. */
+			/* QEMU's auto-converge rule, for devices: two rounds in a row
+			 * that leave dirty more than half of what they moved cap the
+			 * devices' dirty rate, or cap it lower. Two rounds without
+			 * shrinking what rounds can shrink, and no cap left to lower:
+			 * more will not help. */
 			uint64_t reducible = reducible_estimate(e);
 			stalled = reducible >= prev_reducible ? stalled + 1 : 0;
 			prev_reducible = reducible;
-			if (stalled && throttle_step(e))
-				stalled = 0;
-			done = stalled >= 2;
+			dirty_high = reducible > moved_round / 2 ? dirty_high + 1 : 0;
+			if (dirty_high >= 2 && throttle_step(e))
+				dirty_high = stalled = 0;
+			/* Held to a budget, rounds that dirty more than half of what
+			 * they move are as hopeless. */
+			done = (stalled >= 2 || (e->held && dirty_high >= 2)) && !throttle_possible(e);
 		}
 		if (!done)
 			continue;
@@ -713,11 +791,14 @@ static int precopy(struct engine *e)
 		rc = switchover(e);
 		if (rc <= 0)
 			return rc;
-		/* Refused: the guest runs on; more rounds (and a lower cap) and again. */
-		if (limit || e->rep->deadline_refusals >= MAX_REFUSALS)
+		/* Refused: the guest runs on; more rounds (and a lower cap) and again,
+		 * unless nothing can change: rounds had stopped shrinking and no cap
+		 * is left to lower. */
+		if (limit || e->rep->deadline_refusals >= MAX_REFUSALS ||
+		    (!fits && !throttle_possible(e)))
 			return refused(e);
 		throttle_step(e);
-		stalled = 0;
+		stalled = dirty_high = 0;
 		prev_reducible = UINT64_MAX;
 	}
 }
@@ -862,7 +943,7 @@ int engine_run(const struct devmig_engine_config *cfg_in, struct devmig_client *
 		rep->src_state[i] = rep->dst_state[i] = DEVMIG_STATE_UNKNOWN;
 	e.cfg = *cfg_in;
 	/* A budget given is held to (deadlines, caps); the default is only aimed at. */
-	bool held = e.cfg.downtime_budget_ns != 0;
+	bool held = e.held = e.cfg.downtime_budget_ns != 0;
 	if (!held) {
 		e.cfg.downtime_budget_ns = DEFAULT_BUDGET_NS;
 		e.cfg.no_deadline = e.cfg.no_throttle = true;
