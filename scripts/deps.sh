@@ -21,6 +21,7 @@ need_pkg pkg-config     command -v pkg-config
 need_pkg python3        command -v python3
 need_pkg libjson-c-dev  pkg-config --exists json-c
 need_pkg libcmocka-dev  pkg-config --exists cmocka
+need_pkg libgnutls28-dev pkg-config --exists gnutls  # TLS between hosts
 need_pkg iproute2       command -v ip  # tests/test_cli.c: migration between netns
 if [ "$want" = kernel ]; then
 	# tests/kernel/check-kernel.sh: the static build, mtty.ko, unpacking.

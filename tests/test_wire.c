@@ -854,6 +854,7 @@ static void region_info_request_up_to_argsz_is_accepted(void **state)
 	free(keep);
 	f->adjust = 49; /* beyond argsz */
 	assert_int_equal(fx_decode(f, &d, &keep), W(E_MSG_SIZE));
+	free(keep);
 	free(f);
 }
 

@@ -18,6 +18,9 @@ int devmig_cmd_restore(int argc, char **argv);
 int devmig_cmd_demo(int argc, char **argv);
 int devmig_cmd_compat(int argc, char **argv);
 int devmig_cmd_profile(int argc, char **argv);
+int devmig_cmd_resume(int argc, char **argv);
+int devmig_cmd_reset(int argc, char **argv);
+int devmig_cmd_keygen(int argc, char **argv);
 int devmig_cmd_check(int argc, char **argv);
 
 #endif

@@ -22,6 +22,8 @@
 
 /* ---- devices ---- */
 
+unsigned cli_timeout_s = CLI_TIMEOUT_DEFAULT;
+
 /* The same device under two names: one socket inode, or one sysfs device. */
 static bool same_device(const char *a, const char *b)
 {
@@ -112,14 +114,17 @@ struct devmig_client **cli_connect_all(const char *cmd, char *const *paths, unsi
 		fprintf(stderr, "devmig %s: out of memory\n", cmd);
 		return NULL;
 	}
+	struct devmig_client_config cc = { .timeout_ms = (int)(cli_timeout_s * 1000u) };
 	for (unsigned i = 0; i < n; i++) {
 		char err[512];
-		c[i] = devmig_client_open(paths[i], NULL, err, sizeof(err));
+		c[i] = devmig_client_open(paths[i], &cc, err, sizeof(err));
 		if (!c[i]) {
-			bool busy = strstr(err, "VERSION") && strstr(err, "temporarily unavailable");
+			bool busy = strstr(err, "VERSION") && (strstr(err, strerror(EBUSY)) ||
+							       strstr(err, "timed out") ||
+							       strstr(err, "temporarily unavailable"));
 			fprintf(stderr, "devmig %s: %s%s\n", cmd, err,
-				busy ? " (the device did not answer: is another client connected "
-				       "to it?)"
+				busy ? " (another client is connected to the device: a VMM, or "
+				       "another devmig command)"
 				     : "");
 			cli_close_all(c, i);
 			return NULL;
@@ -396,6 +401,15 @@ void cli_progress_event(void *opaque, const struct devmig_engine_event *ev)
 	case DEVMIG_EV_UNWIND:
 		cli_progress_end(p);
 		break;
+	case DEVMIG_EV_RECOVER: {
+		/* Always said: the operator should know what an earlier failure left. */
+		char *const *paths = ev->destination ? p->dst : p->src;
+		unsigned np = ev->destination ? p->ndst : p->nsrc;
+		cli_progress_end(p);
+		fprintf(stderr, "devmig: found %s%s%s\n", ev->why, paths && ev->dev < np ? " at " : "",
+			paths && ev->dev < np ? paths[ev->dev] : "");
+		break;
+	}
 	}
 	fflush(stderr);
 }
@@ -500,11 +514,12 @@ bool cli_parse_addr(const char *s, bool listen, struct cli_addr *a, char *err, s
 	}
 	memcpy(a->host, host, hlen);
 	a->host[hlen] = '\0';
-	if (!strcmp(a->host, "*"))
-		a->host[0] = '\0';
 	strcpy(a->port, colon + 1);
-	if (!listen && !a->host[0]) {
-		snprintf(err, errlen, "'%s' names no host", s);
+	if (!a->host[0] || !strcmp(a->host, "*")) {
+		/* Every address is a choice to make out loud, not a default. */
+		snprintf(err, errlen, listen ? "'%s' names no address: give the one to listen on "
+					       "(0.0.0.0:PORT or [::]:PORT for every address)"
+					     : "'%s' names no host", s);
 		return false;
 	}
 	return true;
@@ -528,25 +543,112 @@ void cli_tune_socket(int fd)
 	setsockopt(fd, IPPROTO_TCP, TCP_KEEPCNT, &cnt, sizeof(cnt));
 }
 
-void cli_channel_timeout(int fd, unsigned seconds)
-{
-	struct timeval tv = { (time_t)seconds, 0 };
-	setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
-	setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof(tv));
-}
-
 void cli_note_timeout(struct devmig_migration_report *r, int rc, unsigned seconds)
 {
-	if (rc != -EAGAIN && rc != -EWOULDBLOCK)
+	if (rc != -EAGAIN && rc != -EWOULDBLOCK && rc != -ETIMEDOUT)
 		return;
-	if (!strcmp(r->error, strerror(EAGAIN))) {
+	if (!strcmp(r->error, strerror(EAGAIN)) || !strcmp(r->error, strerror(ETIMEDOUT))) {
 		snprintf(r->error, sizeof(r->error), "the peer sent nothing for %u s (--timeout)",
 			 seconds);
 		return;
 	}
+	if (strstr(r->error, "--timeout"))
+		return;
 	size_t l = strlen(r->error);
-	snprintf(r->error + l, sizeof(r->error) - l, " (nothing moved for %u s: --timeout)",
+	snprintf(r->error + l, sizeof(r->error) - l, " (a step took over %u s: --timeout)",
 		 seconds);
+}
+
+long cli_peer_uid(int fd)
+{
+	struct ucred cred;
+	socklen_t len = sizeof(cred);
+
+	if (getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cred, &len))
+		return -1;
+	return (long)cred.uid;
+}
+
+static void show_sockaddr(const struct sockaddr *sa, socklen_t len, char *buf, size_t buflen);
+
+void cli_peer_name(int fd, char *buf, size_t len)
+{
+	struct sockaddr_storage ss;
+	socklen_t sl = sizeof(ss);
+
+	if (getpeername(fd, (struct sockaddr *)&ss, &sl)) {
+		snprintf(buf, len, "?");
+		return;
+	}
+	if (ss.ss_family == AF_UNIX) {
+		long uid = cli_peer_uid(fd);
+		snprintf(buf, len, "a local process (uid %ld)", uid);
+		return;
+	}
+	show_sockaddr((struct sockaddr *)&ss, sl, buf, len);
+}
+
+/* ---- the channel's security ---- */
+
+bool cli_secure_opt(struct cli_secure *s, int o, const char *arg, const char *cmd, int *rc)
+{
+	uint64_t v = 0;
+
+	*rc = 0;
+	switch (o) {
+	case CLI_OPT_PSK: s->tls.psk_file = arg; return true;
+	case CLI_OPT_CERT: s->tls.cert_file = arg; return true;
+	case CLI_OPT_KEY: s->tls.key_file = arg; return true;
+	case CLI_OPT_CA: s->tls.ca_file = arg; return true;
+	case CLI_OPT_PEER_NAME: s->tls.peer_name = arg; return true;
+	case CLI_OPT_INSECURE: s->insecure = true; return true;
+	case CLI_OPT_HANDSHAKE_TIMEOUT:
+		if (!cli_parse_u64(arg, 1, 3600, &v)) {
+			fprintf(stderr, "devmig %s: --handshake-timeout takes seconds, 1 to 3600, "
+					"not '%s'\n", cmd, arg);
+			*rc = 2;
+			return true;
+		}
+		s->handshake_s = (unsigned)v;
+		return true;
+	}
+	return false;
+}
+
+int cli_secure_setup(const char *cmd, const struct cli_secure *s, const struct cli_addr *a,
+		     bool server, struct devmig_tls_creds **creds)
+{
+	bool psk = s->tls.psk_file, x509 = s->tls.cert_file || s->tls.key_file || s->tls.ca_file;
+
+	*creds = NULL;
+	if (psk && x509) {
+		fprintf(stderr, "devmig %s: give --psk or --cert/--key/--ca, not both\n", cmd);
+		return 2;
+	}
+	if ((psk || x509) && s->insecure) {
+		fprintf(stderr, "devmig %s: --insecure contradicts --psk and --cert\n", cmd);
+		return 2;
+	}
+	if (!psk && !x509) {
+		if (!a->is_unix && !s->insecure) {
+			fprintf(stderr, "devmig %s: a migration over TCP is authenticated: give --psk "
+					"FILE (the same key on both hosts) or --cert/--key/--ca, or "
+					"--insecure for plain TCP on a network you trust\n", cmd);
+			return 2;
+		}
+		return 0; /* plain: unix (the peer's uid is checked) or --insecure */
+	}
+	struct devmig_tls_config cfg = s->tls;
+	cfg.handshake_timeout_ms = s->handshake_s * 1000u;
+	char err[512];
+	*creds = devmig_tls_creds_load(&cfg, server, err, sizeof(err));
+	if (!*creds) {
+		fprintf(stderr, "devmig %s: %s\n", cmd, err);
+		return 1;
+	}
+	if (!server && !a->is_unix)
+		devmig_tls_set_host(*creds, a->host);
+	return 0;
 }
 
 static void unix_sockaddr(const struct cli_addr *a, struct sockaddr_un *sun)
@@ -688,7 +790,8 @@ int cli_listen_addr(const struct cli_addr *a, char *shown, size_t shownlen, char
 			unlink(sun.sun_path);
 			rc = bind(fd, (struct sockaddr *)&sun, sizeof(sun));
 		}
-		if (rc || listen(fd, 1)) {
+		/* 0600 before listen(): nobody else can connect in between. */
+		if (rc || chmod(sun.sun_path, 0600) || listen(fd, 8)) {
 			snprintf(err, errlen, "cannot listen on unix:%s: %s", a->path,
 				 strerror(errno));
 			close(fd);
@@ -724,7 +827,7 @@ int cli_listen_addr(const struct cli_addr *a, char *shown, size_t shownlen, char
 			setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
 			if (ai->ai_family == AF_INET6 && !a->host[0])
 				setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &zero, sizeof(zero));
-			if (bind(fd, ai->ai_addr, ai->ai_addrlen) || listen(fd, 1)) {
+			if (bind(fd, ai->ai_addr, ai->ai_addrlen) || listen(fd, 8)) {
 				last = -errno;
 				close(fd);
 				fd = -1;

@@ -10,6 +10,7 @@
 
 #include "devmig/client.h"
 #include "devmig/engine.h"
+#include "devmig/transport.h"
 
 /* The engine's limit on devices in one migration. */
 #define CLI_MAX_DEVICES 64u
@@ -31,9 +32,11 @@ const char *cli_vfio_arg(const char *cmd, const char *spec);
 /*
  * Open every device in paths (n of them). Prints "devmig CMD: ..." and
  * returns NULL when one fails or a device is named twice (vfio-user serves one
- * client at a time: a second connection would wait forever; a kernel device
- * opens once).
+ * client at a time: a second connection would be refused as busy; a kernel
+ * device opens once). Each device's answers are waited for at most
+ * cli_timeout_s.
  */
+extern unsigned cli_timeout_s;
 struct devmig_client **cli_connect_all(const char *cmd, char *const *paths, unsigned n);
 void cli_close_all(struct devmig_client **c, unsigned n);
 /* Paths of both lists together must be distinct devices (same inode counts). */
@@ -117,12 +120,59 @@ int cli_listen_addr(const struct cli_addr *a, char *shown, size_t shownlen, char
 		    size_t errlen);
 /* After accept: TCP_NODELAY and keepalive on TCP sockets. */
 void cli_tune_socket(int fd);
-/* The longest a send or receive on the channel may block (SO_SNDTIMEO/SO_RCVTIMEO). */
-void cli_channel_timeout(int fd, unsigned seconds);
-/* A timed-out channel shows as EAGAIN: say so after the engine's error. */
+/* A timed-out step shows as ETIMEDOUT or EAGAIN: say so after the engine's error. */
 void cli_note_timeout(struct devmig_migration_report *r, int rc, unsigned seconds);
+/* "192.0.2.1:4711", "[::1]:7000" or "unix (uid 1000)" for a connected socket. */
+void cli_peer_name(int fd, char *buf, size_t len);
+/* The uid at the other end of a unix socket, or -1. */
+long cli_peer_uid(int fd);
 
-/* Default --timeout of the migration channel, in seconds. */
-#define CLI_CHANNEL_TIMEOUT 120u
+/* Default --timeout: the longest one step (a device's answer, a frame on the
+ * channel) may take, in seconds. */
+#define CLI_TIMEOUT_DEFAULT 30u
+
+/* ---- the channel's security: TLS with a pre-shared key or certificates ---- */
+
+struct cli_secure {
+	struct devmig_tls_config tls;
+	bool insecure;
+	unsigned handshake_s;
+};
+
+enum {
+	CLI_OPT_PSK = 1000, CLI_OPT_CERT, CLI_OPT_KEY, CLI_OPT_CA, CLI_OPT_PEER_NAME,
+	CLI_OPT_INSECURE, CLI_OPT_HANDSHAKE_TIMEOUT,
+};
+#define CLI_SECURE_OPTIONS                                                        \
+	{ "psk", required_argument, NULL, CLI_OPT_PSK },                          \
+	{ "cert", required_argument, NULL, CLI_OPT_CERT },                        \
+	{ "key", required_argument, NULL, CLI_OPT_KEY },                          \
+	{ "ca", required_argument, NULL, CLI_OPT_CA },                            \
+	{ "peer-name", required_argument, NULL, CLI_OPT_PEER_NAME },              \
+	{ "insecure", no_argument, NULL, CLI_OPT_INSECURE },                      \
+	{ "handshake-timeout", required_argument, NULL, CLI_OPT_HANDSHAKE_TIMEOUT }
+
+/* The usage lines for those options. */
+#define CLI_SECURE_USAGE                                                                   \
+	"  --psk FILE         TLS 1.3 with the pre-shared key in FILE (the same on both\n"   \
+	"                     hosts; 'devmig keygen --psk FILE' makes one)\n"                 \
+	"  --cert FILE --key FILE --ca FILE\n"                                                \
+	"                     TLS 1.3 with X.509: our certificate and key, and the CA the\n"  \
+	"                     peer's certificate must be signed by (both sides show one)\n"   \
+	"  --peer-name NAME   the name the peer's certificate must carry (default: the\n"     \
+	"                     host connected to; a receiver accepts any the CA signed)\n"     \
+	"  --insecure         plain TCP: no encryption, anyone who can connect is believed\n" \
+	"  --handshake-timeout SEC\n"                                                         \
+	"                     the longest a TLS handshake may take (default 10)\n"
+
+/* One of the options above: true when o was one (0 or an exit status in *rc). */
+bool cli_secure_opt(struct cli_secure *s, int o, const char *arg, const char *cmd, int *rc);
+/*
+ * After parsing: TCP needs TLS or an explicit --insecure; a unix socket may
+ * have TLS. *creds: NULL for plain. Prints "devmig CMD: ..." and returns 2
+ * (usage) or 1 (a key or certificate that cannot be used), else 0.
+ */
+int cli_secure_setup(const char *cmd, const struct cli_secure *s, const struct cli_addr *a,
+		     bool server, struct devmig_tls_creds **creds);
 
 #endif

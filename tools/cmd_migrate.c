@@ -17,6 +17,8 @@ static void migrate_usage(FILE *f)
 		"usage: devmig migrate (--socket SRC | --vfio SRC) [...]\n"
 		"                      (--to tcp://HOST:PORT | --to unix:PATH |\n"
 		"                       (--to-socket DST | --to-vfio DST) [...])\n"
+		"                      [--psk FILE | --cert FILE --key FILE --ca FILE | --insecure]\n"
+		"                      [--peer-name NAME] [--handshake-timeout SEC]\n"
 		"                      [--downtime MS [--no-throttle]] [--max-rounds N]\n"
 		"                      [--no-precopy | --precopy-all]\n"
 		"                      [--timeout SEC]\n"
@@ -36,6 +38,9 @@ static void migrate_usage(FILE *f)
 		"  --to-socket DST    a local destination device's socket, one per source, in\n"
 		"                     the same order\n"
 		"  --to-vfio DST      a local destination kernel VFIO device, likewise\n"
+		"With --to tcp:// the channel is TLS 1.3, both sides authenticated (or plain with\n"
+		"an explicit --insecure):\n"
+		CLI_SECURE_USAGE
 		"  --downtime MS      the longest pause allowed: the pre-copy rounds aim for it,\n"
 		"                     and devices with devmig's deadline extension are given\n"
 		"                     it as deadlines at the switchover: one that cannot make\n"
@@ -54,8 +59,10 @@ static void migrate_usage(FILE *f)
 		"                     libvfio-user's, which offers PRE_COPY for every device):\n"
 		"                     their rounds end when a read returns less than asked.\n"
 		"                     Without it such devices are stopped and copied\n"
-		"  --timeout SEC      with --to: give up when the channel moves nothing for SEC\n"
-		"                     seconds (default 120)\n"
+
+		"  --timeout SEC      give up when one step takes over SEC seconds: a frame to\n"
+		"                     the destination, its answer, a device's answer (default\n"
+		"                     30); the source then runs on\n"
 		"  --json             print the migration report as JSON\n"
 		"  --verbose          print every state change requested\n"
 		"\n"
@@ -66,8 +73,10 @@ static void migrate_usage(FILE *f)
 		"status is 1. If the destination was told to run but its\n"
 		"answer was lost, the outcome is unknown: the source devices stay stopped (the\n"
 		"guest must never run on both hosts) and the exit status is 3; check the\n"
-		"destination, then resume one side. Ctrl-C stops the migration at the\n"
-		"switchover and puts the source back to RUNNING.\n");
+		"destination, then resume one side ('devmig resume'). Ctrl-C stops the\n"
+		"migration at the switchover and puts the source back to RUNNING. A source\n"
+		"or destination left mid-migration by an earlier failure is recognised and\n"
+		"its session ended first (said on stderr).\n");
 }
 
 static void print_summary(const struct devmig_migration_report *r, const char *to,
@@ -117,18 +126,24 @@ int devmig_cmd_migrate(int argc, char **argv)
 		{ "json", no_argument, NULL, 'j' },
 		{ "verbose", no_argument, NULL, 'v' },
 		{ "help", no_argument, NULL, 'h' },
+		CLI_SECURE_OPTIONS,
 		{ 0 },
 	};
 	char *src[CLI_MAX_DEVICES], *dst[CLI_MAX_DEVICES];
 	unsigned nsrc = 0, ndst = 0;
 	const char *to = NULL;
 	bool json = false, verbose = false;
-	unsigned timeout = CLI_CHANNEL_TIMEOUT;
 	struct devmig_engine_config cfg = { 0 };
+	struct cli_secure sec = { .insecure = false };
 	uint64_t v;
-	int o;
+	int o, src_rc;
 
 	while ((o = getopt_long(argc, argv, "s:t:d:V:W:D:r:nNPT:jvh", opts, NULL)) != -1) {
+		if (cli_secure_opt(&sec, o, optarg, "migrate", &src_rc)) {
+			if (src_rc)
+				return src_rc;
+			continue;
+		}
 		switch (o) {
 		case 's':
 		case 'V':
@@ -172,7 +187,7 @@ int devmig_cmd_migrate(int argc, char **argv)
 						"not '%s'\n", optarg);
 				return 2;
 			}
-			timeout = (unsigned)v;
+			cli_timeout_s = (unsigned)v;
 			break;
 		case 'j': json = true; break;
 		case 'v': verbose = true; break;
@@ -216,12 +231,24 @@ int devmig_cmd_migrate(int argc, char **argv)
 	}
 	if (!cli_distinct_paths("migrate", src, nsrc, dst, ndst))
 		return 2;
+	struct devmig_tls_creds *creds = NULL;
+	if (ndst && (sec.tls.psk_file || sec.tls.cert_file || sec.insecure)) {
+		fprintf(stderr, "devmig migrate: --psk, --cert and --insecure are for --to: "
+				"--to-socket devices are local\n");
+		return 2;
+	}
+	if (to && (src_rc = cli_secure_setup("migrate", &sec, &addr, false, &creds)))
+		return src_rc;
 
 	cli_ignore_sigpipe();
+	cfg.timeout_ms = cli_timeout_s * 1000u;
 	struct devmig_client **sc = cli_connect_all("migrate", src, nsrc);
-	if (!sc)
+	if (!sc) {
+		devmig_tls_creds_free(creds);
 		return 1;
+	}
 	struct devmig_client **dc = NULL;
+	struct devmig_transport *t = NULL;
 	int fd = -1;
 	if (ndst) {
 		dc = cli_connect_all("migrate", dst, ndst);
@@ -231,12 +258,23 @@ int devmig_cmd_migrate(int argc, char **argv)
 		}
 	} else {
 		fd = cli_connect_addr(&addr, CONNECT_TIMEOUT_MS, err, sizeof(err));
-		if (fd < 0) {
-			fprintf(stderr, "devmig migrate: %s\n", err);
+		if (fd >= 0) {
+			t = creds ? devmig_transport_tls(fd, creds, cfg.timeout_ms, err, sizeof(err))
+				  : devmig_transport_plain(fd, cfg.timeout_ms);
+			if (!t && !creds)
+				snprintf(err, sizeof(err), "out of memory");
+		}
+		devmig_tls_creds_free(creds);
+		if (!t) {
+			if (fd >= 0)
+				fprintf(stderr, "devmig migrate: TLS with %s failed: %s\n", to, err);
+			else
+				fprintf(stderr, "devmig migrate: %s\n", err);
+			if (fd >= 0)
+				close(fd);
 			cli_close_all(sc, nsrc);
 			return 1;
 		}
-		cli_channel_timeout(fd, timeout);
 	}
 
 	struct cli_progress prog;
@@ -252,15 +290,15 @@ int devmig_cmd_migrate(int argc, char **argv)
 
 	struct devmig_migration_report rep;
 	int rc = ndst ? devmig_migrate_local(&cfg, sc, dc, nsrc, NULL, NULL, &rep)
-		      : devmig_migrate_to_fd(&cfg, sc, nsrc, NULL, fd, &rep);
+		      : devmig_migrate_over(&cfg, sc, nsrc, NULL, t, &rep);
 	cli_progress_end(&prog);
 	if (rc && cli_interrupted() && strstr(rep.error, "could not be paused"))
 		snprintf(rep.error, sizeof(rep.error),
 			 "interrupted: the migration was abandoned before the switchover");
 	else if (rc && !rep.error[0])
 		snprintf(rep.error, sizeof(rep.error), "the migration failed: %s", strerror(-rc));
-	else if (rc && fd >= 0)
-		cli_note_timeout(&rep, rc, timeout);
+	else if (rc)
+		cli_note_timeout(&rep, rc, cli_timeout_s);
 
 	/* Where the sources were left (stopped after a success, RUNNING after a
 	 * failure), as the engine read them back at the end. */
@@ -277,6 +315,7 @@ int devmig_cmd_migrate(int argc, char **argv)
 				 "; the destination's devices are reported by 'devmig receive' there");
 		}
 	}
+	devmig_transport_free(t);
 	if (fd >= 0)
 		close(fd);
 	cli_close_all(dc, ndst);

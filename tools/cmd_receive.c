@@ -15,29 +15,41 @@ static void receive_usage(FILE *f)
 {
 	fprintf(f,
 		"usage: devmig receive (--listen ADDR:PORT | --listen unix:PATH)\n"
-		"                      (--socket DST | --vfio DST) [...] [--timeout SEC] [--json]\n"
-		"                      [--verbose]\n"
+		"                      (--socket DST | --vfio DST) [...]\n"
+		"                      (--psk FILE | --cert FILE --key FILE --ca FILE | --insecure)\n"
+		"                      [--peer-name NAME] [--handshake-timeout SEC]\n"
+		"                      [--allow-other-uids] [--timeout SEC] [--json] [--verbose]\n"
 		"\n"
-		"Wait for ONE 'devmig migrate --to' connection and load the devices it sends\n"
-		"into the DST devices (in the order of the source's devices); they run here\n"
-		"once it succeeds. Device state only: no\n"
-		"guest memory is received.\n"
+		"Wait for ONE 'devmig migrate --to' and load the devices it sends into the DST\n"
+		"devices (in the order of the source's devices); they run here once it\n"
+		"succeeds. Device state only: no guest memory is received.\n"
 		"\n"
-		"  --listen ADDR:PORT  TCP: an IPv4 address, [IPv6], a host name, or *:PORT\n"
-		"                      for every address; PORT 0 picks a free port\n"
-		"  --listen unix:PATH  a unix socket (removed at the end)\n"
+		"Over TCP the source must authenticate: TLS 1.3 with a pre-shared key or with\n"
+		"certificates (both sides prove who they are; every byte is protected). A\n"
+		"connection that fails the handshake, closes, or sends no migration is refused\n"
+		"and the receive goes on waiting for the right one.\n"
+		"\n"
+		"  --listen ADDR:PORT  TCP on that address: an IPv4 address, [IPv6] or a host\n"
+		"                      name (0.0.0.0 or [::] for every address, said out loud);\n"
+		"                      PORT 0 picks a free port\n"
+		"  --listen unix:PATH  a unix socket (mode 0600, removed at the end); only our\n"
+		"                      own uid may connect unless --allow-other-uids\n"
 		"  --socket DST        a destination device's vfio-user socket (repeat)\n"
 		"  --vfio DST          a destination kernel VFIO device (PCI address, mdev UUID,\n"
 		"                      sysfs path, /dev/vfio/devices/vfioN; repeat)\n"
-		"  --timeout SEC       once connected, give up when the source sends nothing\n"
-		"                      for SEC seconds (default 120; waiting for it is not limited)\n"
+		CLI_SECURE_USAGE
+		"  --allow-other-uids  unix: accept sources run by other users\n"
+		"  --timeout SEC       once a migration began, give up when a step (a frame\n"
+		"                      from the source, a device's answer) takes over SEC\n"
+		"                      seconds (default 30; waiting for it is not limited)\n"
 		"  --json              print the report as JSON\n"
 		"  --verbose           print every state change requested\n"
 		"\n"
-		"'listening on ADDR' goes to stderr once connections are accepted. Exit status\n"
-		"0 when the devices run here, 1 when the migration failed (the destination\n"
-		"devices are reset then, or walked to RUNNING where a reset is refused, and\n"
-		"the error ends with the state each was left in).\n");
+		"'listening on ADDR' goes to stderr once connections are accepted, and a line\n"
+		"for each connection refused. Exit status 0 when the devices run here, 1 when\n"
+		"the migration failed (the destination devices are reset then, or walked to\n"
+		"RUNNING where a reset is refused, and the error ends with the state each was\n"
+		"left in).\n");
 }
 
 int devmig_cmd_receive(int argc, char **argv)
@@ -47,20 +59,27 @@ int devmig_cmd_receive(int argc, char **argv)
 		{ "socket", required_argument, NULL, 's' },
 		{ "vfio", required_argument, NULL, 'V' },
 		{ "timeout", required_argument, NULL, 'T' },
+		{ "allow-other-uids", no_argument, NULL, 'u' },
 		{ "json", no_argument, NULL, 'j' },
 		{ "verbose", no_argument, NULL, 'v' },
 		{ "help", no_argument, NULL, 'h' },
+		CLI_SECURE_OPTIONS,
 		{ 0 },
 	};
 	char *dst[CLI_MAX_DEVICES];
 	unsigned ndst = 0;
 	const char *listen_at = NULL;
-	bool json = false, verbose = false;
-	unsigned timeout = CLI_CHANNEL_TIMEOUT;
+	bool json = false, verbose = false, other_uids = false;
+	struct cli_secure sec = { .insecure = false };
 	uint64_t v;
-	int o;
+	int o, rc;
 
-	while ((o = getopt_long(argc, argv, "l:s:V:T:jvh", opts, NULL)) != -1) {
+	while ((o = getopt_long(argc, argv, "l:s:V:T:ujvh", opts, NULL)) != -1) {
+		if (cli_secure_opt(&sec, o, optarg, "receive", &rc)) {
+			if (rc)
+				return rc;
+			continue;
+		}
 		switch (o) {
 		case 'l':
 			if (listen_at) {
@@ -80,8 +99,9 @@ int devmig_cmd_receive(int argc, char **argv)
 						"not '%s'\n", optarg);
 				return 2;
 			}
-			timeout = (unsigned)v;
+			cli_timeout_s = (unsigned)v;
 			break;
+		case 'u': other_uids = true; break;
 		case 'j': json = true; break;
 		case 'v': verbose = true; break;
 		case 'h': receive_usage(stdout); return 0;
@@ -103,53 +123,96 @@ int devmig_cmd_receive(int argc, char **argv)
 		fprintf(stderr, "devmig receive: --listen %s\n", err);
 		return 2;
 	}
+	struct devmig_tls_creds *creds;
+	if ((rc = cli_secure_setup("receive", &sec, &addr, true, &creds)))
+		return rc;
 
 	cli_ignore_sigpipe();
 	/* The devices first: no point in accepting a migration with nowhere to put it. */
 	struct devmig_client **dc = cli_connect_all("receive", dst, ndst);
-	if (!dc)
+	if (!dc) {
+		devmig_tls_creds_free(creds);
 		return 1;
+	}
 	char shown[300];
 	int lfd = cli_listen_addr(&addr, shown, sizeof(shown), err, sizeof(err));
 	if (lfd < 0) {
 		fprintf(stderr, "devmig receive: %s\n", err);
 		cli_close_all(dc, ndst);
+		devmig_tls_creds_free(creds);
 		return 1;
 	}
-	fprintf(stderr, "devmig receive: listening on %s for one migration of %u device%s\n",
-		shown, ndst, ndst == 1 ? "" : "s");
-
-	int fd;
-	do
-		fd = accept4(lfd, NULL, NULL, SOCK_CLOEXEC);
-	while (fd < 0 && (errno == EINTR || errno == ECONNABORTED));
-	int accept_errno = errno;
-	close(lfd); /* one migration: nobody else gets in */
-	if (addr.is_unix)
-		unlink(addr.path);
-	if (fd < 0) {
-		fprintf(stderr, "devmig receive: accepting a connection on %s failed: %s\n", shown,
-			strerror(accept_errno));
-		cli_close_all(dc, ndst);
-		return 1;
-	}
-	cli_tune_socket(fd);
-	cli_channel_timeout(fd, timeout);
+	fprintf(stderr, "devmig receive: listening on %s (%s) for one migration of %u device%s\n",
+		shown, creds ? "TLS" : addr.is_unix ? "unix, our uid only" : "plain, --insecure",
+		ndst, ndst == 1 ? "" : "s");
 
 	struct cli_progress prog;
 	cli_progress_init(&prog, verbose);
 	prog.dst = dst;
 	prog.ndst = ndst;
-	struct devmig_engine_config cfg = { .event = cli_progress_event, .opaque = &prog };
-	struct devmig_migration_report rep;
-	int rc = devmig_receive_from_fd(&cfg, fd, dc, ndst, NULL, &rep);
+	struct devmig_engine_config cfg = { .event = cli_progress_event, .opaque = &prog,
+					    .timeout_ms = cli_timeout_s * 1000u };
+	struct devmig_migration_report rep = { .devices = ndst };
+	unsigned timeout_ms = cli_timeout_s * 1000u;
+	int fd = -1;
+	rc = 0;
+	/* Connections until one brings a migration: the others are refused, said, forgotten. */
+	for (;;) {
+		fd = accept4(lfd, NULL, NULL, SOCK_CLOEXEC);
+		if (fd < 0) {
+			if (errno == EINTR || errno == ECONNABORTED)
+				continue;
+			fprintf(stderr, "devmig receive: accepting a connection on %s failed: %s\n",
+				shown, strerror(errno));
+			rc = -errno;
+			snprintf(rep.error, sizeof(rep.error), "accepting a connection failed: %s",
+				 strerror(errno));
+			break;
+		}
+		char from[128];
+		cli_peer_name(fd, from, sizeof(from));
+		if (addr.is_unix && !other_uids && cli_peer_uid(fd) != (long)geteuid()) {
+			fprintf(stderr, "devmig receive: refused %s: not our uid "
+					"(--allow-other-uids); still waiting\n", from);
+			close(fd);
+			continue;
+		}
+		cli_tune_socket(fd);
+		struct devmig_transport *t = creds ? devmig_transport_tls(fd, creds, timeout_ms, err,
+									 sizeof(err))
+						   : devmig_transport_plain(fd, timeout_ms);
+		if (!t) {
+			fprintf(stderr, "devmig receive: refused %s: %s; still waiting\n", from,
+				creds ? err : "out of memory");
+			close(fd);
+			continue;
+		}
+		if (verbose && creds)
+			fprintf(stderr, "devmig receive: %s authenticated as %s (%s)\n", from,
+				devmig_transport_peer(t), devmig_transport_desc(t));
+		rc = devmig_receive_over(&cfg, t, dc, ndst, NULL, &rep);
+		devmig_transport_free(t);
+		if (rc == -ECONNABORTED) {
+			fprintf(stderr, "devmig receive: refused %s: no migration (%s); still waiting\n",
+				from, rep.error);
+			close(fd);
+			fd = -1;
+			continue;
+		}
+		break;
+	}
+	close(lfd); /* one migration: nobody else gets in */
+	if (addr.is_unix)
+		unlink(addr.path);
 	cli_progress_end(&prog);
 	if (rc && !rep.error[0])
 		snprintf(rep.error, sizeof(rep.error), "the migration failed: %s", strerror(-rc));
 	else if (rc)
-		cli_note_timeout(&rep, rc, timeout);
-	close(fd);
+		cli_note_timeout(&rep, rc, cli_timeout_s);
+	if (fd >= 0)
+		close(fd);
 	cli_close_all(dc, ndst);
+	devmig_tls_creds_free(creds);
 
 	if (rc) {
 		cli_note_states(&rep, 0, ndst);

@@ -9,6 +9,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/random.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -23,15 +24,17 @@ static void save_usage(FILE *f)
 		"\n"
 		"Stop the SRC devices, write their state to PATH, and let\n"
 		"them run on. Device state only: no guest memory is saved. The file is written\n"
-		"as PATH.tmp, flushed to disk and renamed, so a failed save leaves nothing at\n"
-		"PATH. 'devmig restore' loads it into devices of the same kinds. On failure the\n"
+		"as a new temporary file beside PATH (created exclusively, never through a\n"
+		"link), flushed to disk and renamed, so a failed save leaves nothing at PATH.\n"
+		"'devmig restore' loads it into devices of the same kinds. On failure the\n"
 		"error ends with the state each device was left in.\n"
 		"\n"
 		"  --socket SRC  a device's vfio-user socket (repeat; restore in the same order)\n"
 		"  --vfio SRC    a kernel VFIO device (PCI address, mdev UUID, sysfs path,\n"
 		"                /dev/vfio/devices/vfioN; repeat)\n"
 		"  --file PATH   the checkpoint to create\n"
-		"  --force       replace PATH if it exists\n"
+		"  --force       replace PATH if it exists (a link at PATH is replaced, not\n"
+		"                followed)\n"
 		"  --json        print the report as JSON\n"
 		"  --verbose     print every state change requested\n");
 }
@@ -56,6 +59,35 @@ static void fsync_dir_of(const char *path)
 		fsync(dfd);
 		close(dfd);
 	}
+}
+
+/*
+ * A new file beside path, ours alone: O_EXCL and O_NOFOLLOW, so nothing
+ * planted in the folder (a link, a file) is written through or reused.
+ * tmp receives its name.
+ */
+static int create_temp(const char *path, char *tmp, size_t tmplen)
+{
+	char dir[PATH_MAX], base[PATH_MAX];
+	snprintf(dir, sizeof(dir), "%s", path);
+	snprintf(base, sizeof(base), "%s", path);
+	const char *d = dirname(dir), *b = basename(base);
+
+	for (int tries = 0; tries < 100; tries++) {
+		uint64_t r;
+		if (getrandom(&r, sizeof(r), 0) != (ssize_t)sizeof(r))
+			r = (uint64_t)getpid() * 2654435761u + (uint64_t)tries;
+		if (snprintf(tmp, tmplen, "%s/.%s.%016llx.tmp", d, b, (unsigned long long)r) >=
+		    (int)tmplen) {
+			errno = ENAMETOOLONG;
+			return -1;
+		}
+		int fd = open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
+		if (fd >= 0 || errno != EEXIST)
+			return fd;
+	}
+	errno = EEXIST;
+	return -1;
 }
 
 /* tmp -> path; without force, never over an existing path (atomically). */
@@ -123,7 +155,7 @@ int devmig_cmd_save(int argc, char **argv)
 		return 2;
 	}
 	char tmp[PATH_MAX];
-	if (snprintf(tmp, sizeof(tmp), "%s.tmp", path) >= (int)sizeof(tmp)) {
+	if (strlen(path) + 32 >= sizeof(tmp)) {
 		fprintf(stderr, "devmig save: the file name is too long: %s\n", path);
 		return 2;
 	}
@@ -136,13 +168,10 @@ int devmig_cmd_save(int argc, char **argv)
 	struct devmig_client **sc = cli_connect_all("save", src, nsrc);
 	if (!sc)
 		return 1;
-	int fd = open(tmp, O_WRONLY | O_CREAT | O_CLOEXEC | (force ? O_TRUNC : O_EXCL), 0600);
+	int fd = create_temp(path, tmp, sizeof(tmp));
 	if (fd < 0) {
-		if (errno == EEXIST)
-			fprintf(stderr, "devmig save: %s exists: another save is writing it, or one "
-					"was interrupted (remove it, or use --force)\n", tmp);
-		else
-			fprintf(stderr, "devmig save: cannot create %s: %s\n", tmp, strerror(errno));
+		fprintf(stderr, "devmig save: cannot create a temporary file beside %s: %s\n", path,
+			strerror(errno));
 		cli_close_all(sc, nsrc);
 		return 1;
 	}

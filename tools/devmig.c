@@ -30,6 +30,9 @@ static void usage(FILE *f)
 		"  migrate ...                 live-migrate devices (devmig migrate --help)\n"
 		"  receive ...                 the destination of a two-host migration\n"
 		"  save ... / restore ...      checkpoint devices to a file and back\n"
+		"  resume --socket PATH ...    devices a failed migration left stopped: back to RUNNING\n"
+		"  reset --socket PATH ...     reset devices (a destination left mid-load); state is lost\n"
+		"  keygen --psk FILE           a pre-shared key for TLS between hosts\n"
 		"  demo                        migrate a running memblk device under load and verify it\n"
 		"  compat ...                  can a target take a source's state? one pair or a fleet\n"
 		"  profile --dump (--socket PATH | --vfio DEVICE) [--output FILE] | --check FILE\n"
@@ -195,6 +198,8 @@ int devmig_cmd_serve(int argc, char **argv)
 			return 1;
 		}
 	}
+	/* A client that goes away is an error on its connection, never our death. */
+	signal(SIGPIPE, SIG_IGN);
 	/* Signals are taken synchronously by this thread; the server runs in its own. */
 	sigset_t set;
 	sigemptyset(&set);
@@ -234,10 +239,16 @@ static const struct {
 	{ "check", devmig_cmd_check },
 	{ "devices", devmig_cmd_devices },
 	{ "path", devmig_cmd_path },
+	{ "resume", devmig_cmd_resume },
+	{ "reset", devmig_cmd_reset },
+	{ "keygen", devmig_cmd_keygen },
 };
 
 int main(int argc, char **argv)
 {
+	/* A peer that goes away is an error on its connection, never our death:
+	 * every command (serve, demo, migrate, ...) talks to sockets. */
+	signal(SIGPIPE, SIG_IGN);
 	if (argc < 2) {
 		usage(stderr);
 		return 2;

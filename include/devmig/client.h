@@ -44,7 +44,10 @@ struct devmig_client_config {
 	uint32_t max_data_xfer_size; /* 0: 1 MiB */
 	uint32_t ext;                /* extensions to ask for; DEVMIG_EXT_ALL by default */
 	bool no_ext;                 /* ask for none: behave as a plain vfio-user client */
-	int timeout_ms;              /* per reply; 0: 30 s */
+	int timeout_ms;              /* per reply and per whole send; 0: 30 s. A reply
+				      * that comes late is dropped when it does; a send
+				      * that times out breaks the connection (-ENOTCONN
+				      * until devmig_client_reconnect) */
 };
 
 /* Connect to a vfio-user socket and negotiate VERSION. cfg may be NULL.

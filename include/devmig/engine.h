@@ -43,6 +43,11 @@
  * PRE_COPY progress, no stop-copy size) is stopped and copied, or with
  * precopy_without_progress pre-copied in rounds driven by what its reads
  * return: a read shorter than asked ends a pass.
+ * A retry after any fault works the first time: a source device left in
+ * PRE_COPY, PRE_COPY_P2P or RUNNING_P2P is put back to RUNNING (its session
+ * ended); one left in STOP_COPY or STOP is migrated from STOP without running
+ * again; a destination device left in RESUMING (or ERROR) is reset and gets
+ * a fresh RESUMING session. Each is announced (DEVMIG_EV_RECOVER).
  * The destination can be in this process (sockets of local servers), on
  * another host (a channel socket to `devmig receive`), or a checkpoint file.
  */
@@ -87,6 +92,9 @@ enum devmig_engine_event_type {
 	DEVMIG_EV_SWITCHOVER, /* the guest is paused, the stop phase begins */
 	DEVMIG_EV_DONE,       /* the guest runs on the destination */
 	DEVMIG_EV_UNWIND,     /* a failure: the source is being restored */
+	/* A device left mid-migration by an earlier failure was found and its
+	 * session ended before this one began; why says what and how. */
+	DEVMIG_EV_RECOVER,
 	DEVMIG_EV_THROTTLE,   /* dev's dirty-rate cap set, lowered or lifted (cap 0) */
 	DEVMIG_EV_REFUSED,    /* dev refused the switchover's deadline: the guest runs on */
 };
@@ -101,7 +109,7 @@ struct devmig_engine_event {
 	uint64_t remaining;           /* estimated bytes still to move */
 	double rate;                  /* bytes/s measured so far */
 	uint64_t elapsed_ns;
-	const char *why;              /* DEVMIG_EV_UNWIND */
+	const char *why;              /* DEVMIG_EV_UNWIND, DEVMIG_EV_RECOVER */
 	uint64_t cap;                 /* DEVMIG_EV_THROTTLE: bytes/s, 0 lifted */
 	uint64_t estimate_ns;         /* DEVMIG_EV_REFUSED: the device's estimate */
 	uint64_t deadline_ns;         /*   and the deadline it was given */
@@ -130,7 +138,8 @@ struct devmig_engine_config {
 	 */
 	bool precopy_without_progress;
 	uint64_t guest_iova;          /* where guest memory is DMA-mapped in devices */
-	uint64_t timeout_ms;          /* per device operation; 0: 30 s */
+	uint64_t timeout_ms;          /* per device operation and per channel frame
+				       * (devmig_migrate_to_fd, devmig_receive_from_fd); 0: 30 s */
 	/* Switch over with plain state changes even with devices that take
 	 * deadlines (what a VMM without the extension does). */
 	bool no_deadline;

@@ -30,7 +30,10 @@ int devmig_core_region_info(struct devmig_device *dev, uint32_t index,
 			    struct devmig_region_info *info, uint8_t *caps, size_t caps_cap,
 			    size_t *caps_len, int *fd);
 int devmig_core_irq_info(struct devmig_device *dev, uint32_t index, struct devmig_irq_info *info);
-/* SET_IRQS. On success the core owns fds; on failure the caller still does. */
+/* SET_IRQS. On success the core owns fds; on failure the caller still does.
+ * Only eventfds are taken as interrupt descriptors (-EINVAL otherwise), at
+ * most DEVMIG_IRQ_SET_FDS_MAX in one call. */
+#define DEVMIG_IRQ_SET_FDS_MAX 16u
 int devmig_core_set_irqs(struct devmig_device *dev, const struct devmig_irq_set *set,
 			 const uint8_t *bools, const int *fds, unsigned nfds);
 /* REGION_READ/WRITE (bounds checked here). */

@@ -8,13 +8,17 @@
  * Locks. cfg_lock guards config space, interrupt fds and held interrupts; it
  * is held only for short sections and never across a variant callback, so
  * a variant's worker raising an interrupt can never deadlock against the
- * server thread waiting for that worker inside an arc. mig_lock serialises
- * migration operations (state changes and the data session); the state
- * itself is an atomic that workers read without a lock.
+ * server thread waiting for that worker inside an arc. Nor is it held while
+ * an interrupt eventfd (the client's) is written: signals are queued under
+ * the lock and sent by cfg_unlock() after it, each fd kept open by a
+ * reference meanwhile. mig_lock serialises migration operations (state
+ * changes and the data session); the state itself is an atomic that workers
+ * read without a lock.
  */
 #include <errno.h>
 #include <inttypes.h>
 #include <linux/vfio.h>
+#include <poll.h>
 #include <pthread.h>
 #include <stdarg.h>
 #include <stdatomic.h>
@@ -23,6 +27,7 @@
 #include <string.h>
 #include <sys/eventfd.h>
 #include <sys/mman.h>
+#include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -47,9 +52,15 @@
 #define THROTTLE_BURST_NS (20ull * 1000 * 1000)
 #define THROTTLE_MAX_WAIT_NS (1000ull * 1000 * 1000)
 
+/* An interrupt eventfd from the client; a signal in flight holds a reference. */
+struct irq_efd {
+	atomic_uint refs;
+	int fd;
+};
+
 struct irq_index {
 	uint32_t count;
-	int *efd;      /* count entries, -1 when unset */
+	struct irq_efd **efd; /* count entries, NULL when unset */
 	bool *masked;  /* count entries: masked by SET_IRQS (MSI, MSI-X) */
 	bool *pending; /* count entries: MSI without per-vector masking has no pending bits */
 	bool intx_masked;
@@ -82,6 +93,9 @@ struct devmig_core {
 	unsigned cfg_events;          /* DEVMIG_CFG_* gathered during a write */
 	struct irq_index irq[DEVMIG_NUM_IRQS];
 	uint64_t held[HELD_WORDS];    /* vectors raised while the device could not signal */
+	/* Signals raised under cfg_lock, sent once it is released (cfg_unlock). */
+	struct irq_efd **to_signal;
+	unsigned nto_signal, to_signal_cap;
 	struct bar_mem bar[DEVMIG_PCI_NUM_BARS];
 
 	struct devmig_dma *dma;
@@ -160,18 +174,86 @@ void devmig_device_log(struct devmig_device *dev, const char *fmt, ...)
 
 /* ---- interrupts ---- */
 
-static void signal_efd(int fd)
+static void efd_put(struct irq_efd *e)
 {
-	uint64_t one = 1;
-	if (fd >= 0 && write(fd, &one, sizeof(one)) < 0) {
-		/* An eventfd write only fails at counter overflow: the interrupt is
-		 * already pending, so dropping this one loses nothing. */
+	if (e && atomic_fetch_sub(&e->refs, 1) == 1) {
+		close(e->fd);
+		free(e);
 	}
 }
 
-static int irq_fd(struct devmig_core *c, unsigned index, unsigned v)
+/*
+ * Only an eventfd becomes an interrupt (as with the kernel's VFIO): a pipe
+ * or socket could block the write or raise SIGPIPE. An eventfd is an anonymous
+ * inode whose /proc link says so.
+ */
+static bool is_eventfd(int fd)
 {
-	return v < c->irq[index].count ? c->irq[index].efd[v] : -1;
+	struct stat st;
+	char path[64], link[32];
+
+	if (fstat(fd, &st) || (st.st_mode & S_IFMT))
+		return false;
+	snprintf(path, sizeof(path), "/proc/self/fd/%d", fd);
+	ssize_t n = readlink(path, link, sizeof(link) - 1);
+	if (n < 0)
+		return false;
+	link[n] = '\0';
+	return !strcmp(link, "anon_inode:[eventfd]");
+}
+
+/*
+ * Add 1 to the eventfd without ever blocking: the write would block only
+ * when the counter is at its maximum, and then the interrupt is pending
+ * anyway, so nothing is lost by skipping it. No lock is held here.
+ */
+static void signal_efd(struct irq_efd *e)
+{
+	struct pollfd pf = { e->fd, POLLOUT, 0 };
+	uint64_t one = 1;
+
+	if (poll(&pf, 1, 0) == 1 && (pf.revents & POLLOUT) && write(e->fd, &one, sizeof(one)) < 0) {
+		/* Nothing to do: see above. */
+	}
+}
+
+/* Queue a signal of e for cfg_unlock. cfg_lock held. */
+static void queue_signal(struct devmig_core *c, struct irq_efd *e)
+{
+	if (!e)
+		return;
+	for (unsigned i = 0; i < c->nto_signal; i++)
+		if (c->to_signal[i] == e)
+			return; /* one signal per fd and section is enough */
+	if (c->nto_signal == c->to_signal_cap)
+		return; /* cannot happen: one slot per vector */
+	atomic_fetch_add(&e->refs, 1);
+	c->to_signal[c->nto_signal++] = e;
+}
+
+/* Release cfg_lock, then send the signals queued while it was held. */
+static void cfg_unlock(struct devmig_core *c)
+{
+	for (;;) {
+		struct irq_efd *batch[32];
+		unsigned n = c->nto_signal < 32 ? c->nto_signal : 32;
+		c->nto_signal -= n;
+		memcpy(batch, c->to_signal + c->nto_signal, n * sizeof(*batch));
+		bool more = c->nto_signal > 0;
+		pthread_mutex_unlock(&c->cfg_lock);
+		for (unsigned i = 0; i < n; i++) {
+			signal_efd(batch[i]);
+			efd_put(batch[i]);
+		}
+		if (!more)
+			return;
+		pthread_mutex_lock(&c->cfg_lock);
+	}
+}
+
+static struct irq_efd *irq_fd(struct devmig_core *c, unsigned index, unsigned v)
+{
+	return v < c->irq[index].count ? c->irq[index].efd[v] : NULL;
 }
 
 /*
@@ -228,10 +310,10 @@ static int raise_vec(struct devmig_core *c, unsigned index, unsigned v)
 		vec_set_pending(c, index, v, true);
 		return 0;
 	}
-	int fd = irq_fd(c, index, v);
-	if (fd < 0)
+	struct irq_efd *e = irq_fd(c, index, v);
+	if (!e)
 		return -ENOENT;
-	signal_efd(fd);
+	queue_signal(c, e);
 	return 0;
 }
 
@@ -240,13 +322,13 @@ static bool irq_allowed(struct devmig_core *c);
 /* A mask on v went: send it if it is pending and nothing else holds it. */
 static void vec_try_fire(struct devmig_core *c, unsigned index, unsigned v)
 {
-	int fd = irq_fd(c, index, v);
+	struct irq_efd *e = irq_fd(c, index, v);
 
 	if (!vec_active(c, index, v) || !vec_pending(c, index, v) || vec_masked(c, index, v) ||
-	    fd < 0 || !irq_allowed(c))
+	    !e || !irq_allowed(c))
 		return;
 	vec_set_pending(c, index, v, false);
-	signal_efd(fd);
+	queue_signal(c, e);
 }
 
 /* Running again: send what a stopped device held (or a loaded PBA carried). */
@@ -256,7 +338,7 @@ static void fire_held(struct devmig_core *c)
 	for (unsigned index = VFIO_PCI_MSI_IRQ_INDEX; index <= VFIO_PCI_MSIX_IRQ_INDEX; index++)
 		for (uint32_t v = 0; v < c->irq[index].count; v++)
 			vec_try_fire(c, index, v);
-	pthread_mutex_unlock(&c->cfg_lock);
+	cfg_unlock(c);
 }
 
 /* Deliver vector v of the enabled mode. cfg_lock held. */
@@ -282,10 +364,10 @@ static int raise_locked(struct devmig_core *c, unsigned v)
 		ix->intx_pending = true;
 		return 0;
 	}
-	if (ix->efd[0] < 0)
+	if (!ix->efd[0])
 		return -ENOENT;
 	ix->intx_masked = true; /* INTx is automasked until the client unmasks it */
-	signal_efd(ix->efd[0]);
+	queue_signal(c, ix->efd[0]);
 	return 0;
 }
 
@@ -314,7 +396,7 @@ int devmig_device_irq(struct devmig_device *dev, unsigned v)
 		c->held[v / 64] |= 1ull << (v % 64); /* delivered when the device may signal */
 	else
 		rc = -EINVAL;
-	pthread_mutex_unlock(&c->cfg_lock);
+	cfg_unlock(c);
 	return rc;
 }
 
@@ -329,7 +411,7 @@ static void deliver_held(struct devmig_core *c)
 			raise_locked(c, v); /* no eventfd or vector now: as if raised now */
 		}
 	}
-	pthread_mutex_unlock(&c->cfg_lock);
+	cfg_unlock(c);
 }
 
 static unsigned held_count_locked(const uint64_t *held)
@@ -367,22 +449,22 @@ static void cfg_notify(void *opaque, enum devmig_pcicfg_event ev, unsigned index
 		 * MASK, a missing eventfd or a stopped device still hold it. */
 		unsigned ix = ev == DEVMIG_PCICFG_EV_MSI_FIRE ? VFIO_PCI_MSI_IRQ_INDEX
 							       : VFIO_PCI_MSIX_IRQ_INDEX;
-		int fd = irq_fd(c, ix, index);
-		if (!irq_allowed(c) || c->irq[ix].masked[index] || fd < 0)
+		struct irq_efd *e = irq_fd(c, ix, index);
+		if (!irq_allowed(c) || c->irq[ix].masked[index] || !e)
 			vec_set_pending(c, ix, index, true);
 		else
-			signal_efd(fd);
+			queue_signal(c, e);
 		break;
 	}
 	}
 }
 
+/* Drop the table's references; a signal in flight keeps its fd open until it is sent. */
 static void close_irq_fds(struct irq_index *ix, uint32_t start, uint32_t count)
 {
 	for (uint32_t i = start; i < start + count && i < ix->count; i++) {
-		if (ix->efd[i] >= 0)
-			close(ix->efd[i]);
-		ix->efd[i] = -1;
+		efd_put(ix->efd[i]);
+		ix->efd[i] = NULL;
 	}
 }
 
@@ -415,11 +497,11 @@ static void set_masks(struct devmig_core *c, unsigned index, const struct devmig
 			continue;
 		if (index == VFIO_PCI_INTX_IRQ_INDEX) {
 			ix->intx_masked = mask;
-			if (!mask && ix->intx_pending && ix->efd[0] >= 0 &&
+			if (!mask && ix->intx_pending && ix->efd[0] &&
 			    !devmig_pcicfg_intx_disabled(c->cfg)) {
 				ix->intx_pending = false;
 				ix->intx_masked = true; /* automasked again */
-				signal_efd(ix->efd[0]);
+				queue_signal(c, ix->efd[0]);
 			}
 			continue;
 		}
@@ -447,6 +529,29 @@ int devmig_core_set_irqs(struct devmig_device *dev, const struct devmig_irq_set 
 	if (action != VFIO_IRQ_SET_ACTION_TRIGGER && data == VFIO_IRQ_SET_DATA_EVENTFD)
 		return -EINVAL;
 
+	/* Checked, and wrapped, before anything changes: all or none are taken. */
+	struct irq_efd *efds[DEVMIG_IRQ_SET_FDS_MAX] = { NULL };
+	if (data == VFIO_IRQ_SET_DATA_EVENTFD) {
+		if (nfds > DEVMIG_IRQ_SET_FDS_MAX)
+			return -EINVAL;
+		for (unsigned i = 0; i < nfds; i++) {
+			if (fds[i] >= 0 && !is_eventfd(fds[i]))
+				return -EINVAL;
+		}
+		for (unsigned i = 0; i < nfds; i++) {
+			if (fds[i] < 0)
+				continue;
+			efds[i] = malloc(sizeof(*efds[i]));
+			if (!efds[i]) {
+				for (unsigned k = 0; k < i; k++)
+					free(efds[k]);
+				return -ENOMEM;
+			}
+			atomic_init(&efds[i]->refs, 1);
+			efds[i]->fd = fds[i];
+		}
+	}
+
 	pthread_mutex_lock(&c->cfg_lock);
 	if (action == VFIO_IRQ_SET_ACTION_TRIGGER) {
 		if (disable_all) {
@@ -458,7 +563,7 @@ int devmig_core_set_irqs(struct devmig_device *dev, const struct devmig_irq_set 
 		} else if (data == VFIO_IRQ_SET_DATA_EVENTFD) {
 			close_irq_fds(ix, set->start, set->count);
 			for (unsigned i = 0; i < nfds; i++)
-				ix->efd[set->start + i] = fds[i];
+				ix->efd[set->start + i] = efds[i];
 			/* A vector held pending only for want of an eventfd goes now. */
 			for (uint32_t i = 0; set->index != VFIO_PCI_INTX_IRQ_INDEX && i < nfds; i++)
 				vec_try_fire(c, set->index, set->start + i);
@@ -466,13 +571,13 @@ int devmig_core_set_irqs(struct devmig_device *dev, const struct devmig_irq_set 
 			/* The client triggers vectors itself (loopback testing). */
 			for (uint32_t i = 0; i < set->count; i++)
 				if (data == VFIO_IRQ_SET_DATA_NONE || bools[i])
-					signal_efd(ix->efd[set->start + i]);
+					queue_signal(c, ix->efd[set->start + i]);
 		}
 	} else {
 		set_masks(c, set->index, set, data == VFIO_IRQ_SET_DATA_BOOL ? bools : NULL,
 			  action == VFIO_IRQ_SET_ACTION_MASK);
 	}
-	pthread_mutex_unlock(&c->cfg_lock);
+	cfg_unlock(c);
 	return 0;
 }
 
@@ -527,7 +632,7 @@ int devmig_core_region_info(struct devmig_device *dev, uint32_t index,
 			*fd = c->bar[index].fd;
 		}
 	}
-	pthread_mutex_unlock(&c->cfg_lock);
+	cfg_unlock(c);
 	return 0;
 }
 
@@ -607,7 +712,7 @@ int devmig_core_region_rw(struct devmig_device *dev, uint32_t region, uint64_t o
 		int rc = is_write ? devmig_pcicfg_write(c->cfg, offset, buf, count)
 				  : devmig_pcicfg_read(c->cfg, offset, buf, count);
 		unsigned what = c->cfg_events;
-		pthread_mutex_unlock(&c->cfg_lock);
+		cfg_unlock(c);
 		config_changed(c, what);
 		return rc;
 	}
@@ -617,7 +722,7 @@ int devmig_core_region_rw(struct devmig_device *dev, uint32_t region, uint64_t o
 	c->cfg_events = 0;
 	int hit = devmig_pcicfg_msix_access(c->cfg, region, offset, buf, count, is_write);
 	unsigned what = c->cfg_events;
-	pthread_mutex_unlock(&c->cfg_lock);
+	cfg_unlock(c);
 	if (hit) {
 		config_changed(c, what);
 		return hit < 0 ? hit : 0;
@@ -752,7 +857,7 @@ void devmig_core_client_gone(struct devmig_device *dev)
 		for (uint32_t v = 0; v < ix->count; v++)
 			ix->masked[v] = false;
 	}
-	pthread_mutex_unlock(&c->cfg_lock);
+	cfg_unlock(c);
 }
 
 /* ---- migration: the data session ---- */
@@ -823,7 +928,7 @@ static int save_held_irqs(struct devmig_core *c, struct devmig_save *s)
 	for (unsigned w = 0; w < HELD_WORDS; w++)
 		for (uint64_t bits = c->held[w]; bits; bits &= bits - 1)
 			put32(rec + 8 + 4 * n++, w * 64 + (unsigned)__builtin_ctzll(bits));
-	pthread_mutex_unlock(&c->cfg_lock);
+	cfg_unlock(c);
 	if (!n)
 		return 0;
 	put32(rec, n);
@@ -877,7 +982,7 @@ static ssize_t src_config_data(void *opaque, void *buf, size_t cap)
 	pthread_mutex_lock(&c->cfg_lock);
 	size_t n = devmig_pcicfg_save_size(c->cfg);
 	int rc = n <= cap ? devmig_pcicfg_save(c->cfg, buf, cap) : -ENOSPC;
-	pthread_mutex_unlock(&c->cfg_lock);
+	cfg_unlock(c);
 	return rc ? rc : (ssize_t)n;
 }
 
@@ -892,7 +997,7 @@ void devmig_core_compat_info(struct devmig_device *dev, struct devmig_compat_inf
 			 c->id->accepts[i]);
 	pthread_mutex_lock(&c->cfg_lock);
 	info->config_fingerprint = devmig_pcicfg_fingerprint(c->cfg);
-	pthread_mutex_unlock(&c->cfg_lock);
+	cfg_unlock(c);
 	info->caps = c->caps;
 }
 
@@ -1089,7 +1194,7 @@ static int open_save(struct devmig_core *c, char *why, size_t wl)
 	pthread_mutex_lock(&c->cfg_lock);
 	h.config_fingerprint = devmig_pcicfg_fingerprint(c->cfg);
 	src.config_size = devmig_pcicfg_save_size(c->cfg);
-	pthread_mutex_unlock(&c->cfg_lock);
+	cfg_unlock(c);
 	c->writer = devmig_stream_writer_new(&h, &src);
 	pthread_mutex_lock(&c->rl_lock);
 	devmig_xfer_meter_reset(&c->xfer_rate); /* a new session: its reads set the rate */
@@ -1141,7 +1246,7 @@ static int check_load(struct devmig_core *c, char *why, size_t wl)
 	} else {
 		snprintf(why, wl, "out of memory");
 	}
-	pthread_mutex_unlock(&c->cfg_lock);
+	cfg_unlock(c);
 	free(old);
 	if (rc)
 		return rc;
@@ -1157,7 +1262,7 @@ static void apply_load(struct devmig_core *c)
 	if (devmig_pcicfg_load(c->cfg, c->cfg_blob, c->cfg_blob_len, why, sizeof(why)))
 		devmig_device_log(c->dev, "config space checked but not applied: %s", why);
 	memcpy(c->held, c->held_in, sizeof(c->held));
-	pthread_mutex_unlock(&c->cfg_lock);
+	cfg_unlock(c);
 	for (unsigned i = 0; i < c->ntrackers; i++)
 		devmig_tracker_load_apply(c->trackers[i]);
 	for (unsigned b = 0; b < DEVMIG_PCI_NUM_BARS; b++)
@@ -1484,7 +1589,7 @@ uint64_t devmig_device_default_stop_copy_size(struct devmig_device *dev)
 	pthread_mutex_lock(&c->cfg_lock);
 	unsigned held = held_count_locked(c->held);
 	uint64_t cfg_bytes = devmig_pcicfg_save_size(c->cfg);
-	pthread_mutex_unlock(&c->cfg_lock);
+	cfg_unlock(c);
 	if (held)
 		bytes += DEVMIG_STREAM_REC_OVERHEAD + 8 + 4ull * held;
 	/* CONFIG, END, and the magic and HEADER if no session is open yet */
@@ -1695,7 +1800,7 @@ void devmig_core_reset(struct devmig_device *dev)
 		ix->intx_masked = ix->intx_pending = false;
 	}
 	memset(c->held, 0, sizeof(c->held));
-	pthread_mutex_unlock(&c->cfg_lock);
+	cfg_unlock(c);
 }
 
 /* ---- a replacement config space (a fleet profile) ---- */
@@ -1763,7 +1868,7 @@ int devmig_core_replace_config(struct devmig_device *dev, struct devmig_pci_conf
 	/* Interrupt counts follow the new config (MSI and INTx may differ). */
 	free_irqs(c);
 	rc = alloc_irqs(c);
-	pthread_mutex_unlock(&c->cfg_lock);
+	cfg_unlock(c);
 	devmig_pcicfg_destroy(old);
 	if (rc)
 		snprintf(err, errlen, "out of memory");
@@ -1788,15 +1893,21 @@ static int alloc_irqs(struct devmig_core *c)
 		struct irq_index *ix = &c->irq[i];
 		if (!ix->count)
 			continue;
-		ix->efd = malloc(sizeof(int) * ix->count);
+		ix->efd = calloc(ix->count, sizeof(*ix->efd));
 		ix->masked = calloc(ix->count, sizeof(bool));
 		ix->pending = calloc(ix->count, sizeof(bool));
 		if (!ix->efd || !ix->masked || !ix->pending)
 			return -ENOMEM;
-		for (uint32_t v = 0; v < ix->count; v++)
-			ix->efd[v] = -1;
 	}
-	return 0;
+	/* A section signals each vector's fd at most once: one slot per vector. */
+	unsigned vectors = 0;
+	for (unsigned i = 0; i < DEVMIG_NUM_IRQS; i++)
+		vectors += c->irq[i].count;
+	free(c->to_signal);
+	c->nto_signal = 0;
+	c->to_signal_cap = vectors;
+	c->to_signal = calloc(vectors ? vectors : 1, sizeof(*c->to_signal));
+	return c->to_signal ? 0 : -ENOMEM;
 }
 
 static void free_irqs(struct devmig_core *c)
@@ -1810,6 +1921,9 @@ static void free_irqs(struct devmig_core *c)
 		free(ix->pending);
 		memset(ix, 0, sizeof(*ix));
 	}
+	free(c->to_signal);
+	c->to_signal = NULL;
+	c->nto_signal = c->to_signal_cap = 0;
 }
 
 static void free_core(struct devmig_core *c)

@@ -17,13 +17,21 @@
  * Log: the configuration (ranges, bitmaps) changes only under the exclusive
  * lock; bits change under the shared lock with atomic RMW only, so device
  * writes, mark_dirty and reports run concurrently without losing a bit.
+ *
+ * Guest memory belongs to the client, which may shrink the file behind a
+ * mapping at any time: touching the lost pages raises SIGBUS. Every copy to
+ * or from a mapping is guarded (guarded_copy): such a fault fails that one
+ * access with -EFAULT and the server lives on.
  */
 #include <errno.h>
 #include <pthread.h>
+#include <setjmp.h>
+#include <signal.h>
 #include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "dma.h"
@@ -73,6 +81,69 @@ static bool is_pow2(uint64_t x)
 static bool range_ok(uint64_t a, uint64_t len)
 {
 	return len != 0 && a + len > a;
+}
+
+/* ---- guarded copies ---- */
+
+/* The copy this thread is in, if any: where a SIGBUS goes back to. */
+static __thread sigjmp_buf *volatile copy_guard __attribute__((tls_model("initial-exec")));
+static struct sigaction prev_sigbus;
+
+static void on_sigbus(int sig, siginfo_t *si, void *uc)
+{
+	sigjmp_buf *jb = copy_guard;
+
+	if (jb) {
+		copy_guard = NULL;
+		siglongjmp(*jb, 1);
+	}
+	/* Not a guarded copy: what would have happened without us. */
+	if ((prev_sigbus.sa_flags & SA_SIGINFO) && prev_sigbus.sa_sigaction) {
+		prev_sigbus.sa_sigaction(sig, si, uc);
+	} else if (!(prev_sigbus.sa_flags & SA_SIGINFO) && prev_sigbus.sa_handler != SIG_DFL &&
+		   prev_sigbus.sa_handler != SIG_IGN) {
+		prev_sigbus.sa_handler(sig);
+	} else {
+		/* The faulting access runs again and ends the process as before. */
+		signal(SIGBUS, SIG_DFL);
+	}
+}
+
+/*
+ * Ours must be the SIGBUS handler while mappings exist. Checked at every
+ * fd mapping: whoever replaced it since (the embedding program, a test
+ * harness) is chained to instead.
+ */
+static void ensure_guard(void)
+{
+	static pthread_mutex_t mu = PTHREAD_MUTEX_INITIALIZER;
+	struct sigaction cur, sa;
+
+	pthread_mutex_lock(&mu);
+	if (!sigaction(SIGBUS, NULL, &cur) &&
+	    !((cur.sa_flags & SA_SIGINFO) && cur.sa_sigaction == on_sigbus)) {
+		memset(&sa, 0, sizeof(sa));
+		sa.sa_sigaction = on_sigbus;
+		/* NODEFER: leaving by siglongjmp must not leave SIGBUS blocked. */
+		sa.sa_flags = SA_SIGINFO | SA_NODEFER | SA_ONSTACK | SA_RESTART;
+		sigemptyset(&sa.sa_mask);
+		prev_sigbus = cur;
+		sigaction(SIGBUS, &sa, NULL);
+	}
+	pthread_mutex_unlock(&mu);
+}
+
+/* memcpy that fails with -EFAULT instead of dying when a page is gone. */
+static int guarded_copy(void *dst, const void *src, size_t n)
+{
+	sigjmp_buf jb;
+
+	if (sigsetjmp(jb, 0))
+		return -EFAULT;
+	copy_guard = &jb;
+	memcpy(dst, src, n);
+	copy_guard = NULL;
+	return 0;
 }
 
 /* ---- table ---- */
@@ -161,6 +232,17 @@ void devmig_dma_destroy(struct devmig_dma *dma)
 	free(dma);
 }
 
+bool devmig_dma_has_fdless(struct devmig_dma *dma)
+{
+	bool any = false;
+
+	pthread_rwlock_rdlock(&dma->lock);
+	for (size_t i = 0; i < dma->n && !any; i++)
+		any = !dma->regs[i]->va;
+	pthread_rwlock_unlock(&dma->lock);
+	return any;
+}
+
 void devmig_dma_set_max_mappings(struct devmig_dma *dma, uint32_t max)
 {
 	pthread_rwlock_wrlock(&dma->lock);
@@ -180,6 +262,17 @@ int devmig_dma_map(struct devmig_dma *dma, uint64_t iova, uint64_t size, uint32_
 		return -EINVAL;
 	if (fd >= 0 && (file_offset & (DMA_ALIGN - 1) || file_offset > (uint64_t)INT64_MAX))
 		return -EINVAL;
+	/* A file must hold what is mapped: past its end is a SIGBUS (refused
+	 * after the overlap checks, so their errors keep priority). */
+	bool past_end = false;
+	if (fd >= 0) {
+		struct stat st;
+		if (fstat(fd, &st))
+			return -errno;
+		past_end = S_ISREG(st.st_mode) && (file_offset > (uint64_t)st.st_size ||
+						   size > (uint64_t)st.st_size - file_offset);
+		ensure_guard();
+	}
 
 	r = calloc(1, sizeof(*r));
 	if (!r)
@@ -207,6 +300,8 @@ int devmig_dma_map(struct devmig_dma *dma, uint64_t iova, uint64_t size, uint32_
 	i = first_ending_after(dma, iova);
 	if (i < dma->n && dma->regs[i]->iova < iova + size) {
 		err = -EEXIST;
+	} else if (past_end) {
+		err = -EINVAL;
 	} else if (dma->n >= dma->max_maps) {
 		err = -ENOSPC;
 	} else if (dma->n == dma->cap) {
@@ -405,10 +500,7 @@ static int dma_access(struct devmig_dma *dma, uint64_t iova, void *buf, size_t l
 		if (r->va) {
 			uint8_t *g = (uint8_t *)r->va + (s - r->iova);
 
-			if (is_write)
-				memcpy(g, b, e - s);
-			else
-				memcpy(b, g, e - s);
+			err = is_write ? guarded_copy(g, b, e - s) : guarded_copy(b, g, e - s);
 		} else {
 			err = dma->t.xfer(dma->t.opaque, is_write, s, b, e - s);
 			if (err > 0)

@@ -63,6 +63,9 @@ struct devmig_dma *devmig_dma_create(const struct devmig_dma_transport *t);
  */
 void devmig_dma_destroy(struct devmig_dma *dma);
 
+/* Is some mapping reached through the transport (no fd)? */
+bool devmig_dma_has_fdless(struct devmig_dma *dma);
+
 /* Largest number of mappings accepted (default DEVMIG_DEFAULT_MAX_DMA_MAPS). */
 void devmig_dma_set_max_mappings(struct devmig_dma *dma, uint32_t max);
 

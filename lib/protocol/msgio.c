@@ -1,9 +1,11 @@
 /* SPDX-License-Identifier: MIT */
 #include <assert.h>
 #include <errno.h>
+#include <poll.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "msgio.h"
@@ -277,17 +279,33 @@ void devmig_msg_tune_socket(int sock)
 	setsockopt(sock, SOL_SOCKET, SO_RCVBUF, &sz, sizeof(sz));
 }
 
-int devmig_msg_send(int sock, const struct iovec *iov_in, int iovcnt, const int *fds,
-		    unsigned nfds)
+/* Milliseconds left until deadline_ns (CLOCK_MONOTONIC), at least 0. */
+static int ms_left(uint64_t deadline_ns)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	uint64_t now = (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
+	return now >= deadline_ns ? 0 : (int)((deadline_ns - now + 999999) / 1000000);
+}
+
+int devmig_msg_send_timed(int sock, const struct iovec *iov_in, int iovcnt, const int *fds,
+			  unsigned nfds, int timeout_ms)
 {
 	struct iovec iov[DEVMIG_MSGIO_MAX_IOV];
 	union {
 		char buf[CMSG_SPACE(sizeof(int) * DEVMIG_MSGIO_MAX_FDS)];
 		struct cmsghdr align;
 	} ctl;
+	uint64_t deadline = 0;
 
 	if (iovcnt > DEVMIG_MSGIO_MAX_IOV || nfds > DEVMIG_MSGIO_MAX_FDS)
 		return -EINVAL;
+	if (timeout_ms >= 0) {
+		struct timespec ts;
+		clock_gettime(CLOCK_MONOTONIC, &ts);
+		deadline = (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec +
+			   (uint64_t)timeout_ms * 1000000ull;
+	}
 	memcpy(iov, iov_in, sizeof(*iov) * (size_t)iovcnt);
 	struct msghdr mh = { .msg_iov = iov, .msg_iovlen = (size_t)iovcnt };
 	if (nfds) {
@@ -301,10 +319,24 @@ int devmig_msg_send(int sock, const struct iovec *iov_in, int iovcnt, const int 
 		memcpy(CMSG_DATA(c), fds, sizeof(int) * nfds);
 	}
 	while (mh.msg_iovlen) {
-		ssize_t n = sendmsg(sock, &mh, MSG_NOSIGNAL);
+		/* With a deadline, never block in sendmsg: a peer that stops reading
+		 * costs at most the deadline for the whole message, not per piece. */
+		ssize_t n = sendmsg(sock, &mh, MSG_NOSIGNAL | (timeout_ms >= 0 ? MSG_DONTWAIT : 0));
 		if (n < 0) {
 			if (errno == EINTR)
 				continue;
+			if (timeout_ms >= 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
+				struct pollfd pf = { sock, POLLOUT, 0 };
+				int left = ms_left(deadline);
+				if (!left)
+					return -ETIMEDOUT;
+				int k = poll(&pf, 1, left);
+				if (k < 0 && errno != EINTR)
+					return -errno;
+				if (k == 0 && !ms_left(deadline))
+					return -ETIMEDOUT;
+				continue;
+			}
 			return -errno;
 		}
 		/* Descriptors go with the first bytes only. */
@@ -321,4 +353,15 @@ int devmig_msg_send(int sock, const struct iovec *iov_in, int iovcnt, const int 
 		}
 	}
 	return 0;
+}
+
+int devmig_msg_send(int sock, const struct iovec *iov, int iovcnt, const int *fds,
+		    unsigned nfds)
+{
+	return devmig_msg_send_timed(sock, iov, iovcnt, fds, nfds, -1);
+}
+
+bool devmig_msg_reader_buffered(const struct devmig_msg_reader *r)
+{
+	return r->end > r->start;
 }

@@ -91,5 +91,12 @@ void devmig_msg_tune_socket(int sock);
 /* Send iov (and fds) completely: handles partial writes and EINTR, never SIGPIPE. */
 int devmig_msg_send(int sock, const struct iovec *iov, int iovcnt, const int *fds,
 		    unsigned nfds);
+/* The same within timeout_ms for the whole message (-ETIMEDOUT), whatever the
+ * socket's mode; timeout_ms < 0: no limit (devmig_msg_send). */
+int devmig_msg_send_timed(int sock, const struct iovec *iov, int iovcnt, const int *fds,
+			  unsigned nfds, int timeout_ms);
+
+/* Bytes already read and not yet returned (poll() on the socket cannot see them). */
+bool devmig_msg_reader_buffered(const struct devmig_msg_reader *r);
 
 #endif /* DEVMIG_LIB_MSGIO_H */

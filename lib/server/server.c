@@ -7,17 +7,28 @@
  * model) with no hand-off on the hot path. Device worker threads may send
  * DMA_READ/DMA_WRITE commands to the client at the same time: sends are
  * serialised by send_lock and the replies, read by the server thread, are
- * handed to the waiting worker.
+ * handed to the waiting worker. A state change or reset, which may wait for
+ * such a worker, runs in a helper thread while the server thread goes on
+ * reading those replies (only when fd-less mappings make them possible).
+ *
+ * No client can hang the server: every send has a deadline for the whole
+ * message, a message once begun must arrive within the I/O timeout, a client
+ * has that long to send VERSION, and a second client is told EBUSY at once
+ * instead of waiting behind the first. Only eventfds become interrupts and
+ * DMA mappings are checked against their file (the core's rules).
  */
 #include <errno.h>
+#include <poll.h>
 #include <pthread.h>
 #include <stdarg.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/eventfd.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/time.h>
 #include <sys/un.h>
 #include <time.h>
 #include <unistd.h>
@@ -29,6 +40,9 @@
 
 #define REPLY_HEAD_MAX 4096u
 #define DMA_REPLY_TIMEOUT_S 10
+#define DEFAULT_IO_TIMEOUT_MS 10000u
+#define MAX_REFUSED 8          /* refused clients kept open until they read EBUSY */
+#define REFUSED_LINGER_MS 1000u
 
 /* A worker thread waiting for the client's reply to its DMA_READ/WRITE. */
 struct dma_waiter {
@@ -45,6 +59,8 @@ struct devmig_server {
 	struct devmig_server_config cfg;
 	char *path;
 	int listen_fd;
+	dev_t sock_dev;              /* the socket file we created: only it is removed */
+	ino_t sock_ino;
 	pthread_t thread;
 	bool thread_started;
 	atomic_bool stopping;
@@ -59,6 +75,19 @@ struct devmig_server {
 	uint16_t next_dma_id;
 	struct dma_waiter *waiters;
 	pthread_mutex_t send_lock;
+
+	/* The server thread's reader, and a command that arrived while a state
+	 * change ran in a helper thread: served next, before reading on. */
+	struct devmig_msg_reader *rd;
+	struct devmig_rx held;
+	bool have_held;
+	/* Clients told EBUSY, kept open a moment so their VERSION does not meet
+	 * a closed socket before they read the answer. */
+	struct {
+		int fd;
+		uint64_t until_ms;
+	} refused[MAX_REFUSED];
+	unsigned nrefused;
 
 	struct devmig_wire_limits lim;
 	uint8_t *data;               /* reply data: region reads, migration data, bitmaps */
@@ -86,11 +115,12 @@ static void vlog(struct devmig_server *s, const char *fmt, ...)
 
 /* ---- sending ---- */
 
+/* A client that stops reading costs at most the I/O timeout per message. */
 static int send_locked_iov(struct devmig_server *s, int sock, struct iovec *iov, int n,
 			   const int *fds, unsigned nfds)
 {
 	pthread_mutex_lock(&s->send_lock);
-	int rc = devmig_msg_send(sock, iov, n, fds, nfds);
+	int rc = devmig_msg_send_timed(sock, iov, n, fds, nfds, (int)s->cfg.io_timeout_ms);
 	pthread_mutex_unlock(&s->send_lock);
 	return rc;
 }
@@ -174,7 +204,7 @@ static int dma_xfer_one(struct devmig_server *s, bool is_write, uint64_t iova, v
 	}
 
 	struct timespec deadline;
-	clock_gettime(CLOCK_REALTIME, &deadline);
+	clock_gettime(CLOCK_MONOTONIC, &deadline); /* conn_cv waits on CLOCK_MONOTONIC */
 	deadline.tv_sec += DMA_REPLY_TIMEOUT_S;
 	pthread_mutex_lock(&s->conn_lock);
 	while (!rc && !w.done) {
@@ -235,6 +265,111 @@ static void route_reply(struct devmig_server *s, const struct devmig_msg *m)
 	pthread_mutex_unlock(&s->conn_lock);
 }
 
+/* Every waiting worker's DMA fails: the client is gone. */
+static void fail_waiters(struct devmig_server *s, int error)
+{
+	pthread_mutex_lock(&s->conn_lock);
+	for (struct dma_waiter *w = s->waiters; w; w = w->next) {
+		if (!w->done) {
+			w->done = true;
+			w->error = error;
+		}
+	}
+	pthread_cond_broadcast(&s->conn_cv);
+	pthread_mutex_unlock(&s->conn_lock);
+}
+
+/* ---- state changes and resets, which may wait for device workers ---- */
+
+struct blocking_op {
+	struct devmig_server *s;
+	bool reset;                  /* DEVICE_RESET, else a state change to state */
+	uint32_t state;
+	enum devmig_state now;
+	int rc;
+	int done_fd;                 /* an eventfd written when it is over */
+	char why[256];
+};
+
+static void blocking_op_run(struct blocking_op *op)
+{
+	if (op->reset)
+		devmig_core_reset(op->s->dev);
+	else
+		op->rc = devmig_core_set_state(op->s->dev, op->state, &op->now, op->why,
+					       sizeof(op->why));
+}
+
+static void *blocking_op_thread(void *arg)
+{
+	struct blocking_op *op = arg;
+	uint64_t one = 1;
+
+	blocking_op_run(op);
+	if (write(op->done_fd, &one, sizeof(one)) < 0) {
+		/* An eventfd of ours cannot refuse one increment. */
+	}
+	return NULL;
+}
+
+/*
+ * Run op. A worker that op waits for may itself wait for the client's reply
+ * to a DMA command (fd-less mappings), and only this thread reads replies:
+ * then op runs in a helper thread while this one routes replies. The first
+ * command that arrives meanwhile is held and served next (the client is
+ * waiting for op's answer; commands it sent after are read after it).
+ * Returns -1 if the connection broke meanwhile, else 0.
+ */
+static int run_blocking(struct devmig_server *s, int sock, struct blocking_op *op)
+{
+	pthread_t t;
+
+	op->s = s;
+	if (!devmig_dma_has_fdless(devmig_core_dma(s->dev)) || s->have_held) {
+		blocking_op_run(op);
+		return 0;
+	}
+	op->done_fd = eventfd(0, EFD_CLOEXEC);
+	if (op->done_fd < 0 || pthread_create(&t, NULL, blocking_op_thread, op)) {
+		if (op->done_fd >= 0)
+			close(op->done_fd);
+		blocking_op_run(op);
+		return 0;
+	}
+	bool alive = true;
+	for (;;) {
+		bool can_read = alive && !s->have_held;
+		bool buffered = can_read && devmig_msg_reader_buffered(s->rd);
+		struct pollfd pf[2] = { { op->done_fd, POLLIN, 0 }, { sock, POLLIN, 0 } };
+		int k = poll(pf, can_read ? 2 : 1, buffered ? 0 : -1);
+		if (k < 0 && errno != EINTR)
+			break; /* cannot happen with valid fds; join below waits anyway */
+		if (k > 0 && (pf[0].revents & POLLIN))
+			break;
+		if (!can_read || !(buffered || (k > 0 && pf[1].revents)))
+			continue;
+		struct devmig_rx rx;
+		int rc = devmig_msg_recv(s->rd, &s->lim, &rx);
+		if (rc <= 0) {
+			alive = false;
+			fail_waiters(s, ENOTCONN);
+			continue;
+		}
+		struct devmig_msg m;
+		if (!rx.skipped && !devmig_decode(rx.msg, rx.len, rx.nfds, &s->lim, &m) &&
+		    (m.hdr.flags & DEVMIG_HDR_TYPE_MASK) == DEVMIG_HDR_TYPE_REPLY) {
+			route_reply(s, &m);
+			devmig_rx_close_fds(&rx);
+			continue;
+		}
+		s->held = rx;
+		s->have_held = true;
+	}
+	pthread_join(t, NULL);
+	close(op->done_fd);
+	return alive ? 0 : -1;
+}
+
 /* ---- command handlers: each returns 0 after replying, or a positive errno ---- */
 
 static int handle_version(struct devmig_server *s, int sock, const struct devmig_msg *m)
@@ -287,6 +422,8 @@ static int handle_version(struct devmig_server *s, int sock, const struct devmig
 	s->ext = reply.ext;
 	s->negotiated = true;
 	pthread_mutex_unlock(&s->conn_lock);
+	if (m->hdr.flags & DEVMIG_HDR_NO_REPLY)
+		return 0;
 	return sent(send_msg(s, sock, &r, NULL, 0));
 }
 
@@ -316,6 +453,8 @@ static int handle_region_info(struct devmig_server *s, int sock, const struct de
 		 * client refuses one), and the fd goes with the whole reply only. */
 		fd = -1;
 	}
+	if (m->hdr.flags & DEVMIG_HDR_NO_REPLY)
+		return 0;
 	return sent(send_msg(s, sock, &r, fd >= 0 ? &fd : NULL, fd >= 0 ? 1 : 0));
 }
 
@@ -457,14 +596,15 @@ static int handle_feature(struct devmig_server *s, int sock, const struct devmig
 			if (get) {
 				st.device_state = devmig_device_state(s->dev);
 			} else {
-				enum devmig_state now;
-				char why[256];
-				int rc = devmig_core_set_state(s->dev, m->u.feature.u.mig_state.device_state,
-							       &now, why, sizeof(why));
-				if (rc) {
+				struct blocking_op op = {
+					.state = m->u.feature.u.mig_state.device_state,
+				};
+				if (run_blocking(s, sock, &op))
+					return -1; /* the client left meanwhile */
+				if (op.rc) {
 					vlog(s, "state change to %s refused: %s",
-					     devmig_state_name(m->u.feature.u.mig_state.device_state), why);
-					return -rc;
+					     devmig_state_name(op.state), op.why);
+					return -op.rc;
 				}
 				return sent(send_echo(s, sock, &r, m, NULL));
 			}
@@ -580,6 +720,8 @@ static int handle_feature(struct devmig_server *s, int sock, const struct devmig
 	r.u.feature.data = NULL;
 	r.u.feature.data_len = 0;
 	r.u.feature.f.argsz = (uint32_t)(sizeof(struct devmig_feature) + data_len + tail_len);
+	if (m->hdr.flags & DEVMIG_HDR_NO_REPLY)
+		return 0;
 	int rc = send_msg(s, sock, &r, NULL, 0);
 	return sent(rc);
 }
@@ -663,9 +805,12 @@ static int handle_command(struct devmig_server *s, int sock, const struct devmig
 		r.u.region.data = is_write ? NULL : s->data;
 		break;
 	}
-	case DEVMIG_CMD_DEVICE_RESET:
-		devmig_core_reset(s->dev);
+	case DEVMIG_CMD_DEVICE_RESET: {
+		struct blocking_op op = { .reset = true };
+		if (run_blocking(s, sock, &op))
+			return -1;
 		break;
+	}
 
 	case DEVMIG_CMD_REGION_WRITE_MULTI: {
 		uint64_t done = 0;
@@ -731,81 +876,188 @@ static int handle_command(struct devmig_server *s, int sock, const struct devmig
 	return sent(send_msg(s, sock, &r, NULL, 0));
 }
 
+/* One received message: answer it. Returns -1 when the connection must end. */
+static int serve_rx(struct devmig_server *s, int sock, struct devmig_rx *rx)
+{
+	struct devmig_msg m;
+
+	atomic_fetch_add(&s->messages, 1);
+	if (rx->skipped) {
+		/* Framed but refused (too big, bad flags, lost fds): answer it. */
+		devmig_rx_close_fds(rx);
+		vlog(s, "refused %s: %s", devmig_cmd_name(rx->hdr.cmd),
+		     devmig_wire_strerror(rx->hdr_err));
+		if ((rx->hdr.flags & DEVMIG_HDR_TYPE_MASK) != DEVMIG_HDR_TYPE_REPLY &&
+		    send_error(s, sock, &rx->hdr, devmig_wire_errno(rx->hdr_err)))
+			return -1;
+		return 0;
+	}
+	enum devmig_wire_err err = devmig_decode(rx->msg, rx->len, rx->nfds, &s->lim, &m);
+	if (err) {
+		vlog(s, "refused %s: %s", devmig_cmd_name(rx->hdr.cmd), devmig_wire_strerror(err));
+		devmig_rx_close_fds(rx);
+		if ((rx->hdr.flags & DEVMIG_HDR_TYPE_MASK) == DEVMIG_HDR_TYPE_COMMAND &&
+		    send_error(s, sock, &rx->hdr, devmig_wire_errno(err)))
+			return -1;
+		return 0;
+	}
+	if ((m.hdr.flags & DEVMIG_HDR_TYPE_MASK) == DEVMIG_HDR_TYPE_REPLY) {
+		route_reply(s, &m);
+		devmig_rx_close_fds(rx);
+		return 0;
+	}
+	int error_no = handle_command(s, sock, &m, rx->fds, rx->nfds);
+	devmig_rx_close_fds(rx); /* whatever the handler did not take */
+	if (error_no > 0) {
+		if (error_no != EPIPE && error_no != ECONNRESET)
+			vlog(s, "%s failed: %s", devmig_cmd_name(m.hdr.cmd), strerror(error_no));
+		if (send_error(s, sock, &m.hdr, error_no))
+			return -1;
+	} else if (error_no < 0) {
+		return -1; /* a send failed: the client is gone */
+	}
+	return 0;
+}
+
+static uint64_t mono_ms(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
+}
+
+static void drop_refused(struct devmig_server *s, unsigned i)
+{
+	char sink[256];
+	/* What it sent is read first, so the close does not reset our answer. */
+	while (recv(s->refused[i].fd, sink, sizeof(sink), MSG_DONTWAIT) > 0)
+		;
+	close(s->refused[i].fd);
+	s->refused[i] = s->refused[--s->nrefused];
+}
+
+/* vfio-user serves one client at a time: tell a second one at once, not never. */
+static void refuse_busy(struct devmig_server *s)
+{
+	int fd = accept4(s->listen_fd, NULL, NULL, SOCK_CLOEXEC | SOCK_NONBLOCK);
+	if (fd < 0)
+		return;
+	/* The error reply to the VERSION it sends first (msg_id 0). */
+	struct devmig_hdr req = { .msg_id = 0, .cmd = DEVMIG_CMD_VERSION,
+				  .msg_size = DEVMIG_HDR_SIZE }, h;
+	devmig_encode_error_reply(&h, &req, EBUSY);
+	if (send(fd, &h, sizeof(h), MSG_DONTWAIT | MSG_NOSIGNAL) < 0) {
+		close(fd); /* it left already */
+		return;
+	}
+	shutdown(fd, SHUT_WR);
+	if (s->nrefused == MAX_REFUSED)
+		drop_refused(s, 0);
+	s->refused[s->nrefused].fd = fd;
+	s->refused[s->nrefused].until_ms = mono_ms() + REFUSED_LINGER_MS;
+	s->nrefused++;
+	vlog(s, "refused a second client: one is connected");
+}
+
+/*
+ * Wait until the client has something to read, refusing other clients
+ * meanwhile. Before VERSION the client has until hello_deadline (ms):
+ * returns 0 when it passed, 1 when there is input (or an end to read).
+ */
+static int wait_input(struct devmig_server *s, int sock, uint64_t hello_deadline)
+{
+	for (;;) {
+		if (devmig_msg_reader_buffered(s->rd) || atomic_load(&s->stopping))
+			return 1;
+		uint64_t now = mono_ms(), wake = UINT64_MAX;
+		if (!s->negotiated) {
+			if (now >= hello_deadline)
+				return 0;
+			wake = hello_deadline;
+		}
+		struct pollfd pf[2 + MAX_REFUSED] = { { sock, POLLIN, 0 }, { s->listen_fd, POLLIN, 0 } };
+		for (unsigned i = 0; i < s->nrefused; i++) {
+			pf[2 + i] = (struct pollfd){ s->refused[i].fd, POLLIN, 0 };
+			if (s->refused[i].until_ms < wake)
+				wake = s->refused[i].until_ms;
+		}
+		int timeout = wake == UINT64_MAX ? -1 : wake > now ? (int)(wake - now) : 0;
+		int k = poll(pf, 2 + s->nrefused, timeout);
+		if (k < 0 && errno == EINTR)
+			continue;
+		if (k < 0 || (pf[0].revents & (POLLIN | POLLHUP | POLLERR)))
+			return 1;
+		now = mono_ms();
+		for (unsigned i = s->nrefused; i-- > 0;)
+			if (pf[2 + i].revents || now >= s->refused[i].until_ms)
+				drop_refused(s, i);
+		if (k > 0 && pf[1].revents)
+			refuse_busy(s);
+	}
+}
+
 /* Serve one connected client until it leaves or breaks the framing. */
 static void serve_client(struct devmig_server *s, int sock)
 {
 	struct devmig_msg_reader rd;
 	struct devmig_rx rx;
-	struct devmig_msg m;
 
 	if (devmig_msg_reader_init(&rd, sock, s->lim.max_msg_size + 65536u)) {
 		close(sock);
 		return;
 	}
+	/* A message once begun must arrive whole within the I/O timeout. */
+	struct timeval tv = { s->cfg.io_timeout_ms / 1000, (s->cfg.io_timeout_ms % 1000) * 1000 };
+	setsockopt(sock, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
 	pthread_mutex_lock(&s->conn_lock);
 	s->sock = sock;
 	s->negotiated = false;
 	s->ext = 0;
+	s->rd = &rd;
+	s->have_held = false;
 	devmig_caps_default(&s->peer);
 	pthread_mutex_unlock(&s->conn_lock);
 	atomic_fetch_add(&s->connections, 1);
 	vlog(s, "client connected");
 
+	uint64_t hello_deadline = mono_ms() + s->cfg.io_timeout_ms;
 	for (;;) {
-		int rc = devmig_msg_recv(&rd, &s->lim, &rx);
-		if (rc <= 0) {
-			if (rc < 0) {
+		if (s->have_held) {
+			rx = s->held;
+			s->have_held = false;
+		} else {
+			if (!wait_input(s, sock, hello_deadline)) {
 				atomic_fetch_add(&s->disconnects_bad, 1);
-				vlog(s, "dropping client: %s", strerror(-rc));
+				vlog(s, "dropping client: no VERSION within %u ms", s->cfg.io_timeout_ms);
+				break;
 			}
+			int rc = devmig_msg_recv(&rd, &s->lim, &rx);
+			if (rc <= 0) {
+				if (rc < 0) {
+					atomic_fetch_add(&s->disconnects_bad, 1);
+					vlog(s, "dropping client: %s",
+					     rc == -EAGAIN ? "a message stalled half-way"
+							   : strerror(-rc));
+				}
+				break;
+			}
+		}
+		if (serve_rx(s, sock, &rx))
 			break;
-		}
-		atomic_fetch_add(&s->messages, 1);
-		if (rx.skipped) {
-			/* Framed but refused (too big, bad flags, lost fds): answer it. */
-			devmig_rx_close_fds(&rx);
-			vlog(s, "refused %s: %s", devmig_cmd_name(rx.hdr.cmd),
-			     devmig_wire_strerror(rx.hdr_err));
-			if ((rx.hdr.flags & DEVMIG_HDR_TYPE_MASK) != DEVMIG_HDR_TYPE_REPLY &&
-			    send_error(s, sock, &rx.hdr, devmig_wire_errno(rx.hdr_err)))
-				break;
-			continue;
-		}
-		enum devmig_wire_err err = devmig_decode(rx.msg, rx.len, rx.nfds, &s->lim, &m);
-		if (err) {
-			vlog(s, "refused %s: %s", devmig_cmd_name(rx.hdr.cmd), devmig_wire_strerror(err));
-			devmig_rx_close_fds(&rx);
-			if ((rx.hdr.flags & DEVMIG_HDR_TYPE_MASK) == DEVMIG_HDR_TYPE_COMMAND &&
-			    send_error(s, sock, &rx.hdr, devmig_wire_errno(err)))
-				break;
-			continue;
-		}
-		if ((m.hdr.flags & DEVMIG_HDR_TYPE_MASK) == DEVMIG_HDR_TYPE_REPLY) {
-			route_reply(s, &m);
-			devmig_rx_close_fds(&rx);
-			continue;
-		}
-		int error_no = handle_command(s, sock, &m, rx.fds, rx.nfds);
-		devmig_rx_close_fds(&rx); /* whatever the handler did not take */
-		if (error_no > 0) {
-			if (error_no != EPIPE && error_no != ECONNRESET)
-				vlog(s, "%s failed: %s", devmig_cmd_name(m.hdr.cmd), strerror(error_no));
-			if (send_error(s, sock, &m.hdr, error_no))
-				break;
-		} else if (error_no < 0) {
-			break; /* a send failed: the client is gone */
-		}
 	}
 
 	/* The vfio-user rule: drop the client's mappings and fds, keep the device. */
+	if (s->have_held) {
+		devmig_rx_close_fds(&s->held);
+		s->have_held = false;
+	}
+	while (s->nrefused)
+		drop_refused(s, 0);
 	pthread_mutex_lock(&s->conn_lock);
 	s->sock = -1;
-	for (struct dma_waiter *w = s->waiters; w; w = w->next) {
-		w->done = true;
-		w->error = ENOTCONN;
-	}
-	pthread_cond_broadcast(&s->conn_cv);
+	s->rd = NULL;
 	pthread_mutex_unlock(&s->conn_lock);
+	fail_waiters(s, ENOTCONN);
 	devmig_core_client_gone(s->dev);
 	devmig_msg_reader_free(&rd);
 	close(sock);
@@ -878,6 +1130,50 @@ join:
 	}
 }
 
+/*
+ * May we bind the socket path? Nothing there, or a socket nobody answers
+ * on (a server that died: removed). A live server's socket and any other
+ * file are left alone.
+ */
+static int claim_path(const struct sockaddr_un *sa, char *err, size_t errlen)
+{
+	struct stat st;
+
+	if (lstat(sa->sun_path, &st)) {
+		if (errno == ENOENT)
+			return 0;
+		snprintf(err, errlen, "cannot use %s: %s", sa->sun_path, strerror(errno));
+		return -1;
+	}
+	if (!S_ISSOCK(st.st_mode)) {
+		snprintf(err, errlen, "%s exists and is not a socket: it is left alone (choose "
+				      "another path or remove it)", sa->sun_path);
+		return -1;
+	}
+	int probe = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	if (probe < 0) {
+		snprintf(err, errlen, "socket: %s", strerror(errno));
+		return -1;
+	}
+	int rc = connect(probe, (const struct sockaddr *)sa, sizeof(*sa));
+	int e = errno;
+	close(probe);
+	if (!rc || e == EAGAIN) {
+		snprintf(err, errlen, "a server already answers at %s: it is left alone",
+			 sa->sun_path);
+		return -1;
+	}
+	if (e != ECONNREFUSED && e != ENOENT) {
+		snprintf(err, errlen, "cannot check %s: %s", sa->sun_path, strerror(e));
+		return -1;
+	}
+	/* Stale. Remove it only if it is still the file we looked at. */
+	struct stat again;
+	if (!lstat(sa->sun_path, &again) && again.st_dev == st.st_dev && again.st_ino == st.st_ino)
+		unlink(sa->sun_path);
+	return 0;
+}
+
 struct devmig_server *devmig_server_new(struct devmig_device *dev,
 					const struct devmig_server_config *cfg, char *err,
 					size_t errlen)
@@ -901,12 +1197,18 @@ struct devmig_server *devmig_server_new(struct devmig_device *dev,
 		s->cfg.max_data_xfer_size = DEVMIG_DEFAULT_MAX_DATA_XFER;
 	if (!s->cfg.max_msg_size)
 		s->cfg.max_msg_size = s->cfg.max_data_xfer_size + 4096u;
+	if (!s->cfg.io_timeout_ms)
+		s->cfg.io_timeout_ms = DEFAULT_IO_TIMEOUT_MS;
 	s->path = strdup(cfg->socket_path);
 	s->sock = -1;
 	s->listen_fd = -1;
 	pthread_mutex_init(&s->conn_lock, NULL);
 	pthread_mutex_init(&s->send_lock, NULL);
-	pthread_cond_init(&s->conn_cv, NULL);
+	pthread_condattr_t ca;
+	pthread_condattr_init(&ca);
+	pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+	pthread_cond_init(&s->conn_cv, &ca);
+	pthread_condattr_destroy(&ca);
 
 	devmig_wire_limits_default(&s->lim);
 	s->lim.role = DEVMIG_WIRE_ROLE_SERVER;
@@ -929,14 +1231,19 @@ struct devmig_server *devmig_server_new(struct devmig_device *dev,
 		snprintf(err, errlen, "socket: %s", strerror(errno));
 		goto fail;
 	}
-	unlink(cfg->socket_path);
+	if (claim_path(&sa, err, errlen))
+		goto fail;
 	/* 0600 before listen(): nobody else can connect in between (connect
 	 * fails until listen), and the process umask is left alone. */
+	struct stat st;
 	if (bind(s->listen_fd, (struct sockaddr *)&sa, sizeof(sa)) ||
-	    chmod(cfg->socket_path, 0600) || listen(s->listen_fd, 4)) {
+	    chmod(cfg->socket_path, 0600) || lstat(cfg->socket_path, &st) ||
+	    listen(s->listen_fd, 4)) {
 		snprintf(err, errlen, "cannot listen on %s: %s", cfg->socket_path, strerror(errno));
 		goto fail;
 	}
+	s->sock_dev = st.st_dev;
+	s->sock_ino = st.st_ino;
 	devmig_core_set_dma_xfer(dev, dma_xfer, s);
 	return s;
 fail:
@@ -956,7 +1263,10 @@ void devmig_server_free(struct devmig_server *s)
 	devmig_server_stop(s);
 	devmig_core_set_dma_xfer(s->dev, NULL, NULL);
 	close(s->listen_fd);
-	unlink(s->path);
+	/* Only our own socket: another server may have taken the path since. */
+	struct stat st;
+	if (!lstat(s->path, &st) && st.st_dev == s->sock_dev && st.st_ino == s->sock_ino)
+		unlink(s->path);
 	pthread_mutex_destroy(&s->conn_lock);
 	pthread_mutex_destroy(&s->send_lock);
 	pthread_cond_destroy(&s->conn_cv);

@@ -15,40 +15,13 @@
 #include "crc32c.h"
 #include "engine_internal.h"
 #include "le.h"
+#include "transport.h"
 
+/* A last frame (ABORT) waits at most this long: the unwind must not. */
+#define ABORT_SEND_MS 1000u
 
-/* Write everything; a socket never raises SIGPIPE in the embedding VMM. */
-int chan_write_all(int fd, struct iovec *iov, int n)
-{
-	bool sock = true;
-
-	while (n) {
-		struct msghdr mh = { .msg_iov = iov, .msg_iovlen = (size_t)n };
-		ssize_t k = sock ? sendmsg(fd, &mh, MSG_NOSIGNAL) : writev(fd, iov, n);
-		if (k < 0 && sock && errno == ENOTSOCK) {
-			sock = false; /* a checkpoint file */
-			continue;
-		}
-		if (k < 0) {
-			if (errno == EINTR)
-				continue;
-			return -errno;
-		}
-		while (n && (size_t)k >= iov->iov_len) {
-			k -= (ssize_t)iov->iov_len;
-			iov++;
-			n--;
-		}
-		if (n) {
-			iov->iov_base = (uint8_t *)iov->iov_base + k;
-			iov->iov_len -= (size_t)k;
-		}
-	}
-	return 0;
-}
-
-int chan_send(int fd, uint32_t type, uint32_t dev, const void *a, size_t alen, const void *b,
-	      size_t blen)
+int chan_send(struct devmig_transport *t, uint32_t type, uint32_t dev, const void *a,
+	      size_t alen, const void *b, size_t blen)
 {
 	uint8_t hdr[DEVMIG_CHAN_HDR], trailer[4];
 
@@ -58,7 +31,7 @@ int chan_send(int fd, uint32_t type, uint32_t dev, const void *a, size_t alen, c
 	struct iovec iov[4] = {
 		{ hdr, sizeof(hdr) }, { (void *)a, alen }, { (void *)b, blen }, { trailer, 4 },
 	};
-	return chan_write_all(fd, iov, 4);
+	return transport_sendv(t, iov, 4);
 }
 
 struct chan_peer {
@@ -66,7 +39,7 @@ struct chan_peer {
 	uint8_t *copy;  /* guest pages, copied so the CRC matches the bytes sent */
 	bool opened;    /* the magic went out */
 	size_t copy_cap;
-	int fd;
+	struct devmig_transport *t;
 	bool acks;
 	bool refused;  /* the last answer was an explicit refusal */
 	uint64_t frames;
@@ -86,7 +59,7 @@ static int chan_open(struct chan_peer *cp, char *why, size_t wl)
 	if (cp->opened)
 		return 0;
 	struct iovec magic = { (void *)DEVMIG_CHAN_MAGIC, DEVMIG_CHAN_MAGIC_LEN };
-	int rc = chan_write_all(cp->fd, &magic, 1);
+	int rc = transport_sendv(cp->t, &magic, 1);
 	if (rc) {
 		snprintf(why, wl, "the channel to the destination failed: %s", strerror(-rc));
 		return rc;
@@ -98,7 +71,7 @@ static int chan_open(struct chan_peer *cp, char *why, size_t wl)
 static int chan_frame(struct chan_peer *cp, uint32_t type, uint32_t dev, const void *a,
 		      size_t alen, const void *b, size_t blen, char *why, size_t wl)
 {
-	int rc = chan_send(cp->fd, type, dev, a, alen, b, blen);
+	int rc = chan_send(cp->t, type, dev, a, alen, b, blen);
 	if (rc)
 		snprintf(why, wl, "the channel to the destination failed: %s", strerror(-rc));
 	else
@@ -113,14 +86,18 @@ static int chan_wait_ack(struct chan_peer *cp, uint32_t type, char *why, size_t 
 		return 0;
 	for (;;) {
 		if (cp->used == cp->have) {
-			ssize_t k = recv(cp->fd, cp->buf, sizeof(cp->buf), 0);
-			if (k < 0 && errno == EINTR)
-				continue;
+			long k = transport_recv(cp->t, cp->buf, sizeof(cp->buf));
+			if (k == -ETIMEDOUT) {
+				cp->t->broken = true; /* the answer may still come: no more frames */
+				snprintf(why, wl, "the destination did not answer %s within %u s",
+					 devmig_chan_type_name(type), (cp->t->timeout_ms + 999) / 1000);
+				return (int)k;
+			}
 			if (k <= 0) {
 				snprintf(why, wl, "the destination went away before answering %s%s%s",
 					 devmig_chan_type_name(type), k < 0 ? ": " : "",
-					 k < 0 ? strerror(errno) : "");
-				return k < 0 ? -errno : -ECONNRESET;
+					 k < 0 ? strerror((int)-k) : "");
+				return k < 0 ? (int)k : -ECONNRESET;
 			}
 			cp->have = (size_t)k;
 			cp->used = 0;
@@ -246,13 +223,23 @@ static int chan_run(struct peer *p, char *why, size_t wl)
 	return rc;
 }
 
+/* Best effort and brief: a channel that failed or stalls gets nothing more. */
 static void chan_abort(struct peer *p, const char *why)
 {
-	char ignore[64];
-	if (chan_open(to_chan(p), ignore, sizeof(ignore)))
-		return;
-	chan_frame(to_chan(p), DEVMIG_CHAN_ABORT, 0, why, strlen(why), NULL, 0, ignore,
-		   sizeof(ignore));
+	struct chan_peer *cp = to_chan(p);
+	uint8_t hdr[DEVMIG_CHAN_HDR], trailer[4];
+	size_t len = strlen(why);
+
+	devmig_chan_put_header(hdr, DEVMIG_CHAN_ABORT, 0, len);
+	put32(trailer, devmig_chan_crc(hdr, why, len));
+	struct iovec iov[4] = {
+		{ (void *)DEVMIG_CHAN_MAGIC, cp->opened ? 0 : DEVMIG_CHAN_MAGIC_LEN },
+		{ hdr, sizeof(hdr) }, { (void *)why, len }, { trailer, 4 },
+	};
+	if (!transport_sendv_brief(cp->t, iov, 4, ABORT_SEND_MS)) {
+		cp->opened = true;
+		cp->frames++;
+	}
 }
 
 static int chan_end(struct peer *p, char *why, size_t wl)
@@ -275,13 +262,13 @@ static const struct peer_ops chan_ops = {
 	.end = chan_end,
 };
 
-struct peer *chan_peer_new(int fd, bool acks)
+struct peer *chan_peer_new(struct devmig_transport *t, bool acks)
 {
 	struct chan_peer *cp = calloc(1, sizeof(*cp));
 	if (!cp)
 		return NULL;
 	cp->peer.ops = &chan_ops;
-	cp->fd = fd;
+	cp->t = t;
 	cp->acks = acks;
 	cp->rd = devmig_chan_reader_new();
 	if (!cp->rd) {

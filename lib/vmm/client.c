@@ -103,7 +103,10 @@ static int send_msg(struct vu_client *c, const struct devmig_msg *m, const int *
 	if (!n)
 		return -devmig_wire_errno(err);
 	struct iovec iov[2] = { { c->head, n }, { (void *)tail, tail_len } };
-	int rc = devmig_msg_send(c->sock, iov, tail_len ? 2 : 1, fds, nfds);
+	/* A deadline for the whole message: a server that stops reading (stopped,
+	 * hung) costs the timeout, not forever. */
+	int rc = devmig_msg_send_timed(c->sock, iov, tail_len ? 2 : 1, fds, nfds,
+				       c->cfg.timeout_ms);
 	if (rc)
 		c->broken = true; /* part of a message may be out: nothing after it can be framed */
 	return rc;
@@ -162,7 +165,7 @@ static int serve_dma(struct vu_client *c, const struct devmig_msg *m)
 		struct devmig_hdr h;
 		devmig_encode_error_reply(&h, &m->hdr, map ? EACCES : EFAULT);
 		struct iovec iov = { &h, sizeof(h) };
-		int rc = devmig_msg_send(c->sock, &iov, 1, NULL, 0);
+		int rc = devmig_msg_send_timed(c->sock, &iov, 1, NULL, 0, c->cfg.timeout_ms);
 		if (rc)
 			c->broken = true;
 		return rc;
@@ -1201,7 +1204,7 @@ static ssize_t vu_raw(struct devmig_client *cl, const void *msg, size_t len, con
 	ssize_t ret;
 
 	client_lock(c);
-	int rc = devmig_msg_send(c->sock, &iov, 1, fds, nfds);
+	int rc = devmig_msg_send_timed(c->sock, &iov, 1, fds, nfds, c->cfg.timeout_ms);
 	if (rc) {
 		ret = rc;
 		goto out;

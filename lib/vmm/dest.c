@@ -5,6 +5,7 @@
  * receiver calls for frames that arrive from another host or a checkpoint.
  */
 #include <errno.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -36,7 +37,11 @@ static void dst_reason_text(struct dest *d, unsigned i, int rc, char *reason, si
 	int le;
 
 	reason[0] = '\0';
-	if (devmig_client_mig_status(d->c[i], &b, &le, reason, rl) || !reason[0])
+	/* One that did not answer in time will not answer this either. */
+	if (engine_unanswered(rc))
+		d->unanswered[i] = true;
+	if (engine_unanswered(rc) || devmig_client_mig_status(d->c[i], &b, &le, reason, rl) ||
+	    !reason[0])
 		snprintf(reason, rl, "%s", strerror(-rc));
 }
 
@@ -53,6 +58,61 @@ static int dst_set(struct dest *d, unsigned i, enum devmig_state from, enum devm
 			 devmig_state_name(from), devmig_state_name(to), reason);
 	}
 	return rc;
+}
+
+static int clean_device(struct dest *d, unsigned i);
+
+static void dst_note(struct dest *d, unsigned i, const char *fmt, ...)
+	__attribute__((format(printf, 3, 4)));
+static void dst_note(struct dest *d, unsigned i, const char *fmt, ...)
+{
+	char why[300];
+	va_list ap;
+	va_start(ap, fmt);
+	vsnprintf(why, sizeof(why), fmt, ap);
+	va_end(ap);
+	struct devmig_engine_event ev = { .type = DEVMIG_EV_RECOVER, .dev = i,
+					  .destination = true, .why = why };
+	engine_event(d->cfg, &ev);
+}
+
+/*
+ * A destination device an interrupted migration left mid-way: a load
+ * session half written (RESUMING) or a device in ERROR is reset, so the new
+ * migration opens a fresh session; one loaded but never run (STOP) gets a
+ * fresh session by STOP -> RESUMING. *st: the state to start from.
+ */
+static int recover_dest(struct dest *d, unsigned i, enum devmig_state *st, char *why, size_t wl)
+{
+	switch (*st) {
+	case DEVMIG_STATE_RESUMING:
+	case DEVMIG_STATE_ERROR: {
+		dst_note(d, i, "destination device %u was %s, left by an interrupted migration: "
+			       "reset, then a fresh RESUMING session", i, devmig_state_name(*st));
+		/* As after a failure: reset (walked first where a peer refuses it). */
+		int now = clean_device(d, i);
+		if (now != DEVMIG_STATE_RUNNING) {
+			snprintf(why, wl, "destination device %u could not be reset (it is %s)", i,
+				 now == DEVMIG_STATE_UNKNOWN ? "unreachable"
+							     : devmig_state_name((enum devmig_state)now));
+			return -EIO;
+		}
+		*st = DEVMIG_STATE_RUNNING;
+		return 0;
+	}
+	case DEVMIG_STATE_STOP:
+		dst_note(d, i, "destination device %u was STOP, loaded by an interrupted migration "
+			       "and never run: a fresh RESUMING session replaces that", i);
+		return 0;
+	case DEVMIG_STATE_PRE_COPY:
+	case DEVMIG_STATE_PRE_COPY_P2P:
+	case DEVMIG_STATE_STOP_COPY:
+		dst_note(d, i, "destination device %u was %s (a source mid-migration): its save "
+			       "session is ended on the way to RESUMING", i, devmig_state_name(*st));
+		return 0;
+	default:
+		return 0;
+	}
 }
 
 static int direct_hello(struct peer *p, unsigned n, const struct peer_dev *src,
@@ -110,6 +170,10 @@ static int direct_hello(struct peer *p, unsigned n, const struct peer_dev *src,
 				 strerror(-rc));
 			return rc;
 		}
+		rc = recover_dest(d, i, &st, why, wl);
+		if (rc)
+			return rc;
+		/* Always a new load session: RESUMING -> RESUMING would keep a stale one. */
 		rc = dst_set(d, i, st, DEVMIG_STATE_RESUMING, why, wl);
 		if (rc)
 			return rc;
@@ -181,6 +245,8 @@ static int direct_sync(struct peer *p, char *why, size_t wl)
 		if (!rc && le)
 			rc = le;
 		if (rc) {
+			if (engine_unanswered(rc) && !le)
+				d->unanswered[i] = true;
 			snprintf(why, wl, "destination device %u: %s", i,
 				 reason[0] && le ? reason : strerror(-rc));
 			return rc;
@@ -228,7 +294,9 @@ static int direct_run(struct peer *p, char *why, size_t wl)
 static int clean_device(struct dest *d, unsigned i)
 {
 	struct devmig_client *c = d->c[i];
-	int st = engine_probe_state(c, NULL);
+	/* One that did not answer in time is asked nothing more (each try would
+	 * cost the timeout): left as it is, the next migration resets it. */
+	int st = d->unanswered[i] ? DEVMIG_STATE_UNKNOWN : engine_probe_state(c, NULL);
 
 	if (st == DEVMIG_STATE_UNKNOWN)
 		return st;
@@ -314,10 +382,12 @@ int dest_init(struct dest *d, const struct devmig_engine_config *cfg,
 	d->mem = mem;
 	d->report = report;
 	d->caps = calloc(n ? n : 1, sizeof(*d->caps));
-	return d->caps ? 0 : -ENOMEM;
+	d->unanswered = calloc(n ? n : 1, sizeof(*d->unanswered));
+	return d->caps && d->unanswered ? 0 : -ENOMEM;
 }
 
 void dest_fini(struct dest *d)
 {
 	free(d->caps);
+	free(d->unanswered);
 }

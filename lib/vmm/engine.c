@@ -12,6 +12,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "devmig/transport.h"
 #include "engine_internal.h"
 
 #define DEFAULT_BUDGET_NS (300ull * 1000 * 1000)
@@ -22,6 +23,7 @@
  * commands on that connection wait at most this long (~1-2 ms). */
 #define READ_BATCH (2u << 20)
 #define MEM_FRAME (1u << 20)
+#define DEFAULT_TIMEOUT_MS 30000u
 /* Switchovers the devices may refuse before the migration is abandoned. */
 #define MAX_REFUSALS 3u
 /* Dirty-rate caps (QEMU's auto-converge defaults, as a cut of the rate):
@@ -38,6 +40,11 @@ uint64_t engine_now_ns(void)
 	return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
 }
 
+unsigned engine_timeout_ms(const struct devmig_engine_config *cfg)
+{
+	return cfg->timeout_ms ? (unsigned)cfg->timeout_ms : DEFAULT_TIMEOUT_MS;
+}
+
 void engine_event(const struct devmig_engine_config *cfg, const struct devmig_engine_event *ev)
 {
 	if (cfg->event)
@@ -48,6 +55,8 @@ struct src_dev {
 	struct devmig_client *c;
 	uint64_t caps;
 	enum devmig_state state;
+	bool stopped;         /* found stopped (an interrupted migration): never run again here */
+	bool unreachable;     /* it did not answer in time, or the unwind could not reach it */
 	bool precopy;         /* this device is pre-copied */
 	bool initial_done;    /* its initial data has all been read and sent */
 	bool logging;         /* DMA logging started on it */
@@ -81,7 +90,7 @@ struct engine {
 	char why[400];
 	bool held;            /* the budget was given: it is held to */
 	bool deadlines;       /* the switchover passes the budget as deadlines */
-	bool stopped;         /* every device reached STOP_COPY and was read out */
+	bool switched;        /* every device reached STOP_COPY and was read out */
 	double rate;          /* bytes/s moved in pre-copy */
 	unsigned throttle_pct;  /* the cut the caps make now (0: none) */
 	uint64_t t_throttle;    /* when the first cap was set */
@@ -111,6 +120,12 @@ static void progress(struct engine *e, enum devmig_engine_event_type type, unsig
 	engine_event(&e->cfg, &ev);
 }
 
+bool engine_unanswered(int rc)
+{
+	/* A lost connection fails fast and may be reconnected: only a silence costs. */
+	return rc == -ETIMEDOUT;
+}
+
 /* One state change request on a source device, announced first. */
 static int src_set(struct engine *e, unsigned i, enum devmig_state to)
 {
@@ -123,8 +138,14 @@ static int src_set(struct engine *e, unsigned i, enum devmig_state to)
 		char reason[DEVMIG_MIG_STATUS_REASON] = "";
 		uint64_t b;
 		int le;
-		devmig_client_mig_status(e->d[i].c, &b, &le, reason, sizeof(reason));
-		devmig_client_get_state(e->d[i].c, &e->d[i].state);
+		/* A device that did not answer in time will not answer these either:
+		 * asking would cost a timeout each, before the unwind. */
+		if (!engine_unanswered(rc)) {
+			devmig_client_mig_status(e->d[i].c, &b, &le, reason, sizeof(reason));
+			devmig_client_get_state(e->d[i].c, &e->d[i].state);
+		} else {
+			e->d[i].unreachable = true;
+		}
 		return fail(e, rc, "source device %u: %s -> %s refused: %s", i,
 			    devmig_state_name(ev.from), devmig_state_name(to),
 			    reason[0] ? reason : strerror(-rc));
@@ -168,10 +189,13 @@ static int drain_device(struct engine *e, unsigned i, uint64_t limit)
 		ssize_t n = devmig_client_mig_read_stream(e->d[i].c, e->cfg.chunk, e->cfg.read_depth,
 							  e->paused ? 0 : READ_BATCH, &ended,
 							  forward, e);
-		if (n < 0)
-			return e->rep->error[0] ? (int)n
-						: fail(e, (int)n, "source device %u: reading its state: %s",
-						       i, strerror((int)-n));
+		if (n < 0 && e->rep->error[0])
+			return (int)n; /* the destination failed the data: said already */
+		if (n < 0) {
+			e->d[i].unreachable = engine_unanswered((int)n);
+			return fail(e, (int)n, "source device %u: reading its state: %s", i,
+				    strerror((int)-n));
+		}
 		got += (uint64_t)n;
 	}
 	return 0;
@@ -277,6 +301,61 @@ static int mem_send(struct engine *e)
 
 /* ---- phases ---- */
 
+static void recover_note(struct engine *e, unsigned i, const char *fmt, ...)
+	__attribute__((format(printf, 3, 4)));
+static void recover_note(struct engine *e, unsigned i, const char *fmt, ...)
+{
+	char why[300];
+	va_list ap;
+	va_start(ap, fmt);
+	vsnprintf(why, sizeof(why), fmt, ap);
+	va_end(ap);
+	struct devmig_engine_event ev = { .type = DEVMIG_EV_RECOVER, .dev = i, .why = why };
+	engine_event(&e->cfg, &ev);
+}
+
+/*
+ * A source device an interrupted migration (a killed engine, a lost
+ * connection) left mid-way: end that session cleanly so this one can begin.
+ * Running ones go back to RUNNING; stopped ones stay stopped and are
+ * migrated from STOP (they never run twice).
+ */
+static int recover_source(struct engine *e, unsigned i)
+{
+	struct src_dev *d = &e->d[i];
+	enum devmig_state was = d->state;
+
+	switch (was) {
+	case DEVMIG_STATE_RUNNING:
+		return 0;
+	case DEVMIG_STATE_PRE_COPY:
+	case DEVMIG_STATE_PRE_COPY_P2P:
+	case DEVMIG_STATE_RUNNING_P2P:
+		recover_note(e, i, "source device %u was %s, left by an interrupted migration: "
+				   "its session is ended, back to RUNNING with its state", i,
+			     devmig_state_name(was));
+		return src_set(e, i, DEVMIG_STATE_RUNNING);
+	case DEVMIG_STATE_STOP_COPY:
+		recover_note(e, i, "source device %u was STOP_COPY, left by an interrupted "
+				   "migration: its save session is ended and it is migrated from "
+				   "STOP, never running here again", i);
+		d->stopped = true;
+		return src_set(e, i, DEVMIG_STATE_STOP);
+	case DEVMIG_STATE_STOP:
+		recover_note(e, i, "source device %u was STOP, stopped by an interrupted "
+				   "migration: it is migrated from there, never running here again", i);
+		d->stopped = true;
+		return 0;
+	case DEVMIG_STATE_RESUMING:
+		return fail(e, -EBUSY, "source device %u is RESUMING: it is a destination "
+				      "mid-migration, with no state of its own to send ('devmig "
+				      "reset' ends that session)", i);
+	default:
+		return fail(e, -EBUSY, "source device %u is %s: only a reset recovers it ('devmig "
+				      "reset'; its state is lost)", i, devmig_state_name(was));
+	}
+}
+
 static int prepare(struct engine *e)
 {
 	for (unsigned i = 0; i < e->n; i++) {
@@ -285,9 +364,14 @@ static int prepare(struct engine *e)
 		if (rc)
 			return fail(e, rc, "source device %u is not migratable: %s", i, strerror(-rc));
 		rc = devmig_client_get_state(d->c, &d->state);
-		if (rc || d->state != DEVMIG_STATE_RUNNING)
-			return fail(e, rc ? rc : -EBUSY, "source device %u is %s, not RUNNING", i,
-				    devmig_state_name(d->state));
+		if (rc)
+			return fail(e, rc, "source device %u: its state cannot be read: %s", i,
+				    strerror(-rc));
+		rc = recover_source(e, i);
+		if (rc)
+			return rc;
+		if (d->stopped)
+			e->cfg.no_precopy = true; /* stopped already: stop-and-copy only */
 		d->progress = devmig_client_has_ext(d->c, DEVMIG_EXT_PRECOPY_INFO);
 		if (devmig_client_compat_info(d->c, &d->compat))
 			memset(&d->compat, 0, sizeof(d->compat));
@@ -311,6 +395,9 @@ static int prepare(struct engine *e)
 			}
 		}
 	}
+	/* A device found stopped stops pre-copy for all: they switch over together. */
+	for (unsigned i = 0; i < e->n && e->cfg.no_precopy; i++)
+		e->d[i].precopy = false;
 	return 0;
 }
 
@@ -367,7 +454,7 @@ static int reinit_pending(struct engine *e)
 /* The state a device enters first at the switchover (P2P), or its own. */
 static enum devmig_state p2p_state(const struct src_dev *d)
 {
-	if (!(d->caps & DEVMIG_MIG_P2P))
+	if (!(d->caps & DEVMIG_MIG_P2P) || d->stopped)
 		return d->state;
 	return d->state == DEVMIG_STATE_PRE_COPY ? DEVMIG_STATE_PRE_COPY_P2P
 						 : DEVMIG_STATE_RUNNING_P2P;
@@ -554,8 +641,13 @@ static int stop_set(struct engine *e, unsigned i, enum devmig_state to, uint64_t
 		char reason[DEVMIG_MIG_STATUS_REASON] = "";
 		uint64_t b;
 		int le;
-		devmig_client_mig_status(d->c, &b, &le, reason, sizeof(reason));
-		devmig_client_get_state(d->c, &d->state);
+		/* As src_set: one that did not answer in time is asked nothing more. */
+		if (!engine_unanswered(rc)) {
+			devmig_client_mig_status(d->c, &b, &le, reason, sizeof(reason));
+			devmig_client_get_state(d->c, &d->state);
+		} else {
+			d->unreachable = true;
+		}
 		return fail(e, rc, "source device %u: %s -> %s refused: %s", i,
 			    devmig_state_name(ev.from), devmig_state_name(to),
 			    reason[0] ? reason : strerror(-rc));
@@ -634,7 +726,7 @@ static int switchover(struct engine *e)
 	for (unsigned i = 0; i < e->n; i++)
 		p2p_after = add_sat(p2p_after, e->d[i].p2p_ns);
 	for (unsigned i = 0; i < e->n; i++) {
-		if (!(e->d[i].caps & DEVMIG_MIG_P2P))
+		if (!(e->d[i].caps & DEVMIG_MIG_P2P) || e->d[i].stopped)
 			continue;
 		p2p_after -= e->d[i].p2p_ns;
 		int rc = stop_set(e, i, p2p_state(&e->d[i]), p2p_after);
@@ -657,7 +749,7 @@ static int switchover(struct engine *e)
 		if (rc)
 			return rc;
 	}
-	e->stopped = true;
+	e->switched = true;
 	throttle_over(e, e->t_pause);
 	return 0;
 }
@@ -805,7 +897,7 @@ static int precopy(struct engine *e)
 
 static int stop_and_copy(struct engine *e, bool checkpoint)
 {
-	if (!e->stopped) {
+	if (!e->switched) {
 		/* No pre-copy: one try; a refusal has no rounds to wait for. */
 		int rc = switchover(e);
 		if (rc > 0)
@@ -881,10 +973,13 @@ static void unwind_device(struct engine *e, unsigned i)
 {
 	struct src_dev *d = &e->d[i];
 	bool reconnected;
-	int st = engine_probe_state(d->c, &reconnected);
+	/* One that did not answer in time is asked nothing more: each try would
+	 * cost the timeout again. */
+	int st = d->unreachable ? DEVMIG_STATE_UNKNOWN : engine_probe_state(d->c, &reconnected);
 
 	if (st == DEVMIG_STATE_UNKNOWN) {
 		note(e, "; source device %u cannot be reached: its state is unknown", i);
+		d->unreachable = true; /* asked no more: each try would cost a timeout */
 		return;
 	}
 	if (reconnected)
@@ -909,24 +1004,29 @@ static void unwind_device(struct engine *e, unsigned i)
 	}
 }
 
-/* Put every source device back to RUNNING with its state; the guest runs on. */
+/*
+ * Put every source device back to RUNNING with its state; the guest runs on.
+ * The source first: a destination that stalls (each call on it costs the
+ * timeout) must not hold the guest's resumption; it never ran, so it can be
+ * cleaned up after.
+ */
 static void unwind(struct engine *e)
 {
 	struct devmig_engine_event ev = { .type = DEVMIG_EV_UNWIND, .why = e->rep->error };
 	engine_event(&e->cfg, &ev);
-	if (e->peer)
-		e->peer->ops->abort(e->peer, e->rep->error);
 	for (unsigned i = 0; i < e->n; i++)
 		unwind_device(e, i);
 	if (e->paused && e->cfg.resume_guest)
 		e->cfg.resume_guest(e->cfg.opaque, false);
 	e->paused = false;
+	if (e->peer)
+		e->peer->ops->abort(e->peer, e->rep->error);
 }
 
 static void stop_logging(struct engine *e)
 {
 	for (unsigned i = 0; i < e->n; i++)
-		if (e->d[i].logging)
+		if (e->d[i].logging && !e->d[i].unreachable)
 			devmig_client_log_stop(e->d[i].c), e->d[i].logging = false;
 }
 
@@ -1007,7 +1107,8 @@ int engine_run(const struct devmig_engine_config *cfg_in, struct devmig_client *
 		rc = precopy(&e);
 	if (!rc)
 		rc = stop_and_copy(&e, checkpoint);
-	stop_logging(&e);
+	if (!rc || inner->run_unanswered)
+		stop_logging(&e); /* after the unwind otherwise: the guest first */
 	if (rc && inner->run_unanswered) {
 		/* Resuming here could run the guest on both hosts: stay stopped. */
 		rep->outcome_unknown = true;
@@ -1017,6 +1118,7 @@ int engine_run(const struct devmig_engine_config *cfg_in, struct devmig_client *
 			 "devices stay stopped");
 	} else if (rc) {
 		unwind(&e);
+		stop_logging(&e);
 	} else if (checkpoint) {
 		/* A checkpoint leaves the source running on. The checkpoint is whole
 		 * (completed) even if a device then refuses to run: that is an error. */
@@ -1042,7 +1144,8 @@ int engine_run(const struct devmig_engine_config *cfg_in, struct devmig_client *
 	rep->budget_met = rep->completed && !checkpoint && rep->downtime_ns <= rep->budget_ns;
 	/* Where each source device was left: what the caller reports. */
 	for (unsigned i = 0; i < n; i++)
-		rep->src_state[i] = engine_probe_state(e.d[i].c, NULL);
+		rep->src_state[i] = e.d[i].unreachable ? DEVMIG_STATE_UNKNOWN
+						       : engine_probe_state(e.d[i].c, NULL);
 	rep->total_ns = engine_now_ns() - e.t0;
 	rep->throughput = rep->total_ns ? (rep->device_bytes + rep->guest_bytes) * 1e9 / rep->total_ns : 0;
 	if (peer != inner)
@@ -1073,12 +1176,12 @@ int devmig_migrate_local(const struct devmig_engine_config *cfg,
 	return rc;
 }
 
-int devmig_migrate_to_fd(const struct devmig_engine_config *cfg,
-			 struct devmig_client *const *src, unsigned n,
-			 struct devmig_guest_mem *src_mem, int fd,
-			 struct devmig_migration_report *report)
+int devmig_migrate_over(const struct devmig_engine_config *cfg,
+			struct devmig_client *const *src, unsigned n,
+			struct devmig_guest_mem *src_mem, struct devmig_transport *t,
+			struct devmig_migration_report *report)
 {
-	struct peer *p = chan_peer_new(fd, true);
+	struct peer *p = chan_peer_new(t, true);
 	if (!p)
 		return -ENOMEM;
 	int rc = engine_run(cfg, src, n, src_mem, p, false, report);
@@ -1086,14 +1189,31 @@ int devmig_migrate_to_fd(const struct devmig_engine_config *cfg,
 	return rc;
 }
 
+int devmig_migrate_to_fd(const struct devmig_engine_config *cfg,
+			 struct devmig_client *const *src, unsigned n,
+			 struct devmig_guest_mem *src_mem, int fd,
+			 struct devmig_migration_report *report)
+{
+	struct devmig_transport *t = devmig_transport_plain(fd, engine_timeout_ms(cfg));
+	if (!t)
+		return -ENOMEM;
+	int rc = devmig_migrate_over(cfg, src, n, src_mem, t, report);
+	devmig_transport_free(t);
+	return rc;
+}
+
 int devmig_save(const struct devmig_engine_config *cfg, struct devmig_client *const *src,
 		unsigned n, struct devmig_guest_mem *src_mem, int fd,
 		struct devmig_migration_report *report)
 {
-	struct peer *p = chan_peer_new(fd, false);
-	if (!p)
+	struct devmig_transport *t = devmig_transport_plain(fd, 0);
+	struct peer *p = t ? chan_peer_new(t, false) : NULL;
+	if (!p) {
+		devmig_transport_free(t);
 		return -ENOMEM;
+	}
 	int rc = engine_run(cfg, src, n, src_mem, p, true, report);
 	chan_peer_free(p);
+	devmig_transport_free(t);
 	return rc;
 }

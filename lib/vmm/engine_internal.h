@@ -72,6 +72,7 @@ struct dest {
 	 * reset every device, whichever step failed (not only while RESUMING). */
 	bool touched;
 	bool cleaned;    /* dest_cleanup ran: report->dst_state holds where it left each device */
+	bool *unanswered; /* per device: a call on it timed out or its connection went */
 	int first_error; /* a refused write, reported at the next sync */
 	char first_why[256];
 	struct devmig_migration_report *report;
@@ -91,6 +92,10 @@ void dest_fini(struct dest *d);
  */
 void dest_cleanup(struct dest *d);
 
+/* A call failed because the device did not answer in time: further
+ * questions to it would only wait the timeout again. */
+bool engine_unanswered(int rc);
+
 /* The state a device is in now, reconnecting a broken client first; UNKNOWN if unreachable. */
 int engine_probe_state(struct devmig_client *c, bool *reconnected);
 
@@ -99,17 +104,15 @@ int engine_probe_state(struct devmig_client *c, bool *reconnected);
 struct peer *pace_peer_new(struct peer *inner, uint64_t rate);
 void pace_peer_free(struct peer *p);
 
-/* The channel (socket or file) as a peer. acks: wait for the receiver's answers. */
-struct peer *chan_peer_new(int fd, bool acks);
+/* The channel (a transport: socket, TLS or file) as a peer. acks: wait for
+ * the receiver's answers. */
+struct devmig_transport;
+struct peer *chan_peer_new(struct devmig_transport *t, bool acks);
 void chan_peer_free(struct peer *p);
 
-/* Write all of iov to a socket (never raising SIGPIPE) or a file. */
-struct iovec;
-int chan_write_all(int fd, struct iovec *iov, int n);
-
-/* Send one frame (header, up to two payload parts, CRC). */
-int chan_send(int fd, uint32_t type, uint32_t dev, const void *a, size_t alen, const void *b,
-	      size_t blen);
+/* Send one frame (header, up to two payload parts, CRC) within the deadline. */
+int chan_send(struct devmig_transport *t, uint32_t type, uint32_t dev, const void *a,
+	      size_t alen, const void *b, size_t blen);
 
 /* The source algorithm: migrate (or save, when checkpoint) to peer. */
 int engine_run(const struct devmig_engine_config *cfg, struct devmig_client *const *src,
@@ -118,5 +121,7 @@ int engine_run(const struct devmig_engine_config *cfg, struct devmig_client *con
 
 void engine_event(const struct devmig_engine_config *cfg, const struct devmig_engine_event *ev);
 uint64_t engine_now_ns(void);
+/* cfg->timeout_ms or its default: a device operation's, and a channel frame's. */
+unsigned engine_timeout_ms(const struct devmig_engine_config *cfg);
 
 #endif /* DEVMIG_LIB_ENGINE_INTERNAL_H */

@@ -14,15 +14,29 @@
 #include "channel.h"
 #include "engine_internal.h"
 #include "le.h"
+#include "transport.h"
 
+/* Where our answers go: a channel of their own, opened with the magic before
+ * the first one (not before anything came: a stray connection gets nothing). */
+struct acker {
+	struct devmig_transport *t;
+	bool opened;
+};
 
-static int send_ack(int fd, uint32_t type, int status, const char *why)
+static int send_ack(struct acker *ack, uint32_t type, int status, const char *why)
 {
 	uint8_t a[12];
+	if (!ack->opened) {
+		struct iovec magic = { (void *)DEVMIG_CHAN_MAGIC, DEVMIG_CHAN_MAGIC_LEN };
+		int rc = transport_sendv(ack->t, &magic, 1);
+		if (rc)
+			return rc;
+		ack->opened = true;
+	}
 	put32(a, type);
 	put32(a + 4, (uint32_t)status);
 	put32(a + 8, 0);
-	return chan_send(fd, DEVMIG_CHAN_ACK, 0, a, 12, why, status ? strlen(why) : 0);
+	return chan_send(ack->t, DEVMIG_CHAN_ACK, 0, a, 12, why, status ? strlen(why) : 0);
 }
 
 /* HELLO from the source: check its shape, then hand it to the destination. */
@@ -50,7 +64,7 @@ static int parse_hello(struct dest *d, const struct devmig_chan_frame *f, char *
  * Apply one frame to the destination. Returns 1 when the migration is over
  * (RUN done, or END of a checkpoint), 0 to go on, -errno to stop.
  */
-static int receive_frame(struct dest *d, const struct devmig_chan_frame *f, int ack_fd,
+static int receive_frame(struct dest *d, const struct devmig_chan_frame *f, struct acker *ack,
 			 uint64_t frames_before, char *why, size_t wl)
 {
 	struct peer *p = &d->peer;
@@ -59,8 +73,8 @@ static int receive_frame(struct dest *d, const struct devmig_chan_frame *f, int 
 	switch (f->type) {
 	case DEVMIG_CHAN_HELLO:
 		rc = parse_hello(d, f, why, wl);
-		if (ack_fd >= 0)
-			send_ack(ack_fd, f->type, rc, why);
+		if (ack)
+			send_ack(ack, f->type, rc, why);
 		return rc;
 	case DEVMIG_CHAN_DEV_DATA:
 		/* A refusal is kept for the next SYNC or COMMIT; later data is dropped. */
@@ -94,8 +108,8 @@ static int receive_frame(struct dest *d, const struct devmig_chan_frame *f, int 
 			rc = p->ops->commit(p, why, wl);
 		else
 			rc = p->ops->run(p, why, wl);
-		if (ack_fd >= 0)
-			send_ack(ack_fd, f->type, rc, why);
+		if (ack)
+			send_ack(ack, f->type, rc, why);
 		if (rc)
 			return rc;
 		return f->type == DEVMIG_CHAN_RUN ? 1 : 0;
@@ -116,16 +130,17 @@ static int receive_frame(struct dest *d, const struct devmig_chan_frame *f, int 
 }
 
 /*
- * Read frames from fd until the migration is over. apply=false only checks
- * the framing (a checkpoint's first pass). ack_fd: where answers go (-1: none).
+ * Read frames from t until the migration is over. apply=false only checks
+ * the framing (a checkpoint's first pass). ack: where answers go (NULL:
+ * none). *began: a HELLO frame came (a migration, not a stray connection).
  */
-static int receive_loop(struct dest *d, int fd, int ack_fd, bool apply, bool want_end,
-			char *why, size_t wl)
+static int receive_loop(struct dest *d, struct devmig_transport *t, struct acker *ack,
+			bool apply, bool want_end, bool *began, char *why, size_t wl)
 {
 	struct devmig_chan_reader *rd = devmig_chan_reader_new();
 	size_t cap = 1u << 20;
 	uint8_t *buf = malloc(cap);
-	uint64_t frames = 0;
+	uint64_t frames = 0, bytes = 0;
 	int rc = 0;
 
 	if (!rd || !buf) {
@@ -134,18 +149,26 @@ static int receive_loop(struct dest *d, int fd, int ack_fd, bool apply, bool wan
 		goto out;
 	}
 	for (;;) {
-		ssize_t n = read(fd, buf, cap);
-		if (n < 0 && errno == EINTR)
-			continue;
+		long n = transport_recv(t, buf, cap);
+		if (n == -ETIMEDOUT) {
+			snprintf(why, wl, "the source sent nothing for %u s",
+				 (t->timeout_ms + 999) / 1000);
+			rc = -ETIMEDOUT;
+			goto out;
+		}
 		if (n <= 0) {
-			snprintf(why, wl, "%s", n < 0 ? strerror(errno)
+			snprintf(why, wl, "%s", n < 0 ? strerror((int)-n)
+					   : !bytes ? (want_end ? "the checkpoint is empty"
+								: "the connection closed before "
+								  "anything was sent")
 					   : devmig_chan_reader_idle(rd)
 						   ? (want_end ? "the checkpoint ends without its end record"
 							       : "the source went away before the migration completed")
 						   : "the input ends in the middle of a frame");
-			rc = n < 0 ? -errno : -ECONNRESET;
+			rc = n < 0 ? (int)n : -ECONNRESET;
 			goto out;
 		}
+		bytes += (uint64_t)n;
 		for (size_t used = 0; used < (size_t)n;) {
 			struct devmig_chan_frame f;
 			bool got;
@@ -170,7 +193,9 @@ static int receive_loop(struct dest *d, int fd, int ack_fd, bool apply, bool wan
 				frames++;
 				continue;
 			}
-			rc = receive_frame(d, &f, ack_fd, frames, why, wl);
+			if (f.type == DEVMIG_CHAN_HELLO)
+				*began = true;
+			rc = receive_frame(d, &f, ack, frames, why, wl);
 			frames++;
 			if (rc)
 				goto out;
@@ -182,12 +207,15 @@ out:
 	return rc < 0 ? rc : 0;
 }
 
-static int receive_common(const struct devmig_engine_config *cfg, int fd, int ack_fd,
-			  bool checkpoint, struct devmig_client *const *dst, unsigned n,
+static int receive_common(const struct devmig_engine_config *cfg, struct devmig_transport *t,
+			  struct devmig_transport *ack, bool checkpoint,
+			  struct devmig_client *const *dst, unsigned n,
 			  struct devmig_guest_mem *dst_mem, struct devmig_migration_report *report)
 {
 	struct dest d;
 	uint64_t t0 = engine_now_ns();
+	bool began = false;
+	struct acker acker = { .t = ack };
 
 	memset(report, 0, sizeof(*report));
 	report->devices = n;
@@ -195,18 +223,7 @@ static int receive_common(const struct devmig_engine_config *cfg, int fd, int ac
 		report->src_state[i] = report->dst_state[i] = DEVMIG_STATE_UNKNOWN;
 	if (dest_init(&d, cfg, dst, n, dst_mem, report))
 		return -ENOMEM;
-	/* Our answers are a channel of their own: they open with the magic. */
-	if (ack_fd >= 0) {
-		struct iovec magic = { (void *)DEVMIG_CHAN_MAGIC, DEVMIG_CHAN_MAGIC_LEN };
-		int wrc = chan_write_all(ack_fd, &magic, 1);
-		if (wrc) {
-			snprintf(report->error, sizeof(report->error), "cannot answer the source: %s",
-				 strerror(-wrc));
-			dest_fini(&d);
-			return wrc;
-		}
-	}
-	int rc = receive_loop(&d, fd, ack_fd, true, checkpoint, report->error,
+	int rc = receive_loop(&d, t, ack ? &acker : NULL, true, checkpoint, &began, report->error,
 			      sizeof(report->error));
 	if (!rc && checkpoint) {
 		/* The file is whole: now the devices validate and apply. */
@@ -216,6 +233,8 @@ static int receive_common(const struct devmig_engine_config *cfg, int fd, int ac
 	}
 	if (rc && d.touched)
 		d.peer.ops->abort(&d.peer, report->error);
+	if (rc && !checkpoint && !began && !d.touched)
+		rc = -ECONNABORTED; /* no migration began here: the caller may wait for another */
 	/* Where each device was left: read back unless the cleanup just did. */
 	for (unsigned i = 0; !d.cleaned && i < n && i < DEVMIG_ENGINE_MAX_DEVICES; i++)
 		report->dst_state[i] = engine_probe_state(dst[i], NULL);
@@ -225,11 +244,23 @@ static int receive_common(const struct devmig_engine_config *cfg, int fd, int ac
 	return rc;
 }
 
+int devmig_receive_over(const struct devmig_engine_config *cfg, struct devmig_transport *t,
+			struct devmig_client *const *dst, unsigned n,
+			struct devmig_guest_mem *dst_mem, struct devmig_migration_report *report)
+{
+	return receive_common(cfg, t, t, false, dst, n, dst_mem, report);
+}
+
 int devmig_receive_from_fd(const struct devmig_engine_config *cfg, int fd,
 			   struct devmig_client *const *dst, unsigned n,
 			   struct devmig_guest_mem *dst_mem, struct devmig_migration_report *report)
 {
-	return receive_common(cfg, fd, fd, false, dst, n, dst_mem, report);
+	struct devmig_transport *t = devmig_transport_plain(fd, engine_timeout_ms(cfg));
+	if (!t)
+		return -ENOMEM;
+	int rc = receive_common(cfg, t, t, false, dst, n, dst_mem, report);
+	devmig_transport_free(t);
+	return rc;
 }
 
 int devmig_restore(const struct devmig_engine_config *cfg, int fd,
@@ -237,21 +268,28 @@ int devmig_restore(const struct devmig_engine_config *cfg, int fd,
 		   struct devmig_guest_mem *dst_mem, struct devmig_migration_report *report)
 {
 	struct dest d;
+	bool began = false;
 
 	memset(report, 0, sizeof(*report));
 	for (unsigned i = 0; i < DEVMIG_ENGINE_MAX_DEVICES; i++)
 		report->src_state[i] = report->dst_state[i] = DEVMIG_STATE_UNKNOWN;
-	/* First pass: every frame's CRC and the end record, touching no device. */
-	if (dest_init(&d, cfg, dst, n, dst_mem, report))
+	struct devmig_transport *t = devmig_transport_plain(fd, 0);
+	if (!t)
 		return -ENOMEM;
-	int rc = receive_loop(&d, fd, -1, false, true, report->error, sizeof(report->error));
-	dest_fini(&d);
-	if (rc)
-		return rc;
-	if (lseek(fd, 0, SEEK_SET) < 0) {
+	/* First pass: every frame's CRC and the end record, touching no device. */
+	int rc = dest_init(&d, cfg, dst, n, dst_mem, report);
+	if (!rc) {
+		rc = receive_loop(&d, t, NULL, false, true, &began, report->error,
+				  sizeof(report->error));
+		dest_fini(&d);
+	}
+	if (!rc && lseek(fd, 0, SEEK_SET) < 0) {
 		snprintf(report->error, sizeof(report->error),
 			 "the checkpoint must be a seekable file: %s", strerror(errno));
-		return -errno;
+		rc = -errno;
 	}
-	return receive_common(cfg, fd, -1, true, dst, n, dst_mem, report);
+	if (!rc)
+		rc = receive_common(cfg, t, NULL, true, dst, n, dst_mem, report);
+	devmig_transport_free(t);
+	return rc;
 }
