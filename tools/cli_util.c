@@ -342,16 +342,15 @@ void cli_progress_event(void *opaque, const struct devmig_engine_event *ev)
 			if (p->line_open) /* keep the progress line, go below it */
 				fputc('\n', stderr);
 			p->line_open = false;
+			char within[48] = "";
 			if (ev->deadline_ns)
-				snprintf(b1, sizeof(b1), " within %s",
+				snprintf(within, sizeof(within), " within %s",
 					 cli_duration(ev->deadline_ns, b2, sizeof(b2)));
-			else
-				b1[0] = 0;
 			fprintf(stderr, "  %s device %u%s%s%s: %s -> %s%s\n",
 				ev->destination ? "destination" : "source", ev->dev,
 				paths && ev->dev < np ? " (" : "", paths && ev->dev < np ? paths[ev->dev] : "",
 				paths && ev->dev < np ? ")" : "", devmig_state_name(ev->from),
-				devmig_state_name(ev->to), b1);
+				devmig_state_name(ev->to), within);
 		}
 		break;
 	case DEVMIG_EV_THROTTLE:
