@@ -1,11 +1,13 @@
 /* SPDX-License-Identifier: MIT */
 /* A listening unix socket that is ours alone (unix_socket.h). */
 #include <errno.h>
+#include <fcntl.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/sysmacros.h>
 #include <sys/un.h>
 #include <unistd.h>
 
@@ -55,18 +57,25 @@ static int claim_path(const struct sockaddr_un *sa, char *err, size_t errlen)
 	return 0;
 }
 
-static void file_id(const struct stat *st, uint64_t id[3])
+/* Which file is at path: device, inode, birth time (0 where not kept). */
+static int file_id(const char *path, uint64_t id[3])
 {
-	id[0] = st->st_dev;
-	id[1] = st->st_ino;
-	id[2] = (uint64_t)st->st_ctim.tv_sec * 1000000000ull + (uint64_t)st->st_ctim.tv_nsec;
+	struct statx sx;
+
+	if (statx(AT_FDCWD, path, AT_SYMLINK_NOFOLLOW, STATX_INO | STATX_BTIME, &sx))
+		return -errno;
+	id[0] = makedev(sx.stx_dev_major, sx.stx_dev_minor);
+	id[1] = sx.stx_ino;
+	id[2] = (sx.stx_mask & STATX_BTIME) ? (uint64_t)sx.stx_btime.tv_sec * 1000000000ull +
+						      sx.stx_btime.tv_nsec
+					    : 0;
+	return 0;
 }
 
 int devmig_unix_listen(const char *path, int backlog, struct devmig_unix_listener *l, char *err,
 		       size_t errlen)
 {
 	struct sockaddr_un sa = { .sun_family = AF_UNIX };
-	struct stat st;
 	int rc;
 
 	l->fd = -1;
@@ -88,14 +97,13 @@ int devmig_unix_listen(const char *path, int backlog, struct devmig_unix_listene
 	/* 0600 before listen(): nobody else can connect in between (connect
 	 * fails until listen), and the process umask is left alone. */
 	bool bound = !bind(l->fd, (struct sockaddr *)&sa, sizeof(sa));
-	if (!bound || chmod(path, 0600) || lstat(path, &st) || listen(l->fd, backlog)) {
+	if (!bound || chmod(path, 0600) || file_id(path, l->file) || listen(l->fd, backlog)) {
 		rc = -errno;
 		snprintf(err, errlen, "cannot listen on %s: %s", path, strerror(errno));
 		if (bound)
 			unlink(path); /* ours: made by this bind */
 		goto fail;
 	}
-	file_id(&st, l->file);
 	return 0;
 fail:
 	close(l->fd);
@@ -105,16 +113,12 @@ fail:
 
 void devmig_unix_unlisten(struct devmig_unix_listener *l, const char *path)
 {
-	struct stat st;
 	uint64_t id[3];
 
 	if (l->fd < 0)
 		return;
 	close(l->fd);
 	l->fd = -1;
-	if (!path || lstat(path, &st))
-		return;
-	file_id(&st, id);
-	if (!memcmp(id, l->file, sizeof(id)))
+	if (path && !file_id(path, id) && !memcmp(id, l->file, sizeof(id)))
 		unlink(path);
 }

@@ -14,8 +14,9 @@
 
 struct devmig_unix_listener {
 	int fd;
-	/* The socket file we bound, the one to remove: device, inode and
-	 * change time (an inode number is reused as soon as a file is gone). */
+	/* The socket file we bound, the one to remove: device, inode and,
+	 * where the filesystem keeps it, birth time (an inode number is reused
+	 * as soon as a file is gone; a chmod does not make it another file). */
 	uint64_t file[3];
 };
 
