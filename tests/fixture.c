@@ -84,6 +84,42 @@ struct devmig_client *fx_connect(const struct fx_server *s, const struct devmig_
 	return c;
 }
 
+void fx_stream_read(struct fx_stream *st, struct devmig_client *c, size_t piece)
+{
+	memset(st, 0, sizeof(*st));
+	fx_stream_more(st, c, piece);
+}
+
+void fx_stream_more(struct fx_stream *st, struct devmig_client *c, size_t piece)
+{
+	for (;;) {
+		if (st->cap - st->len < piece) {
+			size_t cap = st->cap ? st->cap * 2 : 4 * piece;
+			while (cap - st->len < piece)
+				cap *= 2;
+			uint8_t *p = realloc(st->p, cap);
+			if (!p)
+				fail_msg("out of memory for a %zu-byte stream", cap);
+			st->p = p;
+			st->cap = cap;
+		}
+		ssize_t n = devmig_client_mig_read(c, st->p + st->len, piece);
+		if (n < 0)
+			fail_msg("MIG_DATA_READ after %zu bytes: %s", st->len, strerror((int)-n));
+		st->len += (size_t)n;
+		if ((size_t)n < piece)
+			return;
+		if (st->len > (1ull << 32))
+			fail_msg("a stream of over 4 GiB: it does not end");
+	}
+}
+
+void fx_stream_free(struct fx_stream *st)
+{
+	free(st->p);
+	memset(st, 0, sizeof(*st));
+}
+
 void fx_guest_new(struct fx_guest *g, uint64_t size)
 {
 	g->size = size;

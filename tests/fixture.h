@@ -43,6 +43,21 @@ void fx_unserve(struct fx_server *s);
 /* A client of the device (cfg may be NULL). */
 struct devmig_client *fx_connect(const struct fx_server *s, const struct devmig_client_config *cfg);
 
+/* A device's migration data, read until the device has no more for now. */
+struct fx_stream {
+	uint8_t *p;
+	size_t len, cap;
+};
+/*
+ * Read c's migration data in MIG_DATA_READs of piece bytes, appending to
+ * st (fresh: cleared first), until a read returns less than asked: the
+ * end of the stream in STOP_COPY, what is there for now in PRE_COPY.
+ */
+void fx_stream_read(struct fx_stream *st, struct devmig_client *c, size_t piece);
+/* Read more of it, appending. */
+void fx_stream_more(struct fx_stream *st, struct devmig_client *c, size_t piece);
+void fx_stream_free(struct fx_stream *st);
+
 /* Guest memory: size bytes of a memfd, mapped here. */
 struct fx_guest {
 	int fd;
