@@ -74,6 +74,12 @@ void fx_unserve(struct fx_server *s)
 	s->variant = NULL;
 }
 
+void fx_kill(struct fx_server *s)
+{
+	devmig_server_free(s->srv);
+	s->srv = NULL;
+}
+
 struct devmig_client *fx_connect(const struct fx_server *s, const struct devmig_client_config *cfg)
 {
 	char err[256];

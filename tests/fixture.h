@@ -39,6 +39,9 @@ void fx_serve_variant(struct fx_server *s, const char *dir, const char *name,
 		      const struct devmig_variant *v, const char *args);
 /* Stop serving, free the server, and the device when fx_serve_variant made it. */
 void fx_unserve(struct fx_server *s);
+/* The server dies (its clients see the connection close); the device stays
+ * until fx_unserve. */
+void fx_kill(struct fx_server *s);
 
 /* A client of the device (cfg may be NULL). */
 struct devmig_client *fx_connect(const struct fx_server *s, const struct devmig_client_config *cfg);
