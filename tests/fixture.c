@@ -38,30 +38,48 @@ void fx_rmdir(const char *dir)
 		nftw(dir, rm_one, 16, FTW_DEPTH | FTW_PHYS);
 }
 
-void fx_serve(struct fx_server *s, const char *dir, const char *name, struct devmig_device *dev)
+void fx_serve_cfg(struct fx_server *s, const char *dir, const char *name, struct devmig_device *dev,
+		  const struct devmig_server_config *cfg)
 {
+	struct devmig_server_config sc = { 0 };
 	char err[256];
 
+	memset(s, 0, sizeof(*s));
+	if (cfg)
+		sc = *cfg;
 	s->dev = dev;
-	snprintf(s->path, sizeof(s->path), "%s/%s.sock", dir, name);
-	struct devmig_server_config cfg = { .socket_path = s->path };
-	s->srv = devmig_server_new(dev, &cfg, err, sizeof(err));
+	if (snprintf(s->path, sizeof(s->path), "%s/%s.sock", dir, name) >= (int)sizeof(s->path))
+		fail_msg("socket path too long: %s/%s.sock", dir, name);
+	sc.socket_path = s->path;
+	s->srv = devmig_server_new(dev, &sc, err, sizeof(err));
 	if (!s->srv)
 		fail_msg("serving %s: %s", name, err);
 	if (devmig_server_start(s->srv))
 		fail_msg("starting the server of %s", name);
 }
 
-void fx_serve_variant(struct fx_server *s, const char *dir, const char *name,
-		      const struct devmig_variant *v, const char *args)
+void fx_serve(struct fx_server *s, const char *dir, const char *name, struct devmig_device *dev)
+{
+	fx_serve_cfg(s, dir, name, dev, NULL);
+}
+
+void fx_serve_variant_cfg(struct fx_server *s, const char *dir, const char *name,
+			  const struct devmig_variant *v, const char *args,
+			  const struct devmig_server_config *cfg)
 {
 	char err[256];
 	struct devmig_device *dev = v->create(args, err, sizeof(err));
 
 	if (!dev)
 		fail_msg("%s %s: %s", v->name, args ? args : "", err);
-	fx_serve(s, dir, name, dev);
+	fx_serve_cfg(s, dir, name, dev, cfg);
 	s->variant = v;
+}
+
+void fx_serve_variant(struct fx_server *s, const char *dir, const char *name,
+		      const struct devmig_variant *v, const char *args)
+{
+	fx_serve_variant_cfg(s, dir, name, v, args, NULL);
 }
 
 void fx_unserve(struct fx_server *s)

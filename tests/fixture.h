@@ -37,6 +37,13 @@ void fx_serve(struct fx_server *s, const char *dir, const char *name, struct dev
 /* Create a device of variant v with args and serve it; fx_unserve frees it. */
 void fx_serve_variant(struct fx_server *s, const char *dir, const char *name,
 		      const struct devmig_variant *v, const char *args);
+/* Either, with a server configuration of the caller's (NULL: the defaults);
+ * its socket_path is set here. */
+void fx_serve_cfg(struct fx_server *s, const char *dir, const char *name, struct devmig_device *dev,
+		  const struct devmig_server_config *cfg);
+void fx_serve_variant_cfg(struct fx_server *s, const char *dir, const char *name,
+			  const struct devmig_variant *v, const char *args,
+			  const struct devmig_server_config *cfg);
 /* Stop serving, free the server, and the device when fx_serve_variant made it. */
 void fx_unserve(struct fx_server *s);
 /* The server dies (its clients see the connection close); the device stays

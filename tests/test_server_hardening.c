@@ -31,6 +31,7 @@
 #include "devices.h"
 #include "devmig/client.h"
 #include "devmig/server.h"
+#include "fixture.h"
 #include "devmig/wire.h"
 #include "memblk/memblk_guest.h"
 
@@ -45,11 +46,10 @@
 #define DATA_SIZE (1u << 20)
 
 struct fx {
-	char dir[64];
-	char path[96];
-	const struct devmig_variant *v;
+	char dir[FX_PATH_MAX];
+	struct fx_server s;
+	const char *path; /* s.path */
 	struct devmig_device *dev;
-	struct devmig_server *srv;
 };
 
 static uint64_t now_ms(void)
@@ -61,39 +61,26 @@ static uint64_t now_ms(void)
 
 static void fx_open(struct fx *f, const struct devmig_variant *v, const char *args)
 {
-	char err[256] = "";
+	struct devmig_server_config cfg = { .io_timeout_ms = IO_TIMEOUT_MS,
+					    .verbose = getenv("DEVMIG_TEST_VERBOSE") != NULL };
 
 	memset(f, 0, sizeof(*f));
-	snprintf(f->dir, sizeof(f->dir), "/tmp/devmig-hard-XXXXXX");
-	assert_non_null(mkdtemp(f->dir));
-	snprintf(f->path, sizeof(f->path), "%s/dev.sock", f->dir);
-	f->v = v;
-	f->dev = v->create(args, err, sizeof(err));
-	if (!f->dev)
-		fail_msg("create: %s", err);
-	struct devmig_server_config cfg = { .socket_path = f->path,
-					    .io_timeout_ms = IO_TIMEOUT_MS, .verbose = getenv("DEVMIG_TEST_VERBOSE") != NULL };
-	f->srv = devmig_server_new(f->dev, &cfg, err, sizeof(err));
-	if (!f->srv)
-		fail_msg("server: %s", err);
-	assert_int_equal(devmig_server_start(f->srv), 0);
+	fx_tmpdir(f->dir, "hard");
+	fx_serve_variant_cfg(&f->s, f->dir, "dev", v, args, &cfg);
+	f->path = f->s.path;
+	f->dev = f->s.dev;
 }
 
 static void fx_close(struct fx *f)
 {
-	devmig_server_free(f->srv);
-	f->v->free(f->dev);
-	rmdir(f->dir);
+	fx_unserve(&f->s);
+	fx_rmdir(f->dir);
 }
 
 static struct devmig_client *client(struct fx *f)
 {
-	char err[256] = "";
 	struct devmig_client_config cc = { .timeout_ms = CLIENT_TMO_MS };
-	struct devmig_client *c = devmig_client_connect(f->path, &cc, err, sizeof(err));
-	if (!c)
-		fail_msg("connect %s: %s", f->path, err);
-	return c;
+	return fx_connect(&f->s, &cc);
 }
 
 /* A client connects within ms, however long the server takes to drop another. */
@@ -617,10 +604,11 @@ static void the_socket_path_is_never_taken_from_another(void **state)
 	unlink(file);
 
 	/* A stale socket (its server died) is replaced. */
-	char stale[96];
-	snprintf(stale, sizeof(stale), "%s/stale.sock", f.dir);
 	struct sockaddr_un sa = { .sun_family = AF_UNIX };
-	snprintf(sa.sun_path, sizeof(sa.sun_path), "%s", stale);
+	if (snprintf(sa.sun_path, sizeof(sa.sun_path), "%s/stale.sock", f.dir) >=
+	    (int)sizeof(sa.sun_path))
+		fail_msg("the temporary folder's name is too long for a socket: %s", f.dir);
+	const char *stale = sa.sun_path;
 	int sfd = socket(AF_UNIX, SOCK_STREAM, 0);
 	assert_int_equal(bind(sfd, (struct sockaddr *)&sa, sizeof(sa)), 0);
 	close(sfd); /* bound, never listening: nobody answers */
