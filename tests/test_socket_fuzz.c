@@ -39,6 +39,7 @@
 #include "devmig/client.h"
 #include "devmig/server.h"
 #include "devmig/wire.h"
+#include "fixture.h"
 #include "memblk/memblk_hw.h"
 
 #define GIOVA 0x100000000ull
@@ -509,9 +510,8 @@ static void memblk_prologue(int fd, uint64_t *s, struct pool *p, uint8_t *buf)
 struct target {
 	const struct devmig_variant *v;
 	const char *args;
-	struct devmig_device *dev;
-	struct devmig_server *srv;
-	char path[96];
+	struct fx_server fx;
+	const char *path; /* fx.path */
 };
 
 /* A proper client gets in (the fuzzing one may still be leaving) and is answered. */
@@ -548,20 +548,14 @@ static void hostile_messages_never_crash_or_hang_a_server(void **state)
 	unsigned seconds = secs ? (unsigned)strtoul(secs, NULL, 10) : 20;
 	/* A new seed each run (said in the closing line and on failure) explores more. */
 	uint64_t seed = seed_s ? strtoull(seed_s, NULL, 0) : (uint64_t)time(NULL);
-	char dir[64] = "/tmp/devmig-sfuzz-XXXXXX", err[256] = "";
-	assert_non_null(mkdtemp(dir));
+	char dir[FX_PATH_MAX];
+	fx_tmpdir(dir, "sfuzz");
 	struct target t[2] = { { &devmig_variant_counter, NULL }, { &devmig_variant_memblk,
 								      "size=1M" } };
+	const struct devmig_server_config cfg = { .io_timeout_ms = 200 };
 	for (int i = 0; i < 2; i++) {
-		snprintf(t[i].path, sizeof(t[i].path), "%s/%s.sock", dir, t[i].v->name);
-		t[i].dev = t[i].v->create(t[i].args, err, sizeof(err));
-		if (!t[i].dev)
-			fail_msg("create: %s", err);
-		struct devmig_server_config cfg = { .socket_path = t[i].path, .io_timeout_ms = 200 };
-		t[i].srv = devmig_server_new(t[i].dev, &cfg, err, sizeof(err));
-		if (!t[i].srv)
-			fail_msg("server: %s", err);
-		assert_int_equal(devmig_server_start(t[i].srv), 0);
+		fx_serve_variant_cfg(&t[i].fx, dir, t[i].v->name, t[i].v, t[i].args, &cfg);
+		t[i].path = t[i].fx.path;
 	}
 	uint8_t *buf = malloc(MAXMSG);
 	assert_non_null(buf);
@@ -616,12 +610,10 @@ static void hostile_messages_never_crash_or_hang_a_server(void **state)
 		      "memory was then cut) in %.1f s, seed %#llx; every probe answered\n",
 		      (unsigned long long)msgs, batch, (unsigned long long)prologues,
 		      (now_ms() - t0) / 1000.0, (unsigned long long)seed);
-	for (int i = 0; i < 2; i++) {
-		devmig_server_free(t[i].srv);
-		t[i].v->free(t[i].dev);
-	}
+	for (int i = 0; i < 2; i++)
+		fx_unserve(&t[i].fx);
 	free(buf);
-	rmdir(dir);
+	fx_rmdir(dir);
 	assert_true(msgs > 1000);
 }
 
