@@ -8,11 +8,38 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <cmocka.h>
 
 #include "fixture.h"
+
+uint64_t fx_now_ms(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
+}
+
+uint64_t fx_rnd(uint64_t *s)
+{
+	uint64_t z = (*s += 0x9e3779b97f4a7c15ull);
+	z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
+	z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
+	return z ^ (z >> 31);
+}
+
+size_t fx_rnd_size(uint64_t *s, size_t max)
+{
+	unsigned bits = 0;
+	while (((size_t)1 << bits) < max)
+		bits++;
+	size_t lim = (size_t)1 << (fx_rnd(s) % (bits + 1));
+	if (lim > max)
+		lim = max;
+	return 1 + (size_t)(fx_rnd(s) % lim);
+}
 
 void fx_tmpdir(char dir[FX_PATH_MAX], const char *prefix)
 {

@@ -19,6 +19,13 @@
 
 #define FX_PATH_MAX 108 /* sun_path */
 
+/* Milliseconds of CLOCK_MONOTONIC. */
+uint64_t fx_now_ms(void);
+/* splitmix64: the next number of the sequence seeded by *s. */
+uint64_t fx_rnd(uint64_t *s);
+/* 1 .. max, log-uniform, so that tiny and huge sizes both come up often. */
+size_t fx_rnd_size(uint64_t *s, size_t max);
+
 /* A fresh directory under $TMPDIR (or /tmp), named after prefix. */
 void fx_tmpdir(char dir[FX_PATH_MAX], const char *prefix);
 /* Remove dir and everything in it. */

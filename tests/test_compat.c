@@ -60,13 +60,6 @@ extern char **environ;
 #define BUF_OFF (1u << 20)    /* one MAX_BLOCKS (1 MiB) data buffer */
 #define QSIZE 64u
 
-static uint64_t now_ms(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
-}
-
 /* ================================================================ the rule */
 
 static struct devmig_compat_info info_of(const char *version, uint64_t fp,
@@ -653,7 +646,7 @@ static const char *bin(void)
 /* Wait (bounded) for pid to exit; its exit code, or -1 on timeout (then killed). */
 static int wait_exit(pid_t pid, int timeout_ms)
 {
-	uint64_t end = now_ms() + (uint64_t)timeout_ms;
+	uint64_t end = fx_now_ms() + (uint64_t)timeout_ms;
 	for (;;) {
 		int st;
 		pid_t r = waitpid(pid, &st, WNOHANG);
@@ -661,7 +654,7 @@ static int wait_exit(pid_t pid, int timeout_ms)
 			return WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
 		if (r < 0)
 			return -1;
-		if (now_ms() > end) {
+		if (fx_now_ms() > end) {
 			kill(pid, SIGKILL);
 			waitpid(pid, NULL, 0);
 			return -1;
@@ -703,7 +696,7 @@ static struct proc *serve(const char *device, const char *name)
 		p->pid = 0;
 		fail_msg("cannot start %s: %s", argv[0], strerror(rc));
 	}
-	uint64_t end = now_ms() + TMO;
+	uint64_t end = fx_now_ms() + TMO;
 	for (;;) {
 		char err[256];
 		struct devmig_client *c = devmig_client_connect(p->path, NULL, err, sizeof(err));
@@ -716,7 +709,7 @@ static struct proc *serve(const char *device, const char *name)
 			p->pid = 0;
 			fail_msg("devmig serve %s %s exited early (status 0x%x)", device, name, st);
 		}
-		if (now_ms() > end)
+		if (fx_now_ms() > end)
 			fail_msg("devmig serve %s %s never came up: %s", device, name, err);
 		poll(NULL, 0, 2); /* re-check shortly */
 	}

@@ -43,13 +43,6 @@ static int teardown(void **state)
 	return 0;
 }
 
-static uint64_t now_ms(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
-}
-
 static struct devmig_endpoint parsed(const char *s, bool listen)
 {
 	struct devmig_endpoint e;
@@ -317,9 +310,9 @@ static void tcp_connect_is_bounded(void **state)
 	int fds[16], n = 0, rc = 0;
 	uint64_t took = 0;
 	while (n < 16) {
-		uint64_t t0 = now_ms();
+		uint64_t t0 = fx_now_ms();
 		rc = devmig_endpoint_connect(&c, 300, err, sizeof(err));
-		took = now_ms() - t0;
+		took = fx_now_ms() - t0;
 		if (rc < 0)
 			break;
 		fds[n++] = rc;
@@ -346,9 +339,9 @@ static void unix_connect_is_bounded(void **state)
 	int fds[64], n = 0, rc = 0;
 	uint64_t took = 0;
 	while (n < 64) {
-		uint64_t t0 = now_ms();
+		uint64_t t0 = fx_now_ms();
 		rc = devmig_endpoint_connect(&c, 300, err, sizeof(err));
-		took = now_ms() - t0;
+		took = fx_now_ms() - t0;
 		if (rc < 0)
 			break;
 		/* every socket handed back is connected */

@@ -52,13 +52,6 @@ struct fx {
 	struct devmig_device *dev;
 };
 
-static uint64_t now_ms(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
-}
-
 static void fx_open(struct fx *f, const struct devmig_variant *v, const char *args)
 {
 	struct devmig_server_config cfg = { .io_timeout_ms = IO_TIMEOUT_MS,
@@ -86,7 +79,7 @@ static struct devmig_client *client(struct fx *f)
 /* A client connects within ms, however long the server takes to drop another. */
 static struct devmig_client *client_within(struct fx *f, int ms)
 {
-	uint64_t end = now_ms() + (uint64_t)ms;
+	uint64_t end = fx_now_ms() + (uint64_t)ms;
 	char err[256] = "";
 	struct devmig_client_config cc = { .timeout_ms = CLIENT_TMO_MS };
 
@@ -94,7 +87,7 @@ static struct devmig_client *client_within(struct fx *f, int ms)
 		struct devmig_client *c = devmig_client_connect(f->path, &cc, err, sizeof(err));
 		if (c)
 			return c;
-		if (now_ms() > end)
+		if (fx_now_ms() > end)
 			fail_msg("no client got in within %d ms: %s", ms, err);
 		poll(NULL, 0, 20);
 	}
@@ -150,7 +143,7 @@ static struct devmig_hdr read_reply(int fd)
 	struct devmig_hdr h;
 	uint8_t *p = (uint8_t *)&h;
 	size_t got = 0;
-	uint64_t end = now_ms() + CLIENT_TMO_MS;
+	uint64_t end = fx_now_ms() + CLIENT_TMO_MS;
 
 	while (got < sizeof(h)) {
 		struct pollfd pf = { fd, POLLIN, 0 };
@@ -160,7 +153,7 @@ static struct devmig_hdr read_reply(int fd)
 				fail_msg("the server hung up (%s)", k ? strerror(errno) : "EOF");
 			got += (size_t)k;
 		}
-		if (now_ms() > end)
+		if (fx_now_ms() > end)
 			fail_msg("no reply within %d ms", CLIENT_TMO_MS);
 	}
 	for (size_t left = h.msg_size - sizeof(h); left;) {
@@ -379,9 +372,9 @@ static void a_second_client_is_told_busy_at_once(void **state)
 	char err[256] = "";
 	struct devmig_client_config cc = { .timeout_ms = 20000 };
 
-	uint64_t t0 = now_ms();
+	uint64_t t0 = fx_now_ms();
 	struct devmig_client *b = devmig_client_connect(f.path, &cc, err, sizeof(err));
-	uint64_t took = now_ms() - t0;
+	uint64_t took = fx_now_ms() - t0;
 	assert_null(b);
 	if (!strstr(err, strerror(EBUSY)))
 		fail_msg("the second client was not told busy: %s", err);
@@ -545,18 +538,18 @@ static void a_state_change_is_not_stalled_by_a_dma_wait(void **state)
 
 	/* Stopping the device waits for that worker; our client answers its DMA
 	 * while it waits for the state change, and the server must read it. */
-	uint64_t t0 = now_ms();
+	uint64_t t0 = fx_now_ms();
 	assert_int_equal(devmig_client_set_state(r.c, DEVMIG_STATE_STOP), 0);
-	uint64_t took = now_ms() - t0;
+	uint64_t took = fx_now_ms() - t0;
 	if (took >= 5000)
 		fail_msg("RUNNING -> STOP took %llu ms waiting for a DMA reply",
 			 (unsigned long long)took);
 	assert_int_equal(devmig_client_set_state(r.c, DEVMIG_STATE_RUNNING), 0);
 	/* The write completed, and well. */
 	struct mb_cqe cqe;
-	uint64_t end = now_ms() + CLIENT_TMO_MS;
+	uint64_t end = fx_now_ms() + CLIENT_TMO_MS;
 	int got = 0;
-	while (!got && now_ms() < end) {
+	while (!got && fx_now_ms() < end) {
 		got = mbg_reap(&r.g, &cqe, 1);
 		assert_true(got >= 0);
 		if (!got)

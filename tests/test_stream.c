@@ -27,40 +27,17 @@
 #include <sys/uio.h>
 #include <cmocka.h>
 
+#include "fixture.h"
 #include "stream.h"
 
 /* ---------------------------------------------------------------- helpers */
 
 static uint64_t seed_base = 0x5eed0001;
 
-static uint64_t rnd(uint64_t *s)
-{
-	/* splitmix64 */
-	uint64_t z = (*s += 0x9e3779b97f4a7c15ull);
-
-	z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
-	z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
-	return z ^ (z >> 31);
-}
-
-/* 1 .. max, log-uniform so that tiny and huge sizes both come up often. */
-static size_t rnd_size(uint64_t *s, size_t max)
-{
-	unsigned bits = 0;
-
-	while (((size_t)1 << bits) < max)
-		bits++;
-	size_t lim = (size_t)1 << (rnd(s) % (bits + 1));
-
-	if (lim > max)
-		lim = max;
-	return 1 + (size_t)(rnd(s) % lim);
-}
-
 static void fill_random(uint64_t *s, uint8_t *p, size_t n)
 {
 	for (size_t i = 0; i < n; i++)
-		p[i] = (uint8_t)rnd(s);
+		p[i] = (uint8_t)fx_rnd(s);
 }
 
 struct vec {
@@ -127,13 +104,13 @@ static int src_records(void *opaque, struct devmig_save *sv)
 	while (s->pos < s->avail && devmig_save_room(sv)) {
 		size_t left = s->avail - s->pos;
 		size_t max = src_max_piece ? src_max_piece : 100000;
-		size_t n = rnd_size(&s->rng, max < left ? max : left);
+		size_t n = fx_rnd_size(&s->rng, max < left ? max : left);
 		unsigned t = src_type(s->nrec);
 		int rc;
 
-		if (rnd(&s->rng) % 50 == 0)
+		if (fx_rnd(&s->rng) % 50 == 0)
 			n = 0; /* empty records are records too */
-		if (s->use_ref && n > 8 && rnd(&s->rng) % 4)
+		if (s->use_ref && n > 8 && fx_rnd(&s->rng) % 4)
 			rc = devmig_save_record_ref(sv, t, s->data + s->pos, 8, s->data + s->pos + 8,
 						    n - 8);
 		else
@@ -141,7 +118,7 @@ static int src_records(void *opaque, struct devmig_save *sv)
 		assert_int_equal(rc, 0);
 		s->pos += n;
 		s->nrec++;
-		if (rnd(&s->rng) % 8 == 0)
+		if (fx_rnd(&s->rng) % 8 == 0)
 			break; /* a source may stop early: the writer asks again */
 	}
 	return 0;
@@ -200,7 +177,7 @@ static void drain_writer_min(struct devmig_stream_writer *w, struct vec *out, ui
 {
 	for (int guard = 0;; guard++) {
 		assert_true(guard < 50000000);
-		size_t cap = mincap - 1 + rnd_size(rng, maxcap - mincap + 1);
+		size_t cap = mincap - 1 + fx_rnd_size(rng, maxcap - mincap + 1);
 		uint8_t *b = malloc(cap);
 
 		assert_non_null(b);
@@ -360,7 +337,7 @@ static int feed(struct devmig_stream_reader *r, const uint8_t *p, size_t len, ui
 	size_t off = 0;
 
 	while (off < len) {
-		size_t n = rnd_size(rng, maxseg);
+		size_t n = fx_rnd_size(rng, maxseg);
 
 		if (n > len - off)
 			n = len - off;
@@ -549,8 +526,8 @@ static void crc_chaining(void **state)
 	/* Random three-way splits of a long one. */
 	whole = devmig_crc32c(0, b, n);
 	for (int t = 0; t < 200; t++) {
-		size_t i = (size_t)(rnd(&rng) % (n + 1));
-		size_t j = i + (size_t)(rnd(&rng) % (n - i + 1));
+		size_t i = (size_t)(fx_rnd(&rng) % (n + 1));
+		size_t j = i + (size_t)(fx_rnd(&rng) % (n - i + 1));
 		uint32_t c = devmig_crc32c(0, b, i);
 
 		c = devmig_crc32c(c, b + i, j - i);
@@ -576,12 +553,12 @@ static void crc_hw_sw_agree(void **state)
 	assert_non_null(b);
 	fill_random(&rng, b, n + 64);
 	for (int t = 0; t < 3000; t++) {
-		size_t align = (size_t)(rnd(&rng) % 64);
-		size_t len = rnd_size(&rng, n) - 1 + (size_t)(rnd(&rng) % 2);
+		size_t align = (size_t)(fx_rnd(&rng) % 64);
+		size_t len = fx_rnd_size(&rng, n) - 1 + (size_t)(fx_rnd(&rng) % 2);
 
 		if (len > n)
 			len = n;
-		uint32_t init = (uint32_t)rnd(&rng);
+		uint32_t init = (uint32_t)fx_rnd(&rng);
 		uint32_t hw = devmig_crc32c(init, b + align, len);
 		uint32_t sw = devmig_crc32c_sw(init, b + align, len);
 
@@ -606,14 +583,14 @@ static void roundtrip(size_t n, int rounds)
 	for (int round = 0; round < rounds; round++) {
 		uint64_t rng = seed_base ^ (n * 1000003u) ^ (uint64_t)round << 40;
 		uint8_t *data = malloc(n ? n : 1);
-		size_t cfg_len = (size_t)(rnd(&rng) % 300);
+		size_t cfg_len = (size_t)(fx_rnd(&rng) % 300);
 		uint8_t cfg[300];
 		struct vec st = { 0 };
 
 		assert_non_null(data);
 		fill_random(&rng, data, n);
 		fill_random(&rng, cfg, cfg_len);
-		make_stream(&st, data, n, cfg, cfg_len, rnd(&rng), 1u << 20);
+		make_stream(&st, data, n, cfg, cfg_len, fx_rnd(&rng), 1u << 20);
 
 		struct devmig_stream_header h;
 		struct sink k = { 0 };
@@ -685,7 +662,7 @@ static void segments_roundtrip(void **state)
 	(void)state;
 	for (int round = 0; round < 20; round++) {
 		uint64_t rng = seed_base ^ 0xabcdef ^ (uint64_t)round << 32;
-		size_t n = round == 0 ? 0 : (size_t)(rnd(&rng) % (3u << 20));
+		size_t n = round == 0 ? 0 : (size_t)(fx_rnd(&rng) % (3u << 20));
 		uint8_t *data = malloc(n ? n : 1);
 		uint8_t cfg[200];
 		struct src s;
@@ -695,7 +672,7 @@ static void segments_roundtrip(void **state)
 
 		fill_random(&rng, data, n);
 		fill_random(&rng, cfg, sizeof(cfg));
-		src_init(&s, data, n, cfg, sizeof(cfg), rnd(&rng));
+		src_init(&s, data, n, cfg, sizeof(cfg), fx_rnd(&rng));
 		s.use_ref = true;
 		struct devmig_stream_source ops = src_ops(&s);
 		test_header(&h);
@@ -703,8 +680,8 @@ static void segments_roundtrip(void **state)
 		assert_non_null(w);
 		while (!devmig_stream_writer_done(w)) {
 			struct iovec iov[64];
-			int niov, max_iov = 4 + (int)(rnd(&rng) % 60);
-			size_t cap = rnd(&rng) % 4 ? (1u << 20) : 1 + (size_t)(rnd(&rng) % 5000);
+			int niov, max_iov = 4 + (int)(fx_rnd(&rng) % 60);
+			size_t cap = fx_rnd(&rng) % 4 ? (1u << 20) : 1 + (size_t)(fx_rnd(&rng) % 5000);
 			ssize_t got = devmig_stream_writer_read_iov(w, iov, max_iov, &niov, cap, true);
 			assert_true(got >= 0 && (size_t)got <= cap);
 			assert_true(niov <= max_iov);
@@ -871,7 +848,7 @@ static void writer_accounting(void **state)
 	size_t before_end = 0;
 
 	while (!devmig_stream_writer_done(w)) {
-		size_t cap = 1 + (size_t)(rnd(&rng) % 7);
+		size_t cap = 1 + (size_t)(fx_rnd(&rng) % 7);
 		ssize_t n = devmig_stream_writer_read(w, out, cap, true);
 
 		assert_true(n > 0);
@@ -908,7 +885,7 @@ static void precopy_then_final(void **state)
 	(void)state;
 	for (int round = 0; round < 20; round++) {
 		uint64_t rng = seed_base ^ 0x77 ^ (uint64_t)round << 32;
-		size_t n = 200000 + (size_t)(rnd(&rng) % 100000);
+		size_t n = 200000 + (size_t)(fx_rnd(&rng) % 100000);
 		uint8_t *data = malloc(n);
 		uint8_t cfg[64];
 		struct devmig_stream_header h;
@@ -919,7 +896,7 @@ static void precopy_then_final(void **state)
 		fill_random(&rng, data, n);
 		fill_random(&rng, cfg, sizeof(cfg));
 		test_header(&h);
-		src_init(&s, data, n, cfg, sizeof(cfg), rnd(&rng));
+		src_init(&s, data, n, cfg, sizeof(cfg), fx_rnd(&rng));
 		s.avail = 0;
 		k.want_dev = data;
 		k.want_dev_len = n;
@@ -934,10 +911,10 @@ static void precopy_then_final(void **state)
 		assert_non_null(r);
 		/* Pre-copy: the device makes data available in bursts, the stream is
 		 * read until "nothing now", fed to the reader as it comes. */
-		size_t precopy_limit = n - (size_t)(rnd(&rng) % (n / 2));
+		size_t precopy_limit = n - (size_t)(fx_rnd(&rng) % (n / 2));
 
 		while (s.avail < precopy_limit) {
-			size_t burst = rnd_size(&rng, 60000);
+			size_t burst = fx_rnd_size(&rng, 60000);
 
 			s.avail = s.avail + burst > precopy_limit ? precopy_limit : s.avail + burst;
 			struct vec part = { 0 };
@@ -1207,7 +1184,7 @@ static void byte_flip_refused(void **state)
 	assert_non_null(m);
 	for (size_t off = 0; off < st.len; off++) {
 		for (int v = 0; v < 3; v++) {
-			uint8_t x = v == 0 ? 0xff : v == 1 ? 0x01 : (uint8_t)(1 + rnd(&rng) % 255);
+			uint8_t x = v == 0 ? 0xff : v == 1 ? 0x01 : (uint8_t)(1 + fx_rnd(&rng) % 255);
 			struct sink k = { .want_dev = data, .want_dev_len = sizeof(data),
 					  .want_cfg = cfg, .want_cfg_len = sizeof(cfg),
 					  .want_hdr = &h };
