@@ -2,7 +2,9 @@
 /*
  * devmig: what carries a two-host migration's channel between the engine's
  * halves (devmig_migrate_over / devmig_receive_over): a connected stream
- * socket as it is, or TLS 1.3 over it.
+ * socket as it is, or TLS 1.3 over it; and the socket itself, from an
+ * address (devmig_endpoint_*: what `devmig receive --listen` and `devmig
+ * migrate --to` do, for a VMM that carries the channel itself).
  *
  * TLS (GnuTLS) authenticates both sides and protects the integrity of every
  * byte: with a pre-shared key (the same key file on both hosts), or with
