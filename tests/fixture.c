@@ -22,6 +22,17 @@ uint64_t fx_now_ms(void)
 	return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
 }
 
+void fx_deadline(struct timespec *ts, int ms)
+{
+	clock_gettime(CLOCK_REALTIME, ts);
+	ts->tv_sec += ms / 1000;
+	ts->tv_nsec += (long)(ms % 1000) * 1000000L;
+	if (ts->tv_nsec >= 1000000000L) {
+		ts->tv_sec++;
+		ts->tv_nsec -= 1000000000L;
+	}
+}
+
 uint64_t fx_rnd(uint64_t *s)
 {
 	uint64_t z = (*s += 0x9e3779b97f4a7c15ull);
@@ -135,40 +146,48 @@ struct devmig_client *fx_connect(const struct fx_server *s, const struct devmig_
 	return c;
 }
 
-void fx_stream_read(struct fx_stream *st, struct devmig_client *c, size_t piece)
+/* Room for n more bytes. */
+static void buf_reserve(struct fx_buf *b, size_t n)
 {
-	memset(st, 0, sizeof(*st));
-	fx_stream_more(st, c, piece);
+	if (b->cap - b->len >= n)
+		return;
+	size_t cap = b->cap ? b->cap : 4096;
+	while (cap - b->len < n)
+		cap *= 2;
+	uint8_t *p = realloc(b->p, cap);
+	if (!p)
+		fail_msg("out of memory for a %zu-byte buffer", cap);
+	b->p = p;
+	b->cap = cap;
 }
 
-void fx_stream_more(struct fx_stream *st, struct devmig_client *c, size_t piece)
+void fx_buf_add(struct fx_buf *b, const void *data, size_t n)
+{
+	buf_reserve(b, n);
+	if (n)
+		memcpy(b->p + b->len, data, n);
+	b->len += n;
+}
+
+void fx_buf_free(struct fx_buf *b)
+{
+	free(b->p);
+	memset(b, 0, sizeof(*b));
+}
+
+void fx_buf_read_stream(struct fx_buf *b, struct devmig_client *c, size_t piece)
 {
 	for (;;) {
-		if (st->cap - st->len < piece) {
-			size_t cap = st->cap ? st->cap * 2 : 4 * piece;
-			while (cap - st->len < piece)
-				cap *= 2;
-			uint8_t *p = realloc(st->p, cap);
-			if (!p)
-				fail_msg("out of memory for a %zu-byte stream", cap);
-			st->p = p;
-			st->cap = cap;
-		}
-		ssize_t n = devmig_client_mig_read(c, st->p + st->len, piece);
+		buf_reserve(b, piece);
+		ssize_t n = devmig_client_mig_read(c, b->p + b->len, piece);
 		if (n < 0)
-			fail_msg("MIG_DATA_READ after %zu bytes: %s", st->len, strerror((int)-n));
-		st->len += (size_t)n;
+			fail_msg("MIG_DATA_READ after %zu bytes: %s", b->len, strerror((int)-n));
+		b->len += (size_t)n;
 		if ((size_t)n < piece)
 			return;
-		if (st->len > (1ull << 32))
+		if (b->len > (1ull << 32))
 			fail_msg("a stream of over 4 GiB: it does not end");
 	}
-}
-
-void fx_stream_free(struct fx_stream *st)
-{
-	free(st->p);
-	memset(st, 0, sizeof(*st));
 }
 
 void fx_guest_new(struct fx_guest *g, uint64_t size)

@@ -21,6 +21,9 @@
 
 /* Milliseconds of CLOCK_MONOTONIC. */
 uint64_t fx_now_ms(void);
+/* CLOCK_REALTIME ms from now, for pthread_cond_timedwait. */
+struct timespec;
+void fx_deadline(struct timespec *ts, int ms);
 /* splitmix64: the next number of the sequence seeded by *s. */
 uint64_t fx_rnd(uint64_t *s);
 /* 1 .. max, log-uniform, so that tiny and huge sizes both come up often. */
@@ -60,20 +63,19 @@ void fx_kill(struct fx_server *s);
 /* A client of the device (cfg may be NULL). */
 struct devmig_client *fx_connect(const struct fx_server *s, const struct devmig_client_config *cfg);
 
-/* A device's migration data, read until the device has no more for now. */
-struct fx_stream {
+/* A growing byte buffer (a migration stream, records built by a test). */
+struct fx_buf {
 	uint8_t *p;
 	size_t len, cap;
 };
+void fx_buf_add(struct fx_buf *b, const void *data, size_t n);
+void fx_buf_free(struct fx_buf *b);
 /*
- * Read c's migration data in MIG_DATA_READs of piece bytes, appending to
- * st (fresh: cleared first), until a read returns less than asked: the
- * end of the stream in STOP_COPY, what is there for now in PRE_COPY.
+ * Append c's migration data read in MIG_DATA_READs of piece bytes until a
+ * read returns less than asked: the end of the stream in STOP_COPY, what
+ * there is for now in PRE_COPY.
  */
-void fx_stream_read(struct fx_stream *st, struct devmig_client *c, size_t piece);
-/* Read more of it, appending. */
-void fx_stream_more(struct fx_stream *st, struct devmig_client *c, size_t piece);
-void fx_stream_free(struct fx_stream *st);
+void fx_buf_read_stream(struct fx_buf *b, struct devmig_client *c, size_t piece);
 
 /* Guest memory: size bytes of a memfd, mapped here. */
 struct fx_guest {

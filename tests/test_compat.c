@@ -462,28 +462,12 @@ static void matrix_migrations(void **state)
 
 /* ---- the stream header: the second line of defence ---- */
 
-struct vec {
-	uint8_t *p;
-	size_t len, cap;
-};
-
 /* STOP_COPY, read to the short reply, back to RUNNING. */
-static void save_stream(struct host *h, struct vec *v)
+static void save_stream(struct host *h, struct fx_buf *v)
 {
 	memset(v, 0, sizeof(*v));
 	assert_int_equal(devmig_client_set_state(h->cl, DEVMIG_STATE_STOP_COPY), 0);
-	for (;;) {
-		if (v->cap - v->len < (1u << 20)) {
-			v->cap = v->cap ? v->cap * 2 : (4u << 20);
-			v->p = realloc(v->p, v->cap);
-			assert_non_null(v->p);
-		}
-		ssize_t n = devmig_client_mig_read(h->cl, v->p + v->len, 1u << 20);
-		assert_true(n >= 0);
-		v->len += (size_t)n;
-		if ((size_t)n < (1u << 20))
-			break;
-	}
+	fx_buf_read_stream(v, h->cl, 1u << 20);
 	assert_int_equal(devmig_client_set_state(h->cl, DEVMIG_STATE_RUNNING), 0);
 }
 
@@ -493,7 +477,7 @@ static void stream_header_check(void **state)
 	struct host *s2 = host_open(&devmig_variant_memblk, "s2");
 	struct host *d1 = host_open(&devmig_variant_memblk1, "d1");
 	struct mbg g, gd;
-	struct vec v;
+	struct fx_buf v;
 	char reason[512] = "";
 	uint64_t loaded = 0;
 	int load_err = 0;

@@ -77,14 +77,6 @@ static void on_sigpipe(int sig)
 
 /* ---------------------------------------------------------------- patterns */
 
-static uint64_t rnd(uint64_t *s)
-{
-	uint64_t z = (*s += 0x9e3779b97f4a7c15ull);
-	z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
-	z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
-	return z ^ (z >> 31);
-}
-
 /* Block contents of (device tag, lba, version); version 0 is all zeros. */
 static void fill_block(uint8_t *p, unsigned tag, uint64_t lba, uint32_t ver)
 {
@@ -94,7 +86,7 @@ static void fill_block(uint8_t *p, unsigned tag, uint64_t lba, uint32_t ver)
 	}
 	uint64_t s = (uint64_t)(tag + 1) << 56 ^ lba * 0x100000001b3ull ^ (uint64_t)ver << 24;
 	for (size_t i = 0; i < MB_BLOCK_SIZE; i += 8) {
-		uint64_t v = rnd(&s);
+		uint64_t v = fx_rnd(&s);
 		memcpy(p + i, &v, 8);
 	}
 }
@@ -104,17 +96,6 @@ static bool block_is(const uint8_t *p, unsigned tag, uint64_t lba, uint32_t ver)
 	uint8_t want[MB_BLOCK_SIZE];
 	fill_block(want, tag, lba, ver);
 	return !memcmp(p, want, MB_BLOCK_SIZE);
-}
-
-static void deadline_ts(struct timespec *ts, int ms)
-{
-	clock_gettime(CLOCK_REALTIME, ts);
-	ts->tv_sec += ms / 1000;
-	ts->tv_nsec += (long)(ms % 1000) * 1000000L;
-	if (ts->tv_nsec >= 1000000000L) {
-		ts->tv_sec++;
-		ts->tv_nsec -= 1000000000L;
-	}
 }
 
 /* ---------------------------------------------------------------- hosts */
@@ -344,9 +325,9 @@ static void wl_one(struct workload *w, struct devmig_guest_mem *mem, unsigned k)
 {
 	struct wdev *d = &w->d[k];
 	uint8_t *base = devmig_guest_mem_ptr(mem);
-	uint32_t nb = 1 + (uint32_t)(rnd(&w->seed) % MAXNB);
-	uint64_t lba = rnd(&w->seed) % (NLBA - nb + 1);
-	bool write = rnd(&w->seed) % 8 < 5;
+	uint32_t nb = 1 + (uint32_t)(fx_rnd(&w->seed) % MAXNB);
+	uint64_t lba = fx_rnd(&w->seed) % (NLBA - nb + 1);
+	bool write = fx_rnd(&w->seed) % 8 < 5;
 	int rc;
 
 	if (write) {
@@ -406,7 +387,7 @@ static void *wl_main(void *arg)
 		if (w->stop)
 			break;
 		struct devmig_guest_mem *mem = w->mem;
-		unsigned k = (unsigned)(rnd(&w->seed) % w->n);
+		unsigned k = (unsigned)(fx_rnd(&w->seed) % w->n);
 		bool dst = w->on_dst;
 		wl_unlock(w);
 		wl_one(w, mem, k);
@@ -451,7 +432,7 @@ static bool wl_wait_ops_quiet(struct workload *w, uint64_t k, bool on_dst)
 	struct timespec ts;
 	bool ok = true;
 
-	deadline_ts(&ts, TMO);
+	fx_deadline(&ts, TMO);
 	wl_lock(w);
 	uint64_t *ops = on_dst ? &w->ops_dst : &w->ops_src;
 	uint64_t want = *ops + k;
@@ -587,7 +568,7 @@ static int on_pause(void *opaque)
 	int rc = 0;
 
 	f->pauses++;
-	deadline_ts(&ts, TMO);
+	fx_deadline(&ts, TMO);
 	wl_lock(w);
 	w->pause_req = true;
 	pthread_cond_broadcast(&w->cv);
@@ -728,7 +709,7 @@ static void fx_init_guest(struct fx *f)
 	w->seed = 0x5eed0000u + f->n;
 	uint64_t s = 99;
 	for (size_t o = PAT_OFF; o < MEM_SIZE; o += 8) {
-		uint64_t v = rnd(&s);
+		uint64_t v = fx_rnd(&s);
 		memcpy(mem + o, &v, 8);
 	}
 	for (unsigned k = 0; k < f->n; k++) {

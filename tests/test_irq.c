@@ -669,14 +669,14 @@ static void intx_automask_and_set_irqs_mask_unmask(void **state)
 /* a's whole stream (STOP_COPY) loaded into b: b is left STOP. */
 static void migrate_a_to_b(struct fx *f)
 {
-	struct fx_stream st;
+	struct fx_buf st = { 0 };
 
 	assert_int_equal(devmig_client_set_state(f->a.c, DEVMIG_STATE_STOP_COPY), 0);
-	fx_stream_read(&st, f->a.c, 64 << 10);
+	fx_buf_read_stream(&st, f->a.c, 64 << 10);
 	assert_int_equal(devmig_client_set_state(f->b.c, DEVMIG_STATE_RESUMING), 0);
 	assert_int_equal(devmig_client_mig_write(f->b.c, st.p, st.len), 0);
 	assert_int_equal(devmig_client_set_state(f->b.c, DEVMIG_STATE_STOP), 0);
-	fx_stream_free(&st);
+	fx_buf_free(&st);
 }
 
 static uint64_t taken_all(const struct side *s)
