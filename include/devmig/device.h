@@ -298,16 +298,17 @@ int devmig_device_dma_write(struct devmig_device *dev, uint64_t iova, const void
 /*
  * Raise interrupt vector v: MSI-X if enabled, else MSI, else INTx (v must
  * be 0). The vector's eventfd is signalled unless the client masked it in
- * a way the server sees: SET_IRQS MASK, the MSI-X function mask or an MSI
- * mask bit in config space, or the vector's MSI-X table mask bit once the
+ * a way the server sees (SET_IRQS MASK, the MSI-X function mask or an MSI
+ * mask bit in config space, the vector's MSI-X table mask bit once the
  * client has written the table (a client that emulates the table itself,
- * like QEMU, never writes it). A masked vector is left pending (PBA, MSI
- * pending bits) and sent when its last mask goes. While the device may not
- * signal (a stopped state) the vector is kept pending by the core, travels
- * with the migration stream, and is raised when the device next enters a
- * state that may signal (here, or on the destination). 0 when delivered or
- * kept pending, -ENOENT if no eventfd is set for it, -EINVAL for a vector
- * the enabled mode does not have.
+ * like QEMU, never writes it), INTx's automask or INTx disable) or the
+ * device may not signal (a stopped state). Then the vector is left pending,
+ * one bit however often it is raised (the PBA, the MSI pending bits, or the
+ * core's own for MSI without mask bits and for INTx), which migrates with
+ * config space; it is signalled once when the last of those goes (here, or
+ * on the destination). 0 when signalled or left pending, -ENOENT if it
+ * could be signalled but has no eventfd, -EINVAL for a vector the enabled
+ * mode does not have.
  */
 int devmig_device_irq(struct devmig_device *dev, unsigned v);
 

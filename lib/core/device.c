@@ -5,7 +5,8 @@
  * migration plumbing (state machine walk, data session, records, tracked
  * memory, check-then-apply on load).
  *
- * Locks. cfg_lock guards config space, interrupt fds and held interrupts; it
+ * Locks. cfg_lock guards config space (pending interrupts included) and
+ * interrupt fds; it
  * is held only for short sections and never across a variant callback, so
  * a variant's worker raising an interrupt can never deadlock against the
  * server thread waiting for that worker inside an arc. Nor is it held while
@@ -40,13 +41,8 @@
 #include "stream.h"
 #include "tracker.h"
 
-/* Interrupt vectors the core can hold while the device may not signal
- * (MSI-X has at most 2048). */
-#define HELD_VECTORS 2048u
-#define HELD_WORDS (HELD_VECTORS / 64)
 /* BAR memory travels in records of at most this many bytes. */
 #define BAR_PIECE (1u << 20)
-#define IRQ_REC_MAX (8u + 4u * HELD_VECTORS)
 /* Dirty-rate limiting: how far ahead of the cap a device may run, and the
  * longest one completion is held. */
 #define THROTTLE_BURST_NS (20ull * 1000 * 1000)
@@ -58,13 +54,13 @@ struct irq_efd {
 	int fd;
 };
 
+/* The client's interrupt setup of one VFIO index (its pending bits are
+ * the device's, in config space). */
 struct irq_index {
 	uint32_t count;
 	struct irq_efd **efd; /* count entries, NULL when unset */
 	bool *masked;  /* count entries: masked by SET_IRQS (MSI, MSI-X) */
-	bool *pending; /* count entries: MSI without per-vector masking has no pending bits */
-	bool intx_masked;
-	bool intx_pending;
+	bool intx_masked; /* SET_IRQS MASK, or automasked after a signal */
 };
 
 /* The memory part of a BAR (devmig_device_bar_memory). */
@@ -78,7 +74,7 @@ struct bar_mem {
 
 enum save_phase {
 	SAVE_BULK,  /* trackers, then the variant's save */
-	SAVE_DONE,  /* save_state, BAR memory and held interrupts emitted */
+	SAVE_DONE,  /* save_state and BAR memory emitted */
 };
 
 struct devmig_core {
@@ -92,7 +88,6 @@ struct devmig_core {
 	struct devmig_pci_config *cfg;
 	unsigned cfg_events;          /* DEVMIG_CFG_* gathered during a write */
 	struct irq_index irq[DEVMIG_NUM_IRQS];
-	uint64_t held[HELD_WORDS];    /* vectors raised while the device could not signal */
 	/* Signals raised under cfg_lock, sent once it is released (cfg_unlock). */
 	struct irq_efd **to_signal;
 	unsigned nto_signal, to_signal_cap;
@@ -119,10 +114,9 @@ struct devmig_core {
 	struct devmig_stream_writer *writer;
 	enum save_phase save_phase;
 	struct devmig_stream_reader *reader;
-	/* loading: the config snapshot and held interrupts, applied at commit */
+	/* loading: the config snapshot (pending interrupts in it), applied at commit */
 	uint8_t *cfg_blob;
 	size_t cfg_blob_len;
-	uint64_t held_in[HELD_WORDS];
 	char last_error[256];
 
 	/* The last deadline request (mig_lock): its outcome, and while its
@@ -257,13 +251,26 @@ static struct irq_efd *irq_fd(struct devmig_core *c, unsigned index, unsigned v)
 }
 
 /*
- * MSI and MSI-X: the interrupt rule. Raising a vector signals its eventfd
- * unless the client masked it in a way the server sees: SET_IRQS MASK, the
- * function mask or an MSI mask bit in config space, or the MSI-X table's
- * mask bit once the client writes the table (pci_config). A masked vector
- * is left pending (PBA, MSI pending bits) and sent when the last mask on
- * it goes. cfg_lock held for all of these.
+ * The interrupt rule, one for every mode. A vector the device raises is
+ * signalled at once when it can be: the device may signal (it is not
+ * stopped), nothing masks the vector in a way the server sees (SET_IRQS
+ * MASK; the MSI-X function mask or, once the client writes the table, the
+ * vector's table mask bit; an MSI mask bit; INTx's automask and the command
+ * register's INTx disable) and the client gave it an eventfd (else -ENOENT,
+ * nothing kept: the client did not ask for it). When it cannot be, it is
+ * pending: one bit per vector in config space (the PBA, the MSI pending
+ * bits, pci_config's own for MSI without mask bits and for INTx), the one
+ * record of it, which migrates with config space. A pending vector is
+ * signalled once, its bit cleared, at the first moment all of the above
+ * hold (and it has an eventfd): tried whenever one of them changes.
+ * cfg_lock held for all of these.
  */
+static bool irq_allowed(struct devmig_core *c)
+{
+	return !devmig_state_is_stopped(atomic_load(&c->state)) ||
+	       !devmig_state_is_stopped(atomic_load(&c->entering));
+}
+
 static bool vec_masked(struct devmig_core *c, unsigned index, unsigned v)
 {
 	if (c->irq[index].masked[v])
@@ -280,19 +287,18 @@ static void vec_set_pending(struct devmig_core *c, unsigned index, unsigned v, b
 			devmig_pcicfg_msix_set_pending(c->cfg, v);
 		else
 			devmig_pcicfg_msix_clear_pending(c->cfg, v);
-		return;
+	} else if (on) {
+		devmig_pcicfg_msi_set_pending(c->cfg, v);
+	} else {
+		devmig_pcicfg_msi_clear_pending(c->cfg, v);
 	}
-	int rc = on ? devmig_pcicfg_msi_set_pending(c->cfg, v)
-		    : devmig_pcicfg_msi_clear_pending(c->cfg, v);
-	if (rc == -ENOTSUP)
-		c->irq[index].pending[v] = on; /* no pending bits in config space */
 }
 
 static bool vec_pending(struct devmig_core *c, unsigned index, unsigned v)
 {
 	if (index == VFIO_PCI_MSIX_IRQ_INDEX)
 		return devmig_pcicfg_msix_pending(c->cfg, v);
-	return devmig_pcicfg_msi_pending(c->cfg, v) || c->irq[index].pending[v];
+	return devmig_pcicfg_msi_pending(c->cfg, v);
 }
 
 /* Is index the interrupt mode in use, with vector v in it? */
@@ -306,7 +312,7 @@ static bool vec_active(struct devmig_core *c, unsigned index, unsigned v)
 
 static int raise_vec(struct devmig_core *c, unsigned index, unsigned v)
 {
-	if (vec_masked(c, index, v)) {
+	if (!irq_allowed(c) || vec_masked(c, index, v)) {
 		vec_set_pending(c, index, v, true);
 		return 0;
 	}
@@ -317,9 +323,7 @@ static int raise_vec(struct devmig_core *c, unsigned index, unsigned v)
 	return 0;
 }
 
-static bool irq_allowed(struct devmig_core *c);
-
-/* A mask on v went: send it if it is pending and nothing else holds it. */
+/* A pending vector goes if nothing holds it any more. */
 static void vec_try_fire(struct devmig_core *c, unsigned index, unsigned v)
 {
 	struct irq_efd *e = irq_fd(c, index, v);
@@ -331,17 +335,58 @@ static void vec_try_fire(struct devmig_core *c, unsigned index, unsigned v)
 	queue_signal(c, e);
 }
 
-/* Running again: send what a stopped device held (or a loaded PBA carried). */
-static void fire_held(struct devmig_core *c)
+static bool intx_held(struct devmig_core *c)
+{
+	return !irq_allowed(c) || c->irq[VFIO_PCI_INTX_IRQ_INDEX].intx_masked ||
+	       devmig_pcicfg_intx_disabled(c->cfg);
+}
+
+/* INTx is automasked once signalled, until the client unmasks it. */
+static void intx_signal(struct devmig_core *c)
+{
+	struct irq_index *ix = &c->irq[VFIO_PCI_INTX_IRQ_INDEX];
+
+	ix->intx_masked = true;
+	queue_signal(c, ix->efd[0]);
+}
+
+static int raise_intx(struct devmig_core *c)
+{
+	struct irq_index *ix = &c->irq[VFIO_PCI_INTX_IRQ_INDEX];
+
+	devmig_pcicfg_set_intx_status(c->cfg, true);
+	if (intx_held(c)) {
+		devmig_pcicfg_intx_set_pending(c->cfg, true);
+		return 0;
+	}
+	if (!ix->efd[0])
+		return -ENOENT;
+	intx_signal(c);
+	return 0;
+}
+
+static void intx_try_fire(struct devmig_core *c)
+{
+	struct irq_index *ix = &c->irq[VFIO_PCI_INTX_IRQ_INDEX];
+
+	if (!ix->count || !devmig_pcicfg_intx_pending(c->cfg) || intx_held(c) || !ix->efd[0])
+		return;
+	devmig_pcicfg_intx_set_pending(c->cfg, false);
+	intx_signal(c);
+}
+
+/* Whatever is pending and may go now: after the device may signal again. */
+static void fire_pending(struct devmig_core *c)
 {
 	pthread_mutex_lock(&c->cfg_lock);
 	for (unsigned index = VFIO_PCI_MSI_IRQ_INDEX; index <= VFIO_PCI_MSIX_IRQ_INDEX; index++)
 		for (uint32_t v = 0; v < c->irq[index].count; v++)
 			vec_try_fire(c, index, v);
+	intx_try_fire(c);
 	cfg_unlock(c);
 }
 
-/* Deliver vector v of the enabled mode. cfg_lock held. */
+/* Raise vector v of the enabled mode. cfg_lock held. */
 static int raise_locked(struct devmig_core *c, unsigned v)
 {
 	struct devmig_pci_config *cfg = c->cfg;
@@ -358,68 +403,24 @@ static int raise_locked(struct devmig_core *c, unsigned v)
 	}
 	if (v != 0 || !c->irq[VFIO_PCI_INTX_IRQ_INDEX].count)
 		return -EINVAL;
-	struct irq_index *ix = &c->irq[VFIO_PCI_INTX_IRQ_INDEX];
-	devmig_pcicfg_set_intx_status(cfg, true);
-	if (ix->intx_masked || devmig_pcicfg_intx_disabled(cfg)) {
-		ix->intx_pending = true;
-		return 0;
-	}
-	if (!ix->efd[0])
-		return -ENOENT;
-	ix->intx_masked = true; /* INTx is automasked until the client unmasks it */
-	queue_signal(c, ix->efd[0]);
-	return 0;
+	return raise_intx(c);
 }
 
-/* May the device initiate DMA / raise interrupts now? */
+/* May the device initiate DMA now? */
 static bool dma_allowed(struct devmig_core *c)
 {
 	return !devmig_state_is_quiesced(atomic_load(&c->state)) ||
 	       !devmig_state_is_quiesced(atomic_load(&c->entering));
 }
 
-static bool irq_allowed(struct devmig_core *c)
-{
-	return !devmig_state_is_stopped(atomic_load(&c->state)) ||
-	       !devmig_state_is_stopped(atomic_load(&c->entering));
-}
-
 int devmig_device_irq(struct devmig_device *dev, unsigned v)
 {
 	struct devmig_core *c = core_of(dev);
-	int rc = 0;
 
 	pthread_mutex_lock(&c->cfg_lock);
-	if (irq_allowed(c))
-		rc = raise_locked(c, v);
-	else if (v < HELD_VECTORS)
-		c->held[v / 64] |= 1ull << (v % 64); /* delivered when the device may signal */
-	else
-		rc = -EINVAL;
+	int rc = raise_locked(c, v);
 	cfg_unlock(c);
 	return rc;
-}
-
-/* The device entered a state that may signal: deliver what was held. */
-static void deliver_held(struct devmig_core *c)
-{
-	pthread_mutex_lock(&c->cfg_lock);
-	for (unsigned w = 0; w < HELD_WORDS && irq_allowed(c); w++) {
-		while (c->held[w]) {
-			unsigned v = w * 64 + (unsigned)__builtin_ctzll(c->held[w]);
-			c->held[w] &= c->held[w] - 1;
-			raise_locked(c, v); /* no eventfd or vector now: as if raised now */
-		}
-	}
-	cfg_unlock(c);
-}
-
-static unsigned held_count_locked(const uint64_t *held)
-{
-	unsigned n = 0;
-	for (unsigned w = 0; w < HELD_WORDS; w++)
-		n += (unsigned)__builtin_popcountll(held[w]);
-	return n;
 }
 
 /* Config-space events, called by pci_config under cfg_lock. */
@@ -430,6 +431,7 @@ static void cfg_notify(void *opaque, enum devmig_pcicfg_event ev, unsigned index
 	switch (ev) {
 	case DEVMIG_PCICFG_EV_COMMAND:
 		c->cfg_events |= DEVMIG_CFG_COMMAND;
+		intx_try_fire(c); /* INTx disable may have gone */
 		break;
 	case DEVMIG_PCICFG_EV_BAR:
 		c->cfg_events |= DEVMIG_CFG_BAR;
@@ -445,15 +447,12 @@ static void cfg_notify(void *opaque, enum devmig_pcicfg_event ev, unsigned index
 		break;
 	case DEVMIG_PCICFG_EV_MSI_FIRE:
 	case DEVMIG_PCICFG_EV_MSIX_FIRE: {
-		/* A pending vector became deliverable in config space; SET_IRQS
-		 * MASK, a missing eventfd or a stopped device still hold it. */
+		/* A pending vector is deliverable as far as config space goes
+		 * (pci_config cleared its bit): the rest of the rule decides. */
 		unsigned ix = ev == DEVMIG_PCICFG_EV_MSI_FIRE ? VFIO_PCI_MSI_IRQ_INDEX
 							       : VFIO_PCI_MSIX_IRQ_INDEX;
-		struct irq_efd *e = irq_fd(c, ix, index);
-		if (!irq_allowed(c) || c->irq[ix].masked[index] || !e)
-			vec_set_pending(c, ix, index, true);
-		else
-			queue_signal(c, e);
+		vec_set_pending(c, ix, index, true);
+		vec_try_fire(c, ix, index);
 		break;
 	}
 	}
@@ -497,12 +496,7 @@ static void set_masks(struct devmig_core *c, unsigned index, const struct devmig
 			continue;
 		if (index == VFIO_PCI_INTX_IRQ_INDEX) {
 			ix->intx_masked = mask;
-			if (!mask && ix->intx_pending && ix->efd[0] &&
-			    !devmig_pcicfg_intx_disabled(c->cfg)) {
-				ix->intx_pending = false;
-				ix->intx_masked = true; /* automasked again */
-				queue_signal(c, ix->efd[0]);
-			}
+			intx_try_fire(c);
 			continue;
 		}
 		ix->masked[v] = mask;
@@ -564,9 +558,13 @@ int devmig_core_set_irqs(struct devmig_device *dev, const struct devmig_irq_set 
 			close_irq_fds(ix, set->start, set->count);
 			for (unsigned i = 0; i < nfds; i++)
 				ix->efd[set->start + i] = efds[i];
-			/* A vector held pending only for want of an eventfd goes now. */
-			for (uint32_t i = 0; set->index != VFIO_PCI_INTX_IRQ_INDEX && i < nfds; i++)
-				vec_try_fire(c, set->index, set->start + i);
+			/* A vector pending only for want of an eventfd goes now. */
+			for (uint32_t i = 0; i < nfds; i++) {
+				if (set->index == VFIO_PCI_INTX_IRQ_INDEX)
+					intx_try_fire(c);
+				else
+					vec_try_fire(c, set->index, set->start + i);
+			}
 		} else {
 			/* The client triggers vectors itself (loopback testing). */
 			for (uint32_t i = 0; i < set->count; i++)
@@ -919,28 +917,11 @@ static int save_bar_memory(struct devmig_core *c, struct devmig_save *s)
 	return 0;
 }
 
-static int save_held_irqs(struct devmig_core *c, struct devmig_save *s)
-{
-	uint8_t rec[IRQ_REC_MAX];
-	unsigned n = 0;
-
-	pthread_mutex_lock(&c->cfg_lock);
-	for (unsigned w = 0; w < HELD_WORDS; w++)
-		for (uint64_t bits = c->held[w]; bits; bits &= bits - 1)
-			put32(rec + 8 + 4 * n++, w * 64 + (unsigned)__builtin_ctzll(bits));
-	cfg_unlock(c);
-	if (!n)
-		return 0;
-	put32(rec, n);
-	put32(rec + 4, 0);
-	return devmig_save_raw(s, DEVMIG_REC_IRQ, rec, 8 + 4 * n, NULL, 0, false);
-}
-
 /*
  * The body records of a save session: the trackers' due chunks and the
  * variant's bulk data while there is room; once that has nothing left in
- * STOP_COPY, the closing records: the variant's state, BAR memory and held
- * interrupts.
+ * STOP_COPY, the closing records: the variant's state and BAR memory
+ * (pending interrupts are in the config snapshot after them).
  */
 static int src_records(void *opaque, struct devmig_save *s)
 {
@@ -971,8 +952,7 @@ static int src_records(void *opaque, struct devmig_save *s)
 		if (rc)
 			return rc;
 	}
-	rc = save_bar_memory(c, s);
-	return rc ? rc : save_held_irqs(c, s);
+	return save_bar_memory(c, s);
 }
 
 static ssize_t src_config_data(void *opaque, void *buf, size_t cap)
@@ -1044,25 +1024,6 @@ static int load_bar(struct devmig_core *c, const uint8_t *p, size_t len, char *w
 	return 0;
 }
 
-static int load_irqs(struct devmig_core *c, const uint8_t *p, size_t len, char *why, size_t wl)
-{
-	uint32_t n = len >= 8 ? get32(p) : 0;
-
-	if (len < 8 || get32(p + 4) || n > HELD_VECTORS || len != 8 + 4ull * n) {
-		snprintf(why, wl, "format: IRQ record of %zu bytes", len);
-		return -EINVAL;
-	}
-	for (uint32_t i = 0; i < n; i++) {
-		uint32_t v = get32(p + 8 + 4 * i);
-		if (v >= HELD_VECTORS) {
-			snprintf(why, wl, "range: pending interrupt vector %" PRIu32, v);
-			return -EINVAL;
-		}
-		c->held_in[v / 64] |= 1ull << (v % 64);
-	}
-	return 0;
-}
-
 static int sink_record(void *opaque, uint32_t type, const void *buf, size_t len, char *why,
 		       size_t wl)
 {
@@ -1083,8 +1044,6 @@ static int sink_record(void *opaque, uint32_t type, const void *buf, size_t len,
 	}
 	case DEVMIG_REC_BAR:
 		return load_bar(c, p, len, why, wl);
-	case DEVMIG_REC_IRQ:
-		return load_irqs(c, p, len, why, wl);
 	}
 	if (!c->mig->load) {
 		snprintf(why, wl, "the device takes no records of its own (type %" PRIu32 ")",
@@ -1130,7 +1089,6 @@ static void close_load(struct devmig_core *c, bool abort)
 	free(c->cfg_blob);
 	c->cfg_blob = NULL;
 	c->cfg_blob_len = 0;
-	memset(c->held_in, 0, sizeof(c->held_in));
 	for (unsigned b = 0; b < DEVMIG_PCI_NUM_BARS; b++) {
 		free(c->bar[b].stage);
 		c->bar[b].stage = NULL;
@@ -1261,7 +1219,6 @@ static void apply_load(struct devmig_core *c)
 	pthread_mutex_lock(&c->cfg_lock);
 	if (devmig_pcicfg_load(c->cfg, c->cfg_blob, c->cfg_blob_len, why, sizeof(why)))
 		devmig_device_log(c->dev, "config space checked but not applied: %s", why);
-	memcpy(c->held, c->held_in, sizeof(c->held));
 	cfg_unlock(c);
 	for (unsigned i = 0; i < c->ntrackers; i++)
 		devmig_tracker_load_apply(c->trackers[i]);
@@ -1393,14 +1350,12 @@ static int walk_locked(struct devmig_core *c, uint32_t req, struct devmig_deadli
 		}
 		atomic_store(&c->state, next);
 		if (!devmig_state_is_stopped(next))
-			deliver_held(c);
+			fire_pending(c); /* the device may signal again */
 		cur = next;
 		if (plan && plan->done < plan->narcs)
 			plan->done++;
 	}
 	atomic_store(&c->entering, atomic_load(&c->state));
-	if (irq_allowed(c))
-		fire_held(c);
 	if (cur == req && !rc) {
 		/* Validate even a no-op request: an unsupported state is refused. */
 		if (!devmig_state_supported(req, c->caps) || req == DEVMIG_STATE_ERROR) {
@@ -1587,11 +1542,8 @@ uint64_t devmig_device_default_stop_copy_size(struct devmig_device *dev)
 			bytes += c->bar[b].size + ((c->bar[b].size + BAR_PIECE - 1) / BAR_PIECE) *
 				 (DEVMIG_STREAM_REC_OVERHEAD + DEVMIG_BAR_PREFIX);
 	pthread_mutex_lock(&c->cfg_lock);
-	unsigned held = held_count_locked(c->held);
 	uint64_t cfg_bytes = devmig_pcicfg_save_size(c->cfg);
 	cfg_unlock(c);
-	if (held)
-		bytes += DEVMIG_STREAM_REC_OVERHEAD + 8 + 4ull * held;
 	/* CONFIG, END, and the magic and HEADER if no session is open yet */
 	bytes += cfg_bytes + 2 * DEVMIG_STREAM_REC_OVERHEAD + DEVMIG_STREAM_END_LEN;
 	if (!c->writer)
@@ -1796,10 +1748,9 @@ void devmig_core_reset(struct devmig_device *dev)
 	for (unsigned i = 0; i < DEVMIG_NUM_IRQS; i++) {
 		struct irq_index *ix = &c->irq[i];
 		for (uint32_t v = 0; v < ix->count; v++)
-			ix->masked[v] = ix->pending[v] = false;
-		ix->intx_masked = ix->intx_pending = false;
+			ix->masked[v] = false;
+		ix->intx_masked = false;
 	}
-	memset(c->held, 0, sizeof(c->held));
 	cfg_unlock(c);
 }
 
@@ -1895,8 +1846,7 @@ static int alloc_irqs(struct devmig_core *c)
 			continue;
 		ix->efd = calloc(ix->count, sizeof(*ix->efd));
 		ix->masked = calloc(ix->count, sizeof(bool));
-		ix->pending = calloc(ix->count, sizeof(bool));
-		if (!ix->efd || !ix->masked || !ix->pending)
+		if (!ix->efd || !ix->masked)
 			return -ENOMEM;
 	}
 	/* A section signals each vector's fd at most once: one slot per vector. */
@@ -1918,7 +1868,6 @@ static void free_irqs(struct devmig_core *c)
 			close_irq_fds(ix, 0, ix->count);
 		free(ix->efd);
 		free(ix->masked);
-		free(ix->pending);
 		memset(ix, 0, sizeof(*ix));
 	}
 	free(c->to_signal);

@@ -37,6 +37,7 @@
 #include "devmig/compat.h"
 #include "devmig/server.h"
 #include "msgio.h"
+#include "unix_socket.h"
 
 #define REPLY_HEAD_MAX 4096u
 #define DMA_REPLY_TIMEOUT_S 10
@@ -58,9 +59,7 @@ struct devmig_server {
 	struct devmig_device *dev;
 	struct devmig_server_config cfg;
 	char *path;
-	int listen_fd;
-	dev_t sock_dev;              /* the socket file we created: only it is removed */
-	ino_t sock_ino;
+	struct devmig_unix_listener listener; /* only its own socket file is removed */
 	pthread_t thread;
 	bool thread_started;
 	atomic_bool stopping;
@@ -939,7 +938,7 @@ static void drop_refused(struct devmig_server *s, unsigned i)
 /* vfio-user serves one client at a time: tell a second one at once, not never. */
 static void refuse_busy(struct devmig_server *s)
 {
-	int fd = accept4(s->listen_fd, NULL, NULL, SOCK_CLOEXEC | SOCK_NONBLOCK);
+	int fd = accept4(s->listener.fd, NULL, NULL, SOCK_CLOEXEC | SOCK_NONBLOCK);
 	if (fd < 0)
 		return;
 	/* The error reply to the VERSION it sends first (msg_id 0). */
@@ -975,7 +974,7 @@ static int wait_input(struct devmig_server *s, int sock, uint64_t hello_deadline
 				return 0;
 			wake = hello_deadline;
 		}
-		struct pollfd pf[2 + MAX_REFUSED] = { { sock, POLLIN, 0 }, { s->listen_fd, POLLIN, 0 } };
+		struct pollfd pf[2 + MAX_REFUSED] = { { sock, POLLIN, 0 }, { s->listener.fd, POLLIN, 0 } };
 		for (unsigned i = 0; i < s->nrefused; i++) {
 			pf[2 + i] = (struct pollfd){ s->refused[i].fd, POLLIN, 0 };
 			if (s->refused[i].until_ms < wake)
@@ -1079,7 +1078,7 @@ static bool peer_allowed(struct devmig_server *s, int sock)
 int devmig_server_run(struct devmig_server *s)
 {
 	while (!atomic_load(&s->stopping)) {
-		int sock = accept4(s->listen_fd, NULL, NULL, SOCK_CLOEXEC);
+		int sock = accept4(s->listener.fd, NULL, NULL, SOCK_CLOEXEC);
 		if (sock < 0) {
 			if (errno == EINTR || errno == ECONNABORTED)
 				continue;
@@ -1118,7 +1117,7 @@ void devmig_server_stop(struct devmig_server *s)
 	if (atomic_exchange(&s->stopping, true))
 		goto join;
 	/* shutdown() wakes a blocked accept() and recvmsg() without a poll on the hot path. */
-	shutdown(s->listen_fd, SHUT_RDWR);
+	shutdown(s->listener.fd, SHUT_RDWR);
 	pthread_mutex_lock(&s->conn_lock);
 	if (s->sock >= 0)
 		shutdown(s->sock, SHUT_RDWR);
@@ -1130,60 +1129,15 @@ join:
 	}
 }
 
-/*
- * May we bind the socket path? Nothing there, or a socket nobody answers
- * on (a server that died: removed). A live server's socket and any other
- * file are left alone.
- */
-static int claim_path(const struct sockaddr_un *sa, char *err, size_t errlen)
-{
-	struct stat st;
-
-	if (lstat(sa->sun_path, &st)) {
-		if (errno == ENOENT)
-			return 0;
-		snprintf(err, errlen, "cannot use %s: %s", sa->sun_path, strerror(errno));
-		return -1;
-	}
-	if (!S_ISSOCK(st.st_mode)) {
-		snprintf(err, errlen, "%s exists and is not a socket: it is left alone (choose "
-				      "another path or remove it)", sa->sun_path);
-		return -1;
-	}
-	int probe = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
-	if (probe < 0) {
-		snprintf(err, errlen, "socket: %s", strerror(errno));
-		return -1;
-	}
-	int rc = connect(probe, (const struct sockaddr *)sa, sizeof(*sa));
-	int e = errno;
-	close(probe);
-	if (!rc || e == EAGAIN) {
-		snprintf(err, errlen, "a server already answers at %s: it is left alone",
-			 sa->sun_path);
-		return -1;
-	}
-	if (e != ECONNREFUSED && e != ENOENT) {
-		snprintf(err, errlen, "cannot check %s: %s", sa->sun_path, strerror(e));
-		return -1;
-	}
-	/* Stale. Remove it only if it is still the file we looked at. */
-	struct stat again;
-	if (!lstat(sa->sun_path, &again) && again.st_dev == st.st_dev && again.st_ino == st.st_ino)
-		unlink(sa->sun_path);
-	return 0;
-}
-
 struct devmig_server *devmig_server_new(struct devmig_device *dev,
 					const struct devmig_server_config *cfg, char *err,
 					size_t errlen)
 {
-	struct sockaddr_un sa = { .sun_family = AF_UNIX };
+	const size_t path_max = sizeof(((struct sockaddr_un *)0)->sun_path);
 	struct devmig_server *s;
 
-	if (!cfg->socket_path || strlen(cfg->socket_path) >= sizeof(sa.sun_path)) {
-		snprintf(err, errlen, "socket path missing or longer than %zu bytes",
-			 sizeof(sa.sun_path) - 1);
+	if (!cfg->socket_path || strlen(cfg->socket_path) >= path_max) {
+		snprintf(err, errlen, "socket path missing or longer than %zu bytes", path_max - 1);
 		return NULL;
 	}
 	s = calloc(1, sizeof(*s));
@@ -1201,7 +1155,7 @@ struct devmig_server *devmig_server_new(struct devmig_device *dev,
 		s->cfg.io_timeout_ms = DEFAULT_IO_TIMEOUT_MS;
 	s->path = strdup(cfg->socket_path);
 	s->sock = -1;
-	s->listen_fd = -1;
+	s->listener.fd = -1;
 	pthread_mutex_init(&s->conn_lock, NULL);
 	pthread_mutex_init(&s->send_lock, NULL);
 	pthread_condattr_t ca;
@@ -1225,30 +1179,11 @@ struct devmig_server *devmig_server_new(struct devmig_device *dev,
 		goto fail;
 	}
 
-	strcpy(sa.sun_path, cfg->socket_path);
-	s->listen_fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
-	if (s->listen_fd < 0) {
-		snprintf(err, errlen, "socket: %s", strerror(errno));
+	if (devmig_unix_listen(cfg->socket_path, 4, &s->listener, err, errlen))
 		goto fail;
-	}
-	if (claim_path(&sa, err, errlen))
-		goto fail;
-	/* 0600 before listen(): nobody else can connect in between (connect
-	 * fails until listen), and the process umask is left alone. */
-	struct stat st;
-	if (bind(s->listen_fd, (struct sockaddr *)&sa, sizeof(sa)) ||
-	    chmod(cfg->socket_path, 0600) || lstat(cfg->socket_path, &st) ||
-	    listen(s->listen_fd, 4)) {
-		snprintf(err, errlen, "cannot listen on %s: %s", cfg->socket_path, strerror(errno));
-		goto fail;
-	}
-	s->sock_dev = st.st_dev;
-	s->sock_ino = st.st_ino;
 	devmig_core_set_dma_xfer(dev, dma_xfer, s);
 	return s;
 fail:
-	if (s->listen_fd >= 0)
-		close(s->listen_fd);
 	free(s->zeros);
 	free(s->data);
 	free(s->path);
@@ -1262,11 +1197,8 @@ void devmig_server_free(struct devmig_server *s)
 		return;
 	devmig_server_stop(s);
 	devmig_core_set_dma_xfer(s->dev, NULL, NULL);
-	close(s->listen_fd);
 	/* Only our own socket: another server may have taken the path since. */
-	struct stat st;
-	if (!lstat(s->path, &st) && st.st_dev == s->sock_dev && st.st_ino == s->sock_ino)
-		unlink(s->path);
+	devmig_unix_unlisten(&s->listener, s->path);
 	pthread_mutex_destroy(&s->conn_lock);
 	pthread_mutex_destroy(&s->send_lock);
 	pthread_cond_destroy(&s->conn_cv);
