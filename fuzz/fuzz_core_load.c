@@ -2,7 +2,7 @@
 /*
  * The core's load path, end to end: records written into a device in
  * RESUMING (the stream reader, the core's dispatch of its own records:
- * tracked memory, BAR memory, held interrupts, config space; the variant's
+ * tracked memory, BAR memory, config space with its pending interrupts; the variant's
  * records), then RESUMING->STOP (check, arc, apply).
  *
  * The device has tracked memory (16 KiB in 4 KiB chunks, ZERO records), a
@@ -166,7 +166,7 @@ static void setup(void)
 	CHECK(devmig_tracker_write(src.trk, 4096 + 17, "written", 7) == 0);
 	memset(src.bar, 0xa5, 100);
 	set_state(&src, DEVMIG_STATE_STOP);
-	devmig_device_irq(&src.dev, 0); /* held: an IRQ record */
+	devmig_device_irq(&src.dev, 0); /* stopped: INTx pending, in the config snapshot */
 	set_state(&src, DEVMIG_STATE_STOP_COPY);
 	for (;;) {
 		ssize_t n = devmig_core_mig_read(&src.dev, iov, DEVMIG_CORE_MAX_IOV, &niov, 65536, NULL);

@@ -328,6 +328,10 @@ static int fz_decode_one(const uint8_t *data, size_t size, enum devmig_wire_role
 	bool is_reply = (m1.hdr.flags & DEVMIG_HDR_TYPE_MASK) == DEVMIG_HDR_TYPE_REPLY;
 	if (is_reply && (m1.hdr.flags & DEVMIG_HDR_ERROR))
 		m1.hdr.msg_size = DEVMIG_HDR_SIZE;
+	/* A REGION_INFO request's bytes beyond its 32 (libvfio-user sends its
+	 * whole argsz buffer) are accepted and not kept: they are not encoded. */
+	if (!is_reply && m1.hdr.cmd == DEVMIG_CMD_DEVICE_GET_REGION_INFO)
+		m1.hdr.msg_size = DEVMIG_HDR_SIZE + sizeof(struct devmig_region_info);
 	size_t cap = len + 64;
 	uint8_t *enc = malloc(cap);
 	FZ_CHECK(enc != NULL, "malloc");

@@ -19,7 +19,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "../devices/memblk/memblk_stream.h"
+#include "memblk/memblk_stream.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 

@@ -482,6 +482,75 @@ static void error_payload(void)
 	write_file("hdr", "error_reply_with_payload", &e, sizeof(e), NULL, 0);
 }
 
+/* The deadline and dirty_rate extensions (after the others: their msg_ids stay). */
+static void deadline_seeds(void)
+{
+	const uint32_t GET = DEVMIG_FEATURE_GET, SET = DEVMIG_FEATURE_SET;
+	struct devmig_feature_mig_deadline dl = { .device_state = DEVMIG_STATE_STOP_COPY,
+						  .deadline_ns = 290000000 };
+	feature_msg("feature_deadline_set_req", SRV, false, SET | DEVMIG_FEATURE_MIG_STATE_DEADLINE,
+		    &dl, DEVMIG_MIG_DEADLINE_REQ_LEN, sizeof(dl));
+	dl.flags = DEVMIG_DEADLINE_OVERRUN | DEVMIG_DEADLINE_PARTIAL;
+	dl.estimate_ns = 120000000;
+	dl.elapsed_ns = 300000000;
+	dl.overrun_ns = 10000000;
+	feature_msg("feature_deadline_set_reply", CLI, true, SET | DEVMIG_FEATURE_MIG_STATE_DEADLINE,
+		    &dl, sizeof(dl), 0);
+
+	struct devmig_feature_arc_estimates est = {
+		.rate = 1u << 30, .stop_copy_bytes = 1u << 24, .narcs = 3,
+		.arcs = {
+			{ .from = DEVMIG_STATE_RUNNING, .to = DEVMIG_STATE_RUNNING_P2P, .ns = 1000000 },
+			{ .from = DEVMIG_STATE_PRE_COPY, .to = DEVMIG_STATE_PRE_COPY_P2P, .ns = 1000000 },
+			{ .from = DEVMIG_STATE_PRE_COPY_P2P, .to = DEVMIG_STATE_STOP_COPY,
+			  .flags = DEVMIG_DEADLINE_PARTIAL, .ns = 16000000 },
+		},
+		.last_state = DEVMIG_STATE_STOP_COPY, .last_flags = DEVMIG_DEADLINE_DRAINED,
+		.last_deadline_ns = 290000000, .last_estimate_ns = 17000000,
+	};
+	feature_msg("feature_estimates_get_req", SRV, false, GET | DEVMIG_FEATURE_ARC_ESTIMATES,
+		    NULL, 0, sizeof(est));
+	feature_msg("feature_estimates_get_reply", CLI, true, GET | DEVMIG_FEATURE_ARC_ESTIMATES,
+		    &est, sizeof(est), 0);
+
+	struct devmig_feature_dirty_rate dr = { .cap = 20u << 20, .measured = 30u << 20,
+						.throttled_ns = 1000000000,
+						.flags = DEVMIG_DIRTY_RATE_ACTIVE };
+	feature_msg("feature_dirty_rate_set_req", SRV, false, SET | DEVMIG_FEATURE_DIRTY_RATE, &dr,
+		    sizeof(dr.cap), 0);
+	feature_msg("feature_dirty_rate_set_reply", CLI, true, SET | DEVMIG_FEATURE_DIRTY_RATE, &dr,
+		    sizeof(dr.cap), 0);
+	feature_msg("feature_dirty_rate_get_req", SRV, false, GET | DEVMIG_FEATURE_DIRTY_RATE, NULL,
+		    0, sizeof(dr));
+	feature_msg("feature_dirty_rate_get_reply", CLI, true, GET | DEVMIG_FEATURE_DIRTY_RATE, &dr,
+		    sizeof(dr), 0);
+
+	/* A refusal: ETIME with the outcome as the error reply's payload. */
+	struct {
+		struct devmig_hdr h;
+		struct devmig_feature f;
+		struct devmig_feature_mig_deadline dl;
+	} __attribute__((packed)) e = {
+		{ .msg_id = 0x67, .cmd = DEVMIG_CMD_DEVICE_FEATURE, .msg_size = 16 + 8 + sizeof(dl),
+		  .flags = DEVMIG_HDR_TYPE_REPLY | DEVMIG_HDR_ERROR, .error_no = 62 /* ETIME */ },
+		{ 8 + sizeof(dl), SET | DEVMIG_FEATURE_MIG_STATE_DEADLINE },
+		{ .device_state = DEVMIG_STATE_PRE_COPY, .flags = DEVMIG_DEADLINE_REFUSED,
+		  .deadline_ns = 270000000, .estimate_ns = 560000000, .elapsed_ns = 20000 },
+	};
+	struct devmig_wire_limits lim;
+	struct devmig_msg back;
+	devmig_wire_limits_default(&lim);
+	lim.role = CLI;
+	if (devmig_decode(&e, sizeof(e), 0, &lim, &back) != DEVMIG_WIRE_OK ||
+	    back.u.feature.u.deadline.estimate_ns != 560000000) {
+		fprintf(stderr, "gen_corpus: deadline_refused_reply does not decode\n");
+		failures++;
+		return;
+	}
+	uint8_t fds = 0;
+	write_file("decode_client", "deadline_refused_reply", &fds, 1, &e, sizeof(e));
+}
+
 static void caps_seeds(void)
 {
 	static const struct {
@@ -506,6 +575,8 @@ static void caps_seeds(void)
 					"\"migration\":{\"pgsize\":4096}}}" },
 		{ "exact_mig_read", "{\"capabilities\":{\"devmig\":{\"exact_mig_read\":true,"
 				    "\"compat\":true}}}" },
+		{ "deadline_dirty_rate", "{\"capabilities\":{\"devmig\":{\"deadline\":true,"
+					 "\"dirty_rate\":false,\"unknown\":true}}}" },
 	};
 	for (size_t i = 0; i < sizeof(j) / sizeof(j[0]); i++)
 		write_file("caps", j[i].name, j[i].text, strlen(j[i].text), NULL, 0);
@@ -552,6 +623,7 @@ int main(int argc, char **argv)
 	interop_seeds();
 	error_payload();
 	caps_seeds();
+	deadline_seeds();
 	if (failures)
 		fprintf(stderr, "gen_corpus: %d seeds failed\n", failures);
 	return failures ? 1 : 0;

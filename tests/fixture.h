@@ -19,6 +19,16 @@
 
 #define FX_PATH_MAX 108 /* sun_path */
 
+/* Milliseconds of CLOCK_MONOTONIC. */
+uint64_t fx_now_ms(void);
+/* CLOCK_REALTIME ms from now, for pthread_cond_timedwait. */
+struct timespec;
+void fx_deadline(struct timespec *ts, int ms);
+/* splitmix64: the next number of the sequence seeded by *s. */
+uint64_t fx_rnd(uint64_t *s);
+/* 1 .. max, log-uniform, so that tiny and huge sizes both come up often. */
+size_t fx_rnd_size(uint64_t *s, size_t max);
+
 /* A fresh directory under $TMPDIR (or /tmp), named after prefix. */
 void fx_tmpdir(char dir[FX_PATH_MAX], const char *prefix);
 /* Remove dir and everything in it. */
@@ -37,11 +47,35 @@ void fx_serve(struct fx_server *s, const char *dir, const char *name, struct dev
 /* Create a device of variant v with args and serve it; fx_unserve frees it. */
 void fx_serve_variant(struct fx_server *s, const char *dir, const char *name,
 		      const struct devmig_variant *v, const char *args);
+/* Either, with a server configuration of the caller's (NULL: the defaults);
+ * its socket_path is set here. */
+void fx_serve_cfg(struct fx_server *s, const char *dir, const char *name, struct devmig_device *dev,
+		  const struct devmig_server_config *cfg);
+void fx_serve_variant_cfg(struct fx_server *s, const char *dir, const char *name,
+			  const struct devmig_variant *v, const char *args,
+			  const struct devmig_server_config *cfg);
 /* Stop serving, free the server, and the device when fx_serve_variant made it. */
 void fx_unserve(struct fx_server *s);
+/* The server dies (its clients see the connection close); the device stays
+ * until fx_unserve. */
+void fx_kill(struct fx_server *s);
 
 /* A client of the device (cfg may be NULL). */
 struct devmig_client *fx_connect(const struct fx_server *s, const struct devmig_client_config *cfg);
+
+/* A growing byte buffer (a migration stream, records built by a test). */
+struct fx_buf {
+	uint8_t *p;
+	size_t len, cap;
+};
+void fx_buf_add(struct fx_buf *b, const void *data, size_t n);
+void fx_buf_free(struct fx_buf *b);
+/*
+ * Append c's migration data read in MIG_DATA_READs of piece bytes until a
+ * read returns less than asked: the end of the stream in STOP_COPY, what
+ * there is for now in PRE_COPY.
+ */
+void fx_buf_read_stream(struct fx_buf *b, struct devmig_client *c, size_t piece);
 
 /* Guest memory: size bytes of a memfd, mapped here. */
 struct fx_guest {

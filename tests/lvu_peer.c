@@ -456,6 +456,8 @@ static int handle_feature(struct lvu_peer *p, const struct devmig_msg *m, const 
 	case DEVMIG_FEATURE_DMA_LOGGING_REPORT:
 		break;
 	default:
+		if (index >= DEVMIG_FEATURE_EXT_BASE)
+			p->st.ext_features++;
 		return reply_error(p, msg, DEVMIG_HDR_SIZE, EINVAL); /* no payload, as there */
 	}
 	if (flags & DEVMIG_FEATURE_PROBE) {

@@ -72,6 +72,7 @@ struct lvu_peer_stats {
 	unsigned error_payloads;  /* error replies sent with a payload */
 	unsigned log_reports_refused; /* REPORTs not for exactly one whole region */
 	unsigned irqs;            /* INTx signals */
+	unsigned ext_features;    /* DEVICE_FEATUREs of devmig's extensions asked (refused) */
 };
 
 struct lvu_peer;

@@ -546,7 +546,7 @@ static void negotiate_intersects_booleans_and_extensions(void **state)
 	devmig_caps_default(&sup);
 	prop.write_multiple = true;
 	prop.twin_socket = true;
-	prop.ext = DEVMIG_EXT_PRECOPY_INFO | (1u << 9);
+	prop.ext = DEVMIG_EXT_PRECOPY_INFO | (1u << 30);
 	sup.write_multiple = false;
 	sup.twin_socket = false;
 	sup.ext = DEVMIG_EXT_ALL;
@@ -747,6 +747,48 @@ static void exact_mig_read_extension_round_trips(void **state)
 	assert_int_equal(back.ext, DEVMIG_EXT_ALL);
 }
 
+static void deadline_and_dirty_rate_extensions_round_trip(void **state)
+{
+	struct devmig_caps c, back;
+	char buf[512];
+
+	(void)state;
+	devmig_caps_default(&c);
+	c.ext = DEVMIG_EXT_DEADLINE;
+	assert_true(devmig_caps_format(&c, buf, sizeof(buf)) > 0);
+	assert_non_null(strstr(buf, "\"devmig\":{\"deadline\":true}"));
+	assert_int_equal(parse(buf, &back), W(OK));
+	assert_int_equal(back.ext, DEVMIG_EXT_DEADLINE);
+	c.ext = DEVMIG_EXT_DIRTY_RATE;
+	assert_true(devmig_caps_format(&c, buf, sizeof(buf)) > 0);
+	assert_non_null(strstr(buf, "\"devmig\":{\"dirty_rate\":true}"));
+	assert_int_equal(parse(buf, &back), W(OK));
+	assert_int_equal(back.ext, DEVMIG_EXT_DIRTY_RATE);
+	/* Asked by the client but not offered: not in the reply. */
+	struct devmig_caps prop, sup, r;
+	devmig_caps_default(&prop);
+	devmig_caps_default(&sup);
+	prop.ext = DEVMIG_EXT_ALL;
+	sup.ext = DEVMIG_EXT_ALL & ~DEVMIG_EXT_DIRTY_RATE;
+	assert_int_equal(devmig_caps_negotiate(&prop, &sup, &r), W(OK));
+	assert_true(r.ext & DEVMIG_EXT_DEADLINE);
+	assert_false(r.ext & DEVMIG_EXT_DIRTY_RATE);
+	/* Every extension at once fits the VERSION buffer's size. */
+	c.ext = DEVMIG_EXT_ALL;
+	c.migration = true;
+	c.write_multiple = true;
+	c.twin_socket = true;
+	c.max_data_xfer_size = UINT32_MAX;
+	c.max_dma_maps = UINT32_MAX;
+	c.max_msg_fds = 1024;
+	c.pgsizes = UINT64_MAX & ~4095ull;
+	c.mig_pgsize = 1ull << 62;
+	c.mig_max_bitmap_size = UINT64_MAX - 1;
+	assert_true(devmig_caps_format(&c, buf, sizeof(buf)) > 0);
+	assert_int_equal(parse(buf, &back), W(OK));
+	assert_int_equal(back.ext, DEVMIG_EXT_ALL);
+}
+
 static void check_reply_accepts_fewer_features_than_proposed(void **state)
 {
 	struct devmig_caps prop, rep;
@@ -813,6 +855,7 @@ int main(void)
 		cmocka_unit_test(check_reply_pgsizes_must_share_one_with_ours),
 		cmocka_unit_test(libvfio_user_reply_is_accepted_and_its_limits_used),
 		cmocka_unit_test(exact_mig_read_extension_round_trips),
+		cmocka_unit_test(deadline_and_dirty_rate_extensions_round_trip),
 		cmocka_unit_test(check_reply_accepts_fewer_features_than_proposed),
 	};
 

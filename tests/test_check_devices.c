@@ -7,177 +7,41 @@
  * when a check fails, the round trips without B, and usage errors.
  * DEVMIG_CHECK_SEED replaces the fixed seeds (to try others).
  */
-#include <errno.h>
-#include <fcntl.h>
 #include <json-c/json.h>
-#include <poll.h>
 #include <setjmp.h>
-#include <signal.h>
-#include <spawn.h>
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/wait.h>
-#include <time.h>
-#include <unistd.h>
 
 #include <cmocka.h>
 
-#include "devmig/client.h"
+#include "proc_test_util.h"
 
-extern char **environ;
-
+/* A whole check of one device takes seconds, many under the sanitizers. */
 #define DEADLINE_MS 120000
 
-static char dir[64];
+static struct dev servers[2];
 
-static uint64_t now_ms(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
-}
-
-static const char *bin(void)
-{
-	const char *b = getenv("DEVMIG_BIN");
-	if (!b)
-		fail_msg("DEVMIG_BIN is not set");
-	return b;
-}
-
-/* ---- devmig serve ---- */
-
-struct server {
-	pid_t pid;
-	char path[128];
-};
-
-static struct server servers[2];
-
-static void serve(struct server *s, const char *device, const char *args, const char *name)
-{
-	char err[256];
-	posix_spawn_file_actions_t fa;
-
-	snprintf(s->path, sizeof(s->path), "%s/%s.sock", dir, name);
-	char *argv[] = { (char *)bin(), "serve", "--device", (char *)device, "--socket", s->path,
-			 args ? "--args" : NULL, (char *)args, NULL };
-	assert_int_equal(posix_spawn_file_actions_init(&fa), 0);
-	posix_spawn_file_actions_addopen(&fa, 0, "/dev/null", O_RDONLY, 0);
-	posix_spawn_file_actions_addopen(&fa, 1, "/dev/null", O_WRONLY, 0);
-	assert_int_equal(posix_spawn(&s->pid, argv[0], &fa, NULL, argv, environ), 0);
-	posix_spawn_file_actions_destroy(&fa);
-	uint64_t end = now_ms() + DEADLINE_MS;
-	for (;;) {
-		struct devmig_client *c = devmig_client_connect(s->path, NULL, err, sizeof(err));
-		if (c) {
-			devmig_client_close(c);
-			return;
-		}
-		int st;
-		if (waitpid(s->pid, &st, WNOHANG) == s->pid) {
-			s->pid = 0;
-			fail_msg("devmig serve %s exited early (status 0x%x)", device, st);
-		}
-		if (now_ms() > end)
-			fail_msg("devmig serve %s never came up: %s", device, err);
-		poll(NULL, 0, 5);
-	}
-}
-
-static void unserve(struct server *s)
-{
-	if (s->pid > 0) {
-		kill(s->pid, SIGTERM);
-		waitpid(s->pid, NULL, 0);
-		s->pid = 0;
-		unlink(s->path);
-	}
-}
-
-/* ---- devmig check ---- */
-
-struct out {
-	int status;
-	char *text; /* stdout */
-	char err[4096];
-};
-
-/* Run the devmig binary with args (NULL-terminated), bounded; its stdout and exit status. */
-static struct out *devmig(const char *first, ...)
+/* Run the devmig binary with args (NULL-terminated), bounded: the finished
+ * process, its stdout and stderr. */
+static struct proc *devmig(const char *first, ...)
 {
 	char *argv[64];
 	int n = 0;
 	va_list ap;
 
-	argv[n++] = (char *)bin();
+	argv[n++] = (char *)pt_bin();
 	va_start(ap, first);
 	for (const char *a = first; a && n < 63; a = va_arg(ap, const char *))
 		argv[n++] = (char *)a;
 	va_end(ap);
 	argv[n] = NULL;
-
-	int po[2], pe[2];
-	posix_spawn_file_actions_t fa;
-	pid_t pid;
-	assert_int_equal(pipe2(po, O_CLOEXEC), 0);
-	assert_int_equal(pipe2(pe, O_CLOEXEC), 0);
-	assert_int_equal(posix_spawn_file_actions_init(&fa), 0);
-	posix_spawn_file_actions_addopen(&fa, 0, "/dev/null", O_RDONLY, 0);
-	posix_spawn_file_actions_adddup2(&fa, po[1], 1);
-	posix_spawn_file_actions_adddup2(&fa, pe[1], 2);
-	assert_int_equal(posix_spawn(&pid, argv[0], &fa, NULL, argv, environ), 0);
-	posix_spawn_file_actions_destroy(&fa);
-	close(po[1]);
-	close(pe[1]);
-
-	struct out *o = calloc(1, sizeof(*o));
-	size_t cap = 1u << 20, len = 0, elen = 0;
-	o->text = calloc(1, cap);
-	assert_non_null(o->text);
-	uint64_t end = now_ms() + DEADLINE_MS;
-	int fds[2] = { po[0], pe[0] };
-	while (fds[0] >= 0 || fds[1] >= 0) {
-		struct pollfd pf[2] = { { fds[0], POLLIN, 0 }, { fds[1], POLLIN, 0 } };
-		if (now_ms() > end) {
-			kill(pid, SIGKILL);
-			waitpid(pid, NULL, 0);
-			fail_msg("devmig %s did not finish within %d ms", first, DEADLINE_MS);
-		}
-		if (poll(pf, 2, 100) <= 0)
-			continue;
-		for (int i = 0; i < 2; i++) {
-			if (fds[i] < 0 || !(pf[i].revents & (POLLIN | POLLHUP | POLLERR)))
-				continue;
-			char tmp[4096];
-			ssize_t k = read(fds[i], tmp, sizeof(tmp));
-			if (k <= 0) {
-				close(fds[i]);
-				fds[i] = -1;
-				continue;
-			}
-			char *buf = i ? o->err : o->text;
-			size_t *l = i ? &elen : &len;
-			size_t c = i ? sizeof(o->err) - 1 : cap - 1;
-			size_t m = (size_t)k < c - *l ? (size_t)k : c - *l;
-			memcpy(buf + *l, tmp, m);
-			*l += m;
-		}
-	}
-	int st;
-	waitpid(pid, &st, 0);
-	o->status = WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
-	return o;
-}
-
-static void out_free(struct out *o)
-{
-	free(o->text);
-	free(o);
+	struct proc *p = pt_start(argv, true);
+	pt_finish(p, DEADLINE_MS);
+	return p;
 }
 
 /* Long output, one TAP comment line at a time. */
@@ -197,11 +61,11 @@ static const char *seed(const char *fixed)
 }
 
 /* The checks as JSON; every one printed as a TAP comment for the log. */
-static json_object *check_json(struct out *o, json_object **checks)
+static json_object *check_json(struct proc *o, json_object **checks)
 {
-	json_object *j = json_tokener_parse(o->text);
+	json_object *j = json_tokener_parse(o->obuf);
 	if (!j)
-		fail_msg("devmig check --json printed no JSON: %s / %s", o->text, o->err);
+		fail_msg("devmig check --json printed no JSON: %s / %s", o->obuf, o->ebuf);
 	assert_true(json_object_object_get_ex(j, "checks", checks));
 	for (size_t i = 0; i < json_object_array_length(*checks); i++) {
 		json_object *c = json_object_array_get_idx(*checks, i), *n, *r, *e;
@@ -259,15 +123,15 @@ static const char *const precopy_checks[] = {
 static void check_device(const char *device, const char *dargs, bool precopy,
 			 const char *fixed_seed, const char *const *writes)
 {
-	serve(&servers[0], device, dargs, "a");
-	serve(&servers[1], device, dargs, "b");
+	pt_serve(&servers[0], "a", device, dargs);
+	pt_serve(&servers[1], "b", device, dargs);
 	const char *w[16] = { 0 };
 	unsigned nw = 0;
 	for (unsigned i = 0; writes[i] && nw < 14; i++) {
 		w[nw++] = "--write";
 		w[nw++] = writes[i];
 	}
-	struct out *o = devmig("check", "--socket", servers[0].path, "--socket", servers[1].path,
+	struct proc *o = devmig("check", "--socket", servers[0].path, "--socket", servers[1].path,
 			       "--json", "--seed", seed(fixed_seed), w[0], w[1], w[2], w[3], w[4],
 			       w[5], w[6], w[7], w[8], w[9], w[10], w[11], w[12], w[13], NULL);
 	json_object *checks;
@@ -293,9 +157,8 @@ static void check_device(const char *device, const char *dargs, bool precopy,
 	result_of(checks, "load.truncated", &ev);
 	assert_non_null(strstr(ev, "registers unchanged each time (they differ"));
 	json_object_put(j);
-	out_free(o);
-	unserve(&servers[0]);
-	unserve(&servers[1]);
+	pt_stop_dev(&servers[0]);
+	pt_stop_dev(&servers[1]);
 }
 
 /* counter: SCRATCH0, COUNT, THRESHOLD and a byte in the FIFO. */
@@ -341,88 +204,67 @@ static void out_of_tree_example_passes(void **state)
 static void lines_summary_and_no_b(void **state)
 {
 	(void)state;
-	serve(&servers[0], "counter", NULL, "a");
-	struct out *o = devmig("check", "--socket", servers[0].path, "--seed", "9", "--write",
+	pt_serve(&servers[0], "a", "counter", NULL);
+	struct proc *o = devmig("check", "--socket", servers[0].path, "--seed", "9", "--write",
 			       "bar0:0x8=7", "--only", "caps,load,fsm.from.STOP", NULL);
-	print_lines(o->text);
+	print_lines(o->obuf);
 	assert_int_equal(o->status, 0);
-	assert_non_null(strstr(o->text, "devmig check: A "));
-	assert_non_null(strstr(o->text, "seed 9\n"));
-	assert_non_null(strstr(o->text, "\nskip caps.pair                - no second instance (B)"));
-	assert_non_null(strstr(o->text, "\nok   load.roundtrip           A's stream"));
-	assert_non_null(strstr(o->text, "after a reset of A (no B)"));
-	assert_null(strstr(o->text, "fsm.from.RUNNING")); /* --only */
-	assert_null(strstr(o->text, "reset.from"));
+	assert_non_null(strstr(o->obuf, "devmig check: A "));
+	assert_non_null(strstr(o->obuf, "seed 9\n"));
+	assert_non_null(strstr(o->obuf, "\nskip caps.pair                - no second instance (B)"));
+	assert_non_null(strstr(o->obuf, "\nok   load.roundtrip           A's stream"));
+	assert_non_null(strstr(o->obuf, "after a reset of A (no B)"));
+	assert_null(strstr(o->obuf, "fsm.from.RUNNING")); /* --only */
+	assert_null(strstr(o->obuf, "reset.from"));
 	/* 7 caps, 4 load, fsm.from.STOP and fsm.from.STOP_COPY ("fsm.from.STOP" prefix) */
-	assert_non_null(strstr(o->text, "\n12 passed, 0 failed, 1 skipped\n"));
-	out_free(o);
-	unserve(&servers[0]);
+	assert_non_null(strstr(o->obuf, "\n12 passed, 0 failed, 1 skipped\n"));
+	pt_stop_dev(&servers[0]);
 }
 
 /* A failed check: exit status 1 and the summary counts it. */
 static void a_failure_fails_the_command(void **state)
 {
 	(void)state;
-	serve(&servers[0], "counter", NULL, "a");
-	serve(&servers[1], "counter", NULL, "b");
-	struct out *o = devmig("check", "--socket", servers[0].path, "--socket", servers[1].path,
+	pt_serve(&servers[0], "a", "counter", NULL);
+	pt_serve(&servers[1], "b", "counter", NULL);
+	struct proc *o = devmig("check", "--socket", servers[0].path, "--socket", servers[1].path,
 			       "--max-stream", "100", "--only", "save", NULL);
-	print_lines(o->text);
+	print_lines(o->obuf);
 	assert_int_equal(o->status, 1);
-	assert_non_null(strstr(o->text, "\nFAIL save.stop_copy           STOP_COPY: no end after"));
-	assert_non_null(strstr(o->text, "\n0 passed, 1 failed, 1 skipped\n"));
-	out_free(o);
-	unserve(&servers[0]);
-	unserve(&servers[1]);
+	assert_non_null(strstr(o->obuf, "\nFAIL save.stop_copy           STOP_COPY: no end after"));
+	assert_non_null(strstr(o->obuf, "\n0 passed, 1 failed, 1 skipped\n"));
+	pt_stop_dev(&servers[0]);
+	pt_stop_dev(&servers[1]);
 }
 
 static void usage_errors(void **state)
 {
 	(void)state;
-	struct out *o = devmig("check", NULL);
+	struct proc *o = devmig("check", NULL);
 	assert_int_equal(o->status, 2);
-	assert_non_null(strstr(o->err, "--socket or --vfio is required"));
-	out_free(o);
+	assert_non_null(strstr(o->ebuf, "--socket or --vfio is required"));
 	o = devmig("check", "--socket", "/nonexistent/a", "--write", "bar9:1=2", NULL);
 	assert_int_equal(o->status, 2);
-	assert_non_null(strstr(o->err, "--write bar9:1=2"));
-	out_free(o);
+	assert_non_null(strstr(o->ebuf, "--write bar9:1=2"));
 	o = devmig("check", "--socket", "/tmp/x", "--write", "bar0:0x8=0x100/1", NULL);
 	assert_int_equal(o->status, 2); /* 0x100 does not fit one byte */
-	out_free(o);
 	o = devmig("check", "--socket", "/tmp/x", "--socket", "/tmp/x", NULL);
 	assert_int_equal(o->status, 2);
-	assert_non_null(strstr(o->err, "named twice"));
-	out_free(o);
+	assert_non_null(strstr(o->ebuf, "named twice"));
 	o = devmig("check", "--socket", "/nonexistent/a", NULL);
 	assert_int_equal(o->status, 1);
-	assert_non_null(strstr(o->err, "cannot connect"));
-	out_free(o);
+	assert_non_null(strstr(o->ebuf, "cannot connect"));
 	o = devmig("check", "--help", NULL);
 	assert_int_equal(o->status, 0);
-	assert_non_null(strstr(o->text, "usage: devmig check"));
-	out_free(o);
+	assert_non_null(strstr(o->obuf, "usage: devmig check"));
 }
 
-static int setup(void **state)
-{
-	(void)state;
-	snprintf(dir, sizeof(dir), "/tmp/devmig-checkd-XXXXXX");
-	return mkdtemp(dir) ? 0 : -1;
-}
-
+/* A failed test leaves its servers running: killed here. */
 static int teardown(void **state)
 {
 	(void)state;
-	unserve(&servers[0]);
-	unserve(&servers[1]);
-	return 0;
-}
-
-static int group_teardown(void **state)
-{
-	teardown(state);
-	rmdir(dir);
+	pt_reap_all();
+	memset(servers, 0, sizeof(servers));
 	return 0;
 }
 
@@ -437,5 +279,5 @@ int main(void)
 		cmocka_unit_test_teardown(a_failure_fails_the_command, teardown),
 		cmocka_unit_test_teardown(usage_errors, teardown),
 	};
-	return cmocka_run_group_tests(tests, setup, group_teardown);
+	return cmocka_run_group_tests(tests, pt_setup, pt_teardown);
 }

@@ -32,6 +32,7 @@
 #include "devmig/client.h"
 #include "devmig/device.h"
 #include "devmig/server.h"
+#include "fixture.h"
 #include "msgio.h"
 
 enum fault {
@@ -321,7 +322,8 @@ static void proxy_start(struct proxy *p, const char *dir, const char *name, cons
 	p->lim.max_msg_size = 4u << 20;
 	p->lim.max_data_xfer_size = 2u << 20;
 	p->lim.max_msg_fds = DEVMIG_MSGIO_MAX_FDS;
-	snprintf(p->path, sizeof(p->path), "%s/%s", dir, name);
+	if (snprintf(p->path, sizeof(p->path), "%s/%s", dir, name) >= (int)sizeof(p->path))
+		fail_msg("the shim's socket path is too long: %s/%s", dir, name);
 	strcpy(sa.sun_path, p->path);
 	p->lsock = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
 	assert_true(p->lsock >= 0);
@@ -482,11 +484,8 @@ struct result {
 };
 
 struct rig {
-	char dir[64];
-	char spath[2][108];
-	const struct devmig_variant *v;
-	struct devmig_device *dev[2];
-	struct devmig_server *srv[2];
+	char dir[FX_PATH_MAX];
+	struct fx_server dev[2];
 	struct proxy px[2];
 	struct result res[MAX_RESULTS];
 	unsigned nres;
@@ -510,13 +509,11 @@ static void rig_free(struct rig *g)
 {
 	for (unsigned i = 0; i < 2; i++) {
 		proxy_stop(&g->px[i]);
-		devmig_server_free(g->srv[i]);
-		if (g->dev[i])
-			g->v->free(g->dev[i]);
+		fx_unserve(&g->dev[i]);
 	}
 	for (unsigned i = 0; i < g->nres; i++)
 		free(g->res[i].evidence);
-	rmdir(g->dir);
+	fx_rmdir(g->dir);
 	free(g);
 }
 
@@ -529,19 +526,11 @@ static struct rig *run(const struct devmig_variant *v, const char *args, enum fa
 	char err[256];
 
 	assert_non_null(g);
-	g->v = v;
-	snprintf(g->dir, sizeof(g->dir), "/tmp/devmig-checkf-XXXXXX");
-	assert_non_null(mkdtemp(g->dir));
+	fx_tmpdir(g->dir, "checkf");
 	struct devmig_client *c[2];
 	for (unsigned i = 0; i < 2; i++) {
-		g->dev[i] = v->create(args, err, sizeof(err));
-		assert_non_null(g->dev[i]);
-		snprintf(g->spath[i], sizeof(g->spath[i]), "%s/s%u", g->dir, i);
-		struct devmig_server_config sc = { .socket_path = g->spath[i] };
-		g->srv[i] = devmig_server_new(g->dev[i], &sc, err, sizeof(err));
-		assert_non_null(g->srv[i]);
-		assert_int_equal(devmig_server_start(g->srv[i]), 0);
-		proxy_start(&g->px[i], g->dir, i ? "pb" : "pa", g->spath[i], fault);
+		fx_serve_variant(&g->dev[i], g->dir, i ? "s1" : "s0", v, args);
+		proxy_start(&g->px[i], g->dir, i ? "pb" : "pa", g->dev[i].path, fault);
 		/* The shim's faults are in the messages: data moves in them, not
 		 * over a data fd (the data_fd extension is not asked for). */
 		struct devmig_client_config cc = { .timeout_ms = timeout_ms,

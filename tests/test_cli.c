@@ -425,6 +425,28 @@ static void info_reports_ids_caps_and_state(void **state)
 	assert_true(json_object_get_int64(member(j, "stop_copy_size")) > 0);
 	assert_true(json_object_get_int64(member(j, "regions")) > 7); /* config space is 7 */
 	assert_true(json_object_array_length(member(j, "extensions")) >= 1);
+	bool deadline = false, dirty_rate = false;
+	for (size_t i = 0; i < json_object_array_length(member(j, "extensions")); i++) {
+		const char *e = json_object_get_string(
+			json_object_array_get_idx(member(j, "extensions"), i));
+		deadline |= !strcmp(e, "deadline");
+		dirty_rate |= !strcmp(e, "dirty_rate");
+	}
+	/* Deadlines for every migratable device; a cap only where honoured (not the counter). */
+	assert_true(deadline);
+	assert_false(dirty_rate);
+	assert_true(json_object_is_type(member(j, "dirty_rate"), json_type_null));
+	json_object *est = member(j, "arc_estimates"), *arcs = member(est, "arcs");
+	assert_int_equal(json_object_get_int64(member(est, "transfer_rate")), 0);
+	assert_true(json_object_array_length(arcs) >= 6);
+	bool r_p2p = false;
+	for (size_t i = 0; i < json_object_array_length(arcs); i++) {
+		json_object *a = json_object_array_get_idx(arcs, i);
+		r_p2p |= !strcmp(json_object_get_string(member(a, "from")), "RUNNING") &&
+			 !strcmp(json_object_get_string(member(a, "to")), "RUNNING_P2P");
+	}
+	assert_true(r_p2p);
+	assert_true(json_object_is_type(member(est, "last_deadline"), json_type_null));
 	json_object *vm = member(j, "version_migration"); /* VERSION's "migration" */
 	assert_int_equal(json_object_get_int64(member(vm, "pgsize")), 4096);
 	assert_int_equal(json_object_get_int64(member(vm, "max_bitmap_size")), 1 << 20);
@@ -437,6 +459,8 @@ static void info_reports_ids_caps_and_state(void **state)
 	assert_non_null(strstr(p->obuf, "STOP_COPY P2P"));
 	assert_non_null(strstr(p->obuf, "VERSION:      migration (pgsize 4096"));
 	assert_non_null(strstr(p->obuf, "RUNNING"));
+	assert_non_null(strstr(p->obuf, "deadlines:"));
+	assert_non_null(strstr(p->obuf, "RUNNING -> RUNNING_P2P"));
 
 	/* Nothing served there: one sentence, exit 1. */
 	char nowhere[160];
@@ -482,6 +506,26 @@ static void commands_explain_themselves_and_refuse_bad_usage(void **state)
 	char *v6[] = { (char *)bin(), "receive", "--listen", "::1:5", "--socket", "a", NULL };
 	assert_int_equal((p = run(v6))->status, 2);
 	assert_non_null(strstr(p->ebuf, "brackets"));
+	char *nothrottle[] = { (char *)bin(), "migrate", "--socket", "a", "--to-socket", "b",
+			       "--no-throttle", NULL };
+	assert_int_equal((p = run(nothrottle))->status, 2);
+	assert_int_equal(lines(p->ebuf), 1);
+	assert_non_null(strstr(p->ebuf, "--downtime"));
+	char *mhelp[] = { (char *)bin(), "migrate", "--help", NULL };
+	assert_int_equal((p = run(mhelp))->status, 0);
+	assert_non_null(strstr(p->obuf, "--no-throttle"));
+	/* The demo lists its scenario, and takes no other. */
+	char *dhelp[] = { (char *)bin(), "demo", "--help", NULL };
+	assert_int_equal((p = run(dhelp))->status, 0);
+	assert_non_null(strstr(p->obuf, "--scenario"));
+	assert_non_null(strstr(p->obuf, "non-converging"));
+	char *dbad[] = { (char *)bin(), "demo", "--scenario", "fast", NULL };
+	assert_int_equal((p = run(dbad))->status, 2);
+	assert_int_equal(lines(p->ebuf), 1);
+	char *dmix[] = { (char *)bin(), "demo", "--scenario", "non-converging", "--size", "8M",
+			 NULL };
+	assert_int_equal((p = run(dmix))->status, 2);
+	assert_int_equal(lines(p->ebuf), 1);
 }
 
 /*
@@ -559,6 +603,31 @@ static void migrate_between_local_servers(void **state)
 	assert_non_null(strstr(p->obuf, "downtime"));
 	assert_non_null(strstr(p->obuf, "throughput"));
 	expect_regs(&s, 0x4321);
+
+	/* With a budget: the devices are held to it (a generous one: the
+	 * machine may be busy), and the source saw the deadline. */
+	set_regs(&s, 0x7777);
+	char *held[] = { (char *)bin(), "migrate", "--socket", s.path, "--to-socket", d.path,
+			 "--downtime", "20000", "--json", NULL };
+	if ((st = (p = run(held))->status))
+		fail_msg("migrate --downtime exited %d: %s", st, p->ebuf);
+	j = parse_json(p->obuf);
+	assert_true(json_object_get_boolean(member(j, "deadlines")));
+	assert_int_equal(json_object_get_int64(member(j, "budget_ns")), 20000ll * 1000 * 1000);
+	assert_true(json_object_get_boolean(member(j, "budget_met")));
+	assert_int_equal(json_object_get_int64(member(j, "deadline_refusals")), 0);
+	assert_int_equal(json_object_get_int64(member(j, "throttle_steps")), 0);
+	json_object_put(j);
+	expect_regs(&d, 0x7777);
+	char *info[] = { (char *)bin(), "info", "--socket", s.path, "--json", NULL };
+	assert_int_equal((p = run(info))->status, 0);
+	j = parse_json(p->obuf);
+	json_object *last = member(member(j, "arc_estimates"), "last_deadline");
+	assert_string_equal(json_object_get_string(member(last, "state")), "STOP_COPY");
+	assert_true(json_object_get_boolean(member(last, "drained")));
+	assert_false(json_object_get_boolean(member(last, "refused")));
+	assert_true(json_object_get_int64(member(last, "deadline_ns")) > 0);
+	json_object_put(j);
 	stop_dev(&s);
 	stop_dev(&d);
 }

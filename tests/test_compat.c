@@ -60,13 +60,6 @@ extern char **environ;
 #define BUF_OFF (1u << 20)    /* one MAX_BLOCKS (1 MiB) data buffer */
 #define QSIZE 64u
 
-static uint64_t now_ms(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
-}
-
 /* ================================================================ the rule */
 
 static struct devmig_compat_info info_of(const char *version, uint64_t fp,
@@ -469,28 +462,12 @@ static void matrix_migrations(void **state)
 
 /* ---- the stream header: the second line of defence ---- */
 
-struct vec {
-	uint8_t *p;
-	size_t len, cap;
-};
-
 /* STOP_COPY, read to the short reply, back to RUNNING. */
-static void save_stream(struct host *h, struct vec *v)
+static void save_stream(struct host *h, struct fx_buf *v)
 {
 	memset(v, 0, sizeof(*v));
 	assert_int_equal(devmig_client_set_state(h->cl, DEVMIG_STATE_STOP_COPY), 0);
-	for (;;) {
-		if (v->cap - v->len < (1u << 20)) {
-			v->cap = v->cap ? v->cap * 2 : (4u << 20);
-			v->p = realloc(v->p, v->cap);
-			assert_non_null(v->p);
-		}
-		ssize_t n = devmig_client_mig_read(h->cl, v->p + v->len, 1u << 20);
-		assert_true(n >= 0);
-		v->len += (size_t)n;
-		if ((size_t)n < (1u << 20))
-			break;
-	}
+	fx_buf_read_stream(v, h->cl, 1u << 20);
 	assert_int_equal(devmig_client_set_state(h->cl, DEVMIG_STATE_RUNNING), 0);
 }
 
@@ -500,7 +477,7 @@ static void stream_header_check(void **state)
 	struct host *s2 = host_open(&devmig_variant_memblk, "s2");
 	struct host *d1 = host_open(&devmig_variant_memblk1, "d1");
 	struct mbg g, gd;
-	struct vec v;
+	struct fx_buf v;
 	char reason[512] = "";
 	uint64_t loaded = 0;
 	int load_err = 0;
@@ -653,7 +630,7 @@ static const char *bin(void)
 /* Wait (bounded) for pid to exit; its exit code, or -1 on timeout (then killed). */
 static int wait_exit(pid_t pid, int timeout_ms)
 {
-	uint64_t end = now_ms() + (uint64_t)timeout_ms;
+	uint64_t end = fx_now_ms() + (uint64_t)timeout_ms;
 	for (;;) {
 		int st;
 		pid_t r = waitpid(pid, &st, WNOHANG);
@@ -661,7 +638,7 @@ static int wait_exit(pid_t pid, int timeout_ms)
 			return WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
 		if (r < 0)
 			return -1;
-		if (now_ms() > end) {
+		if (fx_now_ms() > end) {
 			kill(pid, SIGKILL);
 			waitpid(pid, NULL, 0);
 			return -1;
@@ -703,7 +680,7 @@ static struct proc *serve(const char *device, const char *name)
 		p->pid = 0;
 		fail_msg("cannot start %s: %s", argv[0], strerror(rc));
 	}
-	uint64_t end = now_ms() + TMO;
+	uint64_t end = fx_now_ms() + TMO;
 	for (;;) {
 		char err[256];
 		struct devmig_client *c = devmig_client_connect(p->path, NULL, err, sizeof(err));
@@ -716,7 +693,7 @@ static struct proc *serve(const char *device, const char *name)
 			p->pid = 0;
 			fail_msg("devmig serve %s %s exited early (status 0x%x)", device, name, st);
 		}
-		if (now_ms() > end)
+		if (fx_now_ms() > end)
 			fail_msg("devmig serve %s %s never came up: %s", device, name, err);
 		poll(NULL, 0, 2); /* re-check shortly */
 	}

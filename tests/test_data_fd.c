@@ -550,6 +550,53 @@ static void whole_stream_read_to_its_end_and_loaded_in_pieces(void **state)
 	devmig_client_close(d);
 }
 
+/* State changes with a deadline open and end sessions as plain ones do: the
+ * reply brings the fd (and says so), a refusal brings none. */
+static void deadline_changes_open_sessions_with_their_fd(void **state)
+{
+	struct rig *r = *state;
+	struct devmig_client *s = fx_connect(&r->ss, NULL), *d = fx_connect(&r->ds, NULL);
+	struct devmig_deadline_result res;
+	struct devmig_data_session ss, dd;
+	uint8_t *buf = NULL;
+	size_t cap = 0;
+	bool temp;
+
+	assert_true(devmig_client_has_ext(s, DEVMIG_EXT_DEADLINE));
+	/* A deadline no arc can meet: refused before the first, no session. */
+	assert_int_equal(devmig_client_set_state_deadline(s, DEVMIG_STATE_STOP_COPY, 1, &res),
+			 -ETIME);
+	assert_int_equal(res.state, DEVMIG_STATE_RUNNING);
+	assert_int_equal(devmig_client_data_session(s, &ss), -ENOENT);
+	/* RUNNING -> STOP_COPY in one request: its last arc opens the session. */
+	assert_int_equal(devmig_client_set_state_deadline(s, DEVMIG_STATE_STOP_COPY,
+							  60ull * 1000000000, &res), 0);
+	assert_int_equal(res.state, DEVMIG_STATE_STOP_COPY);
+	assert_false(res.flags & DEVMIG_DEADLINE_DATA_FD); /* the client's, not the caller's */
+	assert_int_equal(devmig_client_data_session(s, &ss), 0);
+	assert_true(ss.save && ss.fd >= 0);
+	size_t len = api_read(s, &buf, &cap, 0, &temp);
+	assert_false(temp);
+	assert_true(len > MEM_SIZE);
+	assert_int_equal(devmig_client_set_state_deadline(s, DEVMIG_STATE_STOP,
+							  60ull * 1000000000, &res), 0);
+	assert_int_equal(devmig_client_data_session(s, &ss), -ENOENT);
+
+	assert_int_equal(devmig_client_set_state_deadline(d, DEVMIG_STATE_RESUMING,
+							  60ull * 1000000000, &res), 0);
+	assert_int_equal(devmig_client_data_session(d, &dd), 0);
+	assert_false(dd.save);
+	api_write(d, buf, len, piece_random, 11);
+	assert_int_equal(devmig_client_set_state_deadline(d, DEVMIG_STATE_RUNNING,
+							  60ull * 1000000000, &res), 0);
+	assert_int_equal(devmig_client_data_session(d, &dd), -ENOENT);
+	assert_true(same_memory(&r->src, &r->dst));
+	assert_int_equal(r->dst.reg, 0x5eed);
+	free(buf);
+	devmig_client_close(s);
+	devmig_client_close(d);
+}
+
 /* Every byte in its own write(): the server's reassembly does the rest. */
 static void loaded_one_byte_at_a_time(void **state)
 {
@@ -839,6 +886,7 @@ int main(void)
 		T(wire_a_descriptor_exactly_when_an_arc_opens_a_session),
 		T(wire_a_peer_without_the_extension_keeps_the_commands),
 		T(whole_stream_read_to_its_end_and_loaded_in_pieces),
+		T(deadline_changes_open_sessions_with_their_fd),
 		cmocka_unit_test(loaded_one_byte_at_a_time),
 		T(precopy_temporary_end_then_new_data),
 		T(a_client_that_closes_its_fd_early),

@@ -477,6 +477,33 @@ static struct devmig_dma *logged_dma(struct guest *g, size_t pages)
 	return dma;
 }
 
+/* A log over more pages than any memory to migrate is refused, not allocated. */
+static void t_log_over_2_32_pages_is_refused(void **s)
+{
+	(void)s;
+	struct guest g;
+	struct devmig_dma *dma = logged_dma(&g, 256);
+	struct devmig_dma_logging_range r[2] = { { 0, 1ull << 44 }, { 1ull << 50, 4096 } };
+	struct devmig_dma_stats st;
+	uint64_t ps = 4096;
+
+	/* 2^32 pages in all: the most. One page more (a second range): refused. */
+	assert_int_equal(devmig_dma_log_start(dma, &ps, r, 2), -E2BIG);
+	stats(dma, &st);
+	assert_false(st.logging);
+	assert_int_equal(devmig_dma_log_start(dma, &ps, r, 1), 0);
+	devmig_dma_log_stop(dma);
+	/* Larger pages track more memory in as many bits. */
+	ps = 1u << 21;
+	r[0].length = 1ull << 53;
+	assert_int_equal(devmig_dma_log_start(dma, &ps, r, 1), 0);
+	devmig_dma_log_stop(dma);
+	r[0].length = 1ull << 54;
+	assert_int_equal(devmig_dma_log_start(dma, &ps, r, 1), -E2BIG);
+	devmig_dma_destroy(dma);
+	guest_free(&g);
+}
+
 static void t_log_exact_pages(void **s)
 {
 	(void)s;
@@ -1010,6 +1037,7 @@ int main(void)
 		cmocka_unit_test(t_unmap_waits_for_pin),
 		cmocka_unit_test(t_unmap_transport),
 		cmocka_unit_test(t_concurrent_no_lost_page),
+		cmocka_unit_test(t_log_over_2_32_pages_is_refused),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

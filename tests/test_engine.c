@@ -20,10 +20,8 @@
  *
  * No sleeps: every wait is on a condition with a timeout.
  */
-#include <arpa/inet.h>
 #include <errno.h>
 #include <fcntl.h>
-#include <netinet/in.h>
 #include <poll.h>
 #include <pthread.h>
 #include <setjmp.h>
@@ -47,6 +45,8 @@
 #include "devmig/client.h"
 #include "devmig/engine.h"
 #include "devmig/server.h"
+#include "devmig/transport.h"
+#include "fixture.h"
 #include "memblk/memblk_guest.h"
 
 #define TMO 10000              /* ms: for anything that should take far less */
@@ -77,14 +77,6 @@ static void on_sigpipe(int sig)
 
 /* ---------------------------------------------------------------- patterns */
 
-static uint64_t rnd(uint64_t *s)
-{
-	uint64_t z = (*s += 0x9e3779b97f4a7c15ull);
-	z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
-	z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
-	return z ^ (z >> 31);
-}
-
 /* Block contents of (device tag, lba, version); version 0 is all zeros. */
 static void fill_block(uint8_t *p, unsigned tag, uint64_t lba, uint32_t ver)
 {
@@ -94,7 +86,7 @@ static void fill_block(uint8_t *p, unsigned tag, uint64_t lba, uint32_t ver)
 	}
 	uint64_t s = (uint64_t)(tag + 1) << 56 ^ lba * 0x100000001b3ull ^ (uint64_t)ver << 24;
 	for (size_t i = 0; i < MB_BLOCK_SIZE; i += 8) {
-		uint64_t v = rnd(&s);
+		uint64_t v = fx_rnd(&s);
 		memcpy(p + i, &v, 8);
 	}
 }
@@ -106,26 +98,13 @@ static bool block_is(const uint8_t *p, unsigned tag, uint64_t lba, uint32_t ver)
 	return !memcmp(p, want, MB_BLOCK_SIZE);
 }
 
-static void deadline_ts(struct timespec *ts, int ms)
-{
-	clock_gettime(CLOCK_REALTIME, ts);
-	ts->tv_sec += ms / 1000;
-	ts->tv_nsec += (long)(ms % 1000) * 1000000L;
-	if (ts->tv_nsec >= 1000000000L) {
-		ts->tv_sec++;
-		ts->tv_nsec -= 1000000000L;
-	}
-}
-
 /* ---------------------------------------------------------------- hosts */
 
-/* One device on one side: the device, its server, the VMM's client. */
+/* One device on one side: the device served (its server NULL once killed),
+ * the VMM's client. */
 struct side {
-	const struct devmig_variant *var;
-	struct devmig_device *dev;
-	struct devmig_server *srv; /* NULL once killed */
+	struct fx_server fx;
 	struct devmig_client *cl;
-	char path[128];
 	int efd;
 };
 
@@ -209,7 +188,7 @@ struct ev {
 };
 
 struct fx {
-	char dir[64];
+	char dir[FX_PATH_MAX];
 	unsigned n;
 	unsigned ndst;           /* destinations opened so far (socket names) */
 	struct host src, dst, old_dst;
@@ -261,27 +240,17 @@ static void wl_unlock(struct workload *w)
 static void side_open(struct fx *f, struct host *h, unsigned i, const char *name,
 		      const struct devmig_variant *var, const char *args)
 {
-	char err[256] = "";
 	struct side *s = &h->s[i];
+	char sock[32];
 
 	memset(s, 0, sizeof(*s));
 	s->efd = -1;
-	s->var = var;
-	s->dev = var->create(args, err, sizeof(err));
-	if (!s->dev)
-		fail_msg("create %s: %s", var->name, err);
-	snprintf(s->path, sizeof(s->path), "%s/%s-%u.sock", f->dir, name, i);
-	struct devmig_server_config cfg = { .socket_path = s->path };
-	s->srv = devmig_server_new(s->dev, &cfg, err, sizeof(err));
-	if (!s->srv)
-		fail_msg("server: %s", err);
-	assert_int_equal(devmig_server_start(s->srv), 0);
+	snprintf(sock, sizeof(sock), "%s-%u", name, i);
+	fx_serve_variant(&s->fx, f->dir, sock, var, args);
 	struct devmig_client_config cc = { .ext = DEVMIG_EXT_ALL };
 	if (f->no_data_fd & (strcmp(name, "src") ? 2u : 1u))
 		cc.ext &= ~DEVMIG_EXT_DATA_FD;
-	s->cl = devmig_client_connect(s->path, &cc, err, sizeof(err));
-	if (!s->cl)
-		fail_msg("connect: %s", err);
+	s->cl = fx_connect(&s->fx, &cc);
 	if (var != &devmig_variant_memblk)
 		return;
 	assert_int_equal(devmig_client_dma_map(s->cl, 0, MEM_SIZE,
@@ -312,10 +281,8 @@ static void host_open(struct fx *f, struct host *h, const char *name, unsigned n
 /* The destination dies: its servers stop and close the VMM's connections. */
 static void host_kill(struct host *h)
 {
-	for (unsigned i = 0; i < h->n; i++) {
-		devmig_server_free(h->s[i].srv);
-		h->s[i].srv = NULL;
-	}
+	for (unsigned i = 0; i < h->n; i++)
+		fx_kill(&h->s[i].fx);
 }
 
 static void host_close(struct host *h)
@@ -326,9 +293,7 @@ static void host_close(struct host *h)
 		struct side *s = &h->s[i];
 		if (s->cl)
 			devmig_client_close(s->cl);
-		devmig_server_free(s->srv);
-		if (s->dev)
-			s->var->free(s->dev);
+		fx_unserve(&s->fx);
 		if (s->efd >= 0)
 			close(s->efd);
 	}
@@ -367,9 +332,9 @@ static void wl_one(struct workload *w, struct devmig_guest_mem *mem, unsigned k)
 {
 	struct wdev *d = &w->d[k];
 	uint8_t *base = devmig_guest_mem_ptr(mem);
-	uint32_t nb = 1 + (uint32_t)(rnd(&w->seed) % MAXNB);
-	uint64_t lba = rnd(&w->seed) % (NLBA - nb + 1);
-	bool write = rnd(&w->seed) % 8 < 5;
+	uint32_t nb = 1 + (uint32_t)(fx_rnd(&w->seed) % MAXNB);
+	uint64_t lba = fx_rnd(&w->seed) % (NLBA - nb + 1);
+	bool write = fx_rnd(&w->seed) % 8 < 5;
 	int rc;
 
 	if (write) {
@@ -429,7 +394,7 @@ static void *wl_main(void *arg)
 		if (w->stop)
 			break;
 		struct devmig_guest_mem *mem = w->mem;
-		unsigned k = (unsigned)(rnd(&w->seed) % w->n);
+		unsigned k = (unsigned)(fx_rnd(&w->seed) % w->n);
 		bool dst = w->on_dst;
 		wl_unlock(w);
 		wl_one(w, mem, k);
@@ -474,7 +439,7 @@ static bool wl_wait_ops_quiet(struct workload *w, uint64_t k, bool on_dst)
 	struct timespec ts;
 	bool ok = true;
 
-	deadline_ts(&ts, TMO);
+	fx_deadline(&ts, TMO);
 	wl_lock(w);
 	uint64_t *ops = on_dst ? &w->ops_dst : &w->ops_src;
 	uint64_t want = *ops + k;
@@ -610,7 +575,7 @@ static int on_pause(void *opaque)
 	int rc = 0;
 
 	f->pauses++;
-	deadline_ts(&ts, TMO);
+	fx_deadline(&ts, TMO);
 	wl_lock(w);
 	w->pause_req = true;
 	pthread_cond_broadcast(&w->cv);
@@ -751,7 +716,7 @@ static void fx_init_guest(struct fx *f)
 	w->seed = 0x5eed0000u + f->n;
 	uint64_t s = 99;
 	for (size_t o = PAT_OFF; o < MEM_SIZE; o += 8) {
-		uint64_t v = rnd(&s);
+		uint64_t v = fx_rnd(&s);
 		memcpy(mem + o, &v, 8);
 	}
 	for (unsigned k = 0; k < f->n; k++) {
@@ -788,8 +753,7 @@ static int fx_setup_with(void **state, unsigned n, unsigned no_data_fd)
 	pthread_mutex_init(&f->ev_lock, NULL);
 	pthread_mutex_init(&f->w.lock, NULL);
 	pthread_cond_init(&f->w.cv, NULL);
-	snprintf(f->dir, sizeof(f->dir), "/tmp/devmig-engine-XXXXXX");
-	assert_non_null(mkdtemp(f->dir));
+	fx_tmpdir(f->dir, "engine");
 	host_open(f, &f->src, "src", n, &devmig_variant_memblk, DEV_ARGS);
 	fx_init_guest(f);
 	sigpipes = 0;
@@ -861,9 +825,7 @@ static int fx_teardown(void **state)
 	host_close(&f->src);
 	host_close(&f->dst);
 	host_close(&f->old_dst);
-	if (f->ckpt[0])
-		unlink(f->ckpt);
-	rmdir(f->dir);
+	fx_rmdir(f->dir);
 	free(f->snap_mem);
 	pthread_mutex_destroy(&f->ev_lock);
 	pthread_mutex_destroy(&f->w.lock);
@@ -1400,22 +1362,24 @@ static void lost_run_answer_leaves_the_source_stopped(void **state)
 	assert_no_sigpipe();
 }
 
-/* Listen on 127.0.0.1, port 0; the receiver thread accepts. Returns the source's fd. */
+/* Listen on 127.0.0.1, port 0, as a receiving VMM would (devmig_endpoint_*);
+ * the receiver thread accepts. Returns the source's fd. */
 static int tcp_channel(struct fx *f)
 {
-	int l = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-	assert_true(l >= 0);
-	struct sockaddr_in sa = { .sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
-	assert_int_equal(bind(l, (struct sockaddr *)&sa, sizeof(sa)), 0);
-	assert_int_equal(listen(l, 1), 0);
-	socklen_t sl = sizeof(sa);
-	assert_int_equal(getsockname(l, (struct sockaddr *)&sa, &sl), 0);
-	assert_true(ntohs(sa.sin_port) != 0);
+	struct devmig_endpoint at;
+	char shown[300], err[256];
+
+	assert_int_equal(devmig_endpoint_parse("127.0.0.1:0", true, &at, err, sizeof(err)), 0);
+	int l = devmig_endpoint_listen(&at, shown, sizeof(shown), err, sizeof(err));
+	if (l < 0)
+		fail_msg("listen: %s", err);
 	rx_start(f, -1, l);
-	int c = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-	assert_true(c >= 0);
+	struct devmig_endpoint to;
+	assert_int_equal(devmig_endpoint_parse(shown, false, &to, err, sizeof(err)), 0);
+	int c = devmig_endpoint_connect(&to, TMO, err, sizeof(err));
+	if (c < 0)
+		fail_msg("connect to %s: %s", shown, err);
 	add_fd(f, c);
-	assert_int_equal(connect(c, (struct sockaddr *)&sa, sizeof(sa)), 0);
 	return c;
 }
 

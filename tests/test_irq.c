@@ -30,6 +30,7 @@
 #include "devmig/client.h"
 #include "devmig/device.h"
 #include "devmig/server.h"
+#include "fixture.h"
 
 #define NVEC 4
 #define REG_RAISE 0x0
@@ -118,15 +119,31 @@ static const struct devmig_migration_ops irqdev_mig = {
 	.load_apply = irqdev_load_apply,
 };
 
+static void f_close(int *fd)
+{
+	if (*fd >= 0)
+		close(*fd);
+	*fd = -1;
+}
+
 /* ---- fixture ---- */
 
-struct fx {
-	char dir[64], path[128];
+/* One irqdev served, a client with an eventfd on every vector. */
+struct side {
 	struct irqdev d;
-	struct devmig_server *srv;
+	struct fx_server srv;
 	struct devmig_client *c;
 	int efd[3][NVEC]; /* per VFIO index: INTx (1), MSI, MSI-X */
 	unsigned msi, msix; /* capability offsets */
+};
+
+struct fx {
+	char dir[FX_PATH_MAX];
+	struct side a, b; /* b: a destination, for the tests that migrate */
+	/* the side the helpers below act on (a) */
+	struct devmig_client *c;
+	int (*efd)[NVEC];
+	unsigned msi, msix;
 };
 
 static uint8_t cfg8(struct devmig_client *c, uint64_t off)
@@ -147,46 +164,73 @@ static unsigned find_cap(struct devmig_client *c, uint8_t id)
 	return 0;
 }
 
-static int setup_with(void **state, unsigned msi_flags)
+/* An eventfd on every vector of every index (the server takes its own copies). */
+static void set_eventfds(struct side *s)
 {
-	struct fx *f = calloc(1, sizeof(*f));
-	char err[256] = "";
-
-	assert_non_null(f);
-	snprintf(f->dir, sizeof(f->dir), "/tmp/devmig-irq-XXXXXX");
-	assert_non_null(mkdtemp(f->dir));
-	snprintf(f->path, sizeof(f->path), "%s/dev.sock", f->dir);
-	f->d.dev.id = &irqdev_id;
-	f->d.dev.ops = &irqdev_ops;
-	f->d.dev.mig = &irqdev_mig;
-	f->d.msi_flags = msi_flags;
-	assert_int_equal(devmig_device_init(&f->d.dev), 0);
-	f->srv = devmig_server_new(&f->d.dev, &(struct devmig_server_config){ .socket_path = f->path },
-				   err, sizeof(err));
-	if (!f->srv)
-		fail_msg("server: %s", err);
-	assert_int_equal(devmig_server_start(f->srv), 0);
-	f->c = devmig_client_connect(f->path, NULL, err, sizeof(err));
-	if (!f->c)
-		fail_msg("connect: %s", err);
-	f->msi = find_cap(f->c, PCI_CAP_ID_MSI);
-	f->msix = find_cap(f->c, PCI_CAP_ID_MSIX);
-	assert_int_not_equal(f->msi, 0);
-	assert_int_not_equal(f->msix, 0);
 	for (unsigned i = 0; i < 3; i++) {
 		uint32_t index = i; /* INTx 0, MSI 1, MSI-X 2 */
 		unsigned n = index == VFIO_PCI_INTX_IRQ_INDEX ? 1 : NVEC;
 		for (unsigned v = 0; v < n; v++) {
-			f->efd[i][v] = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
-			assert_true(f->efd[i][v] >= 0);
+			f_close(&s->efd[i][v]);
+			s->efd[i][v] = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+			assert_true(s->efd[i][v] >= 0);
 		}
-		/* the server receives its own copies of the fds */
-		assert_int_equal(devmig_client_set_irqs(f->c, index,
+		assert_int_equal(devmig_client_set_irqs(s->c, index,
 							VFIO_IRQ_SET_DATA_EVENTFD |
 								VFIO_IRQ_SET_ACTION_TRIGGER,
-							0, n, f->efd[i]),
+							0, n, s->efd[i]),
 				 0);
 	}
+}
+
+static void side_up(struct fx *f, struct side *s, const char *name, unsigned msi_flags)
+{
+	memset(s, 0, sizeof(*s));
+	for (unsigned i = 0; i < 3; i++)
+		for (unsigned v = 0; v < NVEC; v++)
+			s->efd[i][v] = -1;
+	s->d.dev.id = &irqdev_id;
+	s->d.dev.ops = &irqdev_ops;
+	s->d.dev.mig = &irqdev_mig;
+	s->d.msi_flags = msi_flags;
+	assert_int_equal(devmig_device_init(&s->d.dev), 0);
+	fx_serve(&s->srv, f->dir, name, &s->d.dev);
+	s->c = fx_connect(&s->srv, NULL);
+	s->msi = find_cap(s->c, PCI_CAP_ID_MSI);
+	s->msix = find_cap(s->c, PCI_CAP_ID_MSIX);
+	assert_int_not_equal(s->msi, 0);
+	assert_int_not_equal(s->msix, 0);
+	set_eventfds(s);
+}
+
+static void side_down(struct side *s)
+{
+	devmig_client_close(s->c);
+	fx_unserve(&s->srv);
+	devmig_device_destroy(&s->d.dev);
+	for (unsigned i = 0; i < 3; i++)
+		for (unsigned v = 0; v < NVEC; v++)
+			f_close(&s->efd[i][v]);
+}
+
+/* The helpers act on side s from now on. */
+static void use(struct fx *f, struct side *s)
+{
+	f->c = s->c;
+	f->efd = s->efd;
+	f->msi = s->msi;
+	f->msix = s->msix;
+}
+
+static int setup_with(void **state, unsigned msi_flags)
+{
+	struct fx *f = calloc(1, sizeof(*f));
+
+	assert_non_null(f);
+	fx_tmpdir(f->dir, "irq");
+	side_up(f, &f->a, "a", msi_flags);
+	side_up(f, &f->b, "b", msi_flags);
+	use(f, &f->a);
 	*state = f;
 	return 0;
 }
@@ -206,14 +250,9 @@ static int teardown(void **state)
 {
 	struct fx *f = *state;
 
-	devmig_client_close(f->c);
-	devmig_server_free(f->srv);
-	devmig_device_destroy(&f->d.dev);
-	for (unsigned i = 0; i < 3; i++)
-		for (unsigned v = 0; v < NVEC; v++)
-			if (f->efd[i][v] > 0)
-				close(f->efd[i][v]);
-	rmdir(f->dir);
+	side_down(&f->a);
+	side_down(&f->b);
+	fx_rmdir(f->dir);
 	free(f);
 	return 0;
 }
@@ -446,7 +485,6 @@ static void irq_info_says_maskable(void **state)
 static void set_irqs_masks_go_with_the_client(void **state)
 {
 	struct fx *f = *state;
-	char err[256];
 
 	msix_enable(f, 0);
 	assert_int_equal(set_irqs(f, VFIO_PCI_MSIX_IRQ_INDEX,
@@ -454,9 +492,9 @@ static void set_irqs_masks_go_with_the_client(void **state)
 			 0);
 	assert_int_equal(raise(f, 0), 0);
 	assert_int_equal(pba(f), 1); /* pending is device state: it stays */
-	devmig_client_close(f->c);
-	f->c = devmig_client_connect(f->path, NULL, err, sizeof(err));
-	assert_non_null(f->c);
+	devmig_client_close(f->a.c);
+	f->a.c = fx_connect(&f->a.srv, NULL);
+	use(f, &f->a);
 	int fd = f->efd[2][1];
 	assert_int_equal(devmig_client_set_irqs(f->c, VFIO_PCI_MSIX_IRQ_INDEX,
 						VFIO_IRQ_SET_DATA_EVENTFD |
@@ -477,8 +515,8 @@ static void set_irqs_masks_go_with_the_client(void **state)
 	assert_int_equal(pba(f), 0);
 }
 
-/* A stopped device holds what an unmask released, and what it raises itself;
- * both go when the device runs. */
+/* A stopped device holds what an unmask released, and what it raises itself,
+ * both as pending bits (the PBA shows them); both go when the device runs. */
 static void unmask_while_stopped_fires_on_running(void **state)
 {
 	struct fx *f = *state;
@@ -489,13 +527,13 @@ static void unmask_while_stopped_fires_on_running(void **state)
 			 0);
 	assert_int_equal(raise(f, 2), 0);
 	assert_int_equal(devmig_client_set_state(f->c, DEVMIG_STATE_STOP), 0);
-	assert_int_equal(raise(f, 0), 0); /* held by the core */
+	assert_int_equal(raise(f, 0), 0); /* pending while stopped */
 	assert_int_equal(taken(f->efd[2][0]), 0);
 	assert_int_equal(set_irqs(f, VFIO_PCI_MSIX_IRQ_INDEX,
 				  VFIO_IRQ_SET_DATA_NONE | VFIO_IRQ_SET_ACTION_UNMASK, 2, 1),
 			 0);
 	assert_int_equal(taken(f->efd[2][2]), 0);
-	assert_int_equal(pba(f), 1u << 2);
+	assert_int_equal(pba(f), 1u << 2 | 1u << 0);
 	assert_int_equal(devmig_client_set_state(f->c, DEVMIG_STATE_RUNNING), 0);
 	assert_int_equal(taken(f->efd[2][2]), 1);
 	assert_int_equal(taken(f->efd[2][0]), 1);
@@ -626,6 +664,121 @@ static void intx_automask_and_set_irqs_mask_unmask(void **state)
 	assert_int_equal(raise(f, 1), -EINVAL); /* INTx has one vector */
 }
 
+/* ---- migration: pending interrupts travel once ---- */
+
+/* a's whole stream (STOP_COPY) loaded into b: b is left STOP. */
+static void migrate_a_to_b(struct fx *f)
+{
+	struct fx_buf st = { 0 };
+
+	assert_int_equal(devmig_client_set_state(f->a.c, DEVMIG_STATE_STOP_COPY), 0);
+	fx_buf_read_stream(&st, f->a.c, 64 << 10);
+	assert_int_equal(devmig_client_set_state(f->b.c, DEVMIG_STATE_RESUMING), 0);
+	assert_int_equal(devmig_client_mig_write(f->b.c, st.p, st.len), 0);
+	assert_int_equal(devmig_client_set_state(f->b.c, DEVMIG_STATE_STOP), 0);
+	fx_buf_free(&st);
+}
+
+static uint64_t taken_all(const struct side *s)
+{
+	uint64_t n = 0;
+	for (unsigned i = 0; i < 3; i++)
+		for (unsigned v = 0; v < NVEC; v++)
+			n += s->efd[i][v] >= 0 ? taken(s->efd[i][v]) : 0;
+	return n;
+}
+
+/*
+ * A vector pending because it was masked, raised again while the device
+ * was stopped (one pending bit), and one raised only while stopped: both
+ * migrate with config space and each fires exactly once on the destination
+ * when it runs; nothing is left to fire after.
+ */
+static void held_vectors_migrate_and_fire_once(void **state)
+{
+	struct fx *f = *state;
+
+	msix_enable(f, 0);
+	/* SET_IRQS masks are the connection's: they do not travel */
+	assert_int_equal(set_irqs(f, VFIO_PCI_MSIX_IRQ_INDEX,
+				  VFIO_IRQ_SET_DATA_NONE | VFIO_IRQ_SET_ACTION_MASK, 1, 1),
+			 0);
+	assert_int_equal(raise(f, 1), 0);
+	assert_int_equal(pba(f), 1u << 1);
+	assert_int_equal(devmig_client_set_state(f->c, DEVMIG_STATE_STOP), 0);
+	assert_int_equal(raise(f, 1), 0);
+	assert_int_equal(raise(f, 2), 0);
+	assert_int_equal(pba(f), 1u << 1 | 1u << 2);
+	assert_int_equal(taken_all(&f->a), 0);
+
+	migrate_a_to_b(f);
+	use(f, &f->b);
+	assert_int_equal(pba(f), 1u << 1 | 1u << 2); /* pending on b, not fired: stopped */
+	assert_int_equal(taken_all(&f->b), 0);
+	assert_int_equal(devmig_client_set_state(f->c, DEVMIG_STATE_RUNNING), 0);
+	assert_int_equal(taken(f->efd[2][1]), 1);
+	assert_int_equal(taken(f->efd[2][2]), 1);
+	assert_int_equal(pba(f), 0);
+	assert_int_equal(taken_all(&f->b), 0);
+	/* nothing more: not on another unmask, eventfd or state change */
+	assert_int_equal(set_irqs(f, VFIO_PCI_MSIX_IRQ_INDEX,
+				  VFIO_IRQ_SET_DATA_NONE | VFIO_IRQ_SET_ACTION_UNMASK, 0, NVEC),
+			 0);
+	set_eventfds(&f->b);
+	assert_int_equal(devmig_client_set_state(f->c, DEVMIG_STATE_STOP), 0);
+	assert_int_equal(devmig_client_set_state(f->c, DEVMIG_STATE_RUNNING), 0);
+	assert_int_equal(taken_all(&f->b), 0);
+	/* and the source, stopped, signalled nothing; stopped or not, it
+	 * refuses a vector it does not have */
+	assert_int_equal(taken_all(&f->a), 0);
+	use(f, &f->a);
+	assert_int_equal(raise(f, NVEC), -EINVAL);
+}
+
+/* MSI without mask bits: its pending bits, kept by the function, travel too. */
+static void msi_pending_without_mask_bits_migrates(void **state)
+{
+	struct fx *f = *state;
+
+	msi_enable(f);
+	assert_int_equal(set_irqs(f, VFIO_PCI_MSI_IRQ_INDEX,
+				  VFIO_IRQ_SET_DATA_NONE | VFIO_IRQ_SET_ACTION_MASK, 1, 1),
+			 0);
+	assert_int_equal(raise(f, 1), 0); /* masked by SET_IRQS: pending */
+	assert_int_equal(devmig_client_set_state(f->c, DEVMIG_STATE_STOP), 0);
+	assert_int_equal(raise(f, 3), 0); /* stopped: pending */
+	assert_int_equal(taken_all(&f->a), 0);
+	migrate_a_to_b(f);
+	use(f, &f->b);
+	assert_int_equal(devmig_client_set_state(f->c, DEVMIG_STATE_RUNNING), 0);
+	assert_int_equal(taken(f->efd[1][1]), 1);
+	assert_int_equal(taken(f->efd[1][3]), 1);
+	assert_int_equal(taken_all(&f->b), 0);
+}
+
+/* INTx: raised while disabled in the command register, then while stopped
+ * (one pending flag); fires once on the destination, then automasked. */
+static void intx_pending_migrates_and_fires_once(void **state)
+{
+	struct fx *f = *state;
+
+	cfg16(f, PCI_COMMAND, PCI_COMMAND_INTX_DISABLE);
+	assert_int_equal(raise(f, 0), 0);
+	assert_int_equal(devmig_client_set_state(f->c, DEVMIG_STATE_STOP), 0);
+	cfg16(f, PCI_COMMAND, 0);
+	assert_int_equal(raise(f, 0), 0);
+	assert_int_equal(taken_all(&f->a), 0);
+	migrate_a_to_b(f);
+	use(f, &f->b);
+	assert_int_equal(taken_all(&f->b), 0);
+	assert_int_equal(devmig_client_set_state(f->c, DEVMIG_STATE_RUNNING), 0);
+	assert_int_equal(taken(f->efd[0][0]), 1);
+	assert_int_equal(set_irqs(f, VFIO_PCI_INTX_IRQ_INDEX,
+				  VFIO_IRQ_SET_DATA_NONE | VFIO_IRQ_SET_ACTION_UNMASK, 0, 1),
+			 0);
+	assert_int_equal(taken_all(&f->b), 0);
+}
+
 #define T(fn) cmocka_unit_test_setup_teardown(fn, setup, teardown)
 
 int main(void)
@@ -643,6 +796,10 @@ int main(void)
 		cmocka_unit_test_setup_teardown(msi_without_mask_bits_still_holds_pending,
 						setup_msi_nomask, teardown),
 		T(intx_automask_and_set_irqs_mask_unmask),
+		T(held_vectors_migrate_and_fire_once),
+		cmocka_unit_test_setup_teardown(msi_pending_without_mask_bits_migrates,
+						setup_msi_nomask, teardown),
+		T(intx_pending_migrates_and_fires_once),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -46,6 +46,7 @@
 #include "devmig/device.h"
 #include "devmig/server.h"
 #include "devmig/wire.h"
+#include "fixture.h"
 #include "memblk/memblk_guest.h"
 
 #define XFER 1024u      /* libvfio-user's sample client: CLIENT_MAX_DATA_XFER_SIZE */
@@ -508,46 +509,25 @@ static void migrate_in(struct lvu *l, const uint8_t *data, size_t len)
 /* ---- fixture: two devmig servers of one variant ---- */
 
 struct fx {
-	char dir[64], spath[128], dpath[128];
-	const struct devmig_variant *v;
-	struct devmig_device *sdev, *ddev;
-	struct devmig_server *ssrv, *dsrv;
+	char dir[FX_PATH_MAX];
+	struct fx_server src, dst;
 };
-
-static void serve(struct fx *f, const char *path, const char *args, struct devmig_device **dev,
-		  struct devmig_server **srv)
-{
-	char err[256];
-	*dev = f->v->create(args, err, sizeof(err));
-	if (!*dev)
-		fail_msg("%s: %s", f->v->name, err);
-	*srv = devmig_server_new(*dev, &(struct devmig_server_config){ .socket_path = path }, err,
-				 sizeof(err));
-	if (!*srv)
-		fail_msg("server: %s", err);
-	assert_int_equal(devmig_server_start(*srv), 0);
-}
 
 static struct fx *fx_new(const struct devmig_variant *v, const char *args)
 {
 	struct fx *f = calloc(1, sizeof(*f));
-	f->v = v;
-	snprintf(f->dir, sizeof(f->dir), "/tmp/devmig-lvuc-XXXXXX");
-	assert_non_null(mkdtemp(f->dir));
-	snprintf(f->spath, sizeof(f->spath), "%s/src.sock", f->dir);
-	snprintf(f->dpath, sizeof(f->dpath), "%s/dst.sock", f->dir);
-	serve(f, f->spath, args, &f->sdev, &f->ssrv);
-	serve(f, f->dpath, args, &f->ddev, &f->dsrv);
+	assert_non_null(f);
+	fx_tmpdir(f->dir, "lvuc");
+	fx_serve_variant(&f->src, f->dir, "src", v, args);
+	fx_serve_variant(&f->dst, f->dir, "dst", v, args);
 	return f;
 }
 
 static void fx_free(struct fx *f)
 {
-	devmig_server_free(f->ssrv);
-	devmig_server_free(f->dsrv);
-	f->v->free(f->sdev);
-	f->v->free(f->ddev);
-	rmdir(f->dir);
+	fx_unserve(&f->src);
+	fx_unserve(&f->dst);
+	fx_rmdir(f->dir);
 	free(f);
 }
 
@@ -588,8 +568,8 @@ static void lvu_client_drives_counter(void **state)
 	int memfd = guest_file(NMAPS * PG);
 	int efd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
 
-	bring_up(&l, f->spath, f->sdev, 0x1af4, 0x10f0, memfd, efd);
-	dirty_logging(&l, f->sdev);
+	bring_up(&l, f->src.path, f->src.dev, 0x1af4, 0x10f0, memfd, efd);
+	dirty_logging(&l, f->src.dev);
 
 	/* An interrupt: COUNT reaching THRESHOLD fires vector 0. */
 	wr32(&l, 0, 0x04, 5);
@@ -611,7 +591,7 @@ static void lvu_client_drives_counter(void **state)
 	assert_false(pre); /* counter offers no PRE_COPY */
 	assert_true(n > XFER);
 
-	assert_int_equal(lvu_connect(&d, f->dpath), 0);
+	assert_int_equal(lvu_connect(&d, f->dst.path), 0);
 	lvu_negotiate(&d);
 	migrate_in(&d, stream, n);
 	assert_int_equal(rd32(&d, 0, 0x08), 0xc0ffee);
@@ -623,12 +603,12 @@ static void lvu_client_drives_counter(void **state)
 	map_dma(&d, memfd, NMAPS / 2, NMAPS / 2);
 	configure_irqs(&d, efd2);
 	uint32_t v = 0x1234;
-	assert_int_equal(devmig_device_dma_write(f->ddev, (NMAPS / 2) * PG, &v, 4), 0);
+	assert_int_equal(devmig_device_dma_write(f->dst.dev, (NMAPS / 2) * PG, &v, 4), 0);
 	wr32(&d, 0, 0x04, 10);
 	wr32(&d, 0, 0x00, 5);
 	assert_int_equal(wait_efd(efd2, 5000), 1);
 	unmap_all(&d);
-	assert_int_equal(devmig_device_dma_read(f->ddev, (NMAPS / 2) * PG, &v, 4), -EFAULT);
+	assert_int_equal(devmig_device_dma_read(f->dst.dev, (NMAPS / 2) * PG, &v, 4), -EFAULT);
 
 	free(stream);
 	close(l.sock);
@@ -660,7 +640,7 @@ static void lvu_client_drives_memblk_with_precopy_and_io(void **state)
 	uint8_t *mem = mmap(NULL, MB_MEM, PROT_READ | PROT_WRITE, MAP_SHARED, memfd, 0);
 	assert_true(mem != MAP_FAILED);
 
-	bring_up(&l, f->spath, f->sdev, 0x1af4, 0x10f1, memfd, efd);
+	bring_up(&l, f->src.path, f->src.dev, 0x1af4, 0x10f1, memfd, efd);
 	/* The whole guest memory as one more region, above the sample's pages. */
 	struct devmig_dma_map m = { sizeof(m), DEVMIG_DMA_READ | DEVMIG_DMA_WRITE, 0, 1u << 30,
 				    MB_MEM };
@@ -685,7 +665,7 @@ static void lvu_client_drives_memblk_with_precopy_and_io(void **state)
 	assert_true(pre); /* memblk offers PRE_COPY: the sample's path */
 	assert_true(n > 8 * MB_BLOCK_SIZE);
 
-	assert_int_equal(lvu_connect(&d, f->dpath), 0);
+	assert_int_equal(lvu_connect(&d, f->dst.path), 0);
 	lvu_negotiate(&d);
 	migrate_in(&d, stream, n);
 	lvu_set_state(&d, DEVMIG_STATE_RUNNING);

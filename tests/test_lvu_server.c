@@ -277,6 +277,36 @@ static void migrate_with_precopy_moves_the_state(void **state)
 	assert_true(rep.device_bytes > BAR1);
 }
 
+/*
+ * A downtime budget held to with a peer that has no devmig extension: no
+ * deadline, estimate or cap is ever asked of it, and it migrates as before.
+ */
+static void a_held_budget_asks_nothing_of_a_standard_peer(void **state)
+{
+	struct fx *f = *state;
+	struct devmig_client *s = connect_to(f->spath), *d = connect_to(f->dpath);
+	struct devmig_engine_config cfg = { .downtime_budget_ns = 300ull * 1000 * 1000,
+					    .precopy_without_progress = true };
+	struct devmig_migration_report rep;
+	assert_false(devmig_client_has_ext(s, DEVMIG_EXT_DEADLINE));
+	assert_false(devmig_client_has_ext(s, DEVMIG_EXT_DIRTY_RATE));
+	set_scratch(s, 0x5c5c);
+	int rc = devmig_migrate_local(&cfg, &s, &d, 1, NULL, NULL, &rep);
+	devmig_client_close(s);
+	devmig_client_close(d);
+	if (rc)
+		fail_msg("migrate: %s", rep.error);
+	assert_false(rep.deadlines);
+	assert_int_equal(rep.throttle_steps, 0);
+	assert_int_equal(rep.deadline_refusals, 0);
+	assert_moved(f, &rep);
+	struct lvu_peer_stats st;
+	lvu_peer_stats(f->src, &st);
+	assert_int_equal(st.ext_features, 0);
+	lvu_peer_stats(f->dst, &st);
+	assert_int_equal(st.ext_features, 0);
+}
+
 /* By default a device that reports no PRE_COPY progress is stopped and copied. */
 static void migrate_by_default_stop_copies_a_device_without_progress(void **state)
 {
@@ -852,6 +882,7 @@ int main(void)
 		T(client_keeps_pairing_after_a_refused_reply_in_a_pipeline),
 		T(migrate_with_precopy_moves_the_state),
 		T(migrate_by_default_stop_copies_a_device_without_progress),
+		T(a_held_budget_asks_nothing_of_a_standard_peer),
 		T(migrate_without_precopy_moves_the_state),
 		T(migrate_guest_memory_logged_by_one_whole_region),
 		T(migrate_guest_memory_when_reports_are_refused),

@@ -51,26 +51,6 @@
 
 /* ---------------------------------------------------------------- helpers */
 
-static uint64_t rnd(uint64_t *s)
-{
-	uint64_t z = (*s += 0x9e3779b97f4a7c15ull);
-	z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
-	z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
-	return z ^ (z >> 31);
-}
-
-/* 1 .. max, log-uniform. */
-static size_t rnd_size(uint64_t *s, size_t max)
-{
-	unsigned bits = 0;
-	while (((size_t)1 << bits) < max)
-		bits++;
-	size_t lim = (size_t)1 << (rnd(s) % (bits + 1));
-	if (lim > max)
-		lim = max;
-	return 1 + (size_t)(rnd(s) % lim);
-}
-
 /* Block contents: version 0 is all zeros. */
 static void fill_block(uint8_t *p, uint64_t block, uint32_t ver)
 {
@@ -80,7 +60,7 @@ static void fill_block(uint8_t *p, uint64_t block, uint32_t ver)
 	}
 	uint64_t s = block * 0x100000001b3ull ^ (uint64_t)ver << 40;
 	for (size_t i = 0; i < MB_BLOCK_SIZE; i += 8) {
-		uint64_t v = rnd(&s);
+		uint64_t v = fx_rnd(&s);
 		memcpy(p + i, &v, 8);
 	}
 }
@@ -90,44 +70,6 @@ static bool block_is(const uint8_t *p, uint64_t block, uint32_t ver)
 	uint8_t want[MB_BLOCK_SIZE];
 	fill_block(want, block, ver);
 	return !memcmp(p, want, MB_BLOCK_SIZE);
-}
-
-static int64_t now_ms(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
-static void deadline_ts(struct timespec *ts, int ms)
-{
-	clock_gettime(CLOCK_REALTIME, ts);
-	ts->tv_sec += ms / 1000;
-	ts->tv_nsec += (long)(ms % 1000) * 1000000L;
-	if (ts->tv_nsec >= 1000000000L) {
-		ts->tv_sec++;
-		ts->tv_nsec -= 1000000000L;
-	}
-}
-
-struct vec {
-	uint8_t *p;
-	size_t len, cap;
-};
-
-static void vec_add(struct vec *v, const void *d, size_t n)
-{
-	if (v->len + n > v->cap) {
-		size_t nc = v->cap ? v->cap : 4096;
-		while (nc < v->len + n)
-			nc *= 2;
-		v->p = realloc(v->p, nc);
-		assert_non_null(v->p);
-		v->cap = nc;
-	}
-	if (n)
-		memcpy(v->p + v->len, d, n);
-	v->len += n;
 }
 
 /* ---------------------------------------------------------------- the rig */
@@ -273,7 +215,7 @@ static void write_pieces(struct side *dst, const uint8_t *p, size_t n, uint64_t 
 			 size_t max_piece)
 {
 	while (n) {
-		size_t k = rnd_size(seed, max_piece);
+		size_t k = fx_rnd_size(seed, max_piece);
 		if (k > n)
 			k = n;
 		assert_int_equal(devmig_client_mig_write(dst->cl, p, k), 0);
@@ -284,19 +226,19 @@ static void write_pieces(struct side *dst, const uint8_t *p, size_t n, uint64_t 
 
 /* One MIG_DATA_READ of up to 1 MiB, forwarded to dst (if any) and kept (if out). */
 static ssize_t pump(struct side *src, struct side *dst, uint8_t *buf, uint64_t *seed,
-		    struct vec *out)
+		    struct fx_buf *out)
 {
 	ssize_t n = devmig_client_mig_read(src->cl, buf, CHUNK);
 	assert_true(n >= 0);
 	if (dst)
 		write_pieces(dst, buf, (size_t)n, seed, CHUNK);
 	if (out)
-		vec_add(out, buf, (size_t)n);
+		fx_buf_add(out, buf, (size_t)n);
 	return n;
 }
 
 /* src (RUNNING or PRE_COPY) -> STOP_COPY, everything to dst (RESUMING), commit. */
-static void finish_migration(struct side *src, struct side *dst, uint64_t seed, struct vec *out)
+static void finish_migration(struct side *src, struct side *dst, uint64_t seed, struct fx_buf *out)
 {
 	uint8_t *buf = malloc(CHUNK);
 	assert_non_null(buf);
@@ -309,7 +251,7 @@ static void finish_migration(struct side *src, struct side *dst, uint64_t seed, 
 	set_state(src, DEVMIG_STATE_STOP);
 }
 
-static void migrate(struct side *src, struct side *dst, uint64_t seed, struct vec *out)
+static void migrate(struct side *src, struct side *dst, uint64_t seed, struct fx_buf *out)
 {
 	if (dst)
 		set_state(dst, DEVMIG_STATE_RESUMING);
@@ -321,33 +263,33 @@ static void migrate(struct side *src, struct side *dst, uint64_t seed, struct ve
 #define MAX_RECS 4096
 
 struct core_stream {
-	struct vec header;  /* magic + HEADER record, raw */
-	struct vec body;    /* the body records, raw, concatenated */
-	struct vec config;  /* the CONFIG record, raw */
+	struct fx_buf header;  /* magic + HEADER record, raw */
+	struct fx_buf body;    /* the body records, raw, concatenated */
+	struct fx_buf config;  /* the CONFIG record, raw */
 	size_t n;           /* body records: */
 	uint32_t type[MAX_RECS];
-	struct vec payload[MAX_RECS];
+	struct fx_buf payload[MAX_RECS];
 };
 
-static struct core_stream *core_parse(const struct vec *s)
+static struct core_stream *core_parse(const struct fx_buf *s)
 {
 	struct core_stream *cs = calloc(1, sizeof(*cs));
 	size_t off = DEVMIG_STREAM_MAGIC_LEN;
 	assert_true(s->len > off && !memcmp(s->p, DEVMIG_STREAM_MAGIC, off));
-	vec_add(&cs->header, s->p, off);
+	fx_buf_add(&cs->header, s->p, off);
 	while (off < s->len) {
 		uint32_t type = mb_get32(s->p + off), len = mb_get32(s->p + off + 4);
 		size_t rl = DEVMIG_STREAM_REC_OVERHEAD + len;
 		assert_true(off + rl <= s->len);
 		if (type == DEVMIG_REC_HEADER) {
-			vec_add(&cs->header, s->p + off, rl);
+			fx_buf_add(&cs->header, s->p + off, rl);
 		} else if (devmig_stream_body_type(type)) {
 			assert_true(cs->n < MAX_RECS);
-			vec_add(&cs->body, s->p + off, rl);
+			fx_buf_add(&cs->body, s->p + off, rl);
 			cs->type[cs->n] = type;
-			vec_add(&cs->payload[cs->n++], s->p + off + 8, len);
+			fx_buf_add(&cs->payload[cs->n++], s->p + off + 8, len);
 		} else if (type == DEVMIG_REC_CONFIG) {
-			vec_add(&cs->config, s->p + off, rl);
+			fx_buf_add(&cs->config, s->p + off, rl);
 		}
 		off += rl;
 	}
@@ -364,24 +306,24 @@ static size_t core_find(const struct core_stream *cs, uint32_t type)
 	return 0;
 }
 
-static void core_rec(struct vec *v, uint32_t type, const uint8_t *p, size_t len)
+static void core_rec(struct fx_buf *v, uint32_t type, const uint8_t *p, size_t len)
 {
 	uint8_t h[8], c[4];
 	mb_put32(h, type);
 	mb_put32(h + 4, (uint32_t)len);
 	mb_put32(c, devmig_crc32c(devmig_crc32c(0, h, 8), p, len));
-	vec_add(v, h, 8);
-	vec_add(v, p, len);
-	vec_add(v, c, 4);
+	fx_buf_add(v, h, 8);
+	fx_buf_add(v, p, len);
+	fx_buf_add(v, c, 4);
 }
 
 /* A valid core stream around body records [0, n) except skip (SIZE_MAX: none). */
-static void core_build(const struct core_stream *cs, size_t n, size_t skip, struct vec *out)
+static void core_build(const struct core_stream *cs, size_t n, size_t skip, struct fx_buf *out)
 {
 	uint64_t bytes = 0;
 	uint32_t count = 0;
 	memset(out, 0, sizeof(*out));
-	vec_add(out, cs->header.p, cs->header.len);
+	fx_buf_add(out, cs->header.p, cs->header.len);
 	for (size_t i = 0; i < n; i++) {
 		if (i == skip)
 			continue;
@@ -389,7 +331,7 @@ static void core_build(const struct core_stream *cs, size_t n, size_t skip, stru
 		bytes += cs->payload[i].len;
 		count++;
 	}
-	vec_add(out, cs->config.p, cs->config.len);
+	fx_buf_add(out, cs->config.p, cs->config.len);
 	uint8_t end[16];
 	mb_put64(end, bytes);
 	mb_put32(end + 8, count);
@@ -423,7 +365,7 @@ static void roundtrip_64m(void **state)
 	uint32_t *ver = calloc(nblocks, sizeof(uint32_t));
 	uint64_t seed = 11;
 	for (uint32_t b = 0; b < nblocks; b++)
-		ver[b] = 1 + (uint32_t)(rnd(&seed) % 1000);
+		ver[b] = 1 + (uint32_t)(fx_rnd(&seed) % 1000);
 	write_blocks(&r, &g, 0, nblocks, ver, BUF_OFF);
 	/* leave the rings somewhere in the middle, with the CQ wrapped */
 	struct mb_identify id;
@@ -476,7 +418,7 @@ static void save_and_save_ref_agree(void **state)
 	write_blocks(&b, &gb, 0, 16, ver, BUF_OFF);
 	write_blocks(&b, &gb, 32, nblocks - 32, ver + 32, BUF_OFF);
 
-	struct vec sa = { 0 }, sb = { 0 };
+	struct fx_buf sa = { 0 }, sb = { 0 };
 	migrate(&a.src, NULL, 1, &sa);
 	migrate(&b.src, NULL, 2, &sb);
 	struct core_stream *ca = core_parse(&sa), *cb = core_parse(&sb);
@@ -536,8 +478,8 @@ static void *workload_main(void *arg)
 		pthread_mutex_unlock(&w->lock);
 		if (stop)
 			break;
-		uint32_t n = 1 + (uint32_t)(rnd(&seed) % 8);
-		uint64_t lba = rnd(&seed) % (w->nblocks - n + 1);
+		uint32_t n = 1 + (uint32_t)(fx_rnd(&seed) % 8);
+		uint64_t lba = fx_rnd(&seed) % (w->nblocks - n + 1);
 		for (uint32_t i = 0; i < n; i++)
 			fill_block(gmem(w->r, BUF2_OFF + i * MB_BLOCK_SIZE), lba + i, v);
 		int rc = mbg_write(w->g, lba, n, GIOVA + BUF2_OFF, TMO);
@@ -558,7 +500,7 @@ static void *workload_main(void *arg)
 static void wait_writes(struct workload *w, uint64_t target)
 {
 	struct timespec ts;
-	deadline_ts(&ts, TMO);
+	fx_deadline(&ts, TMO);
 	pthread_mutex_lock(&w->lock);
 	while (w->writes < target && !w->error)
 		if (pthread_cond_timedwait(&w->cv, &w->lock, &ts) == ETIMEDOUT)
@@ -599,9 +541,9 @@ static void precopy_with_workload(void **state)
 
 	/* the first pass, while the guest writes */
 	prev = initial;
-	int64_t end = now_ms() + TMO;
+	uint64_t end = fx_now_ms() + TMO;
 	while (initial) {
-		assert_true(now_ms() < end);
+		assert_true(fx_now_ms() < end);
 		pump(&r.src, &r.dst, buf, &seed, NULL);
 		assert_int_equal(devmig_client_precopy_info(r.src.cl, &initial, &dirty), 0);
 		assert_true(initial <= prev);
@@ -629,9 +571,9 @@ static void precopy_with_workload(void **state)
 	/* the workload stopped: dirty data only falls, to zero */
 	assert_int_equal(devmig_client_precopy_info(r.src.cl, &initial, &dirty), 0);
 	prev = dirty;
-	end = now_ms() + TMO;
+	end = fx_now_ms() + TMO;
 	while (initial || dirty) {
-		assert_true(now_ms() < end);
+		assert_true(fx_now_ms() < end);
 		pump(&r.src, &r.dst, buf, &seed, NULL);
 		assert_int_equal(devmig_client_precopy_info(r.src.cl, &initial, &dirty), 0);
 		assert_int_equal(initial, 0);
@@ -681,9 +623,9 @@ static void precopy_counts_exact(void **state)
 	uint32_t one = 1;
 	write_blocks(&r, &g, 3, 1, &one, BUF_OFF);
 	set_state(&r.src, DEVMIG_STATE_PRE_COPY);
-	int64_t end = now_ms() + TMO;
+	uint64_t end = fx_now_ms() + TMO;
 	do {
-		assert_true(now_ms() < end);
+		assert_true(fx_now_ms() < end);
 		pump(&r.src, NULL, buf, &seed, NULL);
 		assert_int_equal(devmig_client_precopy_info(r.src.cl, &initial, &dirty), 0);
 	} while (initial || dirty);
@@ -734,7 +676,7 @@ static void stop_copy_size_follows_what_was_written(void **state)
 			}
 		}
 		uint64_t sc = 0;
-		struct vec out = { 0 };
+		struct fx_buf out = { 0 };
 		set_state(&r.src, DEVMIG_STATE_STOP);
 		assert_int_equal(devmig_client_stop_copy_size(r.src.cl, &sc), 0);
 		finish_migration(&r.src, NULL, 1, &out);
@@ -781,7 +723,7 @@ static void corruption_refused_destination_unchanged(void **state)
 	uint32_t dst_before[NREGS], dst_after[NREGS], src_regs[NREGS];
 	read_regs(&r.dst, dst_before);
 
-	struct vec s = { 0 };
+	struct fx_buf s = { 0 };
 	migrate(&r.src, NULL, 1, &s);
 	read_regs(&r.src, src_regs);
 	print_message("# stream: %zu bytes\n", s.len);
@@ -794,7 +736,7 @@ static void corruption_refused_destination_unchanged(void **state)
 	/* single-byte flips across header, records and trailer */
 	uint64_t seed = 9;
 	for (size_t off = 0; off < s.len; off += off < 300 || off + 300 > s.len ? 1 : 37) {
-		uint8_t mask = (uint8_t)(1u << (rnd(&seed) % 8));
+		uint8_t mask = (uint8_t)(1u << (fx_rnd(&seed) % 8));
 		s.p[off] ^= mask;
 		expect_refused(&r.dst, s.p, s.len, NULL, "flip", off);
 		s.p[off] ^= mask;
@@ -803,7 +745,7 @@ static void corruption_refused_destination_unchanged(void **state)
 	/* records resealed so the core's framing passes them on: the loaders
 	 * behind it (the tracker's and memblk's) must refuse them */
 	struct core_stream *cs = core_parse(&s);
-	struct vec v;
+	struct fx_buf v;
 	for (size_t k = 0; k < cs->n; k++) {
 		core_build(cs, k, SIZE_MAX, &v); /* the first k records only */
 		expect_refused(&r.dst, v.p, v.len, "incomplete:", "records cut", k);
@@ -839,20 +781,20 @@ static void corruption_refused_destination_unchanged(void **state)
 	}
 	/* a record of a type memblk does not have, and REGS twice */
 	cs->type[cs->n] = DEVMIG_REC_VARIANT + 9;
-	vec_add(&cs->payload[cs->n], "x", 1);
+	fx_buf_add(&cs->payload[cs->n], "x", 1);
 	core_build(cs, cs->n + 1, SIZE_MAX, &v);
 	expect_refused(&r.dst, v.p, v.len, "memblk: format: unknown record type 9", "type", 9);
 	free(v.p);
 	size_t regs = core_find(cs, DEVMIG_REC_VARIANT + MB_REC_REGS);
 	free(cs->payload[cs->n].p);
 	cs->type[cs->n] = cs->type[regs];
-	cs->payload[cs->n] = (struct vec){ 0 };
-	vec_add(&cs->payload[cs->n], cs->payload[regs].p, cs->payload[regs].len);
+	cs->payload[cs->n] = (struct fx_buf){ 0 };
+	fx_buf_add(&cs->payload[cs->n], cs->payload[regs].p, cs->payload[regs].len);
 	core_build(cs, cs->n + 1, SIZE_MAX, &v);
 	expect_refused(&r.dst, v.p, v.len, "memblk: order: a second REGS", "twice", 0);
 	free(v.p);
 	free(cs->payload[cs->n].p);
-	cs->payload[cs->n] = (struct vec){ 0 };
+	cs->payload[cs->n] = (struct fx_buf){ 0 };
 
 	/* nothing was applied: registers (readable in RESUMING) ... */
 	read_regs(&r.dst, dst_after);
@@ -897,7 +839,7 @@ static void geometry_mismatch_refused(void **state)
 	static const char *const dsts[] = { "size=16K,chunk=4K", "size=8K,chunk=8K" };
 	for (size_t i = 0; i < 2; i++) {
 		struct rig r;
-		struct vec s = { 0 };
+		struct fx_buf s = { 0 };
 		rig_open(&r, "size=8K,chunk=4K", dsts[i]);
 		migrate(&r.src, NULL, 1, &s);
 		uint32_t before[NREGS], after[NREGS];
@@ -1009,9 +951,9 @@ static void *inflight_main(void *arg)
 {
 	struct inflight *f = arg;
 	uint64_t seed = 1234;
-	int64_t deadline = now_ms() + 4 * TMO;
+	uint64_t deadline = fx_now_ms() + 4 * TMO;
 
-	while (f->reaped < IF_TOTAL && !f->err[0] && now_ms() < deadline) {
+	while (f->reaped < IF_TOTAL && !f->err[0] && fx_now_ms() < deadline) {
 		pthread_mutex_lock(&f->lock);
 		if (f->pause_req) {
 			f->paused = true;
@@ -1028,7 +970,7 @@ static void *inflight_main(void *arg)
 		unsigned n = 0;
 		while (n < 24 && f->next_tag + n < IF_TOTAL) {
 			uint32_t t = f->next_tag + n;
-			uint32_t b = (uint32_t)(rnd(&seed) % IF_BLOCKS);
+			uint32_t b = (uint32_t)(fx_rnd(&seed) % IF_BLOCKS);
 			uint64_t buf = BUF_OFF + (uint64_t)(t % IF_SLOTS) * MB_BLOCK_SIZE;
 			f->blk[t] = b;
 			f->is_read[t] = t % 3 == 2;
@@ -1107,7 +1049,7 @@ static void *inflight_main(void *arg)
 static bool if_wait(struct inflight *f, bool (*pred)(struct inflight *, uint64_t), uint64_t arg)
 {
 	struct timespec ts;
-	deadline_ts(&ts, TMO);
+	fx_deadline(&ts, TMO);
 	pthread_mutex_lock(&f->lock);
 	while (!pred(f, arg) && !f->finished)
 		if (pthread_cond_timedwait(&f->cv, &f->lock, &ts) == ETIMEDOUT)
@@ -1183,7 +1125,7 @@ static void inflight_run(bool migrate_it)
 		f->pause_req = true;
 		pthread_mutex_unlock(&f->lock);
 		assert_true(if_wait(f, p_paused, 0));
-		struct vec s = { 0 };
+		struct fx_buf s = { 0 };
 		migrate(&r.src, &r.dst, 7, &s);
 		/* how many requests travelled as INFLIGHT */
 		struct core_stream *cs = core_parse(&s);
@@ -1257,12 +1199,12 @@ static void inflight_burst_migration(void **state)
 	assert_int_equal(mbg_submit_many(&g, e, N), N);
 	/* once the first completes, the worker is (most likely) inside the
 	 * second: the arc must wait for it to complete */
-	int64_t end = now_ms() + TMO;
-	while (reg(&r.src, MB_REG_COMPLETED) < 1 && now_ms() < end)
+	uint64_t end = fx_now_ms() + TMO;
+	while (reg(&r.src, MB_REG_COMPLETED) < 1 && fx_now_ms() < end)
 		sched_yield();
 	set_state(&r.src, DEVMIG_STATE_RUNNING_P2P);
 	uint32_t done_src = reg(&r.src, MB_REG_COMPLETED);
-	struct vec s = { 0 };
+	struct fx_buf s = { 0 };
 	migrate(&r.src, &r.dst, 3, &s);
 	struct core_stream *cs = core_parse(&s);
 	size_t infl = mb_get32(cs->payload[core_find(cs, DEVMIG_REC_VARIANT + MB_REC_INFLIGHT)].p);
@@ -1271,8 +1213,8 @@ static void inflight_burst_migration(void **state)
 	set_state(&r.dst, DEVMIG_STATE_RUNNING);
 	guest_route(&g, &r.dst);
 	unsigned seen[N] = { 0 }, got = 0;
-	end = now_ms() + TMO;
-	while (got < N && now_ms() < end) {
+	end = fx_now_ms() + TMO;
+	while (got < N && fx_now_ms() < end) {
 		struct mb_cqe c[N];
 		int n = mbg_reap(&g, c, N);
 		assert_true(n >= 0);
@@ -1311,11 +1253,11 @@ static void inflight_restored_from_stream(void **state)
 	guest_open(&r, &r.src, &g, SQ_OFF, CQ_OFF, 16);
 	for (int i = 0; i < 11; i++)
 		assert_int_equal(mbg_identify(&g, GIOVA + BUF_OFF, &id, TMO), MB_SC_OK);
-	struct vec s = { 0 };
+	struct fx_buf s = { 0 };
 	migrate(&r.src, NULL, 1, &s);
 	/* the INFLIGHT record replaced by one with five WRITEs queued */
 	struct core_stream *cs = core_parse(&s);
-	struct vec *infl = &cs->payload[core_find(cs, DEVMIG_REC_VARIANT + MB_REC_INFLIGHT)];
+	struct fx_buf *infl = &cs->payload[core_find(cs, DEVMIG_REC_VARIANT + MB_REC_INFLIGHT)];
 	struct mb_sqe q[5];
 	uint32_t ver[5];
 	for (uint32_t i = 0; i < 5; i++) {
@@ -1327,8 +1269,8 @@ static void inflight_restored_from_stream(void **state)
 	}
 	infl->len = 0;
 	uint8_t rec[MB_INFLIGHT_MAX_LEN];
-	vec_add(infl, rec, mb_inflight_encode(q, 5, rec));
-	struct vec v;
+	fx_buf_add(infl, rec, mb_inflight_encode(q, 5, rec));
+	struct fx_buf v;
 	core_build(cs, cs->n, SIZE_MAX, &v);
 	set_state(&r.dst, DEVMIG_STATE_RESUMING);
 	assert_int_equal(devmig_client_mig_write(r.dst.cl, v.p, v.len), 0);
@@ -1338,8 +1280,8 @@ static void inflight_restored_from_stream(void **state)
 	g.submitted += 5; /* the guest's view: it had submitted them */
 	struct mb_cqe c[5];
 	unsigned got = 0;
-	int64_t end = now_ms() + TMO;
-	while (got < 5 && now_ms() < end) {
+	uint64_t end = fx_now_ms() + TMO;
+	while (got < 5 && fx_now_ms() < end) {
 		int n = mbg_reap(&g, c + got, 5 - got);
 		assert_true(n >= 0);
 		got += (unsigned)n;
@@ -1451,16 +1393,16 @@ static void guest_errors(void **state)
 	assert_int_equal(mbg_setup_queues(&g, 0x10000, 8, GIOVA + CQ_OFF, 8, NULL), 0);
 	assert_int_equal(devmig_client_region_write(r.src.cl, 0, MB_REG_SQ_TAIL, &(uint32_t){ 1 }, 4),
 			 0);
-	int64_t end = now_ms() + TMO;
-	while (!(reg(&r.src, MB_REG_STATUS) & MB_STS_FATAL) && now_ms() < end)
+	uint64_t end = fx_now_ms() + TMO;
+	while (!(reg(&r.src, MB_REG_STATUS) & MB_STS_FATAL) && fx_now_ms() < end)
 		sched_yield();
 	assert_int_equal(reg(&r.src, MB_REG_STATUS), MB_STS_FATAL);
 	assert_int_equal(reg(&r.src, MB_REG_ERR_CODE), MB_ERR_SQ_DMA);
 	assert_int_equal(mbg_setup_queues(&g, GIOVA, 8, 0x20000, 8, NULL), 0);
 	struct mb_sqe fl = { .opcode = MB_OP_FLUSH, .tag = 1 };
 	assert_int_equal(mbg_submit(&g, &fl), 0);
-	end = now_ms() + TMO;
-	while (!(reg(&r.src, MB_REG_STATUS) & MB_STS_FATAL) && now_ms() < end)
+	end = fx_now_ms() + TMO;
+	while (!(reg(&r.src, MB_REG_STATUS) & MB_STS_FATAL) && fx_now_ms() < end)
 		sched_yield();
 	assert_int_equal(reg(&r.src, MB_REG_ERR_CODE), MB_ERR_CQ_DMA);
 
@@ -1565,7 +1507,7 @@ static void options_and_sessions(void **state)
 	pump(&r.src, NULL, buf, &seed, NULL);
 	set_state(&r.src, DEVMIG_STATE_RUNNING);
 	assert_int_equal(mbg_read(&g, 7, 1, GIOVA + BUF_OFF, TMO), MB_SC_OK);
-	struct vec s = { 0 };
+	struct fx_buf s = { 0 };
 	migrate(&r.src, NULL, 2, &s);
 	assert_true(s.len > 0);
 	free(s.p);

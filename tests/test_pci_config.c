@@ -616,6 +616,8 @@ static void t_msi(void **s)
 	devmig_pcicfg_destroy(c);
 }
 
+static uint8_t *save(struct devmig_pci_config *c, size_t *len);
+
 static void t_msi_pending(void **s)
 {
 	struct layout l;
@@ -645,12 +647,43 @@ static void t_msi_pending(void **s)
 	assert_int_equal(rd32(c, m + PCI_MSI_PENDING_64), 0);
 	devmig_pcicfg_destroy(c);
 
-	/* without per-vector masking there are no pending bits */
+	/*
+	 * Without per-vector masking no register shows the pending bits: the
+	 * function keeps them itself, fires them like the others and saves
+	 * them with the config.
+	 */
 	c = bare();
-	assert_int_equal(devmig_pci_add_msi(c, 0, 1, 0), 0x40);
-	assert_int_equal(devmig_pcicfg_msi_set_pending(c, 0), -ENOTSUP);
-	wr16(c, 0x40 + PCI_MSI_FLAGS, PCI_MSI_FLAGS_ENABLE);
-	assert_false(devmig_pcicfg_msi_vector_masked(c, 0));
+	assert_int_equal(devmig_pci_add_msi(c, 0, 2, 0), 0x40);
+	devmig_pcicfg_seal(c);
+	uint8_t before[DEVMIG_PCI_CFG_SIZE], after[DEVMIG_PCI_CFG_SIZE];
+	snapshot(c, before);
+	assert_int_equal(devmig_pcicfg_msi_set_pending(c, 1), 0);
+	assert_int_equal(devmig_pcicfg_msi_set_pending(c, 2), -EINVAL); /* 2 vectors */
+	assert_true(devmig_pcicfg_msi_pending(c, 1));
+	assert_false(devmig_pcicfg_msi_pending(c, 0));
+	snapshot(c, after);
+	assert_memory_equal(before, after, sizeof(before));
+	size_t len;
+	uint8_t *buf = save(c, &len);
+	struct devmig_pci_config *d = bare();
+	assert_int_equal(devmig_pci_add_msi(d, 0, 2, 0), 0x40);
+	devmig_pcicfg_seal(d);
+	assert_int_equal(devmig_pcicfg_load(d, buf, len, NULL, 0), 0);
+	assert_true(devmig_pcicfg_msi_pending(d, 1));
+	/* bits beyond its vectors are refused */
+	buf[len - 4] = 0x4;
+	char why[160];
+	assert_int_equal(devmig_pcicfg_load(d, buf, len, why, sizeof(why)), -EINVAL);
+	assert_string_equal(why, "MSI pending bits 0x00000004 beyond its 2 vectors");
+	free(buf);
+	nevs = 0;
+	wr16(c, 0x40 + PCI_MSI_FLAGS, 1 << 4 | PCI_MSI_FLAGS_ENABLE);
+	assert_false(devmig_pcicfg_msi_vector_masked(c, 1));
+	assert_int_equal(count_ev(DEVMIG_PCICFG_EV_MSI_FIRE, 1), 1);
+	assert_false(devmig_pcicfg_msi_pending(c, 1));
+	assert_int_equal(devmig_pcicfg_reset(d), 0);
+	assert_false(devmig_pcicfg_msi_pending(d, 1));
+	devmig_pcicfg_destroy(d);
 	devmig_pcicfg_destroy(c);
 }
 
@@ -841,6 +874,7 @@ static void dirty(struct devmig_pci_config *c, const struct layout *l)
 		tbl_wr(c, v, PCI_MSIX_ENTRY_VECTOR_CTRL, v & 1);
 	}
 	assert_int_equal(devmig_pcicfg_msix_set_pending(c, 3), 0);
+	devmig_pcicfg_intx_set_pending(c, true);
 	uint16_t st = PCI_STATUS_CAP_LIST | PCI_STATUS_REC_MASTER_ABORT;
 	devmig_pcicfg_poke(c, PCI_STATUS, &st, 2);
 	devmig_pcicfg_set_intx_status(c, true);
@@ -862,6 +896,8 @@ static void t_reset(void **s)
 	assert_int_equal(tbl_rd(c, 2, PCI_MSIX_ENTRY_VECTOR_CTRL), 1);
 	assert_int_equal(tbl_rd(c, 2, PCI_MSIX_ENTRY_DATA), 0);
 	assert_false(devmig_pcicfg_msix_pending(c, 3));
+	assert_false(devmig_pcicfg_msi_pending(c, 1));
+	assert_false(devmig_pcicfg_intx_pending(c));
 	assert_int_equal(devmig_pcicfg_reset(u), -EINVAL); /* never sealed */
 	devmig_pcicfg_destroy(u);
 	devmig_pcicfg_destroy(c);
@@ -888,7 +924,7 @@ static void t_save_load_roundtrip(void **s)
 	size_t len;
 
 	(void)s;
-	assert_int_equal(devmig_pcicfg_save_size(a), 8 + 4096 + 8 * 16 + 8 + 4);
+	assert_int_equal(devmig_pcicfg_save_size(a), 8 + 4096 + 8 * 16 + 8 + 8);
 	dirty(a, &l);
 	uint8_t *buf = save(a, &len);
 	nevs = 0;
@@ -907,6 +943,7 @@ static void t_save_load_roundtrip(void **s)
 	assert_memory_equal(ta, tb, sizeof(ta));
 	assert_true(devmig_pcicfg_msix_pending(b, 3));
 	assert_true(devmig_pcicfg_msi_pending(b, 1));
+	assert_true(devmig_pcicfg_intx_pending(b));
 	assert_int_equal(devmig_pcicfg_bar_address(b, 0), 0x1fe000000ull);
 	assert_int_equal(devmig_pcicfg_fingerprint(a), devmig_pcicfg_fingerprint(b));
 	free(buf);
@@ -958,12 +995,17 @@ static void t_load_refusals(void **s)
 
 	(void)s;
 	buf = save(a, &len);
-	expect_refused(b, buf, 100, "stream has 100 bytes, expected 4244");
-	expect_refused(b, buf, len - 8, "stream has 4236 bytes");
-	/* unknown MSI-X state flags */
-	buf[len - 4] |= 0x2;
-	expect_refused(b, buf, len, "MSI-X state flags 0x00000002: unknown bits set");
-	buf[len - 4] &= (uint8_t)~0x2;
+	expect_refused(b, buf, 100, "stream has 100 bytes, expected 4248");
+	expect_refused(b, buf, len - 8, "stream has 4240 bytes");
+	/* unknown interrupt state flags */
+	buf[len - 8] |= 0x4;
+	expect_refused(b, buf, len, "interrupt state flags 0x00000004: unknown bits set");
+	buf[len - 8] &= (uint8_t)~0x4;
+	/* MSI pending bits apart from a capability that has its own register */
+	buf[len - 4] = 0x1;
+	expect_refused(b, buf, len, "MSI pending bits 0x00000001 kept apart, but MSI's own "
+				    "pending register holds them");
+	buf[len - 4] = 0;
 	/* a read-only byte inside a capability */
 	buf[8 + l.pcie + PCI_EXP_LNKCAP] ^= 0x1;
 	expect_refused(b, buf, len, "config offset 0x78: PCI Express capability (ID 0x10) at 0x6c");
@@ -1032,11 +1074,11 @@ static void t_msix_table_written(void **s)
 	assert_true(devmig_pcicfg_msix_table_written(d));
 	assert_true(devmig_pcicfg_msix_vector_masked(d, 4));
 	assert_false(devmig_pcicfg_msix_vector_masked(d, 3));
-	/* a config saved before the flags existed keeps the table's masks */
+	/* a config without the interrupt state (an older layout) is refused */
 	assert_int_equal(devmig_pcicfg_reset(d), 0);
+	assert_int_equal(devmig_pcicfg_load(d, buf, len - 8, why, sizeof(why)), -EINVAL);
+	assert_non_null(strstr(why, "expected"));
 	assert_false(devmig_pcicfg_msix_table_written(d));
-	assert_int_equal(devmig_pcicfg_load(d, buf, len - 4, why, sizeof(why)), 0);
-	assert_true(devmig_pcicfg_msix_table_written(d));
 	free(buf);
 	/* reset forgets the writes; an unwritten table travels unwritten */
 	assert_int_equal(devmig_pcicfg_reset(c), 0);

@@ -769,20 +769,13 @@ static void config_of(struct tdev *t, uint8_t *buf)
 /* src -> dst by STOP_COPY and RESUMING; 0, or the load error with reason filled. */
 static int migrate(struct tdev *src, struct tdev *dst, char *reason, size_t rlen)
 {
-	static uint8_t stream[1u << 20];
-	size_t got = 0;
+	struct fx_buf st = { 0 };
 
 	assert_int_equal(devmig_client_set_state(src->c, DEVMIG_STATE_STOP_COPY), 0);
-	for (;;) {
-		ssize_t n = devmig_client_mig_read(src->c, stream + got, 4096);
-		assert_true(n >= 0);
-		got += (size_t)n;
-		if (n < 4096)
-			break;
-		assert_true(got + 4096 <= sizeof(stream));
-	}
+	fx_buf_read_stream(&st, src->c, 4096);
 	assert_int_equal(devmig_client_set_state(dst->c, DEVMIG_STATE_RESUMING), 0);
-	int rc = devmig_client_mig_write(dst->c, stream, got);
+	int rc = devmig_client_mig_write(dst->c, st.p, st.len);
+	fx_buf_free(&st);
 	if (!rc)
 		rc = devmig_client_set_state(dst->c, DEVMIG_STATE_RUNNING);
 	if (rc) {

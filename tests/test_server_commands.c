@@ -685,26 +685,14 @@ static void test_dma_logging_start_report_stop(void **state)
 static void test_migration_data_read_write_round_trip(void **state)
 {
 	struct fx *f = *state;
-	size_t cap = 1 << 16, total = 0;
-	uint8_t *stream = malloc(cap);
-	assert_non_null(stream);
+	struct fx_buf st = { 0 };
 
 	wr32(f->c, 0, REG_COUNT, 7);
 	wr32(f->c, 0, REG_SCRATCH1, 0xabcd);
 	assert_int_equal(devmig_client_set_state(f->c, DEVMIG_STATE_STOP_COPY), 0);
-	for (;;) {
-		if (total + 100 > cap) {
-			cap *= 2;
-			stream = realloc(stream, cap);
-			assert_non_null(stream);
-		}
-		ssize_t r = devmig_client_mig_read(f->c, stream + total, 100);
-		assert_true(r >= 0);
-		total += (size_t)r;
-		if (r < 100)
-			break;
-		assert_true(total < (64u << 20)); /* no endless stream */
-	}
+	fx_buf_read_stream(&st, f->c, 100);
+	const uint8_t *stream = st.p;
+	size_t total = st.len;
 	if (total <= 4096)
 		fail_msg("migration stream is %zu bytes, expected > 4096", total);
 	assert_int_equal(devmig_client_set_state(f->c, DEVMIG_STATE_RUNNING), 0);
@@ -723,7 +711,7 @@ static void test_migration_data_read_write_round_trip(void **state)
 
 	devmig_client_close(dc);
 	fx_unserve(&d);
-	free(stream);
+	fx_buf_free(&st);
 }
 
 /* ---- 15. reconnect ---- */
@@ -830,28 +818,20 @@ static void test_mig_read_padded_for_plain_clients_exact_when_negotiated(void **
 
 	/* devmig's own client reads through the padding: the stream loads elsewhere. */
 	assert_int_equal(devmig_client_set_state(f->c, DEVMIG_STATE_STOP_COPY), 0);
-	uint8_t *stream = malloc(1 << 16);
-	size_t total = 0;
-	for (;;) {
-		ssize_t r = devmig_client_mig_read(f->c, stream + total, 4096);
-		assert_true(r >= 0);
-		total += (size_t)r;
-		if (r < 4096)
-			break;
-		assert_true(total + 4096 <= (1u << 16));
-	}
-	assert_int_equal(total, exact);
+	struct fx_buf st = { 0 };
+	fx_buf_read_stream(&st, f->c, 4096);
+	assert_int_equal(st.len, exact);
 	assert_int_equal(devmig_client_set_state(f->c, DEVMIG_STATE_RUNNING), 0);
 	struct fx_server dst;
 	fx_serve_variant(&dst, f->dir, "dst", &devmig_variant_counter, NULL);
 	struct devmig_client *dc = fx_connect(&dst, NULL);
 	assert_int_equal(devmig_client_set_state(dc, DEVMIG_STATE_RESUMING), 0);
-	assert_int_equal(devmig_client_mig_write(dc, stream, total), 0);
+	assert_int_equal(devmig_client_mig_write(dc, st.p, st.len), 0);
 	assert_int_equal(devmig_client_set_state(dc, DEVMIG_STATE_RUNNING), 0);
 	assert_int_equal(rd32(dc, 0, REG_SCRATCH0), 0x5eed);
 	devmig_client_close(dc);
 	fx_unserve(&dst);
-	free(stream);
+	fx_buf_free(&st);
 }
 
 /* A DEVICE_FEATURE carrying data; reply into rep, its payload compared with what was sent. */

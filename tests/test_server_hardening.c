@@ -31,6 +31,7 @@
 #include "devices.h"
 #include "devmig/client.h"
 #include "devmig/server.h"
+#include "fixture.h"
 #include "devmig/wire.h"
 #include "memblk/memblk_guest.h"
 
@@ -45,61 +46,40 @@
 #define DATA_SIZE (1u << 20)
 
 struct fx {
-	char dir[64];
-	char path[96];
-	const struct devmig_variant *v;
+	char dir[FX_PATH_MAX];
+	struct fx_server s;
+	const char *path; /* s.path */
 	struct devmig_device *dev;
-	struct devmig_server *srv;
 };
-
-static uint64_t now_ms(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
-}
 
 static void fx_open(struct fx *f, const struct devmig_variant *v, const char *args)
 {
-	char err[256] = "";
+	struct devmig_server_config cfg = { .io_timeout_ms = IO_TIMEOUT_MS,
+					    .verbose = getenv("DEVMIG_TEST_VERBOSE") != NULL };
 
 	memset(f, 0, sizeof(*f));
-	snprintf(f->dir, sizeof(f->dir), "/tmp/devmig-hard-XXXXXX");
-	assert_non_null(mkdtemp(f->dir));
-	snprintf(f->path, sizeof(f->path), "%s/dev.sock", f->dir);
-	f->v = v;
-	f->dev = v->create(args, err, sizeof(err));
-	if (!f->dev)
-		fail_msg("create: %s", err);
-	struct devmig_server_config cfg = { .socket_path = f->path,
-					    .io_timeout_ms = IO_TIMEOUT_MS, .verbose = getenv("DEVMIG_TEST_VERBOSE") != NULL };
-	f->srv = devmig_server_new(f->dev, &cfg, err, sizeof(err));
-	if (!f->srv)
-		fail_msg("server: %s", err);
-	assert_int_equal(devmig_server_start(f->srv), 0);
+	fx_tmpdir(f->dir, "hard");
+	fx_serve_variant_cfg(&f->s, f->dir, "dev", v, args, &cfg);
+	f->path = f->s.path;
+	f->dev = f->s.dev;
 }
 
 static void fx_close(struct fx *f)
 {
-	devmig_server_free(f->srv);
-	f->v->free(f->dev);
-	rmdir(f->dir);
+	fx_unserve(&f->s);
+	fx_rmdir(f->dir);
 }
 
 static struct devmig_client *client(struct fx *f)
 {
-	char err[256] = "";
 	struct devmig_client_config cc = { .timeout_ms = CLIENT_TMO_MS };
-	struct devmig_client *c = devmig_client_connect(f->path, &cc, err, sizeof(err));
-	if (!c)
-		fail_msg("connect %s: %s", f->path, err);
-	return c;
+	return fx_connect(&f->s, &cc);
 }
 
 /* A client connects within ms, however long the server takes to drop another. */
 static struct devmig_client *client_within(struct fx *f, int ms)
 {
-	uint64_t end = now_ms() + (uint64_t)ms;
+	uint64_t end = fx_now_ms() + (uint64_t)ms;
 	char err[256] = "";
 	struct devmig_client_config cc = { .timeout_ms = CLIENT_TMO_MS };
 
@@ -107,7 +87,7 @@ static struct devmig_client *client_within(struct fx *f, int ms)
 		struct devmig_client *c = devmig_client_connect(f->path, &cc, err, sizeof(err));
 		if (c)
 			return c;
-		if (now_ms() > end)
+		if (fx_now_ms() > end)
 			fail_msg("no client got in within %d ms: %s", ms, err);
 		poll(NULL, 0, 20);
 	}
@@ -163,7 +143,7 @@ static struct devmig_hdr read_reply(int fd)
 	struct devmig_hdr h;
 	uint8_t *p = (uint8_t *)&h;
 	size_t got = 0;
-	uint64_t end = now_ms() + CLIENT_TMO_MS;
+	uint64_t end = fx_now_ms() + CLIENT_TMO_MS;
 
 	while (got < sizeof(h)) {
 		struct pollfd pf = { fd, POLLIN, 0 };
@@ -173,7 +153,7 @@ static struct devmig_hdr read_reply(int fd)
 				fail_msg("the server hung up (%s)", k ? strerror(errno) : "EOF");
 			got += (size_t)k;
 		}
-		if (now_ms() > end)
+		if (fx_now_ms() > end)
 			fail_msg("no reply within %d ms", CLIENT_TMO_MS);
 	}
 	for (size_t left = h.msg_size - sizeof(h); left;) {
@@ -392,9 +372,9 @@ static void a_second_client_is_told_busy_at_once(void **state)
 	char err[256] = "";
 	struct devmig_client_config cc = { .timeout_ms = 20000 };
 
-	uint64_t t0 = now_ms();
+	uint64_t t0 = fx_now_ms();
 	struct devmig_client *b = devmig_client_connect(f.path, &cc, err, sizeof(err));
-	uint64_t took = now_ms() - t0;
+	uint64_t took = fx_now_ms() - t0;
 	assert_null(b);
 	if (!strstr(err, strerror(EBUSY)))
 		fail_msg("the second client was not told busy: %s", err);
@@ -558,18 +538,18 @@ static void a_state_change_is_not_stalled_by_a_dma_wait(void **state)
 
 	/* Stopping the device waits for that worker; our client answers its DMA
 	 * while it waits for the state change, and the server must read it. */
-	uint64_t t0 = now_ms();
+	uint64_t t0 = fx_now_ms();
 	assert_int_equal(devmig_client_set_state(r.c, DEVMIG_STATE_STOP), 0);
-	uint64_t took = now_ms() - t0;
+	uint64_t took = fx_now_ms() - t0;
 	if (took >= 5000)
 		fail_msg("RUNNING -> STOP took %llu ms waiting for a DMA reply",
 			 (unsigned long long)took);
 	assert_int_equal(devmig_client_set_state(r.c, DEVMIG_STATE_RUNNING), 0);
 	/* The write completed, and well. */
 	struct mb_cqe cqe;
-	uint64_t end = now_ms() + CLIENT_TMO_MS;
+	uint64_t end = fx_now_ms() + CLIENT_TMO_MS;
 	int got = 0;
-	while (!got && now_ms() < end) {
+	while (!got && fx_now_ms() < end) {
 		got = mbg_reap(&r.g, &cqe, 1);
 		assert_true(got >= 0);
 		if (!got)
@@ -617,10 +597,11 @@ static void the_socket_path_is_never_taken_from_another(void **state)
 	unlink(file);
 
 	/* A stale socket (its server died) is replaced. */
-	char stale[96];
-	snprintf(stale, sizeof(stale), "%s/stale.sock", f.dir);
 	struct sockaddr_un sa = { .sun_family = AF_UNIX };
-	snprintf(sa.sun_path, sizeof(sa.sun_path), "%s", stale);
+	if (snprintf(sa.sun_path, sizeof(sa.sun_path), "%s/stale.sock", f.dir) >=
+	    (int)sizeof(sa.sun_path))
+		fail_msg("the temporary folder's name is too long for a socket: %s", f.dir);
+	const char *stale = sa.sun_path;
 	int sfd = socket(AF_UNIX, SOCK_STREAM, 0);
 	assert_int_equal(bind(sfd, (struct sockaddr *)&sa, sizeof(sa)), 0);
 	close(sfd); /* bound, never listening: nobody answers */

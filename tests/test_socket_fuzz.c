@@ -39,6 +39,7 @@
 #include "devmig/client.h"
 #include "devmig/server.h"
 #include "devmig/wire.h"
+#include "fixture.h"
 #include "memblk/memblk_hw.h"
 
 #define GIOVA 0x100000000ull
@@ -46,24 +47,9 @@
 #define MAXMSG (70u << 10)
 #define NPOOL 10
 
-static uint64_t rnd(uint64_t *s)
-{
-	uint64_t z = (*s += 0x9e3779b97f4a7c15ull);
-	z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
-	z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
-	return z ^ (z >> 31);
-}
-
 static uint64_t below(uint64_t *s, uint64_t n)
 {
-	return n ? rnd(s) % n : 0;
-}
-
-static uint64_t now_ms(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
+	return n ? fx_rnd(s) % n : 0;
 }
 
 /* ---- descriptors to attach ---- */
@@ -132,7 +118,7 @@ static void put64(struct out *o, uint64_t v) { put(o, &v, 8); }
 static uint64_t val(uint64_t *s, uint64_t sensible)
 {
 	switch (below(s, 8)) {
-	case 0: return rnd(s);
+	case 0: return fx_rnd(s);
 	case 1: return 0;
 	case 2: return sensible + below(s, 3) - 1;
 	default: return sensible;
@@ -141,7 +127,7 @@ static uint64_t val(uint64_t *s, uint64_t sensible)
 
 static uint64_t addr(uint64_t *s)
 {
-	return below(s, 6) ? GIOVA + below(s, 512) * 4096 : rnd(s);
+	return below(s, 6) ? GIOVA + below(s, 512) * 4096 : fx_rnd(s);
 }
 
 static void attach(struct out *o, uint64_t *s, struct pool *p, unsigned max)
@@ -171,8 +157,8 @@ static void gen(uint64_t *s, struct out *o, struct pool *p, uint16_t id)
 		flags |= DEVMIG_HDR_NO_REPLY;
 	if (cmd == 11 || cmd == 12)
 		flags = DEVMIG_HDR_TYPE_REPLY | (below(s, 5) ? 0 : DEVMIG_HDR_ERROR);
-	struct devmig_hdr h = { .msg_id = below(s, 4) ? id : (uint16_t)rnd(s), .cmd = cmd,
-				.flags = flags, .error_no = below(s, 10) ? 0 : (uint32_t)rnd(s) };
+	struct devmig_hdr h = { .msg_id = below(s, 4) ? id : (uint16_t)fx_rnd(s), .cmd = cmd,
+				.flags = flags, .error_no = below(s, 10) ? 0 : (uint32_t)fx_rnd(s) };
 	o->n = 0;
 	o->nfds = 0;
 	put(o, &h, sizeof(h));
@@ -245,7 +231,7 @@ static void gen(uint64_t *s, struct out *o, struct pool *p, uint16_t id)
 		if (cmd == DEVMIG_CMD_REGION_WRITE) {
 			size_t n = count < 8192 ? count : below(s, 64);
 			for (size_t i = 0; i < n; i += 8)
-				put64(o, below(s, 2) ? rnd(s) : GIOVA + below(s, 64) * 64);
+				put64(o, below(s, 2) ? fx_rnd(s) : GIOVA + below(s, 64) * 64);
 		}
 		break;
 	}
@@ -256,7 +242,7 @@ static void gen(uint64_t *s, struct out *o, struct pool *p, uint16_t id)
 			put64(o, below(s, 26) * 4);
 			put32(o, (uint32_t)val(s, 0));
 			put32(o, (uint32_t)val(s, 4));
-			put64(o, rnd(s));
+			put64(o, fx_rnd(s));
 		}
 		break;
 	}
@@ -286,7 +272,7 @@ static void gen(uint64_t *s, struct out *o, struct pool *p, uint16_t id)
 			put64(o, val(s, 4096ull << below(s, 12)));
 			put64(o, val(s, 4096));
 		} else if (below(s, 3) == 0) {
-			put64(o, rnd(s));
+			put64(o, fx_rnd(s));
 		}
 		uint32_t argsz = (uint32_t)val(s, o->n - before);
 		memcpy(o->b + before, &argsz, 4);
@@ -301,7 +287,7 @@ static void gen(uint64_t *s, struct out *o, struct pool *p, uint16_t id)
 		put32(o, (uint32_t)val(s, 8 + n));
 		put32(o, (uint32_t)val(s, n));
 		for (uint32_t k = 0; k < n; k += 8)
-			put64(o, below(s, 4) ? rnd(s) : 0);
+			put64(o, below(s, 4) ? fx_rnd(s) : 0);
 		break;
 	}
 	case DEVMIG_CMD_DMA_READ:
@@ -310,7 +296,7 @@ static void gen(uint64_t *s, struct out *o, struct pool *p, uint16_t id)
 		put64(o, addr(s));
 		put64(o, val(s, n));
 		for (uint64_t k = 0; k < n; k += 8)
-			put64(o, rnd(s));
+			put64(o, fx_rnd(s));
 		break;
 	}
 	default:
@@ -330,7 +316,7 @@ static void gen(uint64_t *s, struct out *o, struct pool *p, uint16_t id)
 		break;
 	case 1:
 		if (o->n)
-			o->b[below(s, o->n)] = (uint8_t)rnd(s);
+			o->b[below(s, o->n)] = (uint8_t)fx_rnd(s);
 		break;
 	case 2:
 		o->n = below(s, o->n + 1); /* cut short: the stream is then desynchronised */
@@ -509,9 +495,8 @@ static void memblk_prologue(int fd, uint64_t *s, struct pool *p, uint8_t *buf)
 struct target {
 	const struct devmig_variant *v;
 	const char *args;
-	struct devmig_device *dev;
-	struct devmig_server *srv;
-	char path[96];
+	struct fx_server fx;
+	const char *path; /* fx.path */
 };
 
 /* A proper client gets in (the fuzzing one may still be leaving) and is answered. */
@@ -519,10 +504,10 @@ static void probe(struct target *t, uint64_t seed, unsigned batch, bool reset)
 {
 	char err[256] = "";
 	struct devmig_client_config cc = { .timeout_ms = 10000 };
-	uint64_t end = now_ms() + 15000;
+	uint64_t end = fx_now_ms() + 15000;
 	struct devmig_client *c;
 	while (!(c = devmig_client_connect(t->path, &cc, err, sizeof(err)))) {
-		if (now_ms() > end)
+		if (fx_now_ms() > end)
 			fail_msg("seed %llu batch %u: the %s server lets no client in: %s",
 				 (unsigned long long)seed, batch, t->v->name, err);
 		poll(NULL, 0, 10);
@@ -548,26 +533,20 @@ static void hostile_messages_never_crash_or_hang_a_server(void **state)
 	unsigned seconds = secs ? (unsigned)strtoul(secs, NULL, 10) : 20;
 	/* A new seed each run (said in the closing line and on failure) explores more. */
 	uint64_t seed = seed_s ? strtoull(seed_s, NULL, 0) : (uint64_t)time(NULL);
-	char dir[64] = "/tmp/devmig-sfuzz-XXXXXX", err[256] = "";
-	assert_non_null(mkdtemp(dir));
+	char dir[FX_PATH_MAX];
+	fx_tmpdir(dir, "sfuzz");
 	struct target t[2] = { { &devmig_variant_counter, NULL }, { &devmig_variant_memblk,
 								      "size=1M" } };
+	const struct devmig_server_config cfg = { .io_timeout_ms = 200 };
 	for (int i = 0; i < 2; i++) {
-		snprintf(t[i].path, sizeof(t[i].path), "%s/%s.sock", dir, t[i].v->name);
-		t[i].dev = t[i].v->create(t[i].args, err, sizeof(err));
-		if (!t[i].dev)
-			fail_msg("create: %s", err);
-		struct devmig_server_config cfg = { .socket_path = t[i].path, .io_timeout_ms = 200 };
-		t[i].srv = devmig_server_new(t[i].dev, &cfg, err, sizeof(err));
-		if (!t[i].srv)
-			fail_msg("server: %s", err);
-		assert_int_equal(devmig_server_start(t[i].srv), 0);
+		fx_serve_variant_cfg(&t[i].fx, dir, t[i].v->name, t[i].v, t[i].args, &cfg);
+		t[i].path = t[i].fx.path;
 	}
 	uint8_t *buf = malloc(MAXMSG);
 	assert_non_null(buf);
-	uint64_t s = seed, msgs = 0, prologues = 0, t0 = now_ms();
+	uint64_t s = seed, msgs = 0, prologues = 0, t0 = fx_now_ms();
 	unsigned batch = 0;
-	while (now_ms() - t0 < (uint64_t)seconds * 1000) {
+	while (fx_now_ms() - t0 < (uint64_t)seconds * 1000) {
 		struct target *tg = &t[batch % 2];
 		struct pool p;
 		pool_open(&p, &s);
@@ -615,13 +594,11 @@ static void hostile_messages_never_crash_or_hang_a_server(void **state)
 	print_message("# %llu hostile messages in %u batches (%llu with a memblk driver whose "
 		      "memory was then cut) in %.1f s, seed %#llx; every probe answered\n",
 		      (unsigned long long)msgs, batch, (unsigned long long)prologues,
-		      (now_ms() - t0) / 1000.0, (unsigned long long)seed);
-	for (int i = 0; i < 2; i++) {
-		devmig_server_free(t[i].srv);
-		t[i].v->free(t[i].dev);
-	}
+		      (fx_now_ms() - t0) / 1000.0, (unsigned long long)seed);
+	for (int i = 0; i < 2; i++)
+		fx_unserve(&t[i].fx);
 	free(buf);
-	rmdir(dir);
+	fx_rmdir(dir);
 	assert_true(msgs > 1000);
 }
 

@@ -27,67 +27,17 @@
 #include <sys/uio.h>
 #include <cmocka.h>
 
+#include "fixture.h"
 #include "stream.h"
 
 /* ---------------------------------------------------------------- helpers */
 
 static uint64_t seed_base = 0x5eed0001;
 
-static uint64_t rnd(uint64_t *s)
-{
-	/* splitmix64 */
-	uint64_t z = (*s += 0x9e3779b97f4a7c15ull);
-
-	z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
-	z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
-	return z ^ (z >> 31);
-}
-
-/* 1 .. max, log-uniform so that tiny and huge sizes both come up often. */
-static size_t rnd_size(uint64_t *s, size_t max)
-{
-	unsigned bits = 0;
-
-	while (((size_t)1 << bits) < max)
-		bits++;
-	size_t lim = (size_t)1 << (rnd(s) % (bits + 1));
-
-	if (lim > max)
-		lim = max;
-	return 1 + (size_t)(rnd(s) % lim);
-}
-
 static void fill_random(uint64_t *s, uint8_t *p, size_t n)
 {
 	for (size_t i = 0; i < n; i++)
-		p[i] = (uint8_t)rnd(s);
-}
-
-struct vec {
-	uint8_t *p;
-	size_t len, cap;
-};
-
-static void vec_add(struct vec *v, const void *d, size_t n)
-{
-	if (v->len + n > v->cap) {
-		size_t nc = v->cap ? v->cap : 256;
-
-		while (nc < v->len + n)
-			nc *= 2;
-		v->p = realloc(v->p, nc);
-		assert_non_null(v->p);
-		v->cap = nc;
-	}
-	if (n)
-		memcpy(v->p + v->len, d, n);
-	v->len += n;
-}
-
-static void vec_free(struct vec *v)
-{
-	free(v->p);
-	memset(v, 0, sizeof(*v));
+		p[i] = (uint8_t)fx_rnd(s);
 }
 
 /* ---- the device side (writer source) ---- */
@@ -127,13 +77,13 @@ static int src_records(void *opaque, struct devmig_save *sv)
 	while (s->pos < s->avail && devmig_save_room(sv)) {
 		size_t left = s->avail - s->pos;
 		size_t max = src_max_piece ? src_max_piece : 100000;
-		size_t n = rnd_size(&s->rng, max < left ? max : left);
+		size_t n = fx_rnd_size(&s->rng, max < left ? max : left);
 		unsigned t = src_type(s->nrec);
 		int rc;
 
-		if (rnd(&s->rng) % 50 == 0)
+		if (fx_rnd(&s->rng) % 50 == 0)
 			n = 0; /* empty records are records too */
-		if (s->use_ref && n > 8 && rnd(&s->rng) % 4)
+		if (s->use_ref && n > 8 && fx_rnd(&s->rng) % 4)
 			rc = devmig_save_record_ref(sv, t, s->data + s->pos, 8, s->data + s->pos + 8,
 						    n - 8);
 		else
@@ -141,7 +91,7 @@ static int src_records(void *opaque, struct devmig_save *sv)
 		assert_int_equal(rc, 0);
 		s->pos += n;
 		s->nrec++;
-		if (rnd(&s->rng) % 8 == 0)
+		if (fx_rnd(&s->rng) % 8 == 0)
 			break; /* a source may stop early: the writer asks again */
 	}
 	return 0;
@@ -195,12 +145,12 @@ static void test_header(struct devmig_stream_header *h)
  * Drain a writer with final=true into out, each read with a fresh buffer of
  * exactly the cap (so ASan sees any overrun), caps 1 .. maxcap log-uniform.
  */
-static void drain_writer_min(struct devmig_stream_writer *w, struct vec *out, uint64_t *rng,
+static void drain_writer_min(struct devmig_stream_writer *w, struct fx_buf *out, uint64_t *rng,
 			     size_t mincap, size_t maxcap, bool final)
 {
 	for (int guard = 0;; guard++) {
 		assert_true(guard < 50000000);
-		size_t cap = mincap - 1 + rnd_size(rng, maxcap - mincap + 1);
+		size_t cap = mincap - 1 + fx_rnd_size(rng, maxcap - mincap + 1);
 		uint8_t *b = malloc(cap);
 
 		assert_non_null(b);
@@ -208,7 +158,7 @@ static void drain_writer_min(struct devmig_stream_writer *w, struct vec *out, ui
 
 		assert_true(n >= 0);
 		assert_true((size_t)n <= cap);
-		vec_add(out, b, (size_t)n);
+		fx_buf_add(out, b, (size_t)n);
 		free(b);
 		/* A short read tells the reader the data ended: only at the end. */
 		if (final && (size_t)n < cap)
@@ -222,13 +172,13 @@ static void drain_writer_min(struct devmig_stream_writer *w, struct vec *out, ui
 	}
 }
 
-static void drain_writer(struct devmig_stream_writer *w, struct vec *out, uint64_t *rng,
+static void drain_writer(struct devmig_stream_writer *w, struct fx_buf *out, uint64_t *rng,
 			 size_t maxcap, bool final)
 {
 	drain_writer_min(w, out, rng, 1, maxcap, final);
 }
 
-static void make_stream_min(struct vec *out, const uint8_t *data, size_t len,
+static void make_stream_min(struct fx_buf *out, const uint8_t *data, size_t len,
 			    const uint8_t *cfg, size_t cfg_len, uint64_t seed, size_t mincap,
 			    size_t maxcap)
 {
@@ -250,7 +200,7 @@ static void make_stream_min(struct vec *out, const uint8_t *data, size_t len,
 	devmig_stream_writer_free(w);
 }
 
-static void make_stream(struct vec *out, const uint8_t *data, size_t len, const uint8_t *cfg,
+static void make_stream(struct fx_buf *out, const uint8_t *data, size_t len, const uint8_t *cfg,
 			size_t cfg_len, uint64_t seed, size_t maxcap)
 {
 	make_stream_min(out, data, len, cfg, cfg_len, seed, 1, maxcap);
@@ -261,7 +211,7 @@ static void make_stream(struct vec *out, const uint8_t *data, size_t len, const 
 struct sink {
 	int headers, configs;
 	struct devmig_stream_header hdr;
-	struct vec dev, cfg;
+	struct fx_buf dev, cfg;
 	/* When set, every payload must match these (tracks unchecked payloads). */
 	const uint8_t *want_dev;
 	size_t want_dev_len;
@@ -313,7 +263,7 @@ static int sink_record(void *opaque, uint32_t type, const void *buf, size_t len,
 	if (k->want_dev && (k->dev.len + len > k->want_dev_len ||
 			    memcmp(k->want_dev + k->dev.len, buf, len)))
 		k->bad++;
-	vec_add(&k->dev, buf, len);
+	fx_buf_add(&k->dev, buf, len);
 	if (k->refuse_device_at == k->device_calls) {
 		snprintf(why, whylen, "device rejected record %d", k->device_calls);
 		return -EIO;
@@ -332,7 +282,7 @@ static int sink_config(void *opaque, const void *buf, size_t len, char *why, siz
 	k->configs++;
 	if (k->want_cfg && (len != k->want_cfg_len || memcmp(k->want_cfg, buf, len)))
 		k->bad++;
-	vec_add(&k->cfg, buf, len);
+	fx_buf_add(&k->cfg, buf, len);
 	return 0;
 }
 
@@ -349,8 +299,8 @@ static struct devmig_stream_sink sink_ops(struct sink *k)
 
 static void sink_free(struct sink *k)
 {
-	vec_free(&k->dev);
-	vec_free(&k->cfg);
+	fx_buf_free(&k->dev);
+	fx_buf_free(&k->cfg);
 }
 
 /* Feed p[0..len) in random segments; returns the first failing rc or 0. */
@@ -360,7 +310,7 @@ static int feed(struct devmig_stream_reader *r, const uint8_t *p, size_t len, ui
 	size_t off = 0;
 
 	while (off < len) {
-		size_t n = rnd_size(rng, maxseg);
+		size_t n = fx_rnd_size(rng, maxseg);
 
 		if (n > len - off)
 			n = len - off;
@@ -421,7 +371,7 @@ static void put_le(uint8_t *p, uint64_t v, int n)
 		p[i] = (uint8_t)(v >> (8 * i));
 }
 
-static void add_rec(struct vec *v, uint32_t type, const void *payload, uint32_t len)
+static void add_rec(struct fx_buf *v, uint32_t type, const void *payload, uint32_t len)
 {
 	uint8_t h[8], c[4];
 
@@ -430,9 +380,9 @@ static void add_rec(struct vec *v, uint32_t type, const void *payload, uint32_t 
 	uint32_t crc = devmig_crc32c(devmig_crc32c(0, h, 8), payload, len);
 
 	put_le(c, crc, 4);
-	vec_add(v, h, 8);
-	vec_add(v, payload, len);
-	vec_add(v, c, 4);
+	fx_buf_add(v, h, 8);
+	fx_buf_add(v, payload, len);
+	fx_buf_add(v, c, 4);
 }
 
 struct hdr_fields {
@@ -465,15 +415,15 @@ static uint32_t hdr_payload(uint8_t *p, const struct hdr_fields *f)
 	return len + (uint32_t)f->extra;
 }
 
-static void add_header(struct vec *v, const struct hdr_fields *f)
+static void add_header(struct fx_buf *v, const struct hdr_fields *f)
 {
 	uint8_t p[600];
 
-	vec_add(v, DEVMIG_STREAM_MAGIC, DEVMIG_STREAM_MAGIC_LEN);
+	fx_buf_add(v, DEVMIG_STREAM_MAGIC, DEVMIG_STREAM_MAGIC_LEN);
 	add_rec(v, DEVMIG_REC_HEADER, p, hdr_payload(p, f));
 }
 
-static void add_end(struct vec *v, uint64_t bytes, uint32_t count, uint32_t zero)
+static void add_end(struct fx_buf *v, uint64_t bytes, uint32_t count, uint32_t zero)
 {
 	uint8_t p[16];
 
@@ -549,8 +499,8 @@ static void crc_chaining(void **state)
 	/* Random three-way splits of a long one. */
 	whole = devmig_crc32c(0, b, n);
 	for (int t = 0; t < 200; t++) {
-		size_t i = (size_t)(rnd(&rng) % (n + 1));
-		size_t j = i + (size_t)(rnd(&rng) % (n - i + 1));
+		size_t i = (size_t)(fx_rnd(&rng) % (n + 1));
+		size_t j = i + (size_t)(fx_rnd(&rng) % (n - i + 1));
 		uint32_t c = devmig_crc32c(0, b, i);
 
 		c = devmig_crc32c(c, b + i, j - i);
@@ -576,12 +526,12 @@ static void crc_hw_sw_agree(void **state)
 	assert_non_null(b);
 	fill_random(&rng, b, n + 64);
 	for (int t = 0; t < 3000; t++) {
-		size_t align = (size_t)(rnd(&rng) % 64);
-		size_t len = rnd_size(&rng, n) - 1 + (size_t)(rnd(&rng) % 2);
+		size_t align = (size_t)(fx_rnd(&rng) % 64);
+		size_t len = fx_rnd_size(&rng, n) - 1 + (size_t)(fx_rnd(&rng) % 2);
 
 		if (len > n)
 			len = n;
-		uint32_t init = (uint32_t)rnd(&rng);
+		uint32_t init = (uint32_t)fx_rnd(&rng);
 		uint32_t hw = devmig_crc32c(init, b + align, len);
 		uint32_t sw = devmig_crc32c_sw(init, b + align, len);
 
@@ -606,14 +556,14 @@ static void roundtrip(size_t n, int rounds)
 	for (int round = 0; round < rounds; round++) {
 		uint64_t rng = seed_base ^ (n * 1000003u) ^ (uint64_t)round << 40;
 		uint8_t *data = malloc(n ? n : 1);
-		size_t cfg_len = (size_t)(rnd(&rng) % 300);
+		size_t cfg_len = (size_t)(fx_rnd(&rng) % 300);
 		uint8_t cfg[300];
-		struct vec st = { 0 };
+		struct fx_buf st = { 0 };
 
 		assert_non_null(data);
 		fill_random(&rng, data, n);
 		fill_random(&rng, cfg, cfg_len);
-		make_stream(&st, data, n, cfg, cfg_len, rnd(&rng), 1u << 20);
+		make_stream(&st, data, n, cfg, cfg_len, fx_rnd(&rng), 1u << 20);
 
 		struct devmig_stream_header h;
 		struct sink k = { 0 };
@@ -650,7 +600,7 @@ static void roundtrip(size_t n, int rounds)
 		assert_int_equal(devmig_stream_reader_finish(r), 0);
 		devmig_stream_reader_free(r);
 		sink_free(&k);
-		vec_free(&st);
+		fx_buf_free(&st);
 		free(data);
 	}
 }
@@ -685,17 +635,17 @@ static void segments_roundtrip(void **state)
 	(void)state;
 	for (int round = 0; round < 20; round++) {
 		uint64_t rng = seed_base ^ 0xabcdef ^ (uint64_t)round << 32;
-		size_t n = round == 0 ? 0 : (size_t)(rnd(&rng) % (3u << 20));
+		size_t n = round == 0 ? 0 : (size_t)(fx_rnd(&rng) % (3u << 20));
 		uint8_t *data = malloc(n ? n : 1);
 		uint8_t cfg[200];
 		struct src s;
-		struct vec st = { 0 };
+		struct fx_buf st = { 0 };
 		struct devmig_stream_header h;
 		size_t referenced = 0;
 
 		fill_random(&rng, data, n);
 		fill_random(&rng, cfg, sizeof(cfg));
-		src_init(&s, data, n, cfg, sizeof(cfg), rnd(&rng));
+		src_init(&s, data, n, cfg, sizeof(cfg), fx_rnd(&rng));
 		s.use_ref = true;
 		struct devmig_stream_source ops = src_ops(&s);
 		test_header(&h);
@@ -703,8 +653,8 @@ static void segments_roundtrip(void **state)
 		assert_non_null(w);
 		while (!devmig_stream_writer_done(w)) {
 			struct iovec iov[64];
-			int niov, max_iov = 4 + (int)(rnd(&rng) % 60);
-			size_t cap = rnd(&rng) % 4 ? (1u << 20) : 1 + (size_t)(rnd(&rng) % 5000);
+			int niov, max_iov = 4 + (int)(fx_rnd(&rng) % 60);
+			size_t cap = fx_rnd(&rng) % 4 ? (1u << 20) : 1 + (size_t)(fx_rnd(&rng) % 5000);
 			ssize_t got = devmig_stream_writer_read_iov(w, iov, max_iov, &niov, cap, true, NULL);
 			assert_true(got >= 0 && (size_t)got <= cap);
 			assert_true(niov <= max_iov);
@@ -713,7 +663,7 @@ static void segments_roundtrip(void **state)
 				const uint8_t *b = iov[i].iov_base;
 				if (n && b >= data && b < data + n)
 					referenced += iov[i].iov_len;
-				vec_add(&st, b, iov[i].iov_len);
+				fx_buf_add(&st, b, iov[i].iov_len);
 				sum += iov[i].iov_len;
 			}
 			assert_int_equal(sum, (size_t)got);
@@ -741,7 +691,7 @@ static void segments_roundtrip(void **state)
 		devmig_stream_reader_free(r);
 		devmig_stream_writer_free(w);
 		sink_free(&k);
-		vec_free(&st);
+		fx_buf_free(&st);
 		free(data);
 	}
 }
@@ -864,18 +814,18 @@ static void writer_accounting(void **state)
 	assert_int_equal(devmig_stream_writer_total(w), 1);
 	assert_false(devmig_stream_writer_done(w));
 
-	struct vec st = { 0 };
+	struct fx_buf st = { 0 };
 
-	vec_add(&st, out, 1);
+	fx_buf_add(&st, out, 1);
 	uint64_t rng = 5;
 	size_t before_end = 0;
 
 	while (!devmig_stream_writer_done(w)) {
-		size_t cap = 1 + (size_t)(rnd(&rng) % 7);
+		size_t cap = 1 + (size_t)(fx_rnd(&rng) % 7);
 		ssize_t n = devmig_stream_writer_read(w, out, cap, true);
 
 		assert_true(n > 0);
-		vec_add(&st, out, (size_t)n);
+		fx_buf_add(&st, out, (size_t)n);
 		if (!devmig_stream_writer_done(w))
 			before_end = st.len;
 	}
@@ -898,7 +848,7 @@ static void writer_accounting(void **state)
 	assert_int_equal(k.dev.len, sizeof(data));
 	assert_memory_equal(k.cfg.p, "config", 6);
 	sink_free(&k);
-	vec_free(&st);
+	fx_buf_free(&st);
 	devmig_stream_writer_free(w);
 }
 
@@ -908,7 +858,7 @@ static void precopy_then_final(void **state)
 	(void)state;
 	for (int round = 0; round < 20; round++) {
 		uint64_t rng = seed_base ^ 0x77 ^ (uint64_t)round << 32;
-		size_t n = 200000 + (size_t)(rnd(&rng) % 100000);
+		size_t n = 200000 + (size_t)(fx_rnd(&rng) % 100000);
 		uint8_t *data = malloc(n);
 		uint8_t cfg[64];
 		struct devmig_stream_header h;
@@ -919,7 +869,7 @@ static void precopy_then_final(void **state)
 		fill_random(&rng, data, n);
 		fill_random(&rng, cfg, sizeof(cfg));
 		test_header(&h);
-		src_init(&s, data, n, cfg, sizeof(cfg), rnd(&rng));
+		src_init(&s, data, n, cfg, sizeof(cfg), fx_rnd(&rng));
 		s.avail = 0;
 		k.want_dev = data;
 		k.want_dev_len = n;
@@ -934,20 +884,20 @@ static void precopy_then_final(void **state)
 		assert_non_null(r);
 		/* Pre-copy: the device makes data available in bursts, the stream is
 		 * read until "nothing now", fed to the reader as it comes. */
-		size_t precopy_limit = n - (size_t)(rnd(&rng) % (n / 2));
+		size_t precopy_limit = n - (size_t)(fx_rnd(&rng) % (n / 2));
 
 		while (s.avail < precopy_limit) {
-			size_t burst = rnd_size(&rng, 60000);
+			size_t burst = fx_rnd_size(&rng, 60000);
 
 			s.avail = s.avail + burst > precopy_limit ? precopy_limit : s.avail + burst;
-			struct vec part = { 0 };
+			struct fx_buf part = { 0 };
 
 			drain_writer(w, &part, &rng, 1u << 17, false);
 			assert_int_equal(s.pos, s.avail); /* all it had was taken */
 			assert_false(devmig_stream_writer_done(w));
 			assert_int_equal(devmig_stream_writer_pending(w), 0);
 			assert_int_equal(feed(r, part.p, part.len, &rng, 1u << 16), 0);
-			vec_free(&part);
+			fx_buf_free(&part);
 			/* Nothing now: 0, repeatedly, and no CONFIG yet. */
 			uint8_t tmp[2048];
 
@@ -961,7 +911,7 @@ static void precopy_then_final(void **state)
 		assert_int_equal(k.configs, 0);
 		/* Stop-copy: the rest, then CONFIG and END. */
 		s.avail = n;
-		struct vec rest = { 0 };
+		struct fx_buf rest = { 0 };
 
 		drain_writer(w, &rest, &rng, 1u << 17, true);
 		assert_int_equal(feed(r, rest.p, rest.len, &rng, 1u << 16), 0);
@@ -973,7 +923,7 @@ static void precopy_then_final(void **state)
 		assert_int_equal(k.configs, 1);
 		assert_int_equal(k.bad, 0);
 		assert_int_equal(k.order_bad, 0);
-		vec_free(&rest);
+		fx_buf_free(&rest);
 		sink_free(&k);
 		devmig_stream_reader_free(r);
 		devmig_stream_writer_free(w);
@@ -1040,7 +990,7 @@ static void writer_errors(void **state)
 	s.cfg_err = 0;
 	w = devmig_stream_writer_new(&h, &ops);
 	assert_non_null(w);
-	struct vec st = { 0 };
+	struct fx_buf st = { 0 };
 	uint64_t rng = 3;
 
 	drain_writer(w, &st, &rng, 4096, true);
@@ -1052,7 +1002,7 @@ static void writer_errors(void **state)
 	assert_string_equal(k.hdr.name, h.name);
 	assert_string_equal(k.hdr.version, h.version);
 	sink_free(&k);
-	vec_free(&st);
+	fx_buf_free(&st);
 	devmig_stream_writer_free(w);
 }
 
@@ -1106,7 +1056,7 @@ static void save_limits_and_room(void **state)
  * A small stream with several records: reads of 1100..1500 bytes are
  * large enough for in-place records and small enough to need several.
  */
-static void small_stream(struct vec *st, uint8_t *data, size_t n, uint8_t *cfg, size_t cfg_len)
+static void small_stream(struct fx_buf *st, uint8_t *data, size_t n, uint8_t *cfg, size_t cfg_len)
 {
 	uint64_t rng = seed_base ^ 0x51;
 
@@ -1121,7 +1071,7 @@ static void truncation_refused(void **state)
 {
 	(void)state;
 	uint8_t data[3000], cfg[40];
-	struct vec st = { 0 };
+	struct fx_buf st = { 0 };
 
 	small_stream(&st, data, sizeof(data), cfg, sizeof(cfg));
 	uint64_t rng = seed_base ^ 0x99;
@@ -1158,14 +1108,14 @@ static void truncation_refused(void **state)
 		devmig_stream_reader_free(r);
 		sink_free(&k);
 	}
-	vec_free(&st);
+	fx_buf_free(&st);
 }
 
 static void truncation_reasons(void **state)
 {
 	(void)state;
 	uint8_t data[3000], cfg[40];
-	struct vec st = { 0 };
+	struct fx_buf st = { 0 };
 	char why[512];
 
 	small_stream(&st, data, sizeof(data), cfg, sizeof(cfg));
@@ -1188,14 +1138,14 @@ static void truncation_reasons(void **state)
 	assert_int_equal(read_all(st.p, st.len - 28, &k, why, sizeof(why)), -EINVAL);
 	assert_true(strstr(why, "(CONFIG): the END record is missing") != NULL);
 	sink_free(&k);
-	vec_free(&st);
+	fx_buf_free(&st);
 }
 
 static void byte_flip_refused(void **state)
 {
 	(void)state;
 	uint8_t data[3000], cfg[40];
-	struct vec st = { 0 };
+	struct fx_buf st = { 0 };
 	struct devmig_stream_header h;
 
 	small_stream(&st, data, sizeof(data), cfg, sizeof(cfg));
@@ -1207,7 +1157,7 @@ static void byte_flip_refused(void **state)
 	assert_non_null(m);
 	for (size_t off = 0; off < st.len; off++) {
 		for (int v = 0; v < 3; v++) {
-			uint8_t x = v == 0 ? 0xff : v == 1 ? 0x01 : (uint8_t)(1 + rnd(&rng) % 255);
+			uint8_t x = v == 0 ? 0xff : v == 1 ? 0x01 : (uint8_t)(1 + fx_rnd(&rng) % 255);
 			struct sink k = { .want_dev = data, .want_dev_len = sizeof(data),
 					  .want_cfg = cfg, .want_cfg_len = sizeof(cfg),
 					  .want_hdr = &h };
@@ -1241,14 +1191,14 @@ static void byte_flip_refused(void **state)
 	assert_true(crc_reasons > (int)st.len);
 	assert_true(delivered > 0);
 	free(m);
-	vec_free(&st);
+	fx_buf_free(&st);
 }
 
 static void crc_mismatch_reason(void **state)
 {
 	(void)state;
 	uint8_t data[3000], cfg[40];
-	struct vec st = { 0 };
+	struct fx_buf st = { 0 };
 	char why[512];
 	struct sink k = { 0 };
 
@@ -1262,7 +1212,7 @@ static void crc_mismatch_reason(void **state)
 	assert_int_equal(k.device_calls, 0);
 	assert_int_equal(k.headers, 1);
 	sink_free(&k);
-	vec_free(&st);
+	fx_buf_free(&st);
 }
 
 /* ---------------------------------------------------------------- sink refusals */
@@ -1271,7 +1221,7 @@ static void header_refused_by_sink(void **state)
 {
 	(void)state;
 	uint8_t data[3000], cfg[40];
-	struct vec st = { 0 };
+	struct fx_buf st = { 0 };
 	char why[512];
 
 	small_stream(&st, data, sizeof(data), cfg, sizeof(cfg));
@@ -1311,7 +1261,7 @@ static void header_refused_by_sink(void **state)
 			    "record 3 (device type 2): refused: device rejected record 2");
 	devmig_stream_reader_free(r);
 	sink_free(&k3);
-	vec_free(&st);
+	fx_buf_free(&st);
 }
 
 /* ---------------------------------------------------------------- crafted streams */
@@ -1319,7 +1269,7 @@ static void header_refused_by_sink(void **state)
 static void crafted_valid(void **state)
 {
 	(void)state;
-	struct vec v = { 0 };
+	struct fx_buf v = { 0 };
 	struct sink k = { 0 };
 	char why[512];
 
@@ -1340,19 +1290,19 @@ static void crafted_valid(void **state)
 	assert_int_equal(k.hdr.caps, 0x11);
 	assert_int_equal(k.hdr.config_fingerprint, 0x22);
 	sink_free(&k);
-	vec_free(&v);
+	fx_buf_free(&v);
 	/* The core's own body records pass the framing to the sink too. */
 	add_header(&v, &good_hdr);
-	for (uint32_t t = DEVMIG_REC_MEM_INFO; t <= DEVMIG_REC_IRQ; t++)
+	for (uint32_t t = DEVMIG_REC_MEM_INFO; t <= DEVMIG_REC_BAR; t++)
 		add_rec(&v, t, "m", 1);
 	add_rec(&v, DEVMIG_REC_CONFIG, "cf", 2);
-	add_end(&v, 5, 5, 0);
+	add_end(&v, 4, 4, 0);
 	memset(&k, 0, sizeof(k));
 	if (read_all(v.p, v.len, &k, why, sizeof(why)))
 		fail_msg("%s", why);
-	assert_int_equal(k.device_calls, 5);
+	assert_int_equal(k.device_calls, 4);
 	sink_free(&k);
-	vec_free(&v);
+	fx_buf_free(&v);
 	/* ...including the smallest one, and empty name/version. */
 	struct hdr_fields f = good_hdr;
 
@@ -1364,27 +1314,27 @@ static void crafted_valid(void **state)
 	if (read_all(v.p, v.len, &k, why, sizeof(why)))
 		fail_msg("%s", why);
 	sink_free(&k);
-	vec_free(&v);
+	fx_buf_free(&v);
 }
 
 static void record_order(void **state)
 {
 	(void)state;
-	struct vec v = { 0 };
+	struct fx_buf v = { 0 };
 
 	/* No HEADER first. */
-	vec_add(&v, DEVMIG_STREAM_MAGIC, 8);
+	fx_buf_add(&v, DEVMIG_STREAM_MAGIC, 8);
 	add_rec(&v, REC_V1, "abc", 3);
 	expect_refused(v.p, v.len, "record 1 (device type 1): the stream must begin with a HEADER record");
-	vec_free(&v);
-	vec_add(&v, DEVMIG_STREAM_MAGIC, 8);
+	fx_buf_free(&v);
+	fx_buf_add(&v, DEVMIG_STREAM_MAGIC, 8);
 	add_rec(&v, DEVMIG_REC_CONFIG, "abc", 3);
 	expect_refused(v.p, v.len, "record 1 (CONFIG): the stream must begin with a HEADER");
-	vec_free(&v);
-	vec_add(&v, DEVMIG_STREAM_MAGIC, 8);
+	fx_buf_free(&v);
+	fx_buf_add(&v, DEVMIG_STREAM_MAGIC, 8);
 	add_end(&v, 0, 0, 0);
 	expect_refused(v.p, v.len, "record 1 (END): the stream must begin with a HEADER");
-	vec_free(&v);
+	fx_buf_free(&v);
 	/* HEADER twice. */
 	add_header(&v, &good_hdr);
 	add_rec(&v, REC_V1, "abc", 3);
@@ -1394,53 +1344,58 @@ static void record_order(void **state)
 		add_rec(&v, DEVMIG_REC_HEADER, p, hdr_payload(p, &good_hdr));
 	}
 	expect_refused(v.p, v.len, "record 3 (HEADER): a second HEADER record");
-	vec_free(&v);
+	fx_buf_free(&v);
 	/* A body record after CONFIG. */
 	add_header(&v, &good_hdr);
 	add_rec(&v, DEVMIG_REC_CONFIG, "c", 1);
 	add_rec(&v, REC_V1, "abc", 3);
 	expect_refused(v.p, v.len, "record 3 (device type 1): device data after the CONFIG record");
-	vec_free(&v);
+	fx_buf_free(&v);
 	/* CONFIG twice. */
 	add_header(&v, &good_hdr);
 	add_rec(&v, DEVMIG_REC_CONFIG, "c", 1);
 	add_rec(&v, DEVMIG_REC_CONFIG, "c", 1);
 	expect_refused(v.p, v.len, "record 3 (CONFIG): a second CONFIG record");
-	vec_free(&v);
+	fx_buf_free(&v);
 	/* END without CONFIG. */
 	add_header(&v, &good_hdr);
 	add_rec(&v, REC_V1, "abc", 3);
 	add_end(&v, 3, 1, 0);
 	expect_refused(v.p, v.len, "record 3 (END): END before the CONFIG record");
-	vec_free(&v);
+	fx_buf_free(&v);
 	/* No END at all. */
 	add_header(&v, &good_hdr);
 	add_rec(&v, DEVMIG_REC_CONFIG, "c", 1);
 	expect_refused(v.p, v.len, "stream truncated after record 2 (CONFIG): the END record is missing");
-	vec_free(&v);
-	/* Unknown types: format 1's DEVICE, a variant type 0 or beyond 0xffff. */
+	fx_buf_free(&v);
+	/* Unknown types: format 1's DEVICE, format 2's IRQ, a variant type 0 or
+	 * beyond 0xffff. */
 	add_header(&v, &good_hdr);
 	add_rec(&v, 2, "abc", 3);
 	expect_refused(v.p, v.len, "record 2 (type 2): unknown record type");
-	vec_free(&v);
+	fx_buf_free(&v);
+	add_header(&v, &good_hdr);
+	add_rec(&v, 9, "\1\0\0\0\0\0\0\0\0\0\0\0", 12);
+	expect_refused(v.p, v.len, "record 2 (type 9): unknown record type");
+	fx_buf_free(&v);
 	add_header(&v, &good_hdr);
 	add_rec(&v, DEVMIG_REC_VARIANT, "abc", 3);
 	expect_refused(v.p, v.len, "record 2 (type 65536): unknown record type");
-	vec_free(&v);
+	fx_buf_free(&v);
 	add_header(&v, &good_hdr);
 	add_rec(&v, DEVMIG_REC_VARIANT + 0x10000, "abc", 3);
 	expect_refused(v.p, v.len, "record 2 (type 131072): unknown record type");
-	vec_free(&v);
+	fx_buf_free(&v);
 	add_header(&v, &good_hdr);
 	add_rec(&v, 0, "", 0);
 	expect_refused(v.p, v.len, "record 2 (type 0): unknown record type");
-	vec_free(&v);
+	fx_buf_free(&v);
 }
 
 static void end_counts(void **state)
 {
 	(void)state;
-	struct vec v = { 0 };
+	struct fx_buf v = { 0 };
 	static const struct {
 		uint64_t bytes;
 		uint32_t count, zero;
@@ -1459,20 +1414,20 @@ static void end_counts(void **state)
 		add_rec(&v, DEVMIG_REC_CONFIG, "c", 1);
 		add_end(&v, cases[i].bytes, cases[i].count, cases[i].zero);
 		expect_refused(v.p, v.len, cases[i].why);
-		vec_free(&v);
+		fx_buf_free(&v);
 	}
 	/* Wrong END length. */
 	add_header(&v, &good_hdr);
 	add_rec(&v, DEVMIG_REC_CONFIG, "c", 1);
 	add_rec(&v, DEVMIG_REC_END, "0123456789abcdefg", 17);
 	expect_refused(v.p, v.len, "record 3 (END): length 17, expected 16");
-	vec_free(&v);
+	fx_buf_free(&v);
 }
 
 static void header_fields(void **state)
 {
 	(void)state;
-	struct vec v = { 0 };
+	struct fx_buf v = { 0 };
 	struct hdr_fields f;
 	char name65[66];
 
@@ -1483,70 +1438,76 @@ static void header_fields(void **state)
 	f.format = 7;
 	add_header(&v, &f);
 	expect_refused(v.p, v.len,
-		       "record 1 (HEADER): stream format 7 is not supported (this build reads 2)");
-	vec_free(&v);
+		       "record 1 (HEADER): stream format 7 is not supported (this build reads 3)");
+	fx_buf_free(&v);
 	f = good_hdr;
 	f.format = 1; /* format 1: opaque device bytes, not records */
 	add_header(&v, &f);
-	expect_refused(v.p, v.len, "stream format 1 is not supported (this build reads 2)");
-	vec_free(&v);
+	expect_refused(v.p, v.len, "stream format 1 is not supported (this build reads 3)");
+	fx_buf_free(&v);
+	f = good_hdr;
+	f.format = 2; /* format 2: interrupts held apart from config space */
+	add_header(&v, &f);
+	expect_refused(v.p, v.len, "record 1 (HEADER): stream format 2 is not read: it kept "
+				   "interrupts raised while the device was stopped in IRQ records");
+	fx_buf_free(&v);
 	f = good_hdr;
 	f.format = 0;
 	add_header(&v, &f);
-	expect_refused(v.p, v.len, "stream format 0 is not supported (this build reads 2)");
-	vec_free(&v);
+	expect_refused(v.p, v.len, "stream format 0 is not supported (this build reads 3)");
+	fx_buf_free(&v);
 	f = good_hdr;
 	f.reserved = 2;
 	add_header(&v, &f);
 	expect_refused(v.p, v.len, "record 1 (HEADER): reserved field is 0x0002, must be 0");
-	vec_free(&v);
+	fx_buf_free(&v);
 	f = good_hdr;
 	f.flags = 0x100;
 	add_header(&v, &f);
 	expect_refused(v.p, v.len, "record 1 (HEADER): flags are 0x00000100, must be 0");
-	vec_free(&v);
+	fx_buf_free(&v);
 	f = good_hdr;
 	f.name = name65;
 	f.name_len = 65;
 	add_header(&v, &f);
 	expect_refused(v.p, v.len, "record 1 (HEADER): device name length 65 exceeds 64");
-	vec_free(&v);
+	fx_buf_free(&v);
 	f = good_hdr;
 	f.name = "n\0c";
 	add_header(&v, &f);
 	expect_refused(v.p, v.len, "record 1 (HEADER): device name contains a NUL byte");
-	vec_free(&v);
+	fx_buf_free(&v);
 	f = good_hdr;
 	f.version = "\0";
 	f.version_len = 1;
 	add_header(&v, &f);
 	expect_refused(v.p, v.len, "record 1 (HEADER): version contains a NUL byte");
-	vec_free(&v);
+	fx_buf_free(&v);
 	f = good_hdr;
 	f.extra = 1;
 	add_header(&v, &f);
 	expect_refused(v.p, v.len, "record 1 (HEADER): payload is 32 bytes but its fields take 31");
-	vec_free(&v);
+	fx_buf_free(&v);
 	/* name_len pointing past the payload. */
 	{
 		uint8_t p[300];
 		uint32_t len = hdr_payload(p, &good_hdr);
 
 		p[24] = 40;
-		vec_add(&v, DEVMIG_STREAM_MAGIC, 8);
+		fx_buf_add(&v, DEVMIG_STREAM_MAGIC, 8);
 		add_rec(&v, DEVMIG_REC_HEADER, p, len);
 		expect_refused(v.p, v.len, "record 1 (HEADER): device name overruns the 31-byte payload");
-		vec_free(&v);
+		fx_buf_free(&v);
 		len = hdr_payload(p, &good_hdr);
 		p[28] = 200; /* version_len */
-		vec_add(&v, DEVMIG_STREAM_MAGIC, 8);
+		fx_buf_add(&v, DEVMIG_STREAM_MAGIC, 8);
 		add_rec(&v, DEVMIG_REC_HEADER, p, len);
 		expect_refused(v.p, v.len, "record 1 (HEADER): version length 200 exceeds 128");
-		vec_free(&v);
-		vec_add(&v, DEVMIG_STREAM_MAGIC, 8);
+		fx_buf_free(&v);
+		fx_buf_add(&v, DEVMIG_STREAM_MAGIC, 8);
 		add_rec(&v, DEVMIG_REC_HEADER, p, 25);
 		expect_refused(v.p, v.len, "record 1 (HEADER): length 25 is outside the valid 26..218");
-		vec_free(&v);
+		fx_buf_free(&v);
 	}
 	/* Bad magic, at the first differing byte. */
 	add_header(&v, &good_hdr);
@@ -1561,7 +1522,7 @@ static void header_fields(void **state)
 		assert_int_equal(devmig_stream_reader_total(r), 3);
 		devmig_stream_reader_free(r);
 	}
-	vec_free(&v);
+	fx_buf_free(&v);
 }
 
 /* An oversized length is refused from the record header, before any buffering. */
@@ -1571,7 +1532,7 @@ static void oversized_record(void **state)
 	static const uint32_t lens[] = { DEVMIG_STREAM_MAX_RECORD + 1, 0x7fffffffu, 0xffffffffu };
 
 	for (size_t i = 0; i < 3; i++) {
-		struct vec v = { 0 };
+		struct fx_buf v = { 0 };
 		struct sink k = { 0 };
 		struct devmig_stream_sink ops = sink_ops(&k);
 		struct devmig_stream_reader *r = devmig_stream_reader_new(&ops);
@@ -1590,7 +1551,7 @@ static void oversized_record(void **state)
 		assert_int_equal(devmig_stream_reader_buffer_size(r), 0);
 		devmig_stream_reader_free(r);
 		sink_free(&k);
-		vec_free(&v);
+		fx_buf_free(&v);
 	}
 }
 
@@ -1598,7 +1559,7 @@ static void oversized_record(void **state)
 static void max_record(void **state)
 {
 	(void)state;
-	struct vec v = { 0 };
+	struct fx_buf v = { 0 };
 	uint8_t *big = calloc(1, DEVMIG_STREAM_MAX_RECORD);
 	struct sink k = { 0 };
 	struct devmig_stream_sink ops = sink_ops(&k);
@@ -1632,7 +1593,7 @@ static void max_record(void **state)
 	assert_int_equal(k.dev.p[5 + 12345], 7);
 	devmig_stream_reader_free(r);
 	sink_free(&k);
-	vec_free(&v);
+	fx_buf_free(&v);
 	free(big);
 }
 
@@ -1640,7 +1601,7 @@ static void data_after_end(void **state)
 {
 	(void)state;
 	uint8_t data[3000], cfg[40];
-	struct vec st = { 0 };
+	struct fx_buf st = { 0 };
 
 	small_stream(&st, data, sizeof(data), cfg, sizeof(cfg));
 	size_t len = st.len;
@@ -1660,7 +1621,7 @@ static void data_after_end(void **state)
 	snprintf(want, sizeof(want), "unexpected data after record %zu (END), which ends the stream",
 		 nrec);
 	/* Extra byte in the same write, and in a later write. */
-	vec_add(&st, "\0", 1);
+	fx_buf_add(&st, "\0", 1);
 	expect_refused(st.p, st.len, want);
 
 	struct sink k = { 0 };
@@ -1681,10 +1642,10 @@ static void data_after_end(void **state)
 	assert_non_null(copy);
 	memcpy(copy, st.p, len);
 	st.len = len;
-	vec_add(&st, copy, len);
+	fx_buf_add(&st, copy, len);
 	free(copy);
 	expect_refused(st.p, st.len, "after record");
-	vec_free(&st);
+	fx_buf_free(&st);
 }
 
 /*
@@ -1706,7 +1667,7 @@ static void fuzz_seeds(void **state)
 		uint64_t rng = 1000 + i;
 		uint8_t *data = malloc(seeds[i].n + 1);
 		uint8_t cfg[256];
-		struct vec st = { 0 };
+		struct fx_buf st = { 0 };
 		char path[4096], why[512];
 		struct sink k = { 0 };
 
@@ -1729,7 +1690,7 @@ static void fuzz_seeds(void **state)
 			assert_int_equal(fwrite(st.p, 1, st.len, fp), st.len);
 			assert_int_equal(fclose(fp), 0);
 		}
-		vec_free(&st);
+		fx_buf_free(&st);
 		free(data);
 	}
 }

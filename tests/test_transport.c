@@ -22,17 +22,11 @@
 #include <stddef.h>
 #include <cmocka.h>
 
+#include "fixture.h"
 #include "tls_test_util.h"
 #include "transport.h"
 
-static char dir[64];
-
-static uint64_t now_ms(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
-}
+static char dir[FX_PATH_MAX];
 
 static void pair(int sv[2])
 {
@@ -73,9 +67,9 @@ static void a_frame_deadline_does_not_restart_on_partial_writes(void **state)
 	uint8_t *frame = calloc(1, len);
 	assert_non_null(frame);
 
-	uint64_t t0 = now_ms();
+	uint64_t t0 = fx_now_ms();
 	int rc = devmig_transport_send(t, frame, len);
-	uint64_t took = now_ms() - t0;
+	uint64_t took = fx_now_ms() - t0;
 	assert_int_equal(rc, -ETIMEDOUT);
 	/* One second for the whole frame, however many pieces went. */
 	if (took < 1000 || took > 2500)
@@ -98,9 +92,9 @@ static void a_silent_peer_times_out_a_receive(void **state)
 	pair(sv);
 	struct devmig_transport *t = devmig_transport_plain(sv[0], 300);
 	char buf[16];
-	uint64_t t0 = now_ms();
+	uint64_t t0 = fx_now_ms();
 	assert_int_equal(devmig_transport_recv(t, buf, sizeof(buf)), -ETIMEDOUT);
-	uint64_t took = now_ms() - t0;
+	uint64_t took = fx_now_ms() - t0;
 	assert_true(took >= 300 && took < 2000);
 	/* Data then the end. */
 	assert_int_equal(send(sv[1], "abc", 3, 0), 3);
@@ -216,9 +210,9 @@ static void a_silent_peer_times_out_the_handshake(void **state)
 	struct devmig_tls_creds *s = creds(&c, true);
 	int sv[2];
 	pair(sv);
-	uint64_t t0 = now_ms();
+	uint64_t t0 = fx_now_ms();
 	assert_null(devmig_transport_tls(sv[0], s, 5000, err, sizeof(err)));
-	uint64_t took = now_ms() - t0;
+	uint64_t took = fx_now_ms() - t0;
 	assert_non_null(strstr(err, "no TLS handshake within 300 ms"));
 	assert_true(took >= 300 && took < 2000);
 	close(sv[0]);
@@ -320,16 +314,15 @@ static void psk_files_are_read_strictly(void **state)
 static int setup(void **state)
 {
 	(void)state;
-	snprintf(dir, sizeof(dir), "/tmp/devmig-tr-XXXXXX");
-	return mkdtemp(dir) ? 0 : -1;
+	fx_tmpdir(dir, "tr");
+	return 0;
 }
 
 static int teardown(void **state)
 {
 	(void)state;
-	char cmd[128];
-	snprintf(cmd, sizeof(cmd), "rm -rf '%s'", dir);
-	return system(cmd) ? -1 : 0;
+	fx_rmdir(dir);
+	return 0;
 }
 
 int main(void)

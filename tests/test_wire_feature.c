@@ -3,8 +3,10 @@
  * DEVICE_FEATURE (lib/wire_feature.c): every feature's GET/SET/PROBE
  * request and reply, typed and raw encoding, and every refusal.
  */
+#include <errno.h>
 #include <stdio.h>
 
+#include "devmig/migration.h"
 #include "wire_test_util.h"
 
 #define FEAT(op, idx) (DEVMIG_FEATURE_##op | (idx))
@@ -18,6 +20,12 @@
 #define REPORT DEVMIG_FEATURE_DMA_LOGGING_REPORT
 #define DATA_SIZE DEVMIG_FEATURE_MIG_DATA_SIZE
 #define PRECOPY DEVMIG_FEATURE_PRECOPY_INFO
+#define DEADLINE DEVMIG_FEATURE_MIG_STATE_DEADLINE
+#define ESTIMATES DEVMIG_FEATURE_ARC_ESTIMATES
+#define DIRTY DEVMIG_FEATURE_DIRTY_RATE
+#define DL_LEN sizeof(struct devmig_feature_mig_deadline)
+#define EST_LEN sizeof(struct devmig_feature_arc_estimates)
+#define DR_LEN sizeof(struct devmig_feature_dirty_rate)
 
 #define FU (m->u.feature.u)
 #define FF (m->u.feature.f)
@@ -199,6 +207,81 @@ static void b_compat_rep(struct fx *f)
 	f->m.u.feature.u.compat.caps = 7;
 }
 
+/* The deadline extension: a state change within 290 ms, its outcome, the estimates. */
+static void b_deadline_req(struct fx *f)
+{
+	feat(f, false, SET | DEADLINE, 8 + DL_LEN); /* room for the outcome */
+	f->m.u.feature.u.deadline.device_state = DEVMIG_STATE_STOP_COPY;
+	f->m.u.feature.u.deadline.deadline_ns = 290000000;
+}
+
+static void b_deadline_rep(struct fx *f)
+{
+	feat(f, true, SET | DEADLINE, 8 + DL_LEN);
+	f->m.u.feature.u.deadline = (struct devmig_feature_mig_deadline){
+		.device_state = DEVMIG_STATE_STOP_COPY, .flags = DEVMIG_DEADLINE_OVERRUN,
+		.deadline_ns = 290000000, .estimate_ns = 120000000, .elapsed_ns = 300000000,
+		.overrun_ns = 10000000,
+	};
+}
+
+static void b_deadline_refused_rep(struct fx *f)
+{
+	b_deadline_rep(f);
+	f->m.u.feature.u.deadline.device_state = DEVMIG_STATE_PRE_COPY;
+	f->m.u.feature.u.deadline.flags = DEVMIG_DEADLINE_REFUSED | DEVMIG_DEADLINE_PARTIAL;
+	f->m.u.feature.u.deadline.overrun_ns = 0;
+}
+
+static void b_estimates_req(struct fx *f)
+{
+	feat(f, false, GET | ESTIMATES, 8 + EST_LEN);
+}
+
+static void b_estimates_rep(struct fx *f)
+{
+	struct devmig_feature_arc_estimates *e = &f->m.u.feature.u.estimates;
+
+	feat(f, true, GET | ESTIMATES, 8 + EST_LEN);
+	e->rate = 1u << 30;
+	e->stop_copy_bytes = 1u << 24;
+	e->narcs = 2;
+	e->arcs[0] = (struct devmig_arc_estimate){ .from = DEVMIG_STATE_PRE_COPY,
+						   .to = DEVMIG_STATE_PRE_COPY_P2P, .ns = 1000000 };
+	e->arcs[1] = (struct devmig_arc_estimate){ .from = DEVMIG_STATE_PRE_COPY_P2P,
+						   .to = DEVMIG_STATE_STOP_COPY, .ns = 16000000,
+						   .flags = DEVMIG_DEADLINE_PARTIAL };
+	e->last_state = DEVMIG_STATE_STOP_COPY;
+	e->last_flags = DEVMIG_DEADLINE_DRAINED;
+	e->last_deadline_ns = 290000000;
+}
+
+static void b_dirty_set_req(struct fx *f)
+{
+	feat(f, false, SET | DIRTY, 16);
+	f->m.u.feature.u.dirty_rate.cap = 20u << 20;
+}
+
+static void b_dirty_set_rep(struct fx *f)
+{
+	b_dirty_set_req(f);
+	f->m.hdr.flags = DEVMIG_HDR_TYPE_REPLY;
+}
+
+static void b_dirty_get_req(struct fx *f)
+{
+	feat(f, false, GET | DIRTY, 8 + DR_LEN);
+}
+
+static void b_dirty_get_rep(struct fx *f)
+{
+	feat(f, true, GET | DIRTY, 8 + DR_LEN);
+	f->m.u.feature.u.dirty_rate = (struct devmig_feature_dirty_rate){
+		.cap = 20u << 20, .measured = 19u << 20, .throttled_ns = 5000000000ull,
+		.flags = DEVMIG_DIRTY_RATE_ACTIVE,
+	};
+}
+
 static void b_probe_req(struct fx *f)
 {
 	feat(f, false, PROBE | GET | SET | STATE, 8);
@@ -244,6 +327,15 @@ static void b_probe_start_with_data(struct fx *f)
 	X(mig_status_req)       \
 	X(mig_status_rep)       \
 	X(compat_rep)           \
+	X(deadline_req)         \
+	X(deadline_rep)         \
+	X(deadline_refused_rep) \
+	X(estimates_req)        \
+	X(estimates_rep)        \
+	X(dirty_set_req)        \
+	X(dirty_set_rep)        \
+	X(dirty_get_req)        \
+	X(dirty_get_rep)        \
 	X(probe_req)            \
 	X(probe_rep)            \
 	X(probe_only_req)       \
@@ -315,6 +407,30 @@ BASES(DEF_RT)
 	X(set_state_without_data_is_refused, b_set_state_req, SHORT, f->adjust = -8)             \
 	X(set_state_8_is_refused, b_set_state_req, STATE, FU.mig_state.device_state = 8)         \
 	X(set_state_huge_is_refused, b_set_state_req, STATE, FU.mig_state.device_state = UINT32_MAX) \
+	/* the deadline extension */                                                            \
+	X(deadline_req_below_16_is_refused, b_deadline_req, SHORT, f->adjust = -1) \
+	X(deadline_req_flags_are_refused, b_deadline_req, FIELD, FU.deadline.flags = 1)          \
+	X(deadline_req_state_8_is_refused, b_deadline_req, STATE, FU.deadline.device_state = 8)  \
+	X(deadline_get_is_refused, b_deadline_req, FEATURE_OP, FF.flags = GET | DEADLINE)        \
+	X(deadline_rep_short_is_refused, b_deadline_rep, SHORT, f->adjust = -1)                  \
+	X(deadline_rep_unknown_flag_is_refused, b_deadline_rep, FIELD, FU.deadline.flags = 1u << 5) \
+	X(deadline_rep_state_8_is_refused, b_deadline_rep, STATE, FU.deadline.device_state = 8)  \
+	X(estimates_set_is_refused, b_estimates_req, FEATURE_OP, FF.flags = SET | ESTIMATES)     \
+	X(estimates_argsz_below_reply_is_refused, b_estimates_req, ARGSZ, FF.argsz = 8 + EST_LEN - 1) \
+	X(estimates_rep_short_is_refused, b_estimates_rep, SHORT, f->adjust = -1)                \
+	X(estimates_rep_too_many_arcs_is_refused, b_estimates_rep, FIELD, FU.estimates.narcs = DEVMIG_ARC_EST_MAX + 1) \
+	X(estimates_rep_reserved_is_refused, b_estimates_rep, FIELD, FU.estimates.reserved = 1) \
+	X(estimates_rep_arc_state_8_is_refused, b_estimates_rep, FIELD, FU.estimates.arcs[1].to = 8) \
+	X(estimates_rep_arc_flag_is_refused, b_estimates_rep, FIELD, FU.estimates.arcs[0].flags = 2) \
+	X(estimates_rep_arc_reserved_is_refused, b_estimates_rep, FIELD, FU.estimates.arcs[0].reserved = 1) \
+	X(estimates_rep_last_state_8_is_refused, b_estimates_rep, FIELD, FU.estimates.last_state = 8) \
+	X(estimates_rep_last_flag_is_refused, b_estimates_rep, FIELD, FU.estimates.last_flags = 1u << 5) \
+	/* the dirty_rate extension */                                                          \
+	X(dirty_set_short_is_refused, b_dirty_set_req, SHORT, FF.argsz = 15; f->adjust = -1)     \
+	X(dirty_get_argsz_below_reply_is_refused, b_dirty_get_req, ARGSZ, FF.argsz = 8 + DR_LEN - 1) \
+	X(dirty_get_rep_short_is_refused, b_dirty_get_rep, SHORT, f->adjust = -1)                \
+	X(dirty_get_rep_flag_is_refused, b_dirty_get_rep, FIELD, FU.dirty_rate.flags = 2)        \
+	X(dirty_get_rep_reserved_is_refused, b_dirty_get_rep, FIELD, FU.dirty_rate.reserved = 1) \
 	/* SET DMA_LOGGING_START */                                                             \
 	X(log_start_data_below_16_is_refused, b_log_start_req_all, SHORT, f->adjust = -1)        \
 	X(log_start_reserved_nonzero_is_refused, b_log_start_req, FIELD, FU.log_start.ctl.reserved = 1) \
@@ -863,9 +979,114 @@ static void encode_probe_ignores_typed_members(void **state)
 	free(f);
 }
 
+/* ---- the deadline extension's refusal: an error reply with a payload ---- */
+
+/* The bytes of base's message as an error reply with errno e (payload kept). */
+static uint8_t *as_error_reply(base_fn base, int e, size_t *len)
+{
+	struct fx *f = fx_new(base);
+	uint8_t *b = encode_exact(&f->m, len);
+	struct devmig_hdr h;
+
+	memcpy(&h, b, sizeof(h));
+	h.flags |= DEVMIG_HDR_ERROR;
+	h.error_no = (uint32_t)e;
+	memcpy(b, &h, sizeof(h));
+	free(f);
+	return b;
+}
+
+static void deadline_refusal_payload_is_decoded_from_the_error_reply(void **state)
+{
+	struct devmig_msg d;
+	uint8_t *keep;
+	size_t len;
+	uint8_t *b = as_error_reply(b_deadline_refused_rep, ETIME, &len);
+
+	(void)state;
+	assert_int_equal(decode_exact(b, len, 0, NULL, &d, &keep), W(OK));
+	assert_true(d.hdr.flags & DEVMIG_HDR_ERROR);
+	assert_int_equal(d.hdr.error_no, ETIME);
+	assert_int_equal(d.u.feature.index, DEADLINE);
+	assert_int_equal(d.u.feature.u.deadline.device_state, DEVMIG_STATE_PRE_COPY);
+	assert_int_equal(d.u.feature.u.deadline.flags,
+			 DEVMIG_DEADLINE_REFUSED | DEVMIG_DEADLINE_PARTIAL);
+	assert_int_equal(d.u.feature.u.deadline.estimate_ns, 120000000);
+	assert_int_equal(d.u.feature.data_len, DL_LEN);
+	free(keep);
+	free(b);
+}
+
+static void other_error_payloads_are_ignored(void **state)
+{
+	struct devmig_msg d;
+	uint8_t *keep;
+	size_t len;
+	(void)state;
+	/* libvfio-user's echo of a refused SET MIG_DEVICE_STATE: not decoded. */
+	uint8_t *b = as_error_reply(b_set_state_rep, 22, &len);
+	assert_int_equal(decode_exact(b, len, 0, NULL, &d, &keep), W(OK));
+	assert_int_equal(d.hdr.error_no, 22);
+	assert_int_equal(d.u.feature.index, 0);
+	assert_null(d.u.feature.data);
+	free(keep);
+	free(b);
+	/* A deadline outcome cut short, or with a bad state: ignored, the errno stands. */
+	b = as_error_reply(b_deadline_refused_rep, ETIME, &len);
+	assert_int_equal(decode_exact(b, len - 1, 0, NULL, &d, &keep), W(E_MSG_SIZE));
+	free(keep);
+	struct devmig_hdr h;
+	memcpy(&h, b, sizeof(h));
+	h.msg_size -= 1;
+	memcpy(b, &h, sizeof(h));
+	assert_int_equal(decode_exact(b, len - 1, 0, NULL, &d, &keep), W(OK));
+	assert_int_equal(d.hdr.error_no, ETIME);
+	assert_null(d.u.feature.data);
+	assert_int_equal(d.u.feature.u.deadline.estimate_ns, 0);
+	free(keep);
+	h.msg_size += 1;
+	memcpy(b, &h, sizeof(h));
+	b[DEVMIG_HDR_SIZE + 8] = 9; /* device_state 9 */
+	assert_int_equal(decode_exact(b, len, 0, NULL, &d, &keep), W(OK));
+	assert_null(d.u.feature.data);
+	free(keep);
+	/* Not a SET of the deadline feature (a GET's flags): ignored too. */
+	b[DEVMIG_HDR_SIZE + 8] = DEVMIG_STATE_PRE_COPY;
+	uint32_t fl = DEVMIG_FEATURE_GET | DEVMIG_FEATURE_ARC_ESTIMATES;
+	memcpy(b + DEVMIG_HDR_SIZE + 4, &fl, 4);
+	assert_int_equal(decode_exact(b, len, 0, NULL, &d, &keep), W(OK));
+	assert_null(d.u.feature.data);
+	free(keep);
+	free(b);
+}
+
+static void deadline_request_beyond_16_bytes_is_ignored(void **state)
+{
+	struct devmig_msg d;
+	uint8_t *keep;
+	struct devmig_feature_mig_deadline dl = {
+		.device_state = DEVMIG_STATE_STOP, .deadline_ns = 5, .estimate_ns = 77,
+		.overrun_ns = 88,
+	};
+	struct fx *f = fx_new(b_deadline_req);
+
+	(void)state;
+	raw(f, &dl, sizeof(dl)); /* a client sending the whole struct */
+	assert_int_equal(fx_decode(f, &d, &keep), W(OK));
+	assert_int_equal(d.u.feature.u.deadline.device_state, DEVMIG_STATE_STOP);
+	assert_int_equal(d.u.feature.u.deadline.deadline_ns, 5);
+	assert_int_equal(d.u.feature.u.deadline.estimate_ns, 0);
+	assert_int_equal(d.u.feature.u.deadline.overrun_ns, 0);
+	free(keep);
+	free(f);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(deadline_refusal_payload_is_decoded_from_the_error_reply),
+		cmocka_unit_test(other_error_payloads_are_ignored),
+		cmocka_unit_test(deadline_request_beyond_16_bytes_is_ignored),
 		BASES(ENT_RT)
 		REJECTS(REJECT_ENTRY)
 		LIBERAL_TESTS(LIBERAL_ENTRY)

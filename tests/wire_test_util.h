@@ -195,12 +195,20 @@ static inline size_t feature_typed_len(uint32_t flags, bool reply)
 			return 0;
 		if (index == DEVMIG_FEATURE_PRECOPY_INFO)
 			return 16;
+		if (index == DEVMIG_FEATURE_ARC_ESTIMATES)
+			return sizeof(struct devmig_feature_arc_estimates);
+		if (index == DEVMIG_FEATURE_DIRTY_RATE)
+			return sizeof(struct devmig_feature_dirty_rate);
 		return 8;
 	}
 	if (index == DEVMIG_FEATURE_MIG_DEVICE_STATE)
 		return 8;
 	if (index == DEVMIG_FEATURE_DMA_LOGGING_START)
 		return 16;
+	if (index == DEVMIG_FEATURE_MIG_STATE_DEADLINE)
+		return reply ? sizeof(struct devmig_feature_mig_deadline) : DEVMIG_MIG_DEADLINE_REQ_LEN;
+	if (index == DEVMIG_FEATURE_DIRTY_RATE)
+		return 8;
 	return 0;
 }
 
@@ -242,6 +250,18 @@ static inline void assert_feature_equal(const struct devmig_msg *a, const struct
 		break;
 	case DEVMIG_FEATURE_COMPAT:
 		assert_memory_equal(&x->u.compat, &y->u.compat, sizeof(x->u.compat));
+		break;
+	case DEVMIG_FEATURE_MIG_STATE_DEADLINE:
+		/* A request carries its first 16 bytes, a reply all of it. */
+		assert_memory_equal(&x->u.deadline, &y->u.deadline,
+				    feature_typed_len(x->f.flags, reply));
+		break;
+	case DEVMIG_FEATURE_ARC_ESTIMATES:
+		assert_memory_equal(&x->u.estimates, &y->u.estimates, sizeof(x->u.estimates));
+		break;
+	case DEVMIG_FEATURE_DIRTY_RATE:
+		assert_memory_equal(&x->u.dirty_rate, &y->u.dirty_rate,
+				    feature_typed_len(x->f.flags, reply));
 		break;
 	case DEVMIG_FEATURE_DMA_LOGGING_START:
 		assert_memory_equal(&x->u.log_start.ctl, &y->u.log_start.ctl,

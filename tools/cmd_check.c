@@ -11,7 +11,8 @@
 #include <unistd.h>
 
 #include "cli.h"
-#include "cli_util.h"
+#include "cli_devices.h"
+#include "cli_format.h"
 #include "devmig/check.h"
 
 #define MAX_WRITES 32u
@@ -166,7 +167,18 @@ static bool parse_seconds(const char *s, unsigned *out)
 	return true;
 }
 
-int devmig_cmd_check(int argc, char **argv)
+/* What the command line asked for. */
+struct check_opts {
+	char *paths[2];
+	unsigned npaths, timeout_s, step_s;
+	struct devmig_check_write writes[MAX_WRITES];
+	struct devmig_check_range ignore[MAX_IGNORE];
+	struct devmig_check_config cfg;
+	bool json;
+};
+
+/* 0 to run, -1 after --help, else the exit status of a usage error (said). */
+static int check_parse(int argc, char **argv, struct check_opts *co)
 {
 	static const struct option opts[] = {
 		{ "socket", required_argument, NULL, 's' },
@@ -183,67 +195,67 @@ int devmig_cmd_check(int argc, char **argv)
 		{ "help", no_argument, NULL, 'h' },
 		{ 0 },
 	};
-	char *paths[2];
-	unsigned npaths = 0, timeout_s = DEFAULT_TIMEOUT_S, step_s = 60;
-	struct devmig_check_write writes[MAX_WRITES];
-	struct devmig_check_range ignore[MAX_IGNORE];
-	struct devmig_check_config cfg = { 0 };
-	struct out out = { 0 };
+	struct devmig_check_config *cfg = &co->cfg;
 	bool have_seed = false;
 	uint64_t v;
 	int o;
+
+	memset(co, 0, sizeof(*co));
+	co->timeout_s = DEFAULT_TIMEOUT_S;
+	co->step_s = 60;
 
 	while ((o = getopt_long(argc, argv, "s:V:jh", opts, NULL)) != -1) {
 		switch (o) {
 		case 's':
 		case 'V':
-			if (npaths == 2) {
+			if (co->npaths == 2) {
 				fprintf(stderr, "devmig check: at most two devices (A and B)\n");
 				return 2;
 			}
-			paths[npaths] = o == 'V' ? (char *)cli_vfio_arg("check", optarg) : optarg;
-			if (!paths[npaths++])
+			co->paths[co->npaths] = o == 'V' ? (char *)cli_vfio_arg("check", optarg)
+							 : optarg;
+			if (!co->paths[co->npaths++])
 				return 2;
 			break;
-		case 'j': out.json = true; break;
+		case 'j': co->json = true; break;
 		case 'S':
-			if (!cli_parse_u64(optarg, 0, UINT64_MAX, &cfg.seed)) {
+			if (!cli_parse_u64(optarg, 0, UINT64_MAX, &cfg->seed)) {
 				fprintf(stderr, "devmig check: --seed takes a decimal number\n");
 				return 2;
 			}
 			have_seed = true;
 			break;
 		case 'w':
-			if (cfg.nwrites == MAX_WRITES || !parse_write(optarg, &writes[cfg.nwrites])) {
+			if (cfg->nwrites == MAX_WRITES || !parse_write(optarg, &co->writes[cfg->nwrites])) {
 				fprintf(stderr, "devmig check: --write %s: want REGION:OFFSET=VALUE[/WIDTH] "
 						"(e.g. bar0:0x8=0x1234/4), at most %u\n", optarg, MAX_WRITES);
 				return 2;
 			}
-			cfg.nwrites++;
+			cfg->nwrites++;
 			break;
 		case 'i':
-			if (cfg.nignore == MAX_IGNORE || !parse_ignore(optarg, &ignore[cfg.nignore])) {
+			if (cfg->nignore == MAX_IGNORE || !parse_ignore(optarg, &co->ignore[cfg->nignore])) {
 				fprintf(stderr, "devmig check: --ignore %s: want REGION:OFFSET+LENGTH "
 						"(e.g. bar0:0x40+8), at most %u\n", optarg, MAX_IGNORE);
 				return 2;
 			}
-			cfg.nignore++;
+			cfg->nignore++;
 			break;
-		case 'o': cfg.only = optarg; break;
+		case 'o': cfg->only = optarg; break;
 		case 't':
-			if (!parse_seconds(optarg, &timeout_s)) {
+			if (!parse_seconds(optarg, &co->timeout_s)) {
 				fprintf(stderr, "devmig check: --timeout takes 1..3600 seconds\n");
 				return 2;
 			}
 			break;
 		case 'T':
-			if (!parse_seconds(optarg, &step_s)) {
+			if (!parse_seconds(optarg, &co->step_s)) {
 				fprintf(stderr, "devmig check: --step-timeout takes 1..3600 seconds\n");
 				return 2;
 			}
 			break;
 		case 'm':
-			if (!cli_parse_u64(optarg, 1, UINT64_MAX, &cfg.max_stream_bytes)) {
+			if (!cli_parse_u64(optarg, 1, UINT64_MAX, &cfg->max_stream_bytes)) {
 				fprintf(stderr, "devmig check: --max-stream takes a number of bytes\n");
 				return 2;
 			}
@@ -253,73 +265,90 @@ int devmig_cmd_check(int argc, char **argv)
 				fprintf(stderr, "devmig check: --compare-limit takes 1..1073741824 bytes\n");
 				return 2;
 			}
-			cfg.compare_limit = v;
+			cfg->compare_limit = v;
 			break;
-		case 'h': check_usage(stdout); return 0;
+		case 'h': check_usage(stdout); return -1;
 		default: return 2;
 		}
 	}
-	if (optind < argc) {
-		fprintf(stderr, "devmig check: unexpected argument '%s'\n", argv[optind]);
+	if (!cli_no_more_args("check", argc, argv))
 		return 2;
-	}
-	if (!npaths) {
+	if (!co->npaths) {
 		fprintf(stderr, "devmig check: --socket or --vfio is required (devmig check --help)\n");
 		return 2;
 	}
-	if (!cli_distinct_paths("check", paths, npaths, NULL, 0))
+	if (!cli_distinct_paths("check", co->paths, co->npaths, NULL, 0))
 		return 2;
 	if (!have_seed) {
 		struct timespec ts;
 		clock_gettime(CLOCK_REALTIME, &ts);
-		cfg.seed = ((uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec) ^
-			   ((uint64_t)getpid() << 32);
+		cfg->seed = ((uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec) ^
+			    ((uint64_t)getpid() << 32);
 	}
-	cli_ignore_sigpipe();
+	cfg->writes = co->writes;
+	cfg->ignore = co->ignore;
+	cfg->step_timeout_ms = co->step_s * 1000;
+	return 0;
+}
 
-	struct devmig_client *c[2] = { NULL, NULL };
-	struct devmig_client_config ccfg = { .timeout_ms = (int)timeout_s * 1000 };
-	for (unsigned i = 0; i < npaths; i++) {
-		char err[512];
-		c[i] = devmig_client_open(paths[i], &ccfg, err, sizeof(err));
-		if (!c[i]) {
-			fprintf(stderr, "devmig check: %s\n", err);
-			devmig_client_close(c[0]);
-			return 1;
-		}
-	}
-	cfg.writes = writes;
-	cfg.ignore = ignore;
-	cfg.step_timeout_ms = step_s * 1000;
-	cfg.result = print_result;
-	cfg.opaque = &out;
-	if (out.json)
-		out.checks = json_object_new_array();
+/*
+ * Open the devices and run every check, each result printed as it comes
+ * (out). 0 with sum filled, or 1 (said) when the checker could not run.
+ */
+static int check_run(struct check_opts *co, struct out *out, struct devmig_check_summary *sum)
+{
+	struct devmig_client **c = cli_connect_all("check", co->paths, co->npaths, co->timeout_s);
+
+	if (!c)
+		return 1;
+	co->cfg.result = print_result;
+	co->cfg.opaque = out;
+	out->json = co->json;
+	if (out->json)
+		out->checks = json_object_new_array();
 	else
-		printf("devmig check: A %s, B %s, seed %" PRIu64 "\n", paths[0],
-		       npaths > 1 ? paths[1] : "(none: round trips into A)", cfg.seed);
-
-	struct devmig_check_summary sum;
-	int rc = devmig_check_run(c[0], c[1], &cfg, &sum);
-	devmig_client_close(c[0]);
-	devmig_client_close(c[1]);
+		printf("devmig check: A %s, B %s, seed %" PRIu64 "\n", co->paths[0],
+		       co->npaths > 1 ? co->paths[1] : "(none: round trips into A)", co->cfg.seed);
+	int rc = devmig_check_run(c[0], co->npaths > 1 ? c[1] : NULL, &co->cfg, sum);
+	cli_close_all(c, co->npaths);
 	if (rc) {
 		fprintf(stderr, "devmig check: %s\n", strerror(-rc));
-		json_object_put(out.checks);
+		json_object_put(out->checks);
 		return 1;
 	}
-	if (out.json) {
-		json_object *j = json_object_new_object();
-		json_object_object_add(j, "a", json_object_new_string(paths[0]));
-		json_object_object_add(j, "b", npaths > 1 ? json_object_new_string(paths[1]) : NULL);
-		json_object_object_add(j, "seed", json_object_new_uint64(cfg.seed));
-		json_object_object_add(j, "checks", out.checks);
-		json_object_object_add(j, "passed", json_object_new_int((int)sum.passed));
-		json_object_object_add(j, "failed", json_object_new_int((int)sum.failed));
-		json_object_object_add(j, "skipped", json_object_new_int((int)sum.skipped));
-		cli_print_json(j);
-	} else {
-		printf("%u passed, %u failed, %u skipped\n", sum.passed, sum.failed, sum.skipped);
+	return 0;
+}
+
+static void check_print(const struct check_opts *co, struct out *out,
+			const struct devmig_check_summary *sum)
+{
+	if (!co->json) {
+		printf("%u passed, %u failed, %u skipped\n", sum->passed, sum->failed, sum->skipped);
+		return;
 	}
+	json_object *j = json_object_new_object();
+	json_object_object_add(j, "a", json_object_new_string(co->paths[0]));
+	json_object_object_add(j, "b", co->npaths > 1 ? json_object_new_string(co->paths[1]) : NULL);
+	json_object_object_add(j, "seed", json_object_new_uint64(co->cfg.seed));
+	json_object_object_add(j, "checks", out->checks);
+	json_object_object_add(j, "passed", json_object_new_int((int)sum->passed));
+	json_object_object_add(j, "failed", json_object_new_int((int)sum->failed));
+	json_object_object_add(j, "skipped", json_object_new_int((int)sum->skipped));
+	cli_print_json(j);
+}
+
+int devmig_cmd_check(int argc, char **argv)
+{
+	struct check_opts co;
+	struct out out = { 0 };
+	struct devmig_check_summary sum;
+	int rc = check_parse(argc, argv, &co);
+
+	if (rc)
+		return rc < 0 ? 0 : rc;
+	rc = check_run(&co, &out, &sum);
+	if (rc)
+		return rc;
+	check_print(&co, &out, &sum);
 	return sum.failed ? 1 : 0;
 }

@@ -14,6 +14,7 @@
 #include <sys/stat.h>
 
 #include "cli.h"
+#include "cli_format.h"
 #include "devmig/client.h"
 #include "devmig/compat.h"
 
@@ -95,13 +96,37 @@ static const char *side_name(const struct side *sd, char *buf, size_t len)
 	return buf;
 }
 
-static int pair(const char *source, const char *fp, const char *target, bool json)
-{
-	struct side src = { .state = NULL }, dst;
-	bool know_fp = true, src_socket = is_socket(source) || devmig_addr_is_vfio(source);
+/* What the command line asked for. */
+struct compat_opts {
+	const char *source, *target, *fp;
+	bool json, fleet;
+	char **files;       /* --fleet: the reports */
+	int nfiles;
+};
 
+/* One pair's verdict. */
+struct pair_result {
+	struct side src, dst;
+	bool know_fp;       /* the source's fingerprint is known */
+	const char *how;    /* "compat" or "pci_identity" */
+	int rc;             /* 0: compatible */
+	char why[300];
+};
+
+/*
+ * Read both sides and judge. 0 with res filled, or the exit status (2) of
+ * an error (said).
+ */
+static int pair_run(const struct compat_opts *co, struct pair_result *res)
+{
+	const char *source = co->source, *target = co->target, *fp = co->fp;
+	bool src_socket = is_socket(source) || devmig_addr_is_vfio(source);
+	int rc;
+
+	memset(res, 0, sizeof(*res));
+	res->know_fp = true;
 	if (src_socket) {
-		int rc = read_side(source, &src);
+		rc = read_side(source, &res->src);
 		if (rc)
 			return rc;
 	} else if (strchr(source, '/')) {
@@ -109,70 +134,75 @@ static int pair(const char *source, const char *fp, const char *target, bool jso
 		fprintf(stderr, "devmig compat: no device socket at %s\n", source);
 		return 2;
 	} else {
-		snprintf(src.ci.version, sizeof(src.ci.version), "%s", source);
-		src.has_compat = true;
-		know_fp = fp != NULL;
-		if (fp && !parse_fingerprint(fp, &src.ci.config_fingerprint)) {
+		snprintf(res->src.ci.version, sizeof(res->src.ci.version), "%s", source);
+		res->src.has_compat = true;
+		res->know_fp = fp != NULL;
+		if (fp && !parse_fingerprint(fp, &res->src.ci.config_fingerprint)) {
 			fprintf(stderr, "devmig compat: --fingerprint takes hex digits, not '%s'\n", fp);
 			return 2;
 		}
 	}
-	int rc = read_side(target, &dst);
+	rc = read_side(target, &res->dst);
 	if (rc)
 		return rc;
-	char why[300] = "";
-	const char *how;
-	if (src.has_compat && dst.has_compat) {
-		how = "compat";
-		rc = devmig_compat_check(&dst.ci, src.ci.version,
-					 know_fp ? src.ci.config_fingerprint : dst.ci.config_fingerprint,
-					 why, sizeof(why));
-	} else if (!src_socket) {
+	const struct side *src = &res->src, *dst = &res->dst;
+	if (src->has_compat && dst->has_compat) {
+		res->how = "compat";
+		res->rc = devmig_compat_check(&dst->ci, src->ci.version,
+					      res->know_fp ? src->ci.config_fingerprint
+							   : dst->ci.config_fingerprint,
+					      res->why, sizeof(res->why));
+		return 0;
+	}
+	if (!src_socket) {
 		fprintf(stderr, "devmig compat: %s does not report its migration identity (no devmig "
 				"compat extension): give --source a device socket to compare their "
 				"config spaces\n", target);
 		return 2;
-	} else {
-		/* A foreign peer: the two must be the same PCI device. */
-		how = "pci_identity";
-		if (!src.id_known || !dst.id_known) {
-			fprintf(stderr, "devmig compat: the %s config space cannot be read, and only "
-					"one side has devmig's compat extension\n",
-				src.id_known ? "target's" : "source's");
-			return 2;
-		}
-		rc = devmig_pci_identity_check(&src.id, &dst.id, why, sizeof(why));
 	}
+	/* A foreign peer: the two must be the same PCI device. */
+	res->how = "pci_identity";
+	if (!src->id_known || !dst->id_known) {
+		fprintf(stderr, "devmig compat: the %s config space cannot be read, and only "
+				"one side has devmig's compat extension\n",
+			src->id_known ? "target's" : "source's");
+		return 2;
+	}
+	res->rc = devmig_pci_identity_check(&src->id, &dst->id, res->why, sizeof(res->why));
+	return 0;
+}
+
+static void pair_print(const struct compat_opts *co, const struct pair_result *res)
+{
+	const struct side *src = &res->src, *dst = &res->dst;
 	char sb[128], tb[128];
-	const char *sname = side_name(&src, sb, sizeof(sb)), *tname = side_name(&dst, tb, sizeof(tb));
-	if (json) {
+	const char *sname = side_name(src, sb, sizeof(sb)), *tname = side_name(dst, tb, sizeof(tb));
+
+	if (co->json) {
 		json_object *o = json_object_new_object();
 		json_object_object_add(o, "source", json_object_new_string(sname));
 		json_object_object_add(o, "target", json_object_new_string(tname));
-		json_object_object_add(o, "compatible", json_object_new_boolean(!rc));
-		json_object_object_add(o, "checked", json_object_new_string(how));
-		if (rc)
-			json_object_object_add(o, "reason", json_object_new_string(why));
-		if (src.state)
-			json_object_object_add(o, "source_state", json_object_new_string(src.state));
-		json_object_object_add(o, "target_state", json_object_new_string(dst.state));
-		printf("%s\n", json_object_to_json_string_ext(o, JSON_C_TO_STRING_PRETTY));
-		json_object_put(o);
-	} else if (!rc && !strcmp(how, "compat")) {
+		json_object_object_add(o, "compatible", json_object_new_boolean(!res->rc));
+		json_object_object_add(o, "checked", json_object_new_string(res->how));
+		if (res->rc)
+			json_object_object_add(o, "reason", json_object_new_string(res->why));
+		if (src->state)
+			json_object_object_add(o, "source_state", json_object_new_string(src->state));
+		json_object_object_add(o, "target_state", json_object_new_string(dst->state));
+		cli_print_json(o);
+	} else if (!res->rc && !strcmp(res->how, "compat")) {
 		printf("compatible: %s accepts state from %s%s\n", tname, sname,
-		       know_fp ? "" : " (versions only: no source fingerprint given)");
-	} else if (!rc) {
+		       res->know_fp ? "" : " (versions only: no source fingerprint given)");
+	} else if (!res->rc) {
 		printf("compatible: the same device (%s); without devmig's compat extension on both "
 		       "sides only the config-space identity is compared\n", tname);
-	} else {
+	} else if (src->state) {
 		/* compat changes nothing: say where both devices are. */
-		if (src.state)
-			printf("not compatible: %s; left: source %s, target %s\n", why, src.state,
-			       dst.state);
-		else
-			printf("not compatible: %s; left: target %s\n", why, dst.state);
+		printf("not compatible: %s; left: source %s, target %s\n", res->why, src->state,
+		       dst->state);
+	} else {
+		printf("not compatible: %s; left: target %s\n", res->why, dst->state);
 	}
-	return rc ? 1 : 0;
 }
 
 /* ---- fleet ---- */
@@ -271,20 +301,30 @@ static int load_report(const char *path, struct dev **devs, size_t *n, char *err
 	return 0;
 }
 
-static int fleet(char **files, int nfiles, bool json)
+/* Every device of the reports; NULL (said) when one cannot be read. */
+static struct dev *fleet_load(char **files, int nfiles, size_t *n)
 {
 	struct dev *devs = NULL;
-	size_t n = 0;
 	char err[512];
 
+	*n = 0;
 	for (int i = 0; i < nfiles; i++) {
-		if (load_report(files[i], &devs, &n, err, sizeof(err))) {
+		if (load_report(files[i], &devs, n, err, sizeof(err))) {
 			fprintf(stderr, "devmig compat: %s\n", err);
 			free(devs);
-			return 2;
+			return NULL;
 		}
 	}
+	if (!devs)
+		devs = calloc(1, sizeof(*devs));
+	return devs;
+}
+
+/* For every source device, the targets that can take its state. */
+static void fleet_print(const struct dev *devs, size_t n, bool json)
+{
 	json_object *out = json ? json_object_new_array() : NULL;
+
 	for (size_t s = 0; s < n; s++) {
 		json_object *targets = json ? json_object_new_array() : NULL;
 		if (!json)
@@ -311,15 +351,12 @@ static int fleet(char **files, int nfiles, bool json)
 			printf("    (no compatible target in these reports)\n");
 		}
 	}
-	if (json) {
-		printf("%s\n", json_object_to_json_string_ext(out, JSON_C_TO_STRING_PRETTY));
-		json_object_put(out);
-	}
-	free(devs);
-	return 0;
+	if (json)
+		cli_print_json(out);
 }
 
-int devmig_cmd_compat(int argc, char **argv)
+/* 0 to run, -1 after --help, else the exit status of a usage error (said). */
+static int compat_parse(int argc, char **argv, struct compat_opts *co)
 {
 	static const struct option opts[] = {
 		{ "source", required_argument, NULL, 's' },
@@ -330,32 +367,57 @@ int devmig_cmd_compat(int argc, char **argv)
 		{ "help", no_argument, NULL, 'h' },
 		{ 0 },
 	};
-	const char *source = NULL, *target = NULL, *fp = NULL;
-	bool json = false, is_fleet = false;
 	int o;
 
+	memset(co, 0, sizeof(*co));
 	optind = 1;
 	while ((o = getopt_long(argc, argv, "s:t:f:Fjh", opts, NULL)) != -1) {
 		switch (o) {
-		case 's': source = optarg; break;
-		case 't': target = optarg; break;
-		case 'f': fp = optarg; break;
-		case 'F': is_fleet = true; break;
-		case 'j': json = true; break;
-		case 'h': usage(stdout); return 0;
+		case 's': co->source = optarg; break;
+		case 't': co->target = optarg; break;
+		case 'f': co->fp = optarg; break;
+		case 'F': co->fleet = true; break;
+		case 'j': co->json = true; break;
+		case 'h': usage(stdout); return -1;
 		default: usage(stderr); return 2;
 		}
 	}
-	if (is_fleet) {
-		if (optind >= argc || source || target) {
+	if (co->fleet) {
+		if (optind >= argc || co->source || co->target) {
 			fprintf(stderr, "devmig compat: --fleet takes report files and nothing else\n");
 			return 2;
 		}
-		return fleet(argv + optind, argc - optind, json);
+		co->files = argv + optind;
+		co->nfiles = argc - optind;
+		return 0;
 	}
-	if (!source || !target || optind != argc) {
+	if (!co->source || !co->target || optind != argc) {
 		fprintf(stderr, "devmig compat: give --source and --target, or --fleet FILES (see --help)\n");
 		return 2;
 	}
-	return pair(source, fp, target, json);
+	return 0;
+}
+
+int devmig_cmd_compat(int argc, char **argv)
+{
+	struct compat_opts co;
+	int rc = compat_parse(argc, argv, &co);
+
+	if (rc)
+		return rc < 0 ? 0 : rc;
+	if (co.fleet) {
+		size_t n;
+		struct dev *devs = fleet_load(co.files, co.nfiles, &n);
+		if (!devs)
+			return 2;
+		fleet_print(devs, n, co.json);
+		free(devs);
+		return 0;
+	}
+	struct pair_result res;
+	rc = pair_run(&co, &res);
+	if (rc)
+		return rc;
+	pair_print(&co, &res);
+	return res.rc ? 1 : 0;
 }

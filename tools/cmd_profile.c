@@ -8,7 +8,8 @@
 #include <unistd.h>
 
 #include "cli.h"
-#include "cli_util.h"
+#include "cli_devices.h"
+#include "cli_format.h"
 #include "devmig/client.h"
 #include "devmig/profile.h"
 
@@ -34,7 +35,62 @@ static void profile_usage(FILE *f)
 		   "  --output FILE  where to write the dump (default: stdout)\n");
 }
 
-static int do_check(const char *file)
+/* What the command line asked for: --check FILE, or --dump of path. */
+struct profile_opts {
+	char *path, *output, *check;
+};
+
+/* 0 to run, -1 after --help, else the exit status of a usage error (said). */
+static int profile_parse(int argc, char **argv, struct profile_opts *po)
+{
+	static const struct option opts[] = {
+		{ "dump", no_argument, NULL, 'd' },
+		{ "check", required_argument, NULL, 'c' },
+		{ "socket", required_argument, NULL, 's' },
+		{ "vfio", required_argument, NULL, 'V' },
+		{ "output", required_argument, NULL, 'o' },
+		{ "help", no_argument, NULL, 'h' },
+		{ 0 },
+	};
+	bool dump = false;
+	int o;
+
+	memset(po, 0, sizeof(*po));
+	while ((o = getopt_long(argc, argv, "dc:s:V:o:h", opts, NULL)) != -1) {
+		switch (o) {
+		case 'd': dump = true; break;
+		case 'c': po->check = optarg; break;
+		case 's': po->path = optarg; break;
+		case 'V':
+			po->path = (char *)cli_vfio_arg("profile", optarg);
+			if (!po->path)
+				return 2;
+			break;
+		case 'o': po->output = optarg; break;
+		case 'h': profile_usage(stdout); return -1;
+		default: return 2;
+		}
+	}
+	if (!cli_no_more_args("profile", argc, argv))
+		return 2;
+	if (dump == !!po->check) {
+		fprintf(stderr, "devmig profile: give --dump or --check (devmig profile --help)\n");
+		return 2;
+	}
+	if (po->check && (po->path || po->output)) {
+		fprintf(stderr, "devmig profile: --check takes no --socket, --vfio or --output\n");
+		return 2;
+	}
+	if (dump && !po->path) {
+		fprintf(stderr, "devmig profile: --dump needs --socket or --vfio (devmig profile "
+				"--help)\n");
+		return 2;
+	}
+	return 0;
+}
+
+/* --check: every mistake, one per line. */
+static int check_run_print(const char *file)
 {
 	static char err[64 * 1024];
 	struct devmig_profile *p = devmig_profile_load(file, err, sizeof(err));
@@ -50,29 +106,10 @@ static int do_check(const char *file)
 	return 1;
 }
 
-static int write_out(const char *output, const char *text)
+/* --dump: the device's config space and BAR sizes; 0, or 1 (said). */
+static int dump_run(char *path, uint8_t *cfg, size_t cfg_len, uint64_t *sizes)
 {
-	FILE *f = output ? fopen(output, "w") : stdout;
-
-	if (!f) {
-		fprintf(stderr, "devmig profile: %s: %s\n", output, strerror(errno));
-		return 1;
-	}
-	bool bad = fputs(text, f) == EOF;
-	bad |= output ? fclose(f) != 0 : fflush(f) != 0;
-	if (bad) {
-		fprintf(stderr, "devmig profile: writing %s failed\n", output ? output : "stdout");
-		return 1;
-	}
-	return 0;
-}
-
-static int do_dump(char *path, const char *output)
-{
-	struct devmig_client **cl = cli_connect_all("profile", &path, 1);
-	uint8_t cfg[4096];
-	uint64_t sizes[6] = { 0 };
-	char err[256] = "";
+	struct devmig_client **cl = cli_connect_all("profile", &path, 1, CLI_TIMEOUT_DEFAULT);
 
 	if (!cl)
 		return 1;
@@ -81,8 +118,8 @@ static int do_dump(char *path, const char *output)
 	struct devmig_region_info cri = { 0 };
 	int cfd = -1;
 	unsigned cn = 0;
-	uint64_t clen = sizeof(cfg);
-	memset(cfg, 0, sizeof(cfg));
+	uint64_t clen = cfg_len;
+	memset(cfg, 0, cfg_len);
 	int rc = devmig_client_region_info(cl[0], CONFIG_REGION, &cri, &cfd, NULL, &cn);
 	if (cfd >= 0)
 		close(cfd);
@@ -112,65 +149,47 @@ static int do_dump(char *path, const char *output)
 		sizes[bar] = ri.size;
 	}
 	cli_close_all(cl, 1);
+	return 0;
+}
+
+/* The dump as a profile, to output or stdout. */
+static int dump_print(const char *path, const char *output, const uint8_t *cfg,
+		      const uint64_t *sizes)
+{
+	char err[256] = "";
 	char *text = devmig_profile_dump(cfg, sizes, err, sizeof(err));
+
 	if (!text) {
 		fprintf(stderr, "devmig profile: %s: %s\n", path, err);
 		return 1;
 	}
-	rc = write_out(output, text);
+	FILE *f = output ? fopen(output, "w") : stdout;
+	if (!f) {
+		fprintf(stderr, "devmig profile: %s: %s\n", output, strerror(errno));
+		free(text);
+		return 1;
+	}
+	bool bad = fputs(text, f) == EOF;
+	bad |= output ? fclose(f) != 0 : fflush(f) != 0;
 	free(text);
-	return rc;
+	if (bad) {
+		fprintf(stderr, "devmig profile: writing %s failed\n", output ? output : "stdout");
+		return 1;
+	}
+	return 0;
 }
 
 int devmig_cmd_profile(int argc, char **argv)
 {
-	static const struct option opts[] = {
-		{ "dump", no_argument, NULL, 'd' },
-		{ "check", required_argument, NULL, 'c' },
-		{ "socket", required_argument, NULL, 's' },
-		{ "vfio", required_argument, NULL, 'V' },
-		{ "output", required_argument, NULL, 'o' },
-		{ "help", no_argument, NULL, 'h' },
-		{ 0 },
-	};
-	char *path = NULL, *output = NULL, *check = NULL;
-	bool dump = false;
-	int o;
+	struct profile_opts po;
+	uint8_t cfg[4096];
+	uint64_t sizes[6] = { 0 };
+	int rc = profile_parse(argc, argv, &po);
 
-	while ((o = getopt_long(argc, argv, "dc:s:V:o:h", opts, NULL)) != -1) {
-		switch (o) {
-		case 'd': dump = true; break;
-		case 'c': check = optarg; break;
-		case 's': path = optarg; break;
-		case 'V':
-			path = (char *)cli_vfio_arg("profile", optarg);
-			if (!path)
-				return 2;
-			break;
-		case 'o': output = optarg; break;
-		case 'h': profile_usage(stdout); return 0;
-		default: return 2;
-		}
-	}
-	if (optind < argc) {
-		fprintf(stderr, "devmig profile: unexpected argument '%s'\n", argv[optind]);
-		return 2;
-	}
-	if (dump == !!check) {
-		fprintf(stderr, "devmig profile: give --dump or --check (devmig profile --help)\n");
-		return 2;
-	}
-	if (check) {
-		if (path || output) {
-			fprintf(stderr, "devmig profile: --check takes no --socket, --vfio or --output\n");
-			return 2;
-		}
-		return do_check(check);
-	}
-	if (!path) {
-		fprintf(stderr, "devmig profile: --dump needs --socket or --vfio (devmig profile "
-				"--help)\n");
-		return 2;
-	}
-	return do_dump(path, output);
+	if (rc)
+		return rc < 0 ? 0 : rc;
+	if (po.check)
+		return check_run_print(po.check);
+	rc = dump_run(po.path, cfg, sizeof(cfg), sizes);
+	return rc ? rc : dump_print(po.path, po.output, cfg, sizes);
 }

@@ -5,11 +5,14 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/socket.h>
 #include <unistd.h>
 
 #include "cli.h"
-#include "cli_util.h"
+#include "cli_devices.h"
+#include "cli_format.h"
+#include "cli_progress.h"
+#include "cli_report.h"
+#include "cli_secure.h"
 
 static void receive_usage(FILE *f)
 {
@@ -52,7 +55,19 @@ static void receive_usage(FILE *f)
 		"left in).\n");
 }
 
-int devmig_cmd_receive(int argc, char **argv)
+/* What the command line asked for. */
+struct receive_opts {
+	char *dst[CLI_MAX_DEVICES];
+	unsigned ndst;
+	const char *listen_at;       /* --listen, parsed into addr */
+	struct devmig_endpoint addr;
+	bool json, verbose, other_uids;
+	unsigned timeout_s;
+	struct cli_secure sec;
+};
+
+/* 0 to run, -1 after --help, else the exit status of a usage error (said). */
+static int receive_parse(int argc, char **argv, struct receive_opts *r)
 {
 	static const struct option opts[] = {
 		{ "listen", required_argument, NULL, 'l' },
@@ -66,170 +81,193 @@ int devmig_cmd_receive(int argc, char **argv)
 		CLI_SECURE_OPTIONS,
 		{ 0 },
 	};
-	char *dst[CLI_MAX_DEVICES];
-	unsigned ndst = 0;
-	const char *listen_at = NULL;
-	bool json = false, verbose = false, other_uids = false;
-	struct cli_secure sec = { .insecure = false };
-	uint64_t v;
 	int o, rc;
 
+	memset(r, 0, sizeof(*r));
+	r->timeout_s = CLI_TIMEOUT_DEFAULT;
 	while ((o = getopt_long(argc, argv, "l:s:V:T:ujvh", opts, NULL)) != -1) {
-		if (cli_secure_opt(&sec, o, optarg, "receive", &rc)) {
+		if (cli_secure_opt(&r->sec, o, optarg, "receive", &rc)) {
 			if (rc)
 				return rc;
 			continue;
 		}
 		switch (o) {
 		case 'l':
-			if (listen_at) {
+			if (r->listen_at) {
 				fprintf(stderr, "devmig receive: give one --listen\n");
 				return 2;
 			}
-			listen_at = optarg;
+			r->listen_at = optarg;
 			break;
 		case 's':
 		case 'V':
-			if (!cli_add_device("receive", dst, &ndst, optarg, o == 'V'))
+			if (!cli_add_device("receive", r->dst, &r->ndst, optarg, o == 'V'))
 				return 2;
 			break;
 		case 'T':
-			if (!cli_parse_u64(optarg, 1, 86400, &v)) {
-				fprintf(stderr, "devmig receive: --timeout takes seconds, 1 to 86400, "
-						"not '%s'\n", optarg);
+			if (!cli_parse_timeout("receive", optarg, &r->timeout_s))
 				return 2;
-			}
-			cli_timeout_s = (unsigned)v;
 			break;
-		case 'u': other_uids = true; break;
-		case 'j': json = true; break;
-		case 'v': verbose = true; break;
-		case 'h': receive_usage(stdout); return 0;
+		case 'u': r->other_uids = true; break;
+		case 'j': r->json = true; break;
+		case 'v': r->verbose = true; break;
+		case 'h': receive_usage(stdout); return -1;
 		default: return 2;
 		}
 	}
-	if (optind < argc) {
-		fprintf(stderr, "devmig receive: unexpected argument '%s'\n", argv[optind]);
+	if (!cli_no_more_args("receive", argc, argv))
 		return 2;
-	}
-	if (!listen_at || !ndst) {
+	if (!r->listen_at || !r->ndst) {
 		fprintf(stderr, "devmig receive: --listen and --socket or --vfio are required "
 				"(devmig receive --help)\n");
 		return 2;
 	}
-	struct cli_addr addr;
 	char err[512];
-	if (!cli_parse_addr(listen_at, true, &addr, err, sizeof(err))) {
+	if (devmig_endpoint_parse(r->listen_at, true, &r->addr, err, sizeof(err))) {
 		fprintf(stderr, "devmig receive: --listen %s\n", err);
 		return 2;
 	}
-	struct devmig_tls_creds *creds;
-	if ((rc = cli_secure_setup("receive", &sec, &addr, true, &creds)))
-		return rc;
+	return 0;
+}
 
-	cli_ignore_sigpipe();
+/*
+ * Connections on lfd until one brings a migration: the others are refused,
+ * said, forgotten. The engine's result for that one (or the accept's error),
+ * its connection in *fd.
+ */
+static int accept_migration(struct receive_opts *r, int lfd, const char *shown,
+			    struct devmig_tls_creds *creds, struct devmig_client **dc,
+			    struct cli_progress *prog, struct devmig_migration_report *rep, int *fd)
+{
+	struct devmig_engine_config cfg = { .event = cli_progress_event, .opaque = prog,
+					    .timeout_ms = r->timeout_s * 1000u };
+	char err[512], from[128];
+	int rc;
+
+	for (;;) {
+		*fd = devmig_endpoint_accept(&r->addr, lfd, r->other_uids, from, sizeof(from));
+		if (*fd == -EINTR || *fd == -ECONNABORTED)
+			continue;
+		if (*fd == -EACCES) {
+			fprintf(stderr, "devmig receive: refused %s: not our uid "
+					"(--allow-other-uids); still waiting\n", from);
+			continue;
+		}
+		if (*fd < 0) {
+			rc = *fd;
+			fprintf(stderr, "devmig receive: accepting a connection on %s failed: %s\n",
+				shown, strerror(-rc));
+			snprintf(rep->error, sizeof(rep->error), "accepting a connection failed: %s",
+				 strerror(-rc));
+			return rc;
+		}
+		struct devmig_transport *t = cli_secure_transport(*fd, creds, cfg.timeout_ms, err,
+								  sizeof(err));
+		if (!t) {
+			fprintf(stderr, "devmig receive: refused %s: %s; still waiting\n", from, err);
+			close(*fd);
+			continue;
+		}
+		if (r->verbose && creds)
+			fprintf(stderr, "devmig receive: %s authenticated as %s (%s)\n", from,
+				devmig_transport_peer(t), devmig_transport_desc(t));
+		rc = devmig_receive_over(&cfg, t, dc, r->ndst, NULL, rep);
+		devmig_transport_free(t);
+		if (rc != -ECONNABORTED)
+			return rc;
+		fprintf(stderr, "devmig receive: refused %s: no migration (%s); still waiting\n",
+			from, rep->error);
+		close(*fd);
+	}
+}
+
+/*
+ * Open the devices, listen, receive one migration. The engine's result;
+ * rep says what happened. *started false: nothing began (said), the exit
+ * status returned.
+ */
+static int receive_run(struct receive_opts *r, struct devmig_migration_report *rep,
+		       bool *started, char *shown, size_t shownlen)
+{
+	struct devmig_tls_creds *creds;
+	char err[512];
+	int rc;
+
+	*started = false;
+	if ((rc = cli_secure_setup("receive", &r->sec, &r->addr, true, &creds)))
+		return rc;
 	/* The devices first: no point in accepting a migration with nowhere to put it. */
-	struct devmig_client **dc = cli_connect_all("receive", dst, ndst);
+	struct devmig_client **dc = cli_connect_all("receive", r->dst, r->ndst, r->timeout_s);
 	if (!dc) {
 		devmig_tls_creds_free(creds);
 		return 1;
 	}
-	char shown[300];
-	int lfd = cli_listen_addr(&addr, shown, sizeof(shown), err, sizeof(err));
+	int lfd = devmig_endpoint_listen(&r->addr, shown, shownlen, err, sizeof(err));
 	if (lfd < 0) {
 		fprintf(stderr, "devmig receive: %s\n", err);
-		cli_close_all(dc, ndst);
+		cli_close_all(dc, r->ndst);
 		devmig_tls_creds_free(creds);
 		return 1;
 	}
 	fprintf(stderr, "devmig receive: listening on %s (%s) for one migration of %u device%s\n",
-		shown, creds ? "TLS" : addr.is_unix ? "unix, our uid only" : "plain, --insecure",
-		ndst, ndst == 1 ? "" : "s");
+		shown, creds ? "TLS" : r->addr.is_unix ? "unix, our uid only" : "plain, --insecure",
+		r->ndst, r->ndst == 1 ? "" : "s");
 
 	struct cli_progress prog;
-	cli_progress_init(&prog, verbose);
-	prog.dst = dst;
-	prog.ndst = ndst;
-	struct devmig_engine_config cfg = { .event = cli_progress_event, .opaque = &prog,
-					    .timeout_ms = cli_timeout_s * 1000u };
-	struct devmig_migration_report rep = { .devices = ndst };
-	unsigned timeout_ms = cli_timeout_s * 1000u;
+	cli_progress_init(&prog, r->verbose, NULL, 0, r->dst, r->ndst);
 	int fd = -1;
-	rc = 0;
-	/* Connections until one brings a migration: the others are refused, said, forgotten. */
-	for (;;) {
-		fd = accept4(lfd, NULL, NULL, SOCK_CLOEXEC);
-		if (fd < 0) {
-			if (errno == EINTR || errno == ECONNABORTED)
-				continue;
-			fprintf(stderr, "devmig receive: accepting a connection on %s failed: %s\n",
-				shown, strerror(errno));
-			rc = -errno;
-			snprintf(rep.error, sizeof(rep.error), "accepting a connection failed: %s",
-				 strerror(errno));
-			break;
-		}
-		char from[128];
-		cli_peer_name(fd, from, sizeof(from));
-		if (addr.is_unix && !other_uids && cli_peer_uid(fd) != (long)geteuid()) {
-			fprintf(stderr, "devmig receive: refused %s: not our uid "
-					"(--allow-other-uids); still waiting\n", from);
-			close(fd);
-			continue;
-		}
-		cli_tune_socket(fd);
-		struct devmig_transport *t = creds ? devmig_transport_tls(fd, creds, timeout_ms, err,
-									 sizeof(err))
-						   : devmig_transport_plain(fd, timeout_ms);
-		if (!t) {
-			fprintf(stderr, "devmig receive: refused %s: %s; still waiting\n", from,
-				creds ? err : "out of memory");
-			close(fd);
-			continue;
-		}
-		if (verbose && creds)
-			fprintf(stderr, "devmig receive: %s authenticated as %s (%s)\n", from,
-				devmig_transport_peer(t), devmig_transport_desc(t));
-		rc = devmig_receive_over(&cfg, t, dc, ndst, NULL, &rep);
-		devmig_transport_free(t);
-		if (rc == -ECONNABORTED) {
-			fprintf(stderr, "devmig receive: refused %s: no migration (%s); still waiting\n",
-				from, rep.error);
-			close(fd);
-			fd = -1;
-			continue;
-		}
-		break;
-	}
-	close(lfd); /* one migration: nobody else gets in */
-	if (addr.is_unix)
-		unlink(addr.path);
+	memset(rep, 0, sizeof(*rep));
+	rep->devices = r->ndst;
+	*started = true;
+	rc = accept_migration(r, lfd, shown, creds, dc, &prog, rep, &fd);
+	devmig_endpoint_unlisten(&r->addr, lfd); /* one migration: nobody else gets in */
 	cli_progress_end(&prog);
-	if (rc && !rep.error[0])
-		snprintf(rep.error, sizeof(rep.error), "the migration failed: %s", strerror(-rc));
+	if (rc && !rep->error[0])
+		snprintf(rep->error, sizeof(rep->error), "the migration failed: %s", strerror(-rc));
 	else if (rc)
-		cli_note_timeout(&rep, rc, cli_timeout_s);
+		cli_note_timeout(rep, rc, r->timeout_s);
 	if (fd >= 0)
 		close(fd);
-	cli_close_all(dc, ndst);
+	cli_close_all(dc, r->ndst);
 	devmig_tls_creds_free(creds);
+	if (rc)
+		cli_note_states(rep, 0, r->ndst);
+	return rc;
+}
 
-	if (rc) {
-		cli_note_states(&rep, 0, ndst);
-		cli_print_error("receive", rep.error, NULL, 0, dst, ndst);
-	}
-	if (json) {
-		json_object *j = cli_report_json(&rep, rc == 0, 0, ndst);
+static void receive_print(const struct receive_opts *r, const struct devmig_migration_report *rep,
+			  int rc, const char *shown)
+{
+	if (rc)
+		cli_print_error("receive", rep->error, NULL, 0, r->dst, r->ndst);
+	if (r->json) {
+		json_object *j = cli_report_json(rep, rc == 0, 0, r->ndst);
 		json_object_object_add(j, "listen", json_object_new_string(shown));
 		cli_print_json(j);
 	} else if (!rc) {
 		char b1[32], b2[32];
-		printf("migration received: %u device%s now running here\n", rep.devices,
-		       rep.devices == 1 ? "" : "s");
+		printf("migration received: %u device%s now running here\n", rep->devices,
+		       rep->devices == 1 ? "" : "s");
 		printf("  received    %s of device state\n",
-		       cli_bytes((double)(rep.device_bytes + rep.guest_bytes), b1, sizeof(b1)));
+		       cli_bytes((double)(rep->device_bytes + rep->guest_bytes), b1, sizeof(b1)));
 		printf("  total time  %s (from the connection)\n",
-		       cli_duration(rep.total_ns, b2, sizeof(b2)));
+		       cli_duration(rep->total_ns, b2, sizeof(b2)));
 	}
+}
+
+int devmig_cmd_receive(int argc, char **argv)
+{
+	struct receive_opts r;
+	struct devmig_migration_report rep;
+	char shown[300];
+	bool started;
+	int rc = receive_parse(argc, argv, &r);
+
+	if (rc)
+		return rc < 0 ? 0 : rc;
+	rc = receive_run(&r, &rep, &started, shown, sizeof(shown));
+	if (!started)
+		return rc;
+	receive_print(&r, &rep, rc, shown);
 	return rc ? 1 : 0;
 }

@@ -6,7 +6,8 @@
 #include <string.h>
 
 #include "cli.h"
-#include "cli_util.h"
+#include "cli_devices.h"
+#include "cli_format.h"
 
 static void resume_usage(FILE *f)
 {
@@ -74,16 +75,21 @@ static int parse(const char *cmd, int argc, char **argv, struct recover_args *a,
 		default: return 2;
 		}
 	}
-	if (optind < argc) {
-		fprintf(stderr, "devmig %s: unexpected argument '%s'\n", cmd, argv[optind]);
+	if (!cli_no_more_args(cmd, argc, argv))
 		return 2;
-	}
 	if (!a->n) {
 		fprintf(stderr, "devmig %s: --socket is required (devmig %s --help)\n", cmd, cmd);
 		return 2;
 	}
 	return 0;
 }
+
+/* What became of each device: its state before, and why it was refused
+ * (NULL: it was not). */
+struct outcome {
+	const char *was[CLI_MAX_DEVICES], *why[CLI_MAX_DEVICES];
+	char reason[CLI_MAX_DEVICES][128];
+};
 
 static const char *state_or_unknown(struct devmig_client *c, enum devmig_state *st)
 {
@@ -94,8 +100,16 @@ static const char *state_or_unknown(struct devmig_client *c, enum devmig_state *
 	return devmig_state_name(*st);
 }
 
-static void print_result(const char *cmd, const struct recover_args *a, const char *const *was,
-			 struct devmig_client **c, const char *const *why, int rc)
+/* Device i refused a step with r: 1, the reason kept. */
+static int refused(struct outcome *out, unsigned i, const char *step, int r)
+{
+	snprintf(out->reason[i], sizeof(out->reason[i]), "%s: %s", step, strerror(-r));
+	out->why[i] = out->reason[i];
+	return 1;
+}
+
+static void print_result(const char *cmd, const struct recover_args *a,
+			 const struct outcome *out, struct devmig_client **c, int rc)
 {
 	json_object *arr = a->json ? json_object_new_array() : NULL;
 
@@ -105,15 +119,16 @@ static void print_result(const char *cmd, const struct recover_args *a, const ch
 		if (arr) {
 			json_object *o = json_object_new_object();
 			json_object_object_add(o, "socket", json_object_new_string(a->dev[i]));
-			json_object_object_add(o, "was", json_object_new_string(was[i]));
+			json_object_object_add(o, "was", json_object_new_string(out->was[i]));
 			json_object_object_add(o, "now", json_object_new_string(now));
-			json_object_object_add(o, "error", why[i] ? json_object_new_string(why[i])
-								 : NULL);
+			json_object_object_add(o, "error", out->why[i] ? json_object_new_string(out->why[i])
+								      : NULL);
 			json_object_array_add(arr, o);
-		} else if (why[i]) {
-			fprintf(stderr, "devmig %s: %s: %s (it is %s)\n", cmd, a->dev[i], why[i], now);
+		} else if (out->why[i]) {
+			fprintf(stderr, "devmig %s: %s: %s (it is %s)\n", cmd, a->dev[i], out->why[i],
+				now);
 		} else {
-			printf("%s: %s -> %s\n", a->dev[i], was[i], now);
+			printf("%s: %s -> %s\n", a->dev[i], out->was[i], now);
 		}
 	}
 	if (arr) {
@@ -124,87 +139,89 @@ static void print_result(const char *cmd, const struct recover_args *a, const ch
 	}
 }
 
-int devmig_cmd_resume(int argc, char **argv)
+/* Every device back to RUNNING, or none touched when one cannot be; 0 or 1. */
+static int resume_run(const struct recover_args *a, struct devmig_client **c,
+		      struct outcome *out)
 {
-	struct recover_args a;
-	int rc = parse("resume", argc, argv, &a, resume_usage);
-	if (rc)
-		return rc < 0 ? 0 : rc;
-
-	struct devmig_client **c = cli_connect_all("resume", a.dev, a.n);
-	if (!c)
-		return 1;
-	const char *was[CLI_MAX_DEVICES], *why[CLI_MAX_DEVICES] = { NULL };
 	enum devmig_state st[CLI_MAX_DEVICES];
 	uint64_t caps[CLI_MAX_DEVICES];
-	char reason[CLI_MAX_DEVICES][128];
+	int rc = 0;
 
 	/* Refuse what resume cannot do before touching any device. */
-	for (unsigned i = 0; i < a.n; i++) {
-		was[i] = state_or_unknown(c[i], &st[i]);
+	for (unsigned i = 0; i < a->n; i++) {
+		out->was[i] = state_or_unknown(c[i], &st[i]);
 		if (devmig_client_mig_caps(c[i], &caps[i]))
 			caps[i] = 0;
-		if (!strcmp(was[i], "unknown"))
-			why[i] = "its state cannot be read";
+		if (!strcmp(out->was[i], "unknown"))
+			out->why[i] = "its state cannot be read";
 		else if (st[i] == DEVMIG_STATE_RESUMING)
-			why[i] = "RESUMING: a destination mid-load has no state of its own to resume "
-				 "('devmig reset' ends the session)";
+			out->why[i] = "RESUMING: a destination mid-load has no state of its own to "
+				      "resume ('devmig reset' ends the session)";
 		else if (st[i] == DEVMIG_STATE_ERROR)
-			why[i] = "ERROR: its state is lost; only 'devmig reset' recovers it";
-		if (why[i])
+			out->why[i] = "ERROR: its state is lost; only 'devmig reset' recovers it";
+		if (out->why[i])
 			rc = 1;
 	}
 	/* P2P: every device reaches RUNNING_P2P (no DMA to peers yet) before any
 	 * one runs, so none sends DMA to a peer that is still stopped. */
-	for (unsigned i = 0; !rc && i < a.n; i++) {
+	for (unsigned i = 0; !rc && i < a->n; i++) {
 		if (!(caps[i] & DEVMIG_MIG_P2P) || st[i] == DEVMIG_STATE_RUNNING ||
 		    st[i] == DEVMIG_STATE_PRE_COPY)
 			continue;
 		int r = devmig_client_set_state(c[i], DEVMIG_STATE_RUNNING_P2P);
-		if (r) {
-			snprintf(reason[i], sizeof(reason[i]), "-> RUNNING_P2P refused: %s",
-				 strerror(-r));
-			why[i] = reason[i];
-			rc = 1;
-		}
+		if (r)
+			rc = refused(out, i, "-> RUNNING_P2P refused", r);
 	}
-	for (unsigned i = 0; !rc && i < a.n; i++) {
+	for (unsigned i = 0; !rc && i < a->n; i++) {
 		int r = devmig_client_set_state(c[i], DEVMIG_STATE_RUNNING);
-		if (r) {
-			snprintf(reason[i], sizeof(reason[i]), "-> RUNNING refused: %s", strerror(-r));
-			why[i] = reason[i];
-			rc = 1;
-		}
+		if (r)
+			rc = refused(out, i, "-> RUNNING refused", r);
 	}
-	print_result("resume", &a, was, c, why, rc);
+	return rc;
+}
+
+/* Every device reset; 0, or 1 when one refused. */
+static int reset_run(const struct recover_args *a, struct devmig_client **c,
+		     struct outcome *out)
+{
+	int rc = 0;
+
+	for (unsigned i = 0; i < a->n; i++) {
+		enum devmig_state st;
+		out->was[i] = state_or_unknown(c[i], &st);
+		int r = devmig_client_reset(c[i]);
+		if (r)
+			rc = refused(out, i, "the reset was refused", r);
+	}
+	return rc;
+}
+
+/* Parse, open the devices, run, print. */
+static int recover(const char *cmd, int argc, char **argv, void (*usage)(FILE *),
+		   int (*run)(const struct recover_args *, struct devmig_client **,
+			      struct outcome *))
+{
+	struct recover_args a;
+	struct outcome out = { .why = { NULL } };
+	int rc = parse(cmd, argc, argv, &a, usage);
+
+	if (rc)
+		return rc < 0 ? 0 : rc;
+	struct devmig_client **c = cli_connect_all(cmd, a.dev, a.n, CLI_TIMEOUT_DEFAULT);
+	if (!c)
+		return 1;
+	rc = run(&a, c, &out);
+	print_result(cmd, &a, &out, c, rc);
 	cli_close_all(c, a.n);
 	return rc;
 }
 
+int devmig_cmd_resume(int argc, char **argv)
+{
+	return recover("resume", argc, argv, resume_usage, resume_run);
+}
+
 int devmig_cmd_reset(int argc, char **argv)
 {
-	struct recover_args a;
-	int rc = parse("reset", argc, argv, &a, reset_usage);
-	if (rc)
-		return rc < 0 ? 0 : rc;
-
-	struct devmig_client **c = cli_connect_all("reset", a.dev, a.n);
-	if (!c)
-		return 1;
-	const char *was[CLI_MAX_DEVICES], *why[CLI_MAX_DEVICES] = { NULL };
-	char reason[CLI_MAX_DEVICES][128];
-	for (unsigned i = 0; i < a.n; i++) {
-		enum devmig_state st;
-		was[i] = state_or_unknown(c[i], &st);
-		int r = devmig_client_reset(c[i]);
-		if (r) {
-			snprintf(reason[i], sizeof(reason[i]), "the reset was refused: %s",
-				 strerror(-r));
-			why[i] = reason[i];
-			rc = 1;
-		}
-	}
-	print_result("reset", &a, was, c, why, rc);
-	cli_close_all(c, a.n);
-	return rc;
+	return recover("reset", argc, argv, reset_usage, reset_run);
 }

@@ -1,6 +1,5 @@
 /* SPDX-License-Identifier: MIT */
 /* devmig region read|write: a device region's bytes, as hex. Parse, run, print. */
-#include <ctype.h>
 #include <errno.h>
 #include <getopt.h>
 #include <stdio.h>
@@ -8,7 +7,8 @@
 #include <string.h>
 
 #include "cli.h"
-#include "cli_util.h"
+#include "cli_devices.h"
+#include "cli_format.h"
 
 #define REGION_MAX_BYTES (1u << 20)
 
@@ -46,21 +46,6 @@ static int hex_value(char ch)
 		return ch - '0';
 	ch |= 0x20;
 	return ch >= 'a' && ch <= 'f' ? ch - 'a' + 10 : -1;
-}
-
-/* Decimal or 0x-prefixed hex, whole, within [min, max]. */
-static bool parse_num(const char *s, uint64_t min, uint64_t max, uint64_t *out)
-{
-	char *end;
-
-	if (!s || !isdigit((unsigned char)*s))
-		return false;
-	errno = 0;
-	unsigned long long v = strtoull(s, &end, 0);
-	if (errno || *end || v < min || v > max)
-		return false;
-	*out = v;
-	return true;
 }
 
 /* "2a00ff" -> bytes; NULL when it is not an even number of hex digits. */
@@ -115,7 +100,7 @@ static int region_parse(int argc, char **argv, struct region_args *a)
 		switch (o) {
 		case 's': a->socket = optarg; break;
 		case 'r':
-			if (!parse_num(optarg, 0, 8, &v)) {
+			if (!cli_parse_number(optarg, 0, 8, &v)) {
 				fprintf(stderr, "devmig region: --region takes 0..8, not '%s'\n", optarg);
 				return 2;
 			}
@@ -123,14 +108,14 @@ static int region_parse(int argc, char **argv, struct region_args *a)
 			have_region = true;
 			break;
 		case 'o':
-			if (!parse_num(optarg, 0, UINT64_MAX, &a->offset)) {
+			if (!cli_parse_number(optarg, 0, UINT64_MAX, &a->offset)) {
 				fprintf(stderr, "devmig region: --offset takes a number, not '%s'\n", optarg);
 				return 2;
 			}
 			have_offset = true;
 			break;
 		case 'c':
-			if (!parse_num(optarg, 1, REGION_MAX_BYTES, &v)) {
+			if (!cli_parse_number(optarg, 1, REGION_MAX_BYTES, &v)) {
 				fprintf(stderr, "devmig region: --count takes 1..%u, not '%s'\n",
 					REGION_MAX_BYTES, optarg);
 				return 2;
@@ -144,10 +129,8 @@ static int region_parse(int argc, char **argv, struct region_args *a)
 		default: return 2;
 		}
 	}
-	if (optind < argc) {
-		fprintf(stderr, "devmig region: unexpected argument '%s'\n", argv[optind]);
+	if (!cli_no_more_args("region", argc, argv))
 		return 2;
-	}
 	if (!a->socket || !have_region || !have_offset) {
 		fprintf(stderr, "devmig region: --socket, --region and --offset are required\n");
 		return 2;
@@ -194,7 +177,7 @@ int devmig_cmd_region(int argc, char **argv)
 	if (rc)
 		return rc < 0 ? 0 : rc;
 	uint8_t *buf = a.write ? a.data : malloc(a.count);
-	struct devmig_client **cl = buf ? cli_connect_all("region", &a.socket, 1) : NULL;
+	struct devmig_client **cl = buf ? cli_connect_all("region", &a.socket, 1, CLI_TIMEOUT_DEFAULT) : NULL;
 	if (!cl) {
 		free(buf);
 		return 1;

@@ -10,7 +10,10 @@
 #include <unistd.h>
 
 #include "cli.h"
-#include "cli_util.h"
+#include "cli_devices.h"
+#include "cli_format.h"
+#include "cli_progress.h"
+#include "cli_report.h"
 
 static void restore_usage(FILE *f)
 {
@@ -35,7 +38,16 @@ static void restore_usage(FILE *f)
 		"  --verbose     print every state change requested\n");
 }
 
-int devmig_cmd_restore(int argc, char **argv)
+/* What the command line asked for. */
+struct restore_opts {
+	char *dst[CLI_MAX_DEVICES];
+	unsigned ndst;
+	const char *path;
+	bool json, verbose;
+};
+
+/* 0 to run, -1 after --help, else the exit status of a usage error (said). */
+static int restore_parse(int argc, char **argv, struct restore_opts *r)
 {
 	static const struct option opts[] = {
 		{ "socket", required_argument, NULL, 's' },
@@ -46,90 +58,115 @@ int devmig_cmd_restore(int argc, char **argv)
 		{ "help", no_argument, NULL, 'h' },
 		{ 0 },
 	};
-	char *dst[CLI_MAX_DEVICES];
-	unsigned ndst = 0;
-	const char *path = NULL;
-	bool json = false, verbose = false;
 	int o;
 
+	memset(r, 0, sizeof(*r));
 	while ((o = getopt_long(argc, argv, "s:V:f:jvh", opts, NULL)) != -1) {
 		switch (o) {
 		case 's':
 		case 'V':
-			if (!cli_add_device("restore", dst, &ndst, optarg, o == 'V'))
+			if (!cli_add_device("restore", r->dst, &r->ndst, optarg, o == 'V'))
 				return 2;
 			break;
 		case 'f':
-			if (path) {
+			if (r->path) {
 				fprintf(stderr, "devmig restore: give one --file\n");
 				return 2;
 			}
-			path = optarg;
+			r->path = optarg;
 			break;
-		case 'j': json = true; break;
-		case 'v': verbose = true; break;
-		case 'h': restore_usage(stdout); return 0;
+		case 'j': r->json = true; break;
+		case 'v': r->verbose = true; break;
+		case 'h': restore_usage(stdout); return -1;
 		default: return 2;
 		}
 	}
-	if (optind < argc) {
-		fprintf(stderr, "devmig restore: unexpected argument '%s'\n", argv[optind]);
+	if (!cli_no_more_args("restore", argc, argv))
 		return 2;
-	}
-	if (!ndst || !path) {
+	if (!r->ndst || !r->path) {
 		fprintf(stderr, "devmig restore: --socket or --vfio, and --file, are required "
 				"(devmig restore --help)\n");
 		return 2;
 	}
+	return 0;
+}
 
-	int fd = open(path, O_RDONLY | O_CLOEXEC);
+/*
+ * Load the checkpoint into the devices. The engine's result; rep says what
+ * happened. *started false: nothing began (said), the exit status returned.
+ */
+static int restore_run(const struct restore_opts *r, struct devmig_migration_report *rep,
+		       bool *started)
+{
+	*started = false;
+	int fd = open(r->path, O_RDONLY | O_CLOEXEC);
 	if (fd < 0) {
-		fprintf(stderr, "devmig restore: cannot open %s: %s\n", path, strerror(errno));
+		fprintf(stderr, "devmig restore: cannot open %s: %s\n", r->path, strerror(errno));
 		return 1;
 	}
 	struct stat st;
 	if (fstat(fd, &st) || !S_ISREG(st.st_mode)) {
 		fprintf(stderr, "devmig restore: %s is not a regular file (a checkpoint is read "
-				"twice: checked, then loaded)\n", path);
+				"twice: checked, then loaded)\n", r->path);
 		close(fd);
 		return 1;
 	}
-	struct devmig_client **dc = cli_connect_all("restore", dst, ndst);
+	struct devmig_client **dc = cli_connect_all("restore", r->dst, r->ndst,
+						    CLI_TIMEOUT_DEFAULT);
 	if (!dc) {
 		close(fd);
 		return 1;
 	}
 
 	struct cli_progress prog;
-	cli_progress_init(&prog, verbose);
-	prog.dst = dst;
-	prog.ndst = ndst;
+	cli_progress_init(&prog, r->verbose, NULL, 0, r->dst, r->ndst);
 	struct devmig_engine_config cfg = { .event = cli_progress_event, .opaque = &prog };
-	struct devmig_migration_report rep;
-	int rc = devmig_restore(&cfg, fd, dc, ndst, NULL, &rep);
+	*started = true;
+	int rc = devmig_restore(&cfg, fd, dc, r->ndst, NULL, rep);
 	cli_progress_end(&prog);
 	close(fd);
-	cli_close_all(dc, ndst);
-	if (rc && !rep.error[0])
-		snprintf(rep.error, sizeof(rep.error), "the restore failed: %s", strerror(-rc));
+	cli_close_all(dc, r->ndst);
+	if (rc && !rep->error[0])
+		snprintf(rep->error, sizeof(rep->error), "the restore failed: %s", strerror(-rc));
+	if (rc)
+		cli_note_states(rep, 0, r->ndst);
+	return rc;
+}
 
+static void restore_print(const struct restore_opts *r, const struct devmig_migration_report *rep,
+			  int rc)
+{
 	if (rc) {
 		/* The error alone may not say it is about the file: name it. */
-		char msg[sizeof(rep.error) + 300];
-		cli_note_states(&rep, 0, ndst);
-		snprintf(msg, sizeof(msg), "%s: %s", path, rep.error);
-		cli_print_error("restore", msg, NULL, 0, dst, ndst);
+		char msg[sizeof(rep->error) + 300];
+		snprintf(msg, sizeof(msg), "%s: %s", r->path, rep->error);
+		cli_print_error("restore", msg, NULL, 0, r->dst, r->ndst);
 	}
-	if (json) {
-		json_object *j = cli_report_json(&rep, rc == 0, 0, ndst);
-		json_object_object_add(j, "file", json_object_new_string(path));
+	if (r->json) {
+		json_object *j = cli_report_json(rep, rc == 0, 0, r->ndst);
+		json_object_object_add(j, "file", json_object_new_string(r->path));
 		cli_print_json(j);
 	} else if (!rc) {
 		char b1[32], b2[32];
 		printf("restored %u device%s from %s (%s of device state); they run now\n",
-		       rep.devices, rep.devices == 1 ? "" : "s", path,
-		       cli_bytes((double)rep.device_bytes, b1, sizeof(b1)));
-		printf("  total time  %s\n", cli_duration(rep.total_ns, b2, sizeof(b2)));
+		       rep->devices, rep->devices == 1 ? "" : "s", r->path,
+		       cli_bytes((double)rep->device_bytes, b1, sizeof(b1)));
+		printf("  total time  %s\n", cli_duration(rep->total_ns, b2, sizeof(b2)));
 	}
+}
+
+int devmig_cmd_restore(int argc, char **argv)
+{
+	struct restore_opts r;
+	struct devmig_migration_report rep;
+	bool started;
+	int rc = restore_parse(argc, argv, &r);
+
+	if (rc)
+		return rc < 0 ? 0 : rc;
+	rc = restore_run(&r, &rep, &started);
+	if (!started)
+		return rc;
+	restore_print(&r, &rep, rc);
 	return rc ? 1 : 0;
 }

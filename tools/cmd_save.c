@@ -14,7 +14,11 @@
 #include <unistd.h>
 
 #include "cli.h"
-#include "cli_util.h"
+#include "cli_devices.h"
+#include "cli_format.h"
+#include "cli_progress.h"
+#include "cli_report.h"
+#include "cli_signals.h"
 
 static void save_usage(FILE *f)
 {
@@ -106,7 +110,16 @@ static int publish(const char *tmp, const char *path, bool force)
 	return 0;
 }
 
-int devmig_cmd_save(int argc, char **argv)
+/* What the command line asked for. */
+struct save_opts {
+	char *src[CLI_MAX_DEVICES];
+	unsigned nsrc;
+	const char *path;
+	bool json, verbose, force;
+};
+
+/* 0 to run, -1 after --help, else the exit status of a usage error (said). */
+static int save_parse(int argc, char **argv, struct save_opts *s)
 {
 	static const struct option opts[] = {
 		{ "socket", required_argument, NULL, 's' },
@@ -118,134 +131,176 @@ int devmig_cmd_save(int argc, char **argv)
 		{ "help", no_argument, NULL, 'h' },
 		{ 0 },
 	};
-	char *src[CLI_MAX_DEVICES];
-	unsigned nsrc = 0;
-	const char *path = NULL;
-	bool json = false, verbose = false, force = false;
 	int o;
 
+	memset(s, 0, sizeof(*s));
 	while ((o = getopt_long(argc, argv, "s:V:f:Fjvh", opts, NULL)) != -1) {
 		switch (o) {
 		case 's':
 		case 'V':
-			if (!cli_add_device("save", src, &nsrc, optarg, o == 'V'))
+			if (!cli_add_device("save", s->src, &s->nsrc, optarg, o == 'V'))
 				return 2;
 			break;
 		case 'f':
-			if (path) {
+			if (s->path) {
 				fprintf(stderr, "devmig save: give one --file\n");
 				return 2;
 			}
-			path = optarg;
+			s->path = optarg;
 			break;
-		case 'F': force = true; break;
-		case 'j': json = true; break;
-		case 'v': verbose = true; break;
-		case 'h': save_usage(stdout); return 0;
+		case 'F': s->force = true; break;
+		case 'j': s->json = true; break;
+		case 'v': s->verbose = true; break;
+		case 'h': save_usage(stdout); return -1;
 		default: return 2;
 		}
 	}
-	if (optind < argc) {
-		fprintf(stderr, "devmig save: unexpected argument '%s'\n", argv[optind]);
+	if (!cli_no_more_args("save", argc, argv))
 		return 2;
-	}
-	if (!nsrc || !path) {
+	if (!s->nsrc || !s->path) {
 		fprintf(stderr, "devmig save: --socket or --vfio, and --file, are required (devmig "
 				"save --help)\n");
 		return 2;
 	}
-	char tmp[PATH_MAX];
-	if (strlen(path) + 32 >= sizeof(tmp)) {
-		fprintf(stderr, "devmig save: the file name is too long: %s\n", path);
+	if (strlen(s->path) + 32 >= PATH_MAX) {
+		fprintf(stderr, "devmig save: the file name is too long: %s\n", s->path);
 		return 2;
 	}
+	return 0;
+}
+
+/*
+ * Keep the checkpoint written to fd (as tmp): flushed, renamed to the
+ * path, the folder flushed. 0, or -errno with the reason in rep->error
+ * (tmp removed). *size: the file's bytes.
+ */
+static int keep_checkpoint(const struct save_opts *s, int fd, const char *tmp,
+			   struct devmig_migration_report *rep, off_t *size)
+{
+	struct stat fst;
+	int rc = 0;
+
+	*size = 0;
+	if (fsync(fd)) {
+		rc = -errno;
+		set_error(rep, "flushing %s to disk failed: %s", tmp, strerror(errno));
+	} else if (!fstat(fd, &fst)) {
+		*size = fst.st_size;
+	}
+	if (close(fd) && !rc) {
+		rc = -errno;
+		set_error(rep, "writing %s failed: %s", tmp, strerror(errno));
+	}
+	if (!rc) {
+		rc = publish(tmp, s->path, s->force);
+		if (rc == -EEXIST)
+			snprintf(rep->error, sizeof(rep->error),
+				 "%s appeared while saving; the checkpoint was not kept "
+				 "(--force replaces it)", s->path);
+		else if (rc)
+			set_error(rep, "renaming %s to %s failed: %s", tmp, s->path, strerror(-rc));
+		else
+			fsync_dir_of(s->path);
+	}
+	if (rc)
+		unlink(tmp);
+	return rc;
+}
+
+/*
+ * Save the devices into a new file beside the path, and keep it when
+ * whole. The engine's (or the file's) result; rep says what happened.
+ * *started false: nothing began (said), the exit status returned.
+ */
+static int save_run(const struct save_opts *s, struct devmig_migration_report *rep,
+		    bool *started, off_t *size, int *file_rc)
+{
+	char tmp[PATH_MAX];
 	struct stat st;
-	if (!force && !lstat(path, &st)) {
-		fprintf(stderr, "devmig save: %s already exists (--force replaces it)\n", path);
+
+	*started = false;
+	if (!s->force && !lstat(s->path, &st)) {
+		fprintf(stderr, "devmig save: %s already exists (--force replaces it)\n", s->path);
 		return 1;
 	}
-
-	struct devmig_client **sc = cli_connect_all("save", src, nsrc);
+	struct devmig_client **sc = cli_connect_all("save", s->src, s->nsrc, CLI_TIMEOUT_DEFAULT);
 	if (!sc)
 		return 1;
-	int fd = create_temp(path, tmp, sizeof(tmp));
+	int fd = create_temp(s->path, tmp, sizeof(tmp));
 	if (fd < 0) {
-		fprintf(stderr, "devmig save: cannot create a temporary file beside %s: %s\n", path,
-			strerror(errno));
-		cli_close_all(sc, nsrc);
+		fprintf(stderr, "devmig save: cannot create a temporary file beside %s: %s\n",
+			s->path, strerror(errno));
+		cli_close_all(sc, s->nsrc);
 		return 1;
 	}
 
 	struct cli_progress prog;
-	cli_progress_init(&prog, verbose);
-	prog.src = src;
-	prog.nsrc = nsrc;
+	cli_progress_init(&prog, s->verbose, s->src, s->nsrc, NULL, 0);
 	struct devmig_engine_config cfg = {
 		.event = cli_progress_event, .pause_guest = cli_pause_guest, .opaque = &prog,
 	};
 	cli_catch_interrupts();
-	struct devmig_migration_report rep;
-	int rc = devmig_save(&cfg, sc, nsrc, NULL, fd, &rep);
+	*started = true;
+	int rc = devmig_save(&cfg, sc, s->nsrc, NULL, fd, rep);
 	cli_progress_end(&prog);
-	cli_close_all(sc, nsrc);
+	cli_close_all(sc, s->nsrc);
 	if (rc && cli_interrupted())
-		snprintf(rep.error, sizeof(rep.error),
+		snprintf(rep->error, sizeof(rep->error),
 			 "interrupted: no checkpoint was written and the devices run on");
-	else if (rc && !rep.error[0])
-		set_error(&rep, "the save failed: %s", strerror(-rc));
+	else if (rc && !rep->error[0])
+		set_error(rep, "the save failed: %s", strerror(-rc));
 
 	/* The checkpoint is whole when the engine says so (completed), even if a
 	 * device then refused to run on: that file is kept, the error still told. */
-	int file_rc = rep.completed ? 0 : rc;
-	off_t size = 0;
-	if (!file_rc) {
-		struct stat fst;
-		if (fsync(fd)) {
-			file_rc = -errno;
-			set_error(&rep, "flushing %s to disk failed: %s", tmp, strerror(errno));
-		} else if (!fstat(fd, &fst)) {
-			size = fst.st_size;
-		}
-	}
-	if (close(fd) && !file_rc) {
-		file_rc = -errno;
-		set_error(&rep, "writing %s failed: %s", tmp, strerror(errno));
-	}
-	if (!file_rc) {
-		file_rc = publish(tmp, path, force);
-		if (file_rc == -EEXIST)
-			snprintf(rep.error, sizeof(rep.error),
-				 "%s appeared while saving; the checkpoint was not kept "
-				 "(--force replaces it)", path);
-		else if (file_rc)
-			set_error(&rep, "renaming %s to %s failed: %s", tmp, path,
-				  strerror(-file_rc));
-		else
-			fsync_dir_of(path);
-	}
-	if (file_rc) {
+	*file_rc = rep->completed ? 0 : rc;
+	if (!*file_rc) {
+		*file_rc = keep_checkpoint(s, fd, tmp, rep, size);
+	} else {
+		close(fd);
 		unlink(tmp);
-		rep.completed = false;
 	}
-	rc = file_rc ? file_rc : rc;
-	if (rc) {
-		cli_note_states(&rep, nsrc, 0);
-		cli_print_error("save", rep.error, src, nsrc, NULL, 0);
-	}
+	if (*file_rc)
+		rep->completed = false;
+	rc = *file_rc ? *file_rc : rc;
+	if (rc)
+		cli_note_states(rep, s->nsrc, 0);
+	return rc;
+}
 
-	if (json) {
-		json_object *j = cli_report_json(&rep, rc == 0, nsrc, 0);
-		json_object_object_add(j, "file", json_object_new_string(path));
+static void save_print(const struct save_opts *s, const struct devmig_migration_report *rep,
+		       int rc, int file_rc, off_t size)
+{
+	if (rc)
+		cli_print_error("save", rep->error, s->src, s->nsrc, NULL, 0);
+	if (s->json) {
+		json_object *j = cli_report_json(rep, rc == 0, s->nsrc, 0);
+		json_object_object_add(j, "file", json_object_new_string(s->path));
 		json_object_object_add(j, "file_bytes", json_object_new_int64(file_rc ? 0 : size));
 		cli_print_json(j);
 	} else if (!file_rc) {
 		char b1[32], b2[32], b3[32];
 		printf("saved %u device%s to %s (%s of device state, file %s)%s\n",
-		       rep.devices, rep.devices == 1 ? "" : "s", path,
-		       cli_bytes((double)rep.device_bytes, b1, sizeof(b1)),
+		       rep->devices, rep->devices == 1 ? "" : "s", s->path,
+		       cli_bytes((double)rep->device_bytes, b1, sizeof(b1)),
 		       cli_bytes((double)size, b2, sizeof(b2)),
 		       rc ? "" : "; the devices run on");
-		printf("  devices stopped for %s\n", cli_duration(rep.downtime_ns, b3, sizeof(b3)));
+		printf("  devices stopped for %s\n", cli_duration(rep->downtime_ns, b3, sizeof(b3)));
 	}
+}
+
+int devmig_cmd_save(int argc, char **argv)
+{
+	struct save_opts s;
+	struct devmig_migration_report rep;
+	off_t size = 0;
+	bool started;
+	int file_rc = 0, rc = save_parse(argc, argv, &s);
+
+	if (rc)
+		return rc < 0 ? 0 : rc;
+	rc = save_run(&s, &rep, &started, &size, &file_rc);
+	if (!started)
+		return rc;
+	save_print(&s, &rep, rc, file_rc, size);
 	return rc ? 1 : 0;
 }

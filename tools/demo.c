@@ -11,6 +11,13 @@
  * resumes it on the destination, where it keeps running for a while; then
  * every block is read back from the destination and compared with the
  * last acknowledged write.
+ *
+ * --scenario non-converging: a guest that rewrites memblk faster than a
+ * capped link copies it, migrated three times from scratch with a held
+ * downtime budget: as a VMM without devmig's extensions would (no
+ * deadlines, no caps), with deadlines only, and with deadlines and
+ * dirty-rate limiting; every acknowledged write is checked each time, on
+ * whichever side the guest ended up.
  */
 #include <errno.h>
 #include <getopt.h>
@@ -29,10 +36,10 @@
 #include "devmig/client.h"
 #include "devmig/engine.h"
 #include "devmig/server.h"
+#include "memblk/memblk_scenario.h"
 #include "memblk/memblk_workload.h"
 
 #define MAX_DEVS 2u
-#define DOWNTIME_BUDGET_NS (300ull * 1000 * 1000)
 #define WARMUP_MS 200
 #define AFTER_MS 1000
 #define PAUSE_TIMEOUT_MS 5000
@@ -50,6 +57,9 @@ struct demo {
 	uint64_t size, guest_mem, working_set;
 	unsigned n;
 	bool no_precopy, json, tty;
+	/* the guest's pace (0: the workload's defaults) */
+	unsigned write_pct;
+	uint64_t ops_per_sec;
 	char dir[64];
 	struct side src[MAX_DEVS], dst[MAX_DEVS];
 	struct devmig_guest_mem *src_mem, *dst_mem;
@@ -61,9 +71,20 @@ static void usage(FILE *f)
 	fprintf(f,
 		"usage: devmig demo [--size SIZE] [--guest-mem SIZE] [--devices N]\n"
 		"                   [--working-set SIZE] [--no-precopy] [--json]\n"
+		"       devmig demo --scenario non-converging [--json]\n"
 		"\n"
 		"Live-migrate memblk devices (served in this process) while a guest workload\n"
 		"reads and writes them, then check every acknowledged write on the destination.\n"
+		"\n"
+		"  --scenario NAME   another demonstration instead:\n"
+		"      non-converging  a guest rewrites a 48 MiB working set of a 64 MiB memblk\n"
+		"                    at ~3000 writes/s, faster than the link (capped at 64 MiB/s)\n"
+		"                    copies it, with a 300 ms downtime budget; migrated three\n"
+		"                    times: without limiting or deadlines (rounds never shrink,\n"
+		"                    it switches over past the budget), with deadlines (the\n"
+		"                    device refuses; the guest keeps running at the source) and\n"
+		"                    with dirty-rate limiting too (switches over within it);\n"
+		"                    every write is checked each time\n"
 		"\n"
 		"  --size SIZE       storage of each device (default 256M)\n"
 		"  --guest-mem SIZE  guest memory, migrated with the devices (default 64M)\n"
@@ -143,6 +164,17 @@ static void on_event(void *opaque, const struct devmig_engine_event *ev)
 		break;
 	case DEVMIG_EV_UNWIND:
 		printf("  migration failed, back to the source: %s\n", ev->why);
+		break;
+	case DEVMIG_EV_THROTTLE:
+		if (ev->cap)
+			printf("  dirty rate capped at %.1f MiB/s: rounds were not shrinking\n",
+			       ev->cap / MIB);
+		else
+			printf("  dirty-rate cap lifted\n");
+		break;
+	case DEVMIG_EV_REFUSED:
+		printf("  the device refused the switchover: it needs ~%.0f ms, %.0f ms were left; "
+		       "the guest runs on\n", ev->estimate_ns / 1e6, ev->deadline_ns / 1e6);
 		break;
 	default:
 		break;
@@ -274,6 +306,8 @@ static int demo_open(struct demo *d)
 			.win_off = i * win,
 			.win_size = win,
 			.write_span = d->working_set / MB_BLOCK_SIZE,
+			.write_pct = d->write_pct,
+			.max_ops_per_sec = d->ops_per_sec,
 			.seed = 0x5eed0000u + i + (uint64_t)time(NULL) * 1000003u,
 		};
 		d->w[i] = mbw_new(&wc, err, sizeof(err));
@@ -291,6 +325,8 @@ static int demo_open(struct demo *d)
 
 struct result {
 	int rc;
+	int mrc;                    /* the migration's: 0, or -errno */
+	bool refusal_ok;            /* a refused switchover is an outcome, not a failure */
 	char why[640];
 	struct devmig_migration_report rep;
 	struct mbw_stats st;        /* summed over the devices; gaps: the largest */
@@ -410,7 +446,7 @@ static void fail_why(struct result *r, const char *fmt, ...)
 	r->rc = 1;
 }
 
-static void run(struct demo *d, struct result *r)
+static void run(struct demo *d, const struct devmig_engine_config *cfg_in, struct result *r)
 {
 	char err[512] = "";
 
@@ -435,20 +471,18 @@ static void run(struct demo *d, struct result *r)
 	}
 	sleep_ms(WARMUP_MS);
 
-	struct devmig_engine_config cfg = {
-		.downtime_budget_ns = DOWNTIME_BUDGET_NS,
-		.no_precopy = d->no_precopy,
-		.event = on_event,
-		.pause_guest = pause_guest,
-		.resume_guest = resume_guest,
-		.opaque = d,
-	};
+	struct devmig_engine_config cfg = *cfg_in;
+	cfg.event = on_event;
+	cfg.pause_guest = pause_guest;
+	cfg.resume_guest = resume_guest;
+	cfg.opaque = d;
 	struct devmig_client *src[MAX_DEVS], *dst[MAX_DEVS];
 	for (unsigned i = 0; i < d->n; i++) {
 		src[i] = d->src[i].cl;
 		dst[i] = d->dst[i].cl;
 	}
 	int mrc = devmig_migrate_local(&cfg, src, dst, d->n, d->src_mem, d->dst_mem, &r->rep);
+	r->mrc = mrc;
 	if (!mrc)
 		sleep_ms(AFTER_MS); /* the guest runs on at the destination */
 
@@ -477,7 +511,7 @@ static void run(struct demo *d, struct result *r)
 			r->st.switch_gap_ns = st.switch_gap_ns;
 	}
 	/* A guest that failed is the first reason (it may be why the engine could not pause it). */
-	if (mrc)
+	if (mrc && !(r->refusal_ok && mrc == -ETIME))
 		fail_why(r, "migration failed: %s", r->rep.error[0] ? r->rep.error : strerror(-mrc));
 	if (!io_ok)
 		return;
@@ -502,6 +536,167 @@ static void run(struct demo *d, struct result *r)
 	r->verified = true;
 }
 
+/* ---- --scenario non-converging ---- */
+
+#define NC_SIZE MB_NC_SIZE
+#define NC_WORKING_SET MB_NC_WORKING_SET
+#define NC_GUEST_MEM MB_NC_GUEST_MEM
+#define NC_LINK_RATE MB_NC_LINK_RATE
+#define NC_OPS MB_NC_OPS
+#define NC_WRITE_PCT MB_NC_WRITE_PCT
+#define NC_CASES 3
+
+static const struct {
+	const char *label;
+	bool deadline, throttle;
+} nc_cases[NC_CASES] = {
+	{ "no limiting, no deadlines", false, false },
+	{ "deadlines, no limiting", true, false },
+	{ "deadlines and limiting", true, true },
+};
+
+static void nc_outcome(const struct result *r, char *buf, size_t len)
+{
+	const struct devmig_migration_report *p = &r->rep;
+	if (r->rc)
+		snprintf(buf, len, "FAILED: %.400s", r->why);
+	else if (p->completed && p->budget_met)
+		snprintf(buf, len, "switched over within the budget");
+	else if (p->completed)
+		snprintf(buf, len, "switched over past the budget%s",
+			 p->converged ? "" : " (rounds stopped shrinking)");
+	else if (r->mrc == -ETIME)
+		snprintf(buf, len, "refused %u time%s (needs ~%.0f ms, %.0f ms left): the guest ran on "
+			 "at the source", p->deadline_refusals, p->deadline_refusals == 1 ? "" : "s",
+			 p->refusal_estimate_ns / 1e6, p->refusal_deadline_ns / 1e6);
+	else
+		snprintf(buf, len, "the migration failed");
+}
+
+static json_object *nc_case_json(unsigned k, const struct result *r)
+{
+	const struct devmig_migration_report *p = &r->rep;
+	json_object *o = json_object_new_object();
+	char out[512];
+	nc_outcome(r, out, sizeof(out));
+#define ADD_I(key, v) json_object_object_add(o, key, json_object_new_int64((int64_t)(v)))
+#define ADD_B(key, v) json_object_object_add(o, key, json_object_new_boolean(v))
+	json_object_object_add(o, "case", json_object_new_string(nc_cases[k].label));
+	ADD_B("deadlines", nc_cases[k].deadline);
+	ADD_B("limiting", nc_cases[k].throttle);
+	ADD_B("ok", !r->rc);
+	json_object_object_add(o, "outcome", json_object_new_string(out));
+	ADD_B("completed", p->completed);
+	ADD_I("rounds", p->rounds);
+	ADD_I("downtime_ns", p->completed ? p->downtime_ns : 0);
+	ADD_I("budget_ns", p->budget_ns);
+	ADD_B("budget_met", p->budget_met);
+	ADD_B("converged", p->converged);
+	ADD_I("deadline_refusals", p->deadline_refusals);
+	ADD_I("refusal_estimate_ns", p->refusal_estimate_ns);
+	ADD_I("refusal_deadline_ns", p->refusal_deadline_ns);
+	ADD_I("throttle_cap", p->throttle_cap);
+	ADD_I("throttle_ns", p->throttle_ns);
+	ADD_I("throttle_steps", p->throttle_steps);
+	ADD_I("guest_max_gap_ns", r->st.max_gap_ns);
+	ADD_I("acked_writes", r->st.acked_writes);
+	ADD_B("verified", r->verified && !r->verify_failed);
+	json_object_object_add(o, "verified_on", !r->verified ? NULL :
+			       json_object_new_string(r->verify_on_source ? "source" : "destination"));
+	ADD_I("verified_blocks", r->vr.blocks);
+#undef ADD_I
+#undef ADD_B
+	return o;
+}
+
+static int scenario_non_converging(bool json, bool tty)
+{
+	static struct result r[NC_CASES];
+	int rc = 0;
+
+	if (!json)
+		printf("devmig demo --scenario non-converging: a guest rewrites %.0f MiB of a %.0f MiB "
+		       "memblk\n(%u%% writes of up to %u I/O/s) while the link carries %.0f MiB/s; "
+		       "downtime budget %.0f ms\n", NC_WORKING_SET / MIB, NC_SIZE / MIB, NC_WRITE_PCT,
+		       NC_OPS, NC_LINK_RATE / MIB, MB_NC_BUDGET_NS / 1e6);
+	for (unsigned k = 0; k < NC_CASES; k++) {
+		struct demo d = {
+			.size = NC_SIZE, .guest_mem = NC_GUEST_MEM, .working_set = NC_WORKING_SET,
+			.n = 1, .json = json, .tty = tty, .write_pct = NC_WRITE_PCT,
+			.ops_per_sec = NC_OPS,
+		};
+		struct devmig_engine_config cfg = {
+			.downtime_budget_ns = MB_NC_BUDGET_NS,
+			.link_rate = NC_LINK_RATE,
+			.no_deadline = !nc_cases[k].deadline,
+			.no_throttle = !nc_cases[k].throttle,
+		};
+		memset(&r[k], 0, sizeof(r[k]));
+		r[k].refusal_ok = true;
+		if (tty && !json)
+			printf("\n%s:\n", nc_cases[k].label);
+		fflush(stdout);
+		if (demo_open(&d)) {
+			demo_close(&d);
+			return 1;
+		}
+		run(&d, &cfg, &r[k]);
+		demo_close(&d);
+		/* Limiting is what makes this migration converge: without it
+		 * succeeding, the demonstration did not happen. */
+		if (!r[k].rc && k == NC_CASES - 1 && !r[k].rep.completed)
+			fail_why(&r[k], "with limiting the migration did not complete: %s",
+				 r[k].rep.error);
+		if (r[k].rc)
+			rc = 1;
+	}
+	if (json) {
+		json_object *o = json_object_new_object(), *a = json_object_new_array();
+		json_object_object_add(o, "scenario", json_object_new_string("non-converging"));
+		json_object_object_add(o, "ok", json_object_new_boolean(!rc));
+		json_object_object_add(o, "device_size", json_object_new_int64((int64_t)NC_SIZE));
+		json_object_object_add(o, "working_set", json_object_new_int64((int64_t)NC_WORKING_SET));
+		json_object_object_add(o, "guest_mem", json_object_new_int64((int64_t)NC_GUEST_MEM));
+		json_object_object_add(o, "link_rate", json_object_new_int64((int64_t)NC_LINK_RATE));
+		json_object_object_add(o, "budget_ns", json_object_new_int64((int64_t)MB_NC_BUDGET_NS));
+		for (unsigned k = 0; k < NC_CASES; k++)
+			json_object_array_add(a, nc_case_json(k, &r[k]));
+		json_object_object_add(o, "cases", a);
+		printf("%s\n", json_object_to_json_string_ext(o, JSON_C_TO_STRING_PRETTY |
+								      JSON_C_TO_STRING_NOSLASHESCAPE));
+		json_object_put(o);
+		return rc;
+	}
+	printf("\n  %-26s %6s %10s %8s  %-24s %s\n", "case", "rounds", "downtime", "budget",
+	       "dirty-rate cap (for)", "outcome");
+	for (unsigned k = 0; k < NC_CASES; k++) {
+		const struct devmig_migration_report *p = &r[k].rep;
+		char dt[32] = "-", cap[48] = "-", out[512];
+		if (p->completed)
+			snprintf(dt, sizeof(dt), "%.1f ms", p->downtime_ns / 1e6);
+		if (p->throttle_cap)
+			snprintf(cap, sizeof(cap), "%.1f MiB/s (%.1f s)", p->throttle_cap / MIB,
+				 p->throttle_ns / 1e9);
+		nc_outcome(&r[k], out, sizeof(out));
+		printf("  %-26s %6u %10s %5.0f ms  %-24s %s\n", nc_cases[k].label, p->rounds, dt,
+		       p->budget_ns / 1e6, cap, out);
+	}
+	for (unsigned k = 0; k < NC_CASES; k++) {
+		const struct result *x = &r[k];
+		if (x->verified && !x->verify_failed)
+			printf("  %-26s %s: all %" PRIu64 " blocks hold their last acknowledged write on "
+			       "the %s (%" PRIu64 " writes acknowledged, longest I/O gap %.1f ms)\n",
+			       nc_cases[k].label, x->rc ? "ok" : "PASS", x->vr.blocks,
+			       x->verify_on_source ? "source" : "destination", x->st.acked_writes,
+			       x->st.max_gap_ns / 1e6);
+		else
+			printf("  %-26s FAIL: %s\n", nc_cases[k].label, x->why);
+	}
+	if (rc)
+		fprintf(stderr, "devmig demo: the non-converging scenario failed\n");
+	return rc;
+}
+
 int devmig_cmd_demo(int argc, char **argv)
 {
 	static const struct option opts[] = {
@@ -511,14 +706,18 @@ int devmig_cmd_demo(int argc, char **argv)
 		{ "working-set", required_argument, NULL, 'w' },
 		{ "no-precopy", no_argument, NULL, 'P' },
 		{ "json", no_argument, NULL, 'j' },
+		{ "scenario", required_argument, NULL, 'S' },
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 },
 	};
 	struct demo d = { .size = 256ull << 20, .guest_mem = 64ull << 20, .n = 1 };
-	int c;
+	const char *scenario = NULL;
+	int c, others = 0;
 
 	optind = 1;
 	while ((c = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
+		if (c == 's' || c == 'g' || c == 'n' || c == 'w' || c == 'P')
+			others++; /* the main demo's own options */
 		switch (c) {
 		case 's':
 			if (parse_size(optarg, &d.size) || d.size < (1u << 20) || d.size % 4096) {
@@ -558,6 +757,14 @@ int devmig_cmd_demo(int argc, char **argv)
 		case 'j':
 			d.json = true;
 			break;
+		case 'S':
+			if (strcmp(optarg, "non-converging")) {
+				fprintf(stderr, "devmig demo: --scenario %s: the scenario is "
+						"non-converging (devmig demo --help)\n", optarg);
+				return 2;
+			}
+			scenario = optarg;
+			break;
 		case 'h':
 			usage(stdout);
 			return 0;
@@ -571,6 +778,12 @@ int devmig_cmd_demo(int argc, char **argv)
 		usage(stderr);
 		return 2;
 	}
+	if (scenario && others) {
+		fprintf(stderr, "devmig demo: --scenario takes only --json: its sizes are its own\n");
+		return 2;
+	}
+	if (scenario)
+		return scenario_non_converging(d.json, isatty(STDOUT_FILENO));
 	if (!d.working_set)
 		d.working_set = d.size / 32 / MB_BLOCK_SIZE * MB_BLOCK_SIZE;
 	if (d.working_set < MB_BLOCK_SIZE)
@@ -585,7 +798,9 @@ int devmig_cmd_demo(int argc, char **argv)
 		demo_close(&d);
 		return 1;
 	}
-	run(&d, &r);
+	/* The budget is aimed at, not held (no deadlines, no caps): see the scenario. */
+	struct devmig_engine_config cfg = { .no_precopy = d.no_precopy };
+	run(&d, &cfg, &r);
 	if (d.json)
 		print_json(&d, &r);
 	else

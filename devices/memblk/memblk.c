@@ -18,6 +18,11 @@
  *  - The worker is the only writer of the storage (devmig_tracker_write,
  *    which the core's saver is atomic against), so its READs need no lock.
  *
+ * Dirty-rate limiting. Under a VMM's cap the worker holds a WRITE's
+ * completion back (devmig_device_throttle) after executing it, so the
+ * guest's writes slow down; the core lets it go when the device leaves
+ * PRE_COPY, so quiescing never waits for a throttled request.
+ *
  * Quiescing. An arc into a quiesced state sets `paused` and waits until the
  * worker is idle: the request being executed completes (its data moved, its
  * completion posted, its interrupt raised), fetched requests not yet started
@@ -281,6 +286,10 @@ static void *worker_main(void *arg)
 		pthread_mutex_unlock(&m->lock);
 		struct mb_cqe c;
 		execute(m, &e, &c);
+		/* A VMM's dirty-rate cap: the WRITE is done, its completion waits
+		 * (the guest sees slower I/O, never an error). */
+		if (e.opcode == MB_OP_WRITE && c.status == MB_SC_OK)
+			devmig_device_throttle(&m->dev, c.result);
 		pthread_mutex_lock(&m->lock);
 		if (gen == m->gen && !m->disable_pending)
 			post_locked(m, &c);
@@ -622,6 +631,18 @@ static const struct devmig_device_ops memblk_ops = {
 	.bar_access = mb_bar_access,
 };
 
+/*
+ * What the arcs take besides the core's part (the stop-copy data): a
+ * quiescing arc waits for the request being executed, at most MB_MAX_BLOCKS
+ * blocks copied once (well under a millisecond; 1 ms with a margin).
+ */
+#define MB_QUIESCE_NS (1000ull * 1000)
+static const struct devmig_arc_cost memblk_arc_costs[] = {
+	{ DEVMIG_STATE_RUNNING, DEVMIG_STATE_RUNNING_P2P, MB_QUIESCE_NS },
+	{ DEVMIG_STATE_PRE_COPY, DEVMIG_STATE_PRE_COPY_P2P, MB_QUIESCE_NS },
+	{ DEVMIG_STATE_ERROR, DEVMIG_STATE_ERROR, 0 },
+};
+
 static const struct devmig_migration_ops memblk_mig = {
 	.caps = DEVMIG_MIG_STOP_COPY | DEVMIG_MIG_P2P | DEVMIG_MIG_PRE_COPY,
 	.arc = mb_arc,
@@ -631,6 +652,8 @@ static const struct devmig_migration_ops memblk_mig = {
 	.load_check = mb_load_check,
 	.load_apply = mb_load_apply,
 	.load_abort = mb_load_abort,
+	.arc_costs = memblk_arc_costs,
+	.dirty_rate_limit = true,
 };
 
 static int parse_size(const char *s, size_t n, uint64_t *out)

@@ -260,6 +260,38 @@ ssize_t devmig_client_data_write(struct devmig_client *c, const void *buf, size_
  * holds; a kernel driver's read says so itself, so this only polls).
  */
 int devmig_client_data_wait(struct devmig_client *c, int timeout_ms);
+/*
+ * The "deadline" extension (devmig_client_has_ext(c, DEVMIG_EXT_DEADLINE);
+ * -ENOTSUP without it): change the state within deadline_ns of the
+ * device's receipt of the request. 0 when done (res->overrun_ns says how
+ * late, if it was); -ETIME when the device estimated that an arc of the
+ * path would not finish in time and did not start it: res->state is where
+ * the device is (unchanged when refused before the first arc) and
+ * res->estimate_ns what did not fit; other -errno as for
+ * devmig_client_set_state. res is filled on 0 and -ETIME.
+ */
+struct devmig_deadline_result {
+	enum devmig_state state;
+	uint32_t flags;        /* DEVMIG_DEADLINE_* */
+	uint64_t estimate_ns;
+	uint64_t elapsed_ns;   /* at the device: receipt to reply */
+	uint64_t overrun_ns;
+};
+int devmig_client_set_state_deadline(struct devmig_client *c, enum devmig_state state,
+				     uint64_t deadline_ns, struct devmig_deadline_result *res);
+/* The device's estimate of each arc, its transfer rate and stop-copy size,
+ * and its last deadline request's outcome (devmig_arc_estimates_path sums a
+ * path). -ENOTSUP without the extension. */
+int devmig_client_arc_estimates(struct devmig_client *c, struct devmig_feature_arc_estimates *est);
+
+/*
+ * The "dirty_rate" extension (-ENOTSUP without it): cap the rate, in
+ * bytes/s, at which the device's state may change while in PRE_COPY (0
+ * lifts it); read the cap, the rate the device measures and how long it
+ * has held completions back.
+ */
+int devmig_client_set_dirty_rate(struct devmig_client *c, uint64_t cap);
+int devmig_client_dirty_rate(struct devmig_client *c, struct devmig_feature_dirty_rate *dr);
 
 /* DMA logging. */
 int devmig_client_log_start(struct devmig_client *c, uint64_t *page_size,

@@ -24,8 +24,10 @@
  * reassembles them: a variant emits typed records and receives whole checked
  * ones), tracked device memory (struct devmig_tracker: dirty/sent
  * bookkeeping, PRE_COPY rounds, precopy_info and the stop-copy size, staged
- * loading), memory-backed parts of BARs a client maps directly, and
- * interrupts that wait while the device may not signal.
+ * loading), memory-backed parts of BARs a client maps directly,
+ * interrupts that wait while the device may not signal, deadlines on state
+ * changes (arc estimates from its stop-copy size, its measured transfer
+ * rate and the fixed costs it declares) and a cap on its dirty rate.
  *
  * What a variant may touch is exactly what this header declares. The core's
  * state lives behind dev->core, which is opaque.
@@ -133,6 +135,16 @@ struct devmig_arc_result {
 struct devmig_save; /* where a save call emits its records (the core's) */
 
 /*
+ * A fixed cost a variant declares for one primitive arc, in ns (the time
+ * its arc callback needs: quiescing work in flight, loading firmware
+ * state...). See devmig_migration_ops.arc_costs.
+ */
+struct devmig_arc_cost {
+	enum devmig_state from, to;
+	uint64_t ns;
+};
+
+/*
  * The states, for a variant (the core enforces the DMA and interrupt rules;
  * devmig_device_state() tells a worker where the device is going):
  *
@@ -226,6 +238,32 @@ struct devmig_migration_ops {
 	/* The load was abandoned (reset, a refused stream, ERROR): drop staged
 	 * data. Default: nothing. */
 	void (*load_abort)(struct devmig_device *dev);
+
+	/*
+	 * Deadlines (a VMM's state change may carry one: before each arc the
+	 * core asks for the estimate of what is left of the path and refuses
+	 * with ETIME, changing nothing more, if it does not fit). arc_costs:
+	 * the arcs' fixed costs, an array ended by an entry whose ns is 0
+	 * (arcs not listed cost 0); NULL: none.
+	 */
+	const struct devmig_arc_cost *arc_costs;
+	/*
+	 * The estimate of one primitive arc, in ns; set *partial when part of
+	 * it cannot be known yet. Also what a VMM reads to plan (its arc
+	 * estimates). Called from the server thread in any state. Default
+	 * (devmig_device_default_arc_estimate): the arc's fixed cost, and for
+	 * an arc into STOP_COPY the stop-copy size at the rate the device's
+	 * data has been read at (devmig_device_transfer_rate), which is the
+	 * time to read its stream out; no rate yet: partial.
+	 */
+	uint64_t (*arc_estimate)(struct devmig_device *dev, enum devmig_state from,
+				 enum devmig_state to, bool *partial);
+	/*
+	 * The variant honours a VMM's cap on the rate its state changes at in
+	 * PRE_COPY: whatever changes its state (a guest's write) completes
+	 * only after devmig_device_throttle. Only then is the cap offered.
+	 */
+	bool dirty_rate_limit;
 };
 
 /* ---- lifecycle (called by whoever hosts the device, e.g. devmig serve) ---- */
@@ -260,16 +298,17 @@ int devmig_device_dma_write(struct devmig_device *dev, uint64_t iova, const void
 /*
  * Raise interrupt vector v: MSI-X if enabled, else MSI, else INTx (v must
  * be 0). The vector's eventfd is signalled unless the client masked it in
- * a way the server sees: SET_IRQS MASK, the MSI-X function mask or an MSI
- * mask bit in config space, or the vector's MSI-X table mask bit once the
+ * a way the server sees (SET_IRQS MASK, the MSI-X function mask or an MSI
+ * mask bit in config space, the vector's MSI-X table mask bit once the
  * client has written the table (a client that emulates the table itself,
- * like QEMU, never writes it). A masked vector is left pending (PBA, MSI
- * pending bits) and sent when its last mask goes. While the device may not
- * signal (a stopped state) the vector is kept pending by the core, travels
- * with the migration stream, and is raised when the device next enters a
- * state that may signal (here, or on the destination). 0 when delivered or
- * kept pending, -ENOENT if no eventfd is set for it, -EINVAL for a vector
- * the enabled mode does not have.
+ * like QEMU, never writes it), INTx's automask or INTx disable) or the
+ * device may not signal (a stopped state). Then the vector is left pending,
+ * one bit however often it is raised (the PBA, the MSI pending bits, or the
+ * core's own for MSI without mask bits and for INTx), which migrates with
+ * config space; it is signalled once when the last of those goes (here, or
+ * on the destination). 0 when signalled or left pending, -ENOENT if it
+ * could be signalled but has no eventfd, -EINVAL for a vector the enabled
+ * mode does not have.
  */
 int devmig_device_irq(struct devmig_device *dev, unsigned v);
 
@@ -293,6 +332,26 @@ int devmig_device_default_bar_access(struct devmig_device *dev, unsigned bar, ui
 void devmig_device_default_precopy_info(struct devmig_device *dev, uint64_t *initial_bytes,
 					uint64_t *dirty_bytes);
 uint64_t devmig_device_default_stop_copy_size(struct devmig_device *dev);
+uint64_t devmig_device_default_arc_estimate(struct devmig_device *dev, enum devmig_state from,
+					    enum devmig_state to, bool *partial);
+
+/* Bytes/s the device's migration data has been read at in this save
+ * session (recent reads weigh most); 0 until measured. Any thread. */
+uint64_t devmig_device_transfer_rate(struct devmig_device *dev);
+
+/*
+ * Dirty-rate limiting. A variant with dirty_rate_limit calls this from
+ * the thread that completes something which changed len bytes of its
+ * state (tracked memory included), before the completion becomes visible.
+ * While a VMM has capped the rate and the device is in PRE_COPY, it waits
+ * until the changes keep to the cap; otherwise it returns at once, and it
+ * returns early when the cap is lifted or changed, the device leaves
+ * PRE_COPY (so an arc into a quiesced state is not held up), or is reset.
+ * One call waits at most 1 s, so a guest never sees a completion stall
+ * longer than that. Returns the ns waited. Never from the server thread
+ * (an op): that would hold the very request that lifts the cap.
+ */
+uint64_t devmig_device_throttle(struct devmig_device *dev, uint64_t len);
 
 /* ---- records: saving ---- */
 

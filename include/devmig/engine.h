@@ -10,12 +10,24 @@
  *      with the devices' DMA dirty logs (plus the VMM's own CPU dirty marks);
  *      rounds go on while the estimated stop time exceeds the downtime
  *      budget, up to a round limit; switchover waits until every destination
- *      accepted the initial data;
+ *      accepted the initial data. With devices that offer the "dirty_rate"
+ *      extension, rounds that stop shrinking cap the devices' dirty rate,
+ *      lower at each such round (QEMU's auto-converge, for devices); the
+ *      caps are lifted when the migration ends, either way;
  *   3. the guest is paused; every source device reaches RUNNING_P2P or
- *      PRE_COPY_P2P before any goes to STOP or STOP_COPY; the STOP_COPY
- *      streams and the last dirty pages are sent; every destination must
- *      pass RESUMING->STOP; then every destination goes to RUNNING_P2P, then
- *      RUNNING, and the guest resumes there;
+ *      PRE_COPY_P2P before any goes to STOP or STOP_COPY; each goes to
+ *      STOP_COPY and its stream is read out, then the last dirty pages are
+ *      sent; every destination must pass RESUMING->STOP; then every
+ *      destination goes to RUNNING_P2P, then RUNNING, and the guest
+ *      resumes there. With devices that offer the "deadline" extension the
+ *      downtime budget is planned with their arc estimates and passed to
+ *      them as deadlines on these state changes: a device that estimates
+ *      it cannot make its deadline refuses before it starts; the devices go
+ *      back to PRE_COPY, the guest runs on, pre-copy goes on (and caps
+ *      tighten) and the switchover is tried again, up to a few refusals
+ *      within the round limit; then the migration is abandoned with the
+ *      source running. Without deadlines a migration that does not
+ *      converge switches over anyway, past the budget;
  *   4. on any failure the source devices return to RUNNING with their state,
  *      the destination devices are reset, the guest resumes on the source,
  *      and the error names the device and the reason. A connection that
@@ -83,6 +95,8 @@ enum devmig_engine_event_type {
 	/* A device left mid-migration by an earlier failure was found and its
 	 * session ended before this one began; why says what and how. */
 	DEVMIG_EV_RECOVER,
+	DEVMIG_EV_THROTTLE,   /* dev's dirty-rate cap set, lowered or lifted (cap 0) */
+	DEVMIG_EV_REFUSED,    /* dev refused the switchover's deadline: the guest runs on */
 };
 
 struct devmig_engine_event {
@@ -96,10 +110,20 @@ struct devmig_engine_event {
 	double rate;                  /* bytes/s measured so far */
 	uint64_t elapsed_ns;
 	const char *why;              /* DEVMIG_EV_UNWIND, DEVMIG_EV_RECOVER */
+	uint64_t cap;                 /* DEVMIG_EV_THROTTLE: bytes/s, 0 lifted */
+	uint64_t estimate_ns;         /* DEVMIG_EV_REFUSED: the device's estimate */
+	uint64_t deadline_ns;         /*   and the deadline it was given */
 };
 
 struct devmig_engine_config {
-	uint64_t downtime_budget_ns;  /* 0: 300 ms */
+	/*
+	 * The downtime budget. Given, it is held to: with devices that offer
+	 * them, deadlines at the switchover and dirty-rate caps when rounds stop
+	 * shrinking (unless no_deadline, no_throttle). 0: aim for 300 ms, with
+	 * neither (a migration that does not converge then switches over past
+	 * it).
+	 */
+	uint64_t downtime_budget_ns;
 	unsigned max_rounds;          /* 0: 30 */
 	size_t chunk;                 /* MIG_DATA_READ size; 0: 1 MiB */
 	unsigned read_depth;          /* reads in flight per device; 0: 2 */
@@ -116,6 +140,15 @@ struct devmig_engine_config {
 	uint64_t guest_iova;          /* where guest memory is DMA-mapped in devices */
 	uint64_t timeout_ms;          /* per device operation and per channel frame
 				       * (devmig_migrate_to_fd, devmig_receive_from_fd); 0: 30 s */
+	/* Switch over with plain state changes even with devices that take
+	 * deadlines (what a VMM without the extension does). */
+	bool no_deadline;
+	/* Never cap a device's dirty rate (devmig migrate --no-throttle). */
+	bool no_throttle;
+	/* Send at most this many bytes/s to the destination, device data and
+	 * guest memory together: a slow link, reproducible anywhere (the
+	 * demo, tests). 0: as fast as it goes. */
+	uint64_t link_rate;
 	void (*event)(void *opaque, const struct devmig_engine_event *ev);
 	/* Stop and restart the guest's vCPUs (and the demo's workload). */
 	int (*pause_guest)(void *opaque);
@@ -150,6 +183,21 @@ struct devmig_migration_report {
 	 * the operator decides (check the destination, then resume one side). */
 	bool outcome_unknown;
 	char error[512];              /* set on failure: which device and why */
+	/* The downtime budget, and whether it was planned and met. */
+	uint64_t budget_ns;
+	bool budget_met;              /* completed with downtime_ns <= budget_ns */
+	bool converged;               /* pre-copy ended because the stop fit the budget, not at a limit */
+	bool deadlines;               /* the budget went to the devices as deadlines */
+	unsigned deadline_refusals;   /* switchovers refused by a device (the guest ran on) */
+	uint64_t refusal_estimate_ns; /* the last refusal: the device's estimate, */
+	uint64_t refusal_deadline_ns; /*   and the deadline it was given */
+	uint64_t overrun_ns;          /* the most a device said it finished late (0: in time) */
+	/* Dirty-rate limiting: the lowest cap set on a device (bytes/s, 0:
+	 * none), how long caps were in force, and how many times they were
+	 * set or lowered. */
+	uint64_t throttle_cap;
+	uint64_t throttle_ns;
+	unsigned throttle_steps;
 	/*
 	 * The state each device was left in, read back at the end (a
 	 * devmig_state, or DEVMIG_STATE_UNKNOWN). Source devices: by the

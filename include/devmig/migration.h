@@ -86,6 +86,16 @@ enum devmig_fsm_err devmig_fsm_path(uint32_t cur, uint32_t req, uint64_t caps,
 				    enum devmig_state path[DEVMIG_FSM_MAX_PATH],
 				    size_t *len);
 
+/*
+ * The cost of the path from cur to req: the sum of cost(opaque, from, to)
+ * over its arcs, saturating (0 when cur == req). A deadline's planning
+ * uses it with arc estimates in ns. On refusal *total is left untouched.
+ */
+enum devmig_fsm_err devmig_fsm_path_cost(uint32_t cur, uint32_t req, uint64_t caps,
+					 uint64_t (*cost)(void *opaque, enum devmig_state from,
+							  enum devmig_state to),
+					 void *opaque, uint64_t *total);
+
 /* True when from->to is one primitive arc for a device with caps. */
 bool devmig_fsm_is_arc(uint32_t from, uint32_t to, uint64_t caps);
 

@@ -2,7 +2,9 @@
 /*
  * devmig: what carries a two-host migration's channel between the engine's
  * halves (devmig_migrate_over / devmig_receive_over): a connected stream
- * socket as it is, or TLS 1.3 over it.
+ * socket as it is, or TLS 1.3 over it; and the socket itself, from an
+ * address (devmig_endpoint_*: what `devmig receive --listen` and `devmig
+ * migrate --to` do, for a VMM that carries the channel itself).
  *
  * TLS (GnuTLS) authenticates both sides and protects the integrity of every
  * byte: with a pre-shared key (the same key file on both hosts), or with
@@ -81,6 +83,63 @@ void devmig_transport_free(struct devmig_transport *t);
 int devmig_transport_send(struct devmig_transport *t, const void *buf, size_t len);
 /* Some bytes (> 0), 0 at the end, or -errno. */
 long devmig_transport_recv(struct devmig_transport *t, void *buf, size_t len);
+
+/* ---- where the channel goes: its address and sockets ---- */
+
+/*
+ * Where a destination listens and a source connects: a unix socket or a
+ * TCP host and port. What `devmig receive --listen` and `devmig migrate
+ * --to` take, for a VMM that carries the channel itself.
+ */
+struct devmig_endpoint {
+	bool is_unix;
+	char path[108];  /* unix: the socket's path */
+	char host[256];  /* TCP: a name or an address, IPv6 without brackets */
+	char port[32];   /* TCP: a number or a service name */
+	/* Set by devmig_endpoint_listen on a unix path: which socket file is
+	 * ours, the one devmig_endpoint_unlisten may remove. */
+	uint64_t listen_file[3];
+};
+
+/*
+ * "tcp://HOST:PORT", "HOST:PORT", "[IPV6]:PORT", "unix:PATH" or
+ * "unix://PATH". A listener names its address too: every address is
+ * 0.0.0.0:PORT or [::]:PORT, said out loud. 0, or -EINVAL with the reason
+ * in err (e is then cleared).
+ */
+int devmig_endpoint_parse(const char *s, bool listen, struct devmig_endpoint *e, char *err,
+			  size_t errlen);
+
+/*
+ * A connected stream socket (TCP: TCP_NODELAY, and keepalive so that a
+ * vanished host is noticed in about a minute), connect() bounded by
+ * timeout_ms for each address tried; or -errno with the reason in err.
+ */
+int devmig_endpoint_connect(const struct devmig_endpoint *e, int timeout_ms, char *err,
+			    size_t errlen);
+
+/*
+ * A listening socket, or -errno with the reason in err. shown: the address
+ * bound ("192.0.2.1:7000", "[::]:40123" for port 0, "unix:PATH"). TCP on
+ * every address takes IPv4 too when the host has IPv6. unix: mode 0600
+ * before anyone can connect; the path may hold only a stale socket (one
+ * nobody answers on: replaced), anything else there is refused.
+ */
+int devmig_endpoint_listen(struct devmig_endpoint *e, char *shown, size_t shownlen, char *err,
+			   size_t errlen);
+
+/*
+ * The next connection on lfd (from devmig_endpoint_listen), tuned like a
+ * connected one; peer: who it is ("192.0.2.1:4711", "[::1]:7000", "a local
+ * process (uid 1000)"). On a unix endpoint a peer running as another user
+ * is closed and refused with -EACCES unless allow_other_uids. -EINTR or
+ * -ECONNABORTED: nothing accepted, try again; any other -errno: lfd failed.
+ */
+int devmig_endpoint_accept(const struct devmig_endpoint *e, int lfd, bool allow_other_uids,
+			   char *peer, size_t peerlen);
+
+/* Close lfd; on a unix endpoint remove its socket file if it is still ours. */
+void devmig_endpoint_unlisten(const struct devmig_endpoint *e, int lfd);
 
 /* The engine's two halves over a transport (devmig_migrate_to_fd and
  * devmig_receive_from_fd are these over devmig_transport_plain). */

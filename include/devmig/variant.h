@@ -38,7 +38,7 @@ extern "C" {
  * Bumped whenever a struct a variant fills or a function it calls changes
  * incompatibly; a variant built for another ABI is refused.
  */
-#define DEVMIG_VARIANT_ABI 1u
+#define DEVMIG_VARIANT_ABI 2u
 
 struct devmig_variant {
 	uint32_t abi;         /* DEVMIG_VARIANT_ABI when the variant was built */

@@ -102,6 +102,11 @@ enum devmig_cmd {
 #define DEVMIG_FEATURE_PRECOPY_INFO (DEVMIG_FEATURE_EXT_BASE + 1) /* GET */
 #define DEVMIG_FEATURE_MIG_STATUS (DEVMIG_FEATURE_EXT_BASE + 2)   /* GET */
 #define DEVMIG_FEATURE_COMPAT (DEVMIG_FEATURE_EXT_BASE + 3)       /* GET */
+/* "deadline": a state change with a deadline; the device's arc estimates. */
+#define DEVMIG_FEATURE_MIG_STATE_DEADLINE (DEVMIG_FEATURE_EXT_BASE + 8) /* SET */
+#define DEVMIG_FEATURE_ARC_ESTIMATES (DEVMIG_FEATURE_EXT_BASE + 9)      /* GET */
+/* "dirty_rate": cap the rate the device's state changes at in PRE_COPY. */
+#define DEVMIG_FEATURE_DIRTY_RATE (DEVMIG_FEATURE_EXT_BASE + 10)        /* SET, GET */
 
 /* ---- wire structs (packed, host-endian) ---- */
 
@@ -289,6 +294,100 @@ struct devmig_feature_compat {
 } DEVMIG_PACKED;
 
 /*
+ * Extension "deadline": SET MIG_STATE_DEADLINE changes the migration state
+ * as SET MIG_DEVICE_STATE does, within deadline_ns of the request's
+ * receipt. Before each arc of the path the device estimates what is left
+ * of it (the arcs' fixed costs, and for the arc into STOP_COPY its
+ * stop-copy data at the rate its data was read so far: that arc's estimate
+ * covers reading the stream out). If it cannot finish in time the request
+ * fails with ETIME and the arc is not started: refused before the first
+ * arc, nothing changed. An arc started always completes, late or not.
+ *
+ * The request carries at least the first 16 bytes (device_state, flags 0,
+ * deadline_ns); more is ignored. The reply to a SET is not an echo: it is
+ * the whole struct, with the outcome. A refusal is an error reply (errno
+ * ETIME) whose payload is the same: struct devmig_feature (the request's
+ * flags) then this struct with DEVMIG_DEADLINE_REFUSED; other errors are
+ * plain error replies.
+ */
+#define DEVMIG_DEADLINE_REFUSED (1u << 0) /* ETIME: an arc did not fit; not started */
+#define DEVMIG_DEADLINE_OVERRUN (1u << 1) /* finished overrun_ns after the deadline */
+#define DEVMIG_DEADLINE_PARTIAL (1u << 2) /* no transfer rate yet: data left out of estimate_ns */
+/* ARC_ESTIMATES last_*: the STOP_COPY stream was read out (over a data fd:
+ * its last bytes were put into the pipe, which holds at most its size). */
+#define DEVMIG_DEADLINE_DRAINED (1u << 3)
+/* data_fd extension: the reply carries the data fd of the session the
+ * change opened (SCM_RIGHTS, the message's only descriptor). */
+#define DEVMIG_DEADLINE_DATA_FD (1u << 4)
+#define DEVMIG_DEADLINE_FLAGS 0x1fu
+struct devmig_feature_mig_deadline {
+	uint32_t device_state; /* request: the state asked for; reply: where the device is */
+	uint32_t flags;        /* request: 0; reply: DEVMIG_DEADLINE_* */
+	uint64_t deadline_ns;  /* from receipt of the request; echoed */
+	uint64_t estimate_ns;  /* reply: the estimate of the path (refused: of what did not fit) */
+	uint64_t elapsed_ns;   /* reply: receipt to reply */
+	uint64_t overrun_ns;   /* reply: how late it finished (0: in time) */
+} DEVMIG_PACKED;
+#define DEVMIG_MIG_DEADLINE_REQ_LEN 16u /* what a request must carry */
+
+/*
+ * Extension "deadline": GET ARC_ESTIMATES, the device's estimate of every
+ * primitive arc of its state machine now (narcs entries, the rest zero),
+ * and the outcome of its last deadline request. A path's estimate is the
+ * sum of its arcs' (devmig_fsm_path_cost).
+ */
+#define DEVMIG_ARC_EST_MAX 24u
+struct devmig_arc_estimate {
+	uint8_t from, to;  /* a primitive arc */
+	uint16_t flags;    /* DEVMIG_DEADLINE_PARTIAL */
+	uint32_t reserved; /* 0 */
+	uint64_t ns;
+} DEVMIG_PACKED;
+struct devmig_feature_arc_estimates {
+	uint64_t rate;            /* bytes/s its data was read at (0: not measured yet) */
+	uint64_t stop_copy_bytes; /* the stop-copy size the estimates use */
+	uint32_t narcs;           /* <= DEVMIG_ARC_EST_MAX */
+	uint32_t reserved;        /* 0 */
+	struct devmig_arc_estimate arcs[DEVMIG_ARC_EST_MAX];
+	/* The last deadline request: its target, outcome (DEVMIG_DEADLINE_*,
+	 * DRAINED once a STOP_COPY target was read out), and times: for a
+	 * STOP_COPY target, elapsed and overrun run to the end of the stream. */
+	uint32_t last_state;
+	uint32_t last_flags;
+	uint64_t last_deadline_ns;
+	uint64_t last_estimate_ns;
+	uint64_t last_elapsed_ns;
+	uint64_t last_overrun_ns;
+} DEVMIG_PACKED;
+
+/*
+ * The estimate of the path from -> to (the state machine's, for a device
+ * with caps) from a device's ARC_ESTIMATES: the sum of its arcs'. *partial
+ * when some arc's estimate is partial or missing from the table. 0, or
+ * -EINVAL when the state machine has no such path.
+ */
+int devmig_arc_estimates_path(const struct devmig_feature_arc_estimates *est, uint32_t from,
+			      uint32_t to, uint64_t caps, uint64_t *ns, bool *partial);
+
+/*
+ * Extension "dirty_rate": SET caps the rate (bytes/s) at which the device's
+ * state may change while it is in PRE_COPY (0 lifts the cap; the request
+ * carries at least cap, the reply echoes it). The device honours it by
+ * slowing what changes its state (memblk delays its WRITE completions):
+ * the guest sees slower I/O, never an error. The cap lasts until lifted,
+ * the device is reset or the client disconnects. GET reports it with the
+ * rate the device measures.
+ */
+#define DEVMIG_DIRTY_RATE_ACTIVE (1u << 0) /* a cap is set and the device is in PRE_COPY */
+struct devmig_feature_dirty_rate {
+	uint64_t cap;          /* bytes/s; 0: none */
+	uint64_t measured;     /* GET: bytes/s of state the device changed, recently */
+	uint64_t throttled_ns; /* GET: time the device has held completions back, in total */
+	uint32_t flags;        /* GET: DEVMIG_DIRTY_RATE_ACTIVE */
+	uint32_t reserved;     /* 0 */
+} DEVMIG_PACKED;
+
+/*
  * MIG_DATA_READ replies: argsz = 8 + size and size bytes of data. The
  * deployed practice (libvfio-user) pads the reply on the wire to the size
  * asked for (msg_size = 16 + 8 + requested); the padding follows the data
@@ -365,7 +464,9 @@ void devmig_wire_limits_default(struct devmig_wire_limits *lim);
  * after hdr.cmd; its fields are the request's or the reply's according to
  * hdr.flags & DEVMIG_HDR_TYPE_MASK. An error reply (DEVMIG_HDR_ERROR) uses
  * no member: its errno is hdr.error_no, and a payload some peers send with
- * it (libvfio-user echoes the request) is ignored.
+ * it (libvfio-user echoes the request) is ignored; but a DEVICE_FEATURE
+ * error reply whose payload is a valid MIG_STATE_DEADLINE SET reply (the
+ * "deadline" extension's refusal) has it decoded into u.feature.
  */
 struct devmig_msg {
 	struct devmig_hdr hdr;
@@ -426,6 +527,9 @@ struct devmig_msg {
 				struct devmig_feature_precopy_info precopy;
 				struct devmig_feature_mig_status mig_status;
 				struct devmig_feature_compat compat;
+				struct devmig_feature_mig_deadline deadline;
+				struct devmig_feature_arc_estimates estimates;
+				struct devmig_feature_dirty_rate dirty_rate;
 			} u; /* filled for the features above when their data is present */
 		} feature;
 		struct {
@@ -526,7 +630,10 @@ uint64_t devmig_log_bitmap_size(uint64_t length, uint64_t page_size);
  * u.mig_state; SET DMA_LOGGING_START (request and reply): u.log_start.ctl
  * then ctl.num_ranges ranges from u.log_start.ranges; GET DMA_LOGGING_REPORT
  * request: u.log_report.rep; GET replies: u.migration, u.mig_state,
- * u.data_size, u.precopy, or u.log_report.rep then bitmap/bitmap_len. Any
+ * u.data_size, u.precopy, u.mig_status, u.compat, u.estimates,
+ * u.dirty_rate, or u.log_report.rep then bitmap/bitmap_len; SET
+ * MIG_STATE_DEADLINE: u.deadline (a request its first 16 bytes, a reply
+ * all of it); SET DIRTY_RATE (request and echo): u.dirty_rate.cap. Any
  * other case (PROBE, LOG_STOP, other GET requests) has no data.
  * feature.index is output only (the encoder uses f.flags). decode(encode(m))
  * reproduces every field; with a typed source it also sets data/data_len.
@@ -567,8 +674,11 @@ void devmig_encode_error_reply(struct devmig_hdr *out, const struct devmig_hdr *
  * MIG_DATA_READ/WRITE are refused.
  */
 #define DEVMIG_EXT_DATA_FD (1u << 4)
+#define DEVMIG_EXT_DEADLINE (1u << 8)     /* "deadline": true */
+#define DEVMIG_EXT_DIRTY_RATE (1u << 9)   /* "dirty_rate": true */
 #define DEVMIG_EXT_ALL (DEVMIG_EXT_PRECOPY_INFO | DEVMIG_EXT_MIG_STATUS | DEVMIG_EXT_COMPAT | \
-			DEVMIG_EXT_EXACT_MIG_READ | DEVMIG_EXT_DATA_FD)
+			DEVMIG_EXT_EXACT_MIG_READ | DEVMIG_EXT_DATA_FD | DEVMIG_EXT_DEADLINE | \
+			DEVMIG_EXT_DIRTY_RATE)
 
 struct devmig_caps {
 	uint32_t max_msg_fds;        /* default 1 */

@@ -48,6 +48,33 @@ uint64_t devmig_core_mig_caps(struct devmig_device *dev);
  * (or ERROR), *now says which, and why is filled. */
 int devmig_core_set_state(struct devmig_device *dev, uint32_t req, enum devmig_state *now,
 			  char *why, size_t whylen);
+/*
+ * The "deadline" extension: walk to req as devmig_core_set_state does, an
+ * arc starting only if the estimate of what is left of the path fits
+ * within deadline_ns of start_ns (CLOCK_MONOTONIC: when the request was
+ * received). -ETIME when one did not: that arc was not started, *now says
+ * where the device is (unchanged when refused before the first arc), why
+ * says the estimate. out: the outcome (DEVMIG_DEADLINE_* flags, the
+ * estimate of the path or of what did not fit, elapsed, overrun).
+ */
+struct devmig_core_deadline {
+	uint32_t flags;
+	uint64_t estimate_ns, elapsed_ns, overrun_ns;
+};
+int devmig_core_set_state_deadline(struct devmig_device *dev, uint32_t req, uint64_t start_ns,
+				   uint64_t deadline_ns, enum devmig_state *now,
+				   struct devmig_core_deadline *out, char *why, size_t whylen);
+/* Every primitive arc's estimate, the transfer rate, the stop-copy size and
+ * the last deadline request's outcome. */
+void devmig_core_arc_estimates(struct devmig_device *dev, struct devmig_feature_arc_estimates *est);
+/* CLOCK_MONOTONIC in ns: the time base of deadlines. */
+uint64_t devmig_core_now_ns(void);
+
+/* The "dirty_rate" extension: offered when the variant honours a cap. */
+bool devmig_core_dirty_rate_supported(struct devmig_device *dev);
+void devmig_core_set_dirty_rate(struct devmig_device *dev, uint64_t cap);
+void devmig_core_dirty_rate(struct devmig_device *dev, struct devmig_feature_dirty_rate *dr);
+
 /* MIG_DATA_READ: up to len bytes of stream as at most max_iov segments,
  * valid until the next read or state change on dev. Returns the byte count.
  * ref (may be NULL, else max_iov entries): ref[i] is true when segment i is

@@ -5,7 +5,8 @@
  * migration plumbing (state machine walk, data session, records, tracked
  * memory, check-then-apply on load).
  *
- * Locks. cfg_lock guards config space, interrupt fds and held interrupts; it
+ * Locks. cfg_lock guards config space (pending interrupts included) and
+ * interrupt fds; it
  * is held only for short sections and never across a variant callback, so
  * a variant's worker raising an interrupt can never deadlock against the
  * server thread waiting for that worker inside an arc. Nor is it held while
@@ -28,22 +29,24 @@
 #include <sys/eventfd.h>
 #include <sys/mman.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "core.h"
+#include "deadline.h"
 #include "devmig/compat.h"
 #include "le.h"
+#include "pace.h"
 #include "pci_config.h"
 #include "stream.h"
 #include "tracker.h"
 
-/* Interrupt vectors the core can hold while the device may not signal
- * (MSI-X has at most 2048). */
-#define HELD_VECTORS 2048u
-#define HELD_WORDS (HELD_VECTORS / 64)
 /* BAR memory travels in records of at most this many bytes. */
 #define BAR_PIECE (1u << 20)
-#define IRQ_REC_MAX (8u + 4u * HELD_VECTORS)
+/* Dirty-rate limiting: how far ahead of the cap a device may run, and the
+ * longest one completion is held. */
+#define THROTTLE_BURST_NS (20ull * 1000 * 1000)
+#define THROTTLE_MAX_WAIT_NS (1000ull * 1000 * 1000)
 
 /* An interrupt eventfd from the client; a signal in flight holds a reference. */
 struct irq_efd {
@@ -51,13 +54,13 @@ struct irq_efd {
 	int fd;
 };
 
+/* The client's interrupt setup of one VFIO index (its pending bits are
+ * the device's, in config space). */
 struct irq_index {
 	uint32_t count;
 	struct irq_efd **efd; /* count entries, NULL when unset */
 	bool *masked;  /* count entries: masked by SET_IRQS (MSI, MSI-X) */
-	bool *pending; /* count entries: MSI without per-vector masking has no pending bits */
-	bool intx_masked;
-	bool intx_pending;
+	bool intx_masked; /* SET_IRQS MASK, or automasked after a signal */
 };
 
 /* The memory part of a BAR (devmig_device_bar_memory). */
@@ -71,7 +74,7 @@ struct bar_mem {
 
 enum save_phase {
 	SAVE_BULK,  /* trackers, then the variant's save */
-	SAVE_DONE,  /* save_state, BAR memory and held interrupts emitted */
+	SAVE_DONE,  /* save_state and BAR memory emitted */
 };
 
 struct devmig_core {
@@ -85,7 +88,6 @@ struct devmig_core {
 	struct devmig_pci_config *cfg;
 	unsigned cfg_events;          /* DEVMIG_CFG_* gathered during a write */
 	struct irq_index irq[DEVMIG_NUM_IRQS];
-	uint64_t held[HELD_WORDS];    /* vectors raised while the device could not signal */
 	/* Signals raised under cfg_lock, sent once it is released (cfg_unlock). */
 	struct irq_efd **to_signal;
 	unsigned nto_signal, to_signal_cap;
@@ -113,12 +115,34 @@ struct devmig_core {
 	uint64_t session_gen;         /* bumped by every arc that opens a session */
 	enum save_phase save_phase;
 	struct devmig_stream_reader *reader;
-	/* loading: the config snapshot and held interrupts, applied at commit */
+	/* loading: the config snapshot (pending interrupts in it), applied at commit */
 	uint8_t *cfg_blob;
 	size_t cfg_blob_len;
-	uint64_t held_in[HELD_WORDS];
 	char last_error[256];
+
+	/* The last deadline request (mig_lock): its outcome, and while its
+	 * STOP_COPY stream is read out, the deadline the drain counts against. */
+	struct devmig_feature_arc_estimates last_dl;
+	bool dl_armed;
+	uint64_t dl_start, dl_deadline;
+
+	/*
+	 * Rates (rl_lock, a leaf lock: never held across a callback or with
+	 * another lock taken after it). The transfer rate of migration reads;
+	 * the dirty-rate cap, the workers it holds back (rl_cv, woken and
+	 * rl_gen bumped whenever the cap or the state changes) and the
+	 * measured change rate.
+	 */
+	pthread_mutex_t rl_lock;
+	pthread_cond_t rl_cv;
+	struct devmig_xfer_meter xfer_rate;
+	uint64_t rl_cap, rl_gen, rl_throttled_ns;
+	bool rl_dying;
+	struct devmig_pace rl_pace;
+	struct devmig_change_meter rl_meter;
 };
+
+static void set_cap(struct devmig_core *c, uint64_t cap);
 
 static const struct devmig_device_ops no_ops;
 static const struct devmig_migration_ops no_mig;
@@ -228,13 +252,26 @@ static struct irq_efd *irq_fd(struct devmig_core *c, unsigned index, unsigned v)
 }
 
 /*
- * MSI and MSI-X: the interrupt rule. Raising a vector signals its eventfd
- * unless the client masked it in a way the server sees: SET_IRQS MASK, the
- * function mask or an MSI mask bit in config space, or the MSI-X table's
- * mask bit once the client writes the table (pci_config). A masked vector
- * is left pending (PBA, MSI pending bits) and sent when the last mask on
- * it goes. cfg_lock held for all of these.
+ * The interrupt rule, one for every mode. A vector the device raises is
+ * signalled at once when it can be: the device may signal (it is not
+ * stopped), nothing masks the vector in a way the server sees (SET_IRQS
+ * MASK; the MSI-X function mask or, once the client writes the table, the
+ * vector's table mask bit; an MSI mask bit; INTx's automask and the command
+ * register's INTx disable) and the client gave it an eventfd (else -ENOENT,
+ * nothing kept: the client did not ask for it). When it cannot be, it is
+ * pending: one bit per vector in config space (the PBA, the MSI pending
+ * bits, pci_config's own for MSI without mask bits and for INTx), the one
+ * record of it, which migrates with config space. A pending vector is
+ * signalled once, its bit cleared, at the first moment all of the above
+ * hold (and it has an eventfd): tried whenever one of them changes.
+ * cfg_lock held for all of these.
  */
+static bool irq_allowed(struct devmig_core *c)
+{
+	return !devmig_state_is_stopped(atomic_load(&c->state)) ||
+	       !devmig_state_is_stopped(atomic_load(&c->entering));
+}
+
 static bool vec_masked(struct devmig_core *c, unsigned index, unsigned v)
 {
 	if (c->irq[index].masked[v])
@@ -251,19 +288,18 @@ static void vec_set_pending(struct devmig_core *c, unsigned index, unsigned v, b
 			devmig_pcicfg_msix_set_pending(c->cfg, v);
 		else
 			devmig_pcicfg_msix_clear_pending(c->cfg, v);
-		return;
+	} else if (on) {
+		devmig_pcicfg_msi_set_pending(c->cfg, v);
+	} else {
+		devmig_pcicfg_msi_clear_pending(c->cfg, v);
 	}
-	int rc = on ? devmig_pcicfg_msi_set_pending(c->cfg, v)
-		    : devmig_pcicfg_msi_clear_pending(c->cfg, v);
-	if (rc == -ENOTSUP)
-		c->irq[index].pending[v] = on; /* no pending bits in config space */
 }
 
 static bool vec_pending(struct devmig_core *c, unsigned index, unsigned v)
 {
 	if (index == VFIO_PCI_MSIX_IRQ_INDEX)
 		return devmig_pcicfg_msix_pending(c->cfg, v);
-	return devmig_pcicfg_msi_pending(c->cfg, v) || c->irq[index].pending[v];
+	return devmig_pcicfg_msi_pending(c->cfg, v);
 }
 
 /* Is index the interrupt mode in use, with vector v in it? */
@@ -277,7 +313,7 @@ static bool vec_active(struct devmig_core *c, unsigned index, unsigned v)
 
 static int raise_vec(struct devmig_core *c, unsigned index, unsigned v)
 {
-	if (vec_masked(c, index, v)) {
+	if (!irq_allowed(c) || vec_masked(c, index, v)) {
 		vec_set_pending(c, index, v, true);
 		return 0;
 	}
@@ -288,9 +324,7 @@ static int raise_vec(struct devmig_core *c, unsigned index, unsigned v)
 	return 0;
 }
 
-static bool irq_allowed(struct devmig_core *c);
-
-/* A mask on v went: send it if it is pending and nothing else holds it. */
+/* A pending vector goes if nothing holds it any more. */
 static void vec_try_fire(struct devmig_core *c, unsigned index, unsigned v)
 {
 	struct irq_efd *e = irq_fd(c, index, v);
@@ -302,17 +336,58 @@ static void vec_try_fire(struct devmig_core *c, unsigned index, unsigned v)
 	queue_signal(c, e);
 }
 
-/* Running again: send what a stopped device held (or a loaded PBA carried). */
-static void fire_held(struct devmig_core *c)
+static bool intx_held(struct devmig_core *c)
+{
+	return !irq_allowed(c) || c->irq[VFIO_PCI_INTX_IRQ_INDEX].intx_masked ||
+	       devmig_pcicfg_intx_disabled(c->cfg);
+}
+
+/* INTx is automasked once signalled, until the client unmasks it. */
+static void intx_signal(struct devmig_core *c)
+{
+	struct irq_index *ix = &c->irq[VFIO_PCI_INTX_IRQ_INDEX];
+
+	ix->intx_masked = true;
+	queue_signal(c, ix->efd[0]);
+}
+
+static int raise_intx(struct devmig_core *c)
+{
+	struct irq_index *ix = &c->irq[VFIO_PCI_INTX_IRQ_INDEX];
+
+	devmig_pcicfg_set_intx_status(c->cfg, true);
+	if (intx_held(c)) {
+		devmig_pcicfg_intx_set_pending(c->cfg, true);
+		return 0;
+	}
+	if (!ix->efd[0])
+		return -ENOENT;
+	intx_signal(c);
+	return 0;
+}
+
+static void intx_try_fire(struct devmig_core *c)
+{
+	struct irq_index *ix = &c->irq[VFIO_PCI_INTX_IRQ_INDEX];
+
+	if (!ix->count || !devmig_pcicfg_intx_pending(c->cfg) || intx_held(c) || !ix->efd[0])
+		return;
+	devmig_pcicfg_intx_set_pending(c->cfg, false);
+	intx_signal(c);
+}
+
+/* Whatever is pending and may go now: after the device may signal again. */
+static void fire_pending(struct devmig_core *c)
 {
 	pthread_mutex_lock(&c->cfg_lock);
 	for (unsigned index = VFIO_PCI_MSI_IRQ_INDEX; index <= VFIO_PCI_MSIX_IRQ_INDEX; index++)
 		for (uint32_t v = 0; v < c->irq[index].count; v++)
 			vec_try_fire(c, index, v);
+	intx_try_fire(c);
 	cfg_unlock(c);
 }
 
-/* Deliver vector v of the enabled mode. cfg_lock held. */
+/* Raise vector v of the enabled mode. cfg_lock held. */
 static int raise_locked(struct devmig_core *c, unsigned v)
 {
 	struct devmig_pci_config *cfg = c->cfg;
@@ -329,68 +404,24 @@ static int raise_locked(struct devmig_core *c, unsigned v)
 	}
 	if (v != 0 || !c->irq[VFIO_PCI_INTX_IRQ_INDEX].count)
 		return -EINVAL;
-	struct irq_index *ix = &c->irq[VFIO_PCI_INTX_IRQ_INDEX];
-	devmig_pcicfg_set_intx_status(cfg, true);
-	if (ix->intx_masked || devmig_pcicfg_intx_disabled(cfg)) {
-		ix->intx_pending = true;
-		return 0;
-	}
-	if (!ix->efd[0])
-		return -ENOENT;
-	ix->intx_masked = true; /* INTx is automasked until the client unmasks it */
-	queue_signal(c, ix->efd[0]);
-	return 0;
+	return raise_intx(c);
 }
 
-/* May the device initiate DMA / raise interrupts now? */
+/* May the device initiate DMA now? */
 static bool dma_allowed(struct devmig_core *c)
 {
 	return !devmig_state_is_quiesced(atomic_load(&c->state)) ||
 	       !devmig_state_is_quiesced(atomic_load(&c->entering));
 }
 
-static bool irq_allowed(struct devmig_core *c)
-{
-	return !devmig_state_is_stopped(atomic_load(&c->state)) ||
-	       !devmig_state_is_stopped(atomic_load(&c->entering));
-}
-
 int devmig_device_irq(struct devmig_device *dev, unsigned v)
 {
 	struct devmig_core *c = core_of(dev);
-	int rc = 0;
 
 	pthread_mutex_lock(&c->cfg_lock);
-	if (irq_allowed(c))
-		rc = raise_locked(c, v);
-	else if (v < HELD_VECTORS)
-		c->held[v / 64] |= 1ull << (v % 64); /* delivered when the device may signal */
-	else
-		rc = -EINVAL;
+	int rc = raise_locked(c, v);
 	cfg_unlock(c);
 	return rc;
-}
-
-/* The device entered a state that may signal: deliver what was held. */
-static void deliver_held(struct devmig_core *c)
-{
-	pthread_mutex_lock(&c->cfg_lock);
-	for (unsigned w = 0; w < HELD_WORDS && irq_allowed(c); w++) {
-		while (c->held[w]) {
-			unsigned v = w * 64 + (unsigned)__builtin_ctzll(c->held[w]);
-			c->held[w] &= c->held[w] - 1;
-			raise_locked(c, v); /* no eventfd or vector now: as if raised now */
-		}
-	}
-	cfg_unlock(c);
-}
-
-static unsigned held_count_locked(const uint64_t *held)
-{
-	unsigned n = 0;
-	for (unsigned w = 0; w < HELD_WORDS; w++)
-		n += (unsigned)__builtin_popcountll(held[w]);
-	return n;
 }
 
 /* Config-space events, called by pci_config under cfg_lock. */
@@ -401,6 +432,7 @@ static void cfg_notify(void *opaque, enum devmig_pcicfg_event ev, unsigned index
 	switch (ev) {
 	case DEVMIG_PCICFG_EV_COMMAND:
 		c->cfg_events |= DEVMIG_CFG_COMMAND;
+		intx_try_fire(c); /* INTx disable may have gone */
 		break;
 	case DEVMIG_PCICFG_EV_BAR:
 		c->cfg_events |= DEVMIG_CFG_BAR;
@@ -416,15 +448,12 @@ static void cfg_notify(void *opaque, enum devmig_pcicfg_event ev, unsigned index
 		break;
 	case DEVMIG_PCICFG_EV_MSI_FIRE:
 	case DEVMIG_PCICFG_EV_MSIX_FIRE: {
-		/* A pending vector became deliverable in config space; SET_IRQS
-		 * MASK, a missing eventfd or a stopped device still hold it. */
+		/* A pending vector is deliverable as far as config space goes
+		 * (pci_config cleared its bit): the rest of the rule decides. */
 		unsigned ix = ev == DEVMIG_PCICFG_EV_MSI_FIRE ? VFIO_PCI_MSI_IRQ_INDEX
 							       : VFIO_PCI_MSIX_IRQ_INDEX;
-		struct irq_efd *e = irq_fd(c, ix, index);
-		if (!irq_allowed(c) || c->irq[ix].masked[index] || !e)
-			vec_set_pending(c, ix, index, true);
-		else
-			queue_signal(c, e);
+		vec_set_pending(c, ix, index, true);
+		vec_try_fire(c, ix, index);
 		break;
 	}
 	}
@@ -468,12 +497,7 @@ static void set_masks(struct devmig_core *c, unsigned index, const struct devmig
 			continue;
 		if (index == VFIO_PCI_INTX_IRQ_INDEX) {
 			ix->intx_masked = mask;
-			if (!mask && ix->intx_pending && ix->efd[0] &&
-			    !devmig_pcicfg_intx_disabled(c->cfg)) {
-				ix->intx_pending = false;
-				ix->intx_masked = true; /* automasked again */
-				queue_signal(c, ix->efd[0]);
-			}
+			intx_try_fire(c);
 			continue;
 		}
 		ix->masked[v] = mask;
@@ -535,9 +559,13 @@ int devmig_core_set_irqs(struct devmig_device *dev, const struct devmig_irq_set 
 			close_irq_fds(ix, set->start, set->count);
 			for (unsigned i = 0; i < nfds; i++)
 				ix->efd[set->start + i] = efds[i];
-			/* A vector held pending only for want of an eventfd goes now. */
-			for (uint32_t i = 0; set->index != VFIO_PCI_INTX_IRQ_INDEX && i < nfds; i++)
-				vec_try_fire(c, set->index, set->start + i);
+			/* A vector pending only for want of an eventfd goes now. */
+			for (uint32_t i = 0; i < nfds; i++) {
+				if (set->index == VFIO_PCI_INTX_IRQ_INDEX)
+					intx_try_fire(c);
+				else
+					vec_try_fire(c, set->index, set->start + i);
+			}
 		} else {
 			/* The client triggers vectors itself (loopback testing). */
 			for (uint32_t i = 0; i < set->count; i++)
@@ -817,6 +845,8 @@ void devmig_core_client_gone(struct devmig_device *dev)
 
 	devmig_dma_log_stop(c->dma);
 	devmig_dma_unmap_all(c->dma);
+	/* Nobody is left to lift a cap: the guest must not stay slowed. */
+	set_cap(c, 0);
 	/* The client's interrupt setup (eventfds, SET_IRQS masks) goes with it;
 	 * pending bits are device state and stay. */
 	pthread_mutex_lock(&c->cfg_lock);
@@ -888,28 +918,11 @@ static int save_bar_memory(struct devmig_core *c, struct devmig_save *s)
 	return 0;
 }
 
-static int save_held_irqs(struct devmig_core *c, struct devmig_save *s)
-{
-	uint8_t rec[IRQ_REC_MAX];
-	unsigned n = 0;
-
-	pthread_mutex_lock(&c->cfg_lock);
-	for (unsigned w = 0; w < HELD_WORDS; w++)
-		for (uint64_t bits = c->held[w]; bits; bits &= bits - 1)
-			put32(rec + 8 + 4 * n++, w * 64 + (unsigned)__builtin_ctzll(bits));
-	cfg_unlock(c);
-	if (!n)
-		return 0;
-	put32(rec, n);
-	put32(rec + 4, 0);
-	return devmig_save_raw(s, DEVMIG_REC_IRQ, rec, 8 + 4 * n, NULL, 0, false);
-}
-
 /*
  * The body records of a save session: the trackers' due chunks and the
  * variant's bulk data while there is room; once that has nothing left in
- * STOP_COPY, the closing records: the variant's state, BAR memory and held
- * interrupts.
+ * STOP_COPY, the closing records: the variant's state and BAR memory
+ * (pending interrupts are in the config snapshot after them).
  */
 static int src_records(void *opaque, struct devmig_save *s)
 {
@@ -940,8 +953,7 @@ static int src_records(void *opaque, struct devmig_save *s)
 		if (rc)
 			return rc;
 	}
-	rc = save_bar_memory(c, s);
-	return rc ? rc : save_held_irqs(c, s);
+	return save_bar_memory(c, s);
 }
 
 static ssize_t src_config_data(void *opaque, void *buf, size_t cap)
@@ -1013,25 +1025,6 @@ static int load_bar(struct devmig_core *c, const uint8_t *p, size_t len, char *w
 	return 0;
 }
 
-static int load_irqs(struct devmig_core *c, const uint8_t *p, size_t len, char *why, size_t wl)
-{
-	uint32_t n = len >= 8 ? get32(p) : 0;
-
-	if (len < 8 || get32(p + 4) || n > HELD_VECTORS || len != 8 + 4ull * n) {
-		snprintf(why, wl, "format: IRQ record of %zu bytes", len);
-		return -EINVAL;
-	}
-	for (uint32_t i = 0; i < n; i++) {
-		uint32_t v = get32(p + 8 + 4 * i);
-		if (v >= HELD_VECTORS) {
-			snprintf(why, wl, "range: pending interrupt vector %" PRIu32, v);
-			return -EINVAL;
-		}
-		c->held_in[v / 64] |= 1ull << (v % 64);
-	}
-	return 0;
-}
-
 static int sink_record(void *opaque, uint32_t type, const void *buf, size_t len, char *why,
 		       size_t wl)
 {
@@ -1052,8 +1045,6 @@ static int sink_record(void *opaque, uint32_t type, const void *buf, size_t len,
 	}
 	case DEVMIG_REC_BAR:
 		return load_bar(c, p, len, why, wl);
-	case DEVMIG_REC_IRQ:
-		return load_irqs(c, p, len, why, wl);
 	}
 	if (!c->mig->load) {
 		snprintf(why, wl, "the device takes no records of its own (type %" PRIu32 ")",
@@ -1099,7 +1090,6 @@ static void close_load(struct devmig_core *c, bool abort)
 	free(c->cfg_blob);
 	c->cfg_blob = NULL;
 	c->cfg_blob_len = 0;
-	memset(c->held_in, 0, sizeof(c->held_in));
 	for (unsigned b = 0; b < DEVMIG_PCI_NUM_BARS; b++) {
 		free(c->bar[b].stage);
 		c->bar[b].stage = NULL;
@@ -1165,6 +1155,9 @@ static int open_save(struct devmig_core *c, char *why, size_t wl)
 	src.config_size = devmig_pcicfg_save_size(c->cfg);
 	cfg_unlock(c);
 	c->writer = devmig_stream_writer_new(&h, &src);
+	pthread_mutex_lock(&c->rl_lock);
+	devmig_xfer_meter_reset(&c->xfer_rate); /* a new session: its reads set the rate */
+	pthread_mutex_unlock(&c->rl_lock);
 	if (!c->writer) {
 		snprintf(why, wl, "out of memory opening the data session");
 		return -ENOMEM;
@@ -1227,7 +1220,6 @@ static void apply_load(struct devmig_core *c)
 	pthread_mutex_lock(&c->cfg_lock);
 	if (devmig_pcicfg_load(c->cfg, c->cfg_blob, c->cfg_blob_len, why, sizeof(why)))
 		devmig_device_log(c->dev, "config space checked but not applied: %s", why);
-	memcpy(c->held, c->held_in, sizeof(c->held));
 	cfg_unlock(c);
 	for (unsigned i = 0; i < c->ntrackers; i++)
 		devmig_tracker_load_apply(c->trackers[i]);
@@ -1282,14 +1274,42 @@ static int do_arc(struct devmig_core *c, enum devmig_state from, enum devmig_sta
 	return 0;
 }
 
-int devmig_core_set_state(struct devmig_device *dev, uint32_t req, enum devmig_state *now,
-			  char *why, size_t whylen)
+uint64_t devmig_core_now_ns(void)
 {
-	struct devmig_core *c = core_of(dev);
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
+}
+
+/* Workers held by the dirty-rate cap look again (the cap or the state changed). */
+static void rl_kick(struct devmig_core *c)
+{
+	pthread_mutex_lock(&c->rl_lock);
+	c->rl_gen++;
+	pthread_cond_broadcast(&c->rl_cv);
+	pthread_mutex_unlock(&c->rl_lock);
+}
+
+static uint64_t arc_estimate(void *opaque, enum devmig_state from, enum devmig_state to,
+			     bool *partial)
+{
+	struct devmig_core *c = opaque;
+
+	if (c->mig->arc_estimate)
+		return c->mig->arc_estimate(c->dev, from, to, partial);
+	return devmig_device_default_arc_estimate(c->dev, from, to, partial);
+}
+
+/*
+ * Walk to req arc by arc; with a plan, each arc starts only if what is
+ * left of the path fits in what is left of its deadline (-ETIME otherwise).
+ * mig_lock held.
+ */
+static int walk_locked(struct devmig_core *c, uint32_t req, struct devmig_deadline_plan *plan)
+{
+	enum devmig_state cur = (enum devmig_state)atomic_load(&c->state);
 	int rc = 0;
 
-	pthread_mutex_lock(&c->mig_lock);
-	enum devmig_state cur = (enum devmig_state)atomic_load(&c->state);
 	while (cur != req) {
 		enum devmig_state next;
 		enum devmig_fsm_err ferr = devmig_fsm_next(cur, req, c->caps, &next);
@@ -1299,8 +1319,25 @@ int devmig_core_set_state(struct devmig_device *dev, uint32_t req, enum devmig_s
 			rc = -EINVAL;
 			break;
 		}
+		uint64_t now = devmig_core_now_ns();
+		if (plan && !devmig_deadline_plan_admit(plan, now)) {
+			uint64_t end = plan->start_ns + plan->deadline_ns;
+			set_error(c, "%s -> %s refused before %s -> %s: the %s needs about %.1f ms, "
+				  "%.1f ms of the %.1f ms deadline %s left%s",
+				  devmig_state_name(plan->done ? plan->from[0] : cur),
+				  devmig_state_name(req), devmig_state_name(cur),
+				  devmig_state_name(next), plan->done ? "rest of the path" : "path",
+				  devmig_deadline_plan_left(plan) / 1e6,
+				  now < end ? (end - now) / 1e6 : 0.0, plan->deadline_ns / 1e6,
+				  plan->done ? "were" : "are",
+				  plan->partial ? " (its stop-copy data not counted: no transfer rate "
+						  "measured yet)" : "");
+			rc = -ETIME;
+			break;
+		}
 		struct devmig_arc_result res = { .broken = false };
 		atomic_store(&c->entering, next); /* published before the arc */
+		rl_kick(c);                       /* the cap holds only in PRE_COPY */
 		rc = do_arc(c, cur, next, &res);
 		if (rc) {
 			atomic_store(&c->entering, cur);
@@ -1316,12 +1353,12 @@ int devmig_core_set_state(struct devmig_device *dev, uint32_t req, enum devmig_s
 		}
 		atomic_store(&c->state, next);
 		if (!devmig_state_is_stopped(next))
-			deliver_held(c);
+			fire_pending(c); /* the device may signal again */
 		cur = next;
+		if (plan && plan->done < plan->narcs)
+			plan->done++;
 	}
 	atomic_store(&c->entering, atomic_load(&c->state));
-	if (irq_allowed(c))
-		fire_held(c);
 	if (cur == req && !rc) {
 		/* Validate even a no-op request: an unsupported state is refused. */
 		if (!devmig_state_supported(req, c->caps) || req == DEVMIG_STATE_ERROR) {
@@ -1329,6 +1366,16 @@ int devmig_core_set_state(struct devmig_device *dev, uint32_t req, enum devmig_s
 			rc = -EINVAL;
 		}
 	}
+	return rc;
+}
+
+int devmig_core_set_state(struct devmig_device *dev, uint32_t req, enum devmig_state *now,
+			  char *why, size_t whylen)
+{
+	struct devmig_core *c = core_of(dev);
+
+	pthread_mutex_lock(&c->mig_lock);
+	int rc = walk_locked(c, req, NULL);
 	*now = (enum devmig_state)atomic_load(&c->state);
 	if (rc)
 		snprintf(why, whylen, "%s", c->last_error);
@@ -1351,6 +1398,58 @@ enum devmig_core_session devmig_core_session(struct devmig_device *dev, uint64_t
 	return kind;
 }
 
+int devmig_core_set_state_deadline(struct devmig_device *dev, uint32_t req, uint64_t start_ns,
+				   uint64_t deadline_ns, enum devmig_state *now,
+				   struct devmig_core_deadline *out, char *why, size_t whylen)
+{
+	struct devmig_core *c = core_of(dev);
+	struct devmig_deadline_plan plan;
+
+	memset(out, 0, sizeof(*out));
+	pthread_mutex_lock(&c->mig_lock);
+	c->dl_armed = false;
+	uint32_t cur = atomic_load(&c->state);
+	/* A request the state machine refuses is refused by the walk, as without a deadline. */
+	bool planned = devmig_deadline_plan_init(&plan, start_ns, deadline_ns, cur, req, c->caps,
+						 arc_estimate, c) == DEVMIG_FSM_OK;
+	uint64_t total = planned ? devmig_deadline_plan_left(&plan) : 0;
+	int rc = walk_locked(c, req, planned ? &plan : NULL);
+	uint64_t t = devmig_core_now_ns();
+	*now = (enum devmig_state)atomic_load(&c->state);
+	out->elapsed_ns = t > start_ns ? t - start_ns : 0;
+	if (planned && plan.partial)
+		out->flags |= DEVMIG_DEADLINE_PARTIAL;
+	if (rc == -ETIME) {
+		out->flags |= DEVMIG_DEADLINE_REFUSED;
+		out->estimate_ns = devmig_deadline_plan_left(&plan);
+	} else {
+		out->estimate_ns = total;
+		out->overrun_ns = devmig_deadline_overrun(start_ns, deadline_ns, t);
+		if (out->overrun_ns)
+			out->flags |= DEVMIG_DEADLINE_OVERRUN;
+	}
+	if (!rc || rc == -ETIME) {
+		struct devmig_feature_arc_estimates *l = &c->last_dl;
+		l->last_state = req;
+		l->last_flags = out->flags;
+		l->last_deadline_ns = deadline_ns;
+		l->last_estimate_ns = out->estimate_ns;
+		l->last_elapsed_ns = out->elapsed_ns;
+		l->last_overrun_ns = out->overrun_ns;
+		/* Into STOP_COPY, the estimate covered reading the stream out: the
+		 * drain is held to the deadline too (devmig_core_mig_read). */
+		if (!rc && req == DEVMIG_STATE_STOP_COPY && cur != DEVMIG_STATE_STOP_COPY) {
+			c->dl_armed = true;
+			c->dl_start = start_ns;
+			c->dl_deadline = deadline_ns;
+		}
+	}
+	if (rc)
+		snprintf(why, whylen, "%s", c->last_error);
+	pthread_mutex_unlock(&c->mig_lock);
+	return rc;
+}
+
 ssize_t devmig_core_mig_read(struct devmig_device *dev, struct iovec *iov, int max_iov,
 			     int *niov, size_t len, bool *ref)
 {
@@ -1369,6 +1468,26 @@ ssize_t devmig_core_mig_read(struct devmig_device *dev, struct iovec *iov, int m
 						  st == DEVMIG_STATE_STOP_COPY, ref);
 		if (n < 0)
 			set_error(c, "saving device data failed: %s", strerror((int)-n));
+		uint64_t now = devmig_core_now_ns();
+		if (n >= 0) {
+			pthread_mutex_lock(&c->rl_lock);
+			devmig_xfer_meter_read(&c->xfer_rate, now, len, (uint64_t)n);
+			pthread_mutex_unlock(&c->rl_lock);
+		}
+		if (n >= 0 && st == DEVMIG_STATE_STOP_COPY && c->dl_armed &&
+		    devmig_stream_writer_done(c->writer)) {
+			/* The stream is out: how the drain did against the deadline.
+			 * (Its end, not a short read: a read by reference may stop
+			 * short at its segments; over a data fd the pipe still holds
+			 * its last bytes, at most its size.) */
+			struct devmig_feature_arc_estimates *l = &c->last_dl;
+			c->dl_armed = false;
+			l->last_elapsed_ns = now > c->dl_start ? now - c->dl_start : 0;
+			l->last_overrun_ns = devmig_deadline_overrun(c->dl_start, c->dl_deadline, now);
+			l->last_flags |= DEVMIG_DEADLINE_DRAINED;
+			if (l->last_overrun_ns)
+				l->last_flags |= DEVMIG_DEADLINE_OVERRUN;
+		}
 	}
 	pthread_mutex_unlock(&c->mig_lock);
 	return n;
@@ -1445,11 +1564,8 @@ uint64_t devmig_device_default_stop_copy_size(struct devmig_device *dev)
 			bytes += c->bar[b].size + ((c->bar[b].size + BAR_PIECE - 1) / BAR_PIECE) *
 				 (DEVMIG_STREAM_REC_OVERHEAD + DEVMIG_BAR_PREFIX);
 	pthread_mutex_lock(&c->cfg_lock);
-	unsigned held = held_count_locked(c->held);
 	uint64_t cfg_bytes = devmig_pcicfg_save_size(c->cfg);
 	cfg_unlock(c);
-	if (held)
-		bytes += DEVMIG_STREAM_REC_OVERHEAD + 8 + 4ull * held;
 	/* CONFIG, END, and the magic and HEADER if no session is open yet */
 	bytes += cfg_bytes + 2 * DEVMIG_STREAM_REC_OVERHEAD + DEVMIG_STREAM_END_LEN;
 	if (!c->writer)
@@ -1492,12 +1608,155 @@ void devmig_core_last_error(struct devmig_device *dev, char *buf, size_t len)
 	pthread_mutex_unlock(&c->mig_lock);
 }
 
-void devmig_core_reset(struct devmig_device *dev)
+/* ---- deadlines: arc estimates ---- */
+
+/* The fixed cost the variant declared for from -> to (0 when none). */
+static uint64_t arc_cost(const struct devmig_core *c, enum devmig_state from, enum devmig_state to)
+{
+	for (const struct devmig_arc_cost *a = c->mig->arc_costs; a && a->ns; a++)
+		if (a->from == from && a->to == to)
+			return a->ns;
+	return 0;
+}
+
+/* The stop-copy size, as MIG_DATA_SIZE answers it. mig_lock held. */
+static uint64_t stop_copy_size_locked(struct devmig_core *c)
+{
+	return c->mig->stop_copy_size ? c->mig->stop_copy_size(c->dev)
+				      : devmig_device_default_stop_copy_size(c->dev);
+}
+
+uint64_t devmig_device_transfer_rate(struct devmig_device *dev)
+{
+	struct devmig_core *c = core_of(dev);
+
+	pthread_mutex_lock(&c->rl_lock);
+	uint64_t rate = devmig_xfer_meter_rate(&c->xfer_rate);
+	pthread_mutex_unlock(&c->rl_lock);
+	return rate;
+}
+
+uint64_t devmig_device_default_arc_estimate(struct devmig_device *dev, enum devmig_state from,
+					    enum devmig_state to, bool *partial)
+{
+	struct devmig_core *c = core_of(dev);
+	uint64_t bytes = to == DEVMIG_STATE_STOP_COPY ? stop_copy_size_locked(c) : 0;
+
+	return devmig_arc_default_estimate(arc_cost(c, from, to), to, bytes,
+					   devmig_device_transfer_rate(dev), partial);
+}
+
+void devmig_core_arc_estimates(struct devmig_device *dev, struct devmig_feature_arc_estimates *est)
 {
 	struct devmig_core *c = core_of(dev);
 
 	pthread_mutex_lock(&c->mig_lock);
+	*est = c->last_dl;
+	est->rate = devmig_device_transfer_rate(dev);
+	est->stop_copy_bytes = stop_copy_size_locked(c);
+	est->narcs = 0;
+	est->reserved = 0;
+	memset(est->arcs, 0, sizeof(est->arcs));
+	for (uint32_t from = 0; from < DEVMIG_STATE_COUNT; from++) {
+		for (uint32_t to = 0; to < DEVMIG_STATE_COUNT; to++) {
+			if (from == to || !devmig_state_supported(from, c->caps) ||
+			    !devmig_fsm_is_arc(from, to, c->caps) || est->narcs == DEVMIG_ARC_EST_MAX)
+				continue;
+			struct devmig_arc_estimate *a = &est->arcs[est->narcs++];
+			bool partial = false;
+			a->from = (uint8_t)from;
+			a->to = (uint8_t)to;
+			a->ns = arc_estimate(c, (enum devmig_state)from, (enum devmig_state)to,
+					     &partial);
+			a->flags = partial ? DEVMIG_DEADLINE_PARTIAL : 0;
+		}
+	}
+	pthread_mutex_unlock(&c->mig_lock);
+}
+
+/* ---- dirty-rate limiting ---- */
+
+static uint64_t written_total(struct devmig_core *c)
+{
+	uint64_t total = 0;
+	for (unsigned i = 0; i < c->ntrackers; i++)
+		total += devmig_tracker_written_total(c->trackers[i]);
+	return total;
+}
+
+bool devmig_core_dirty_rate_supported(struct devmig_device *dev)
+{
+	struct devmig_core *c = core_of(dev);
+	return c->mig->dirty_rate_limit && (c->caps & DEVMIG_MIG_PRE_COPY);
+}
+
+static void set_cap(struct devmig_core *c, uint64_t cap)
+{
+	pthread_mutex_lock(&c->rl_lock);
+	c->rl_cap = cap;
+	devmig_pace_init(&c->rl_pace, cap, THROTTLE_BURST_NS);
+	c->rl_gen++;
+	pthread_cond_broadcast(&c->rl_cv);
+	pthread_mutex_unlock(&c->rl_lock);
+}
+
+void devmig_core_set_dirty_rate(struct devmig_device *dev, uint64_t cap)
+{
+	set_cap(core_of(dev), cap);
+}
+
+static bool throttling(struct devmig_core *c)
+{
+	return c->rl_cap && !c->rl_dying && atomic_load(&c->state) == DEVMIG_STATE_PRE_COPY &&
+	       atomic_load(&c->entering) == DEVMIG_STATE_PRE_COPY;
+}
+
+void devmig_core_dirty_rate(struct devmig_device *dev, struct devmig_feature_dirty_rate *dr)
+{
+	struct devmig_core *c = core_of(dev);
+	uint64_t total = written_total(c), now = devmig_core_now_ns();
+
+	memset(dr, 0, sizeof(*dr));
+	pthread_mutex_lock(&c->rl_lock);
+	dr->cap = c->rl_cap;
+	dr->measured = devmig_change_meter_sample(&c->rl_meter, now, total);
+	dr->throttled_ns = c->rl_throttled_ns;
+	dr->flags = throttling(c) ? DEVMIG_DIRTY_RATE_ACTIVE : 0;
+	pthread_mutex_unlock(&c->rl_lock);
+}
+
+uint64_t devmig_device_throttle(struct devmig_device *dev, uint64_t len)
+{
+	struct devmig_core *c = core_of(dev);
+	uint64_t t0 = devmig_core_now_ns(), waited = 0;
+
+	pthread_mutex_lock(&c->rl_lock);
+	if (throttling(c)) {
+		uint64_t wait = devmig_pace_charge(&c->rl_pace, t0, len);
+		if (wait > THROTTLE_MAX_WAIT_NS)
+			wait = THROTTLE_MAX_WAIT_NS;
+		uint64_t gen = c->rl_gen, until = t0 + wait, now = t0;
+		struct timespec ts = { (time_t)(until / 1000000000ull), (long)(until % 1000000000ull) };
+		/* Until due, or the cap or the state changed (rl_kick). */
+		while (now < until && gen == c->rl_gen && throttling(c)) {
+			pthread_cond_timedwait(&c->rl_cv, &c->rl_lock, &ts);
+			now = devmig_core_now_ns();
+		}
+		waited = now - t0;
+		c->rl_throttled_ns += waited;
+	}
+	pthread_mutex_unlock(&c->rl_lock);
+	return waited;
+}
+
+void devmig_core_reset(struct devmig_device *dev)
+{
+	struct devmig_core *c = core_of(dev);
+
+	set_cap(c, 0); /* held workers go on: the variant's reset may wait for them */
+	pthread_mutex_lock(&c->mig_lock);
 	drop_session(c);
+	c->dl_armed = false;
 	/* RUNNING is published first: workers the variant resumes may DMA. */
 	atomic_store(&c->entering, DEVMIG_STATE_RUNNING);
 	if (c->ops->reset)
@@ -1511,10 +1770,9 @@ void devmig_core_reset(struct devmig_device *dev)
 	for (unsigned i = 0; i < DEVMIG_NUM_IRQS; i++) {
 		struct irq_index *ix = &c->irq[i];
 		for (uint32_t v = 0; v < ix->count; v++)
-			ix->masked[v] = ix->pending[v] = false;
-		ix->intx_masked = ix->intx_pending = false;
+			ix->masked[v] = false;
+		ix->intx_masked = false;
 	}
-	memset(c->held, 0, sizeof(c->held));
 	cfg_unlock(c);
 }
 
@@ -1610,8 +1868,7 @@ static int alloc_irqs(struct devmig_core *c)
 			continue;
 		ix->efd = calloc(ix->count, sizeof(*ix->efd));
 		ix->masked = calloc(ix->count, sizeof(bool));
-		ix->pending = calloc(ix->count, sizeof(bool));
-		if (!ix->efd || !ix->masked || !ix->pending)
+		if (!ix->efd || !ix->masked)
 			return -ENOMEM;
 	}
 	/* A section signals each vector's fd at most once: one slot per vector. */
@@ -1633,7 +1890,6 @@ static void free_irqs(struct devmig_core *c)
 			close_irq_fds(ix, 0, ix->count);
 		free(ix->efd);
 		free(ix->masked);
-		free(ix->pending);
 		memset(ix, 0, sizeof(*ix));
 	}
 	free(c->to_signal);
@@ -1660,6 +1916,8 @@ static void free_core(struct devmig_core *c)
 	pthread_mutex_destroy(&c->cfg_lock);
 	pthread_mutex_destroy(&c->mig_lock);
 	pthread_mutex_destroy(&c->xfer_lock);
+	pthread_mutex_destroy(&c->rl_lock);
+	pthread_cond_destroy(&c->rl_cv);
 	free(c);
 }
 
@@ -1696,6 +1954,12 @@ int devmig_device_init(struct devmig_device *dev)
 	pthread_mutex_init(&c->cfg_lock, NULL);
 	pthread_mutex_init(&c->mig_lock, NULL);
 	pthread_mutex_init(&c->xfer_lock, NULL);
+	pthread_mutex_init(&c->rl_lock, NULL);
+	pthread_condattr_t ca;
+	pthread_condattr_init(&ca);
+	pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+	pthread_cond_init(&c->rl_cv, &ca);
+	pthread_condattr_destroy(&ca);
 	atomic_store(&c->state, DEVMIG_STATE_RUNNING);
 	atomic_store(&c->entering, DEVMIG_STATE_RUNNING);
 	for (unsigned b = 0; b < DEVMIG_PCI_NUM_BARS; b++)
@@ -1742,6 +2006,11 @@ void devmig_device_destroy(struct devmig_device *dev)
 
 	if (!c)
 		return;
+	/* Workers held by a cap go on, so release can stop them. */
+	pthread_mutex_lock(&c->rl_lock);
+	c->rl_dying = true;
+	pthread_mutex_unlock(&c->rl_lock);
+	rl_kick(c);
 	drop_session(c);
 	if (c->ops->release)
 		c->ops->release(dev);

@@ -587,6 +587,9 @@ static int cmp_range(const void *a, const void *b)
 	return x->iova < y->iova ? -1 : x->iova > y->iova;
 }
 
+/* Pages one log may track in all (16 TiB of 4 KiB pages; 512 MiB of bitmaps). */
+#define LOG_MAX_PAGES (1ull << 32)
+
 static void free_ranges(struct log_range *r, uint32_t n)
 {
 	for (uint32_t i = 0; r && i < n; i++)
@@ -653,11 +656,19 @@ int devmig_dma_log_start(struct devmig_dma *dma, uint64_t *page_size,
 				lr[nr++] = (struct log_range){ .iova = s, .len = e - s };
 		}
 	}
+	uint64_t total = 0;
 	for (uint32_t i = 0; i < nr; i++) {
 		uint64_t bits = lr[i].len >> shift;
 
 		if (i && lr[i].iova < lr[i - 1].iova + lr[i - 1].len) {
 			err = -EINVAL; /* overlap */
+			goto out;
+		}
+		/* Bitmaps are allocated up front: a log over more pages than any
+		 * memory to migrate is refused, not attempted. */
+		total += bits;
+		if (total > LOG_MAX_PAGES) {
+			err = -E2BIG;
 			goto out;
 		}
 		if (bits / 64 + 1 > SIZE_MAX / sizeof(uint64_t) ||

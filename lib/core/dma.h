@@ -143,7 +143,7 @@ void devmig_dma_unpin(struct devmig_dma_pin *pin);
  * non-empty, aligned to that page size, not wrap and not overlap (else
  * -EINVAL). n == 0: log the memory mapped now (each mapping rounded out to
  * the page size; later mappings are not logged). -EBUSY if started;
- * -ENOMEM. One bitmap per range.
+ * -E2BIG for more than 2^32 pages in all; -ENOMEM. One bitmap per range.
  */
 int devmig_dma_log_start(struct devmig_dma *dma, uint64_t *page_size,
 			 const struct devmig_dma_logging_range *ranges, uint32_t n);

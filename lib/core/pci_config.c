@@ -31,8 +31,11 @@
 /* A version 2 PCIe capability spans 0x3c bytes (slot registers included). */
 #define PCIE_CAP_SIZE 0x3c
 #define SAVE_HDR 8u /* the fingerprint */
-/* The u32 after the PBA in a saved config: MSI-X state flags. */
-#define MSIX_STATE_TABLE_WRITTEN 0x1u
+/* The saved config's interrupt state: a u32 of flags, then a u32 of MSI
+ * pending bits kept here (MSI without per-vector masking). */
+#define SAVE_IRQ_STATE 8u
+#define IRQ_STATE_MSIX_TABLE_WRITTEN 0x1u
+#define IRQ_STATE_INTX_PENDING 0x2u
 
 #define WMASK(c) ((c)->mask[DEVMIG_PCI_MASK_WRITE])
 #define W1CMASK(c) ((c)->mask[DEVMIG_PCI_MASK_W1C])
@@ -67,6 +70,13 @@ struct devmig_pci_config {
 	uint32_t table_off, pba_off;
 	uint8_t *table; /* msix_n entries of PCI_MSIX_ENTRY_SIZE */
 	uint8_t *pba;   /* bit v = vector v pending, as the guest reads it */
+	/*
+	 * Pending bits no register shows: MSI vectors of a function without
+	 * per-vector masking (whose pending bits are otherwise the MSI
+	 * capability's), and INTx.
+	 */
+	uint32_t msi_pending;
+	bool intx_pending;
 	/*
 	 * A table write has reached us since reset: the client programs its
 	 * vectors through this table, so the entries' mask bits apply. A
@@ -200,6 +210,8 @@ int devmig_pcicfg_reset(struct devmig_pci_config *cfg)
 		return -EINVAL; /* no reset values yet */
 	memcpy(cfg->bytes, cfg->reset, CFG_SIZE);
 	msix_reset_table(cfg);
+	cfg->msi_pending = 0;
+	cfg->intx_pending = false;
 	return 0;
 }
 
@@ -754,34 +766,43 @@ bool devmig_pcicfg_msi_vector_masked(const struct devmig_pci_config *cfg, unsign
 	return msi_maskable(cfg) && (rd(cfg->bytes, msi_mask_reg(cfg), 4) >> v & 1);
 }
 
-static int msi_pending_bit(const struct devmig_pci_config *cfg, unsigned v)
+/*
+ * Vector v's pending bit: the MSI capability's pending register with
+ * per-vector masking, else kept here (no register shows it). set: 1 sets,
+ * 0 clears, -1 only reads. The bit's old value, or -EINVAL for a vector
+ * MSI lacks.
+ */
+static int msi_pending_bit(struct devmig_pci_config *cfg, unsigned v, int set)
 {
-	if (!msi_maskable(cfg))
-		return -ENOTSUP;
-	return v < msi_capable(cfg) ? 0 : -EINVAL;
+	if (!cfg->msi || v >= msi_capable(cfg))
+		return -EINVAL;
+	uint32_t bits = msi_maskable(cfg) ? rd(cfg->bytes, msi_pending_reg(cfg), 4) : cfg->msi_pending;
+	int old = bits >> v & 1;
+	if (set < 0)
+		return old;
+	bits = set ? bits | 1u << v : bits & ~(1u << v);
+	if (msi_maskable(cfg))
+		wr(cfg->bytes, msi_pending_reg(cfg), bits, 4);
+	else
+		cfg->msi_pending = bits;
+	return old;
 }
 
 int devmig_pcicfg_msi_set_pending(struct devmig_pci_config *cfg, unsigned v)
 {
-	int rc = msi_pending_bit(cfg, v);
-
-	if (!rc)
-		cfg->bytes[msi_pending_reg(cfg) + v / 8] |= (uint8_t)(1u << (v % 8));
-	return rc;
+	int rc = msi_pending_bit(cfg, v, 1);
+	return rc < 0 ? rc : 0;
 }
 
 int devmig_pcicfg_msi_clear_pending(struct devmig_pci_config *cfg, unsigned v)
 {
-	int rc = msi_pending_bit(cfg, v);
-
-	if (!rc)
-		cfg->bytes[msi_pending_reg(cfg) + v / 8] &= (uint8_t)~(1u << (v % 8));
-	return rc;
+	int rc = msi_pending_bit(cfg, v, 0);
+	return rc < 0 ? rc : 0;
 }
 
 bool devmig_pcicfg_msi_pending(const struct devmig_pci_config *cfg, unsigned v)
 {
-	return !msi_pending_bit(cfg, v) && (cfg->bytes[msi_pending_reg(cfg) + v / 8] >> (v % 8) & 1);
+	return msi_pending_bit((struct devmig_pci_config *)cfg, v, -1) == 1;
 }
 
 int devmig_pcicfg_msi_message(const struct devmig_pci_config *cfg, unsigned v, uint64_t *addr,
@@ -802,7 +823,7 @@ int devmig_pcicfg_msi_message(const struct devmig_pci_config *cfg, unsigned v, u
 /* Send, through the callback, every pending vector that is now deliverable. */
 static void msi_fire_pending(struct devmig_pci_config *cfg)
 {
-	if (!devmig_pcicfg_msi_enabled(cfg) || !msi_maskable(cfg))
+	if (!devmig_pcicfg_msi_enabled(cfg))
 		return;
 	for (unsigned v = 0; v < devmig_pcicfg_msi_vectors_enabled(cfg); v++) {
 		if (devmig_pcicfg_msi_pending(cfg, v) && !devmig_pcicfg_msi_vector_masked(cfg, v)) {
@@ -1135,6 +1156,16 @@ void devmig_pcicfg_set_intx_status(struct devmig_pci_config *cfg, bool asserted)
 		cfg->bytes[PCI_STATUS] &= (uint8_t)~PCI_STATUS_INTERRUPT;
 }
 
+void devmig_pcicfg_intx_set_pending(struct devmig_pci_config *cfg, bool pending)
+{
+	cfg->intx_pending = pending;
+}
+
+bool devmig_pcicfg_intx_pending(const struct devmig_pci_config *cfg)
+{
+	return cfg->intx_pending;
+}
+
 /* ---- migration ---------------------------------------------------------- */
 
 static uint64_t fnv1a(uint64_t h, uint8_t b)
@@ -1155,8 +1186,8 @@ uint64_t devmig_pcicfg_fingerprint(const struct devmig_pci_config *cfg)
 	return h;
 }
 
-/* The saved config without the MSI-X state flags (the first format had none). */
-static size_t save_size_v1(const struct devmig_pci_config *cfg)
+/* Where the interrupt state starts in a saved config. */
+static size_t save_irq_offset(const struct devmig_pci_config *cfg)
 {
 	return SAVE_HDR + CFG_SIZE + (size_t)cfg->msix_n * PCI_MSIX_ENTRY_SIZE +
 	       (cfg->msix_n ? pba_bytes(cfg->msix_n) : 0);
@@ -1164,7 +1195,7 @@ static size_t save_size_v1(const struct devmig_pci_config *cfg)
 
 size_t devmig_pcicfg_save_size(const struct devmig_pci_config *cfg)
 {
-	return save_size_v1(cfg) + (cfg->msix_n ? 4 : 0);
+	return save_irq_offset(cfg) + SAVE_IRQ_STATE;
 }
 
 int devmig_pcicfg_save(const struct devmig_pci_config *cfg, void *buf, size_t len)
@@ -1172,6 +1203,7 @@ int devmig_pcicfg_save(const struct devmig_pci_config *cfg, void *buf, size_t le
 	uint8_t *out = buf;
 	uint64_t fp = devmig_pcicfg_fingerprint(cfg);
 	size_t tlen = (size_t)cfg->msix_n * PCI_MSIX_ENTRY_SIZE;
+	unsigned irq = (unsigned)save_irq_offset(cfg);
 
 	if (len < devmig_pcicfg_save_size(cfg))
 		return -ENOSPC;
@@ -1181,9 +1213,10 @@ int devmig_pcicfg_save(const struct devmig_pci_config *cfg, void *buf, size_t le
 	if (cfg->msix_n) {
 		memcpy(out + SAVE_HDR + CFG_SIZE, cfg->table, tlen);
 		memcpy(out + SAVE_HDR + CFG_SIZE + tlen, cfg->pba, pba_bytes(cfg->msix_n));
-		wr(out, (unsigned)save_size_v1(cfg),
-		   cfg->table_written ? MSIX_STATE_TABLE_WRITTEN : 0, 4);
 	}
+	wr(out, irq, (cfg->table_written ? IRQ_STATE_MSIX_TABLE_WRITTEN : 0) |
+			     (cfg->intx_pending ? IRQ_STATE_INTX_PENDING : 0), 4);
+	wr(out, irq + 4, cfg->msi_pending, 4);
 	return 0;
 }
 
@@ -1293,13 +1326,35 @@ static int check_state(const struct devmig_pci_config *cfg, const uint8_t *img,
 	return 0;
 }
 
+/* The interrupt state's flags and MSI pending bits: values a save makes. */
+static int check_irq_state(const struct devmig_pci_config *cfg, uint32_t flags,
+			   uint32_t msi_pending, char *why, size_t whylen)
+{
+	uint32_t known = IRQ_STATE_INTX_PENDING | (cfg->msix_n ? IRQ_STATE_MSIX_TABLE_WRITTEN : 0);
+
+	if (flags & ~known)
+		return refuse(why, whylen, "interrupt state flags 0x%08x: unknown bits set", flags);
+	if (!msi_pending)
+		return 0;
+	if (!cfg->msi)
+		return refuse(why, whylen, "MSI pending bits 0x%08x, and the device has no MSI",
+			      msi_pending);
+	if (msi_maskable(cfg))
+		return refuse(why, whylen, "MSI pending bits 0x%08x kept apart, but MSI's own "
+				      "pending register holds them", msi_pending);
+	if (msi_capable(cfg) < 32 && msi_pending >> msi_capable(cfg))
+		return refuse(why, whylen, "MSI pending bits 0x%08x beyond its %u vectors",
+			      msi_pending, msi_capable(cfg));
+	return 0;
+}
+
 int devmig_pcicfg_load(struct devmig_pci_config *cfg, const void *buf, size_t len, char *why,
 		       size_t whylen)
 {
 	const uint8_t *in = buf, *img, *table;
 	size_t want = devmig_pcicfg_save_size(cfg), tlen = (size_t)cfg->msix_n * PCI_MSIX_ENTRY_SIZE;
-	size_t v1 = save_size_v1(cfg);
-	uint32_t msix_state = MSIX_STATE_TABLE_WRITTEN;
+	unsigned irq = (unsigned)save_irq_offset(cfg);
+	uint32_t flags, msi_pending;
 	uint64_t fp, ours;
 	int rc;
 
@@ -1313,18 +1368,10 @@ int devmig_pcicfg_load(struct devmig_pci_config *cfg, const void *buf, size_t le
 	for (unsigned o = 0; o < CFG_SIZE; o++)
 		if ((img[o] ^ cfg->bytes[o]) & fixed_bits(cfg, o))
 			return refuse_mismatch(cfg, img, o, why, whylen);
-	/*
-	 * A config saved without the MSI-X state flags comes from a device
-	 * that always applied the table's mask bits: keep doing so.
-	 */
-	if (len != want && len != v1)
+	if (len != want)
 		return refuse(why, whylen, "stream has %zu bytes, expected %zu", len, want);
-	if (cfg->msix_n && len == want) {
-		msix_state = rd(in, (unsigned)v1, 4);
-		if (msix_state & ~MSIX_STATE_TABLE_WRITTEN)
-			return refuse(why, whylen, "MSI-X state flags 0x%08x: unknown bits set",
-				      msix_state);
-	}
+	flags = rd(in, irq, 4);
+	msi_pending = rd(in, irq + 4, 4);
 	fp = rd(in, 0, 4) | (uint64_t)rd(in, 4, 4) << 32;
 	ours = devmig_pcicfg_fingerprint(cfg);
 	if (fp != ours)
@@ -1332,13 +1379,17 @@ int devmig_pcicfg_load(struct devmig_pci_config *cfg, const void *buf, size_t le
 			      "layout fingerprint 0x%016" PRIx64 " in stream, 0x%016" PRIx64
 			      " here (register masks differ)", fp, ours);
 	rc = check_state(cfg, img, table, table + tlen, why, whylen);
+	if (!rc)
+		rc = check_irq_state(cfg, flags, msi_pending, why, whylen);
 	if (rc)
 		return rc;
 	memcpy(cfg->bytes, img, CFG_SIZE);
 	if (cfg->msix_n) {
 		memcpy(cfg->table, table, tlen);
 		memcpy(cfg->pba, table + tlen, pba_bytes(cfg->msix_n));
-		cfg->table_written = msix_state & MSIX_STATE_TABLE_WRITTEN;
 	}
+	cfg->table_written = flags & IRQ_STATE_MSIX_TABLE_WRITTEN;
+	cfg->intx_pending = flags & IRQ_STATE_INTX_PENDING;
+	cfg->msi_pending = msi_pending;
 	return 0;
 }

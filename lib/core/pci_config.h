@@ -83,16 +83,25 @@ int devmig_pcicfg_bar_info(const struct devmig_pci_config *cfg, unsigned bar, ui
 /* The address programmed in the BAR, type bits removed (0 if undeclared). */
 uint64_t devmig_pcicfg_bar_address(const struct devmig_pci_config *cfg, unsigned bar);
 
-/* INTx */
+/*
+ * INTx. Its pending flag (an interrupt raised that could not be signalled)
+ * is the function's, shown by no register: it travels with the config.
+ */
 bool devmig_pcicfg_intx_disabled(const struct devmig_pci_config *cfg);
 void devmig_pcicfg_set_intx_status(struct devmig_pci_config *cfg, bool asserted);
+void devmig_pcicfg_intx_set_pending(struct devmig_pci_config *cfg, bool pending);
+bool devmig_pcicfg_intx_pending(const struct devmig_pci_config *cfg);
 
 /* MSI. Vector numbers are 0-based; out-of-range vectors count as masked. */
 bool devmig_pcicfg_msi_enabled(const struct devmig_pci_config *cfg);
 /* Vectors the guest allocated (multiple message enable), 0 without MSI. */
 unsigned devmig_pcicfg_msi_vectors_enabled(const struct devmig_pci_config *cfg);
 bool devmig_pcicfg_msi_vector_masked(const struct devmig_pci_config *cfg, unsigned v);
-/* Pending bits exist only with per-vector masking: -ENOTSUP otherwise. */
+/*
+ * Pending bits of the vectors MSI is capable of (-EINVAL beyond): the
+ * capability's pending register with per-vector masking; without it no
+ * register shows them and they are kept here (and travel with the config).
+ */
 int devmig_pcicfg_msi_set_pending(struct devmig_pci_config *cfg, unsigned v);
 int devmig_pcicfg_msi_clear_pending(struct devmig_pci_config *cfg, unsigned v);
 bool devmig_pcicfg_msi_pending(const struct devmig_pci_config *cfg, unsigned v);
@@ -128,12 +137,13 @@ int devmig_pcicfg_msix_message(const struct devmig_pci_config *cfg, unsigned v, 
 /*
  * Migration. The stream is, all little-endian:
  *   u64 fingerprint | 4096 config bytes | MSI-X table (16 B per vector) |
- *   PBA (8 B per 64 vectors) | u32 MSI-X state flags (bit 0: the table
- *   was written since reset)
- * so save_size() = 8 + 4096 + 16 * n + 8 * ceil(n / 64) + 4 for n MSI-X
- * vectors (4104 without MSI-X, which has no flags). A load also accepts
- * the stream without the flags word (the first format): the table's mask
- * bits then apply, as they always did.
+ *   PBA (8 B per 64 vectors) | u32 interrupt state flags (bit 0: the MSI-X
+ *   table was written since reset, bit 1: INTx pending) | u32 MSI pending
+ *   bits no register shows (MSI without per-vector masking)
+ * so save_size() = 8 + 4096 + 16 * n + 8 * ceil(n / 64) + 8 for n MSI-X
+ * vectors (4112 without MSI-X). Every pending bit of every interrupt mode
+ * is in it, once: the PBA, the MSI pending register (config bytes), and
+ * the two words.
  */
 size_t devmig_pcicfg_save_size(const struct devmig_pci_config *cfg);
 /* 0, or -ENOSPC when len < save_size(). */
@@ -143,7 +153,8 @@ int devmig_pcicfg_save(const struct devmig_pci_config *cfg, void *buf, size_t le
  * not WRITE, W1C or RUNTIME must equal ours (ids, class, capability layout,
  * BAR types...), then the length and the fingerprint (which also covers
  * the masks), then the values guest writes could never produce (MSI
- * multiple message enable above capable, reserved MSI-X bits). On refusal
+ * multiple message enable above capable, reserved MSI-X bits, pending bits
+ * of vectors the function lacks, unknown flags). On refusal
  * returns -EINVAL and puts the reason in why, e.g.
  * "config offset 0x02: device id 0x10f1 in stream, 0x10f2 here".
  * No events: the caller re-reads what it needs afterwards.

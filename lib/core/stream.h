@@ -9,7 +9,7 @@
  *   record*                          each: u32 type, u32 len, payload[len],
  *                                    u32 crc32c(type..payload); little-endian
  *
- *   HEADER   (1) first record: u16 format version (2), u16 reserved (0),
+ *   HEADER   (1) first record: u16 format version (3), u16 reserved (0),
  *                u32 flags (0), u64 migration caps, u64 config fingerprint,
  *                u8 name_len, name, u8 version_len, version (no NULs)
  *   body records, in any order, zero or more:
@@ -18,14 +18,17 @@
  *   MEM_DATA (6) u32 tracker, u32 chunk index, the chunk's bytes
  *   MEM_ZERO (7) u32 tracker, u32 chunk index: the chunk is all zeros
  *   BAR      (8) u32 bar, u32 0, u64 offset in the BAR, bytes of its memory
- *   IRQ      (9) u32 count, u32 0, count x u32 vectors kept pending
  *   VARIANT  (0x10000 + t) the variant's record of type t (1..0xffff)
  *   then:
- *   CONFIG   (3) the core's config-space snapshot (exactly one)
+ *   CONFIG   (3) the core's config-space snapshot (exactly one), every
+ *                pending interrupt in it (pci_config.h)
  *   END      (4) u64 total body payload bytes, u32 body record count, u32 0
  *
  * Format 1 (an opaque byte stream in DEVICE (2) records) is not read: its
- * device data was not in records a variant can take.
+ * device data was not in records a variant can take. Nor is format 2, whose
+ * IRQ (9) records held interrupts the device raised while stopped apart
+ * from the pending bits in config space: one vector could be pending in
+ * both and fire twice. Types 2 and 9 are not used again.
  *
  * Pure logic: the writer pulls records through a callback, the reader is
  * fed bytes cut anywhere and buffers at most one record. Neither does I/O
@@ -44,7 +47,7 @@
 
 #define DEVMIG_STREAM_MAGIC "DMIGSTRM"
 #define DEVMIG_STREAM_MAGIC_LEN 8u
-#define DEVMIG_STREAM_FORMAT 2u
+#define DEVMIG_STREAM_FORMAT 3u
 #define DEVMIG_STREAM_REC_HDR 8u   /* type + len */
 #define DEVMIG_STREAM_REC_TRAILER 4u /* crc32c */
 #define DEVMIG_STREAM_REC_OVERHEAD (DEVMIG_STREAM_REC_HDR + DEVMIG_STREAM_REC_TRAILER)
@@ -65,7 +68,6 @@ enum devmig_stream_rec {
 	DEVMIG_REC_MEM_DATA = 6,
 	DEVMIG_REC_MEM_ZERO = 7,
 	DEVMIG_REC_BAR = 8,
-	DEVMIG_REC_IRQ = 9,
 	DEVMIG_REC_VARIANT = 0x10000, /* + the variant's type */
 };
 
@@ -77,7 +79,7 @@ enum devmig_stream_rec {
 /* A record type that may stand between HEADER and CONFIG. */
 static inline bool devmig_stream_body_type(uint32_t type)
 {
-	return (type >= DEVMIG_REC_MEM_INFO && type <= DEVMIG_REC_IRQ) ||
+	return (type >= DEVMIG_REC_MEM_INFO && type <= DEVMIG_REC_BAR) ||
 	       (type > DEVMIG_REC_VARIANT && type <= DEVMIG_REC_VARIANT + DEVMIG_RECORD_TYPE_MAX);
 }
 

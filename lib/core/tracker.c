@@ -38,6 +38,7 @@ struct devmig_tracker {
 	pthread_mutex_t stripe[TRACKER_STRIPES];
 	_Atomic uint64_t *dirty, *sent, *written;
 	_Atomic uint64_t dirty_bytes;
+	_Atomic uint64_t written_total; /* bytes ever written or marked: the change rate's source */
 
 	/* save session */
 	bool active, info_sent;
@@ -136,6 +137,11 @@ uint64_t devmig_tracker_size(const struct devmig_tracker *t)
 	return t->size;
 }
 
+uint64_t devmig_tracker_written_total(struct devmig_tracker *t)
+{
+	return atomic_load_explicit(&t->written_total, memory_order_relaxed);
+}
+
 /* Chunk ci was written: stripe lock held. */
 static void mark_locked(struct devmig_tracker *t, uint32_t ci)
 {
@@ -153,6 +159,7 @@ int devmig_tracker_write(struct devmig_tracker *t, uint64_t off, const void *src
 
 	if (off > t->size || len > t->size - off)
 		return -ERANGE;
+	atomic_fetch_add_explicit(&t->written_total, len, memory_order_relaxed);
 	while (len) {
 		uint32_t ci = (uint32_t)(off / t->chunk);
 		uint64_t cend = (uint64_t)(ci + 1) * t->chunk;
@@ -176,6 +183,7 @@ int devmig_tracker_mark(struct devmig_tracker *t, uint64_t off, uint64_t len)
 		return -ERANGE;
 	if (!len)
 		return 0;
+	atomic_fetch_add_explicit(&t->written_total, len, memory_order_relaxed);
 	uint32_t first = (uint32_t)(off / t->chunk);
 	uint32_t last = (uint32_t)((off + len - 1) / t->chunk);
 

@@ -24,6 +24,10 @@ struct devmig_tracker *devmig_tracker_create(unsigned index, uint64_t size, uint
 					     unsigned flags);
 void devmig_tracker_destroy(struct devmig_tracker *t);
 
+/* Bytes written or marked since creation (devmig_tracker_write/mark): how
+ * fast the device's state changes is measured from it. Any thread. */
+uint64_t devmig_tracker_written_total(struct devmig_tracker *t);
+
 /* ---- save ---- */
 
 /* A save session opens: every chunk is due, none has been sent. */

@@ -173,6 +173,26 @@ enum devmig_fsm_err devmig_fsm_path(uint32_t cur, uint32_t req, uint64_t caps,
 	return DEVMIG_FSM_OK;
 }
 
+enum devmig_fsm_err devmig_fsm_path_cost(uint32_t cur, uint32_t req, uint64_t caps,
+					 uint64_t (*cost)(void *opaque, enum devmig_state from,
+							  enum devmig_state to),
+					 void *opaque, uint64_t *total)
+{
+	enum devmig_state path[DEVMIG_FSM_MAX_PATH];
+	size_t n;
+	uint64_t sum = 0;
+	enum devmig_fsm_err err = devmig_fsm_path(cur, req, caps, path, &n);
+
+	if (err)
+		return err;
+	for (size_t i = 0; i < n; i++) {
+		uint64_t c = cost(opaque, i ? path[i - 1] : (enum devmig_state)cur, path[i]);
+		sum = c > UINT64_MAX - sum ? UINT64_MAX : sum + c;
+	}
+	*total = sum;
+	return DEVMIG_FSM_OK;
+}
+
 bool devmig_fsm_is_arc(uint32_t from, uint32_t to, uint64_t caps)
 {
 	enum devmig_state next;

@@ -681,8 +681,13 @@ enum devmig_wire_err devmig_decode(const void *buf, size_t len, unsigned nfds,
 	plen = len - DEVMIG_HDR_SIZE;
 	if (reply && (out->hdr.flags & DEVMIG_HDR_ERROR)) {
 		/* The errno is in the header; a payload (libvfio-user sends the
-		 * request's echo with some errors) is ignored. */
-		return no_fds(nfds);
+		 * request's echo with some errors) is ignored, but for a deadline
+		 * refusal's outcome. */
+		if ((err = no_fds(nfds)))
+			return err;
+		if (cmd == DEVMIG_CMD_DEVICE_FEATURE)
+			devmig__decode_feature_error(p, plen, lim, out);
+		return OK;
 	}
 
 	switch (cmd) {

@@ -102,6 +102,8 @@ static const struct {
 	{ "compat", DEVMIG_EXT_COMPAT },
 	{ "exact_mig_read", DEVMIG_EXT_EXACT_MIG_READ },
 	{ "data_fd", DEVMIG_EXT_DATA_FD },
+	{ "deadline", DEVMIG_EXT_DEADLINE },
+	{ "dirty_rate", DEVMIG_EXT_DIRTY_RATE },
 };
 
 static enum devmig_wire_err parse_caps(struct json_object *caps, struct devmig_caps *out)
@@ -222,7 +224,7 @@ out:
 
 size_t devmig_caps_format(const struct devmig_caps *caps, char *buf, size_t cap)
 {
-	char ext[192] = "", mig[96] = "";
+	char ext[256] = "", mig[96] = "";
 	size_t el = 0;
 
 	if (caps->migration)

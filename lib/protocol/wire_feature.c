@@ -3,8 +3,10 @@
  * DEVICE_FEATURE payloads: struct vfio_device_feature (argsz, flags) and
  * the data of each migration feature, in requests and replies.
  */
+#include <errno.h>
 #include <string.h>
 
+#include "devmig/migration.h"
 #include "wire_internal.h"
 
 #define E(x) DEVMIG_WIRE_E_##x
@@ -34,6 +36,11 @@ static const struct feat_desc feats[] = {
 	{ DEVMIG_FEATURE_MIG_STATUS, DEVMIG_FEATURE_GET,
 	  sizeof(struct devmig_feature_mig_status) },
 	{ DEVMIG_FEATURE_COMPAT, DEVMIG_FEATURE_GET, sizeof(struct devmig_feature_compat) },
+	{ DEVMIG_FEATURE_MIG_STATE_DEADLINE, DEVMIG_FEATURE_SET, 0 },
+	{ DEVMIG_FEATURE_ARC_ESTIMATES, DEVMIG_FEATURE_GET,
+	  sizeof(struct devmig_feature_arc_estimates) },
+	{ DEVMIG_FEATURE_DIRTY_RATE, DEVMIG_FEATURE_GET | DEVMIG_FEATURE_SET,
+	  sizeof(struct devmig_feature_dirty_rate) },
 };
 
 static const struct feat_desc *feat_lookup(uint32_t index)
@@ -56,6 +63,11 @@ enum typed {
 	T_PRECOPY,
 	T_MIG_STATUS,
 	T_COMPAT,
+	T_DEADLINE_REQ,  /* SET MIG_STATE_DEADLINE request: its first 16 bytes */
+	T_DEADLINE_REP,  /* SET MIG_STATE_DEADLINE reply: the outcome */
+	T_ESTIMATES,
+	T_DIRTY_CAP,     /* SET DIRTY_RATE, request and echo: the cap */
+	T_DIRTY_RATE,    /* GET DIRTY_RATE reply */
 };
 
 static enum typed typed_kind(uint32_t flags, bool reply)
@@ -80,6 +92,10 @@ static enum typed typed_kind(uint32_t flags, bool reply)
 			return reply ? T_MIG_STATUS : T_NONE;
 		case DEVMIG_FEATURE_COMPAT:
 			return reply ? T_COMPAT : T_NONE;
+		case DEVMIG_FEATURE_ARC_ESTIMATES:
+			return reply ? T_ESTIMATES : T_NONE;
+		case DEVMIG_FEATURE_DIRTY_RATE:
+			return reply ? T_DIRTY_RATE : T_NONE;
 		}
 		return T_NONE;
 	}
@@ -89,6 +105,10 @@ static enum typed typed_kind(uint32_t flags, bool reply)
 			return T_MIG_STATE;
 		case DEVMIG_FEATURE_DMA_LOGGING_START:
 			return T_LOG_START;
+		case DEVMIG_FEATURE_MIG_STATE_DEADLINE:
+			return reply ? T_DEADLINE_REP : T_DEADLINE_REQ;
+		case DEVMIG_FEATURE_DIRTY_RATE:
+			return T_DIRTY_CAP;
 		}
 	}
 	return T_NONE;
@@ -246,6 +266,27 @@ static enum devmig_wire_err dec_get_reply(const struct feat_desc *fd, const uint
 				return E(FIELD);
 		break;
 	}
+	case DEVMIG_FEATURE_ARC_ESTIMATES: {
+		struct devmig_feature_arc_estimates *est = &out->u.feature.u.estimates;
+		memcpy(est, d, dlen);
+		if (est->reserved || est->narcs > DEVMIG_ARC_EST_MAX ||
+		    est->last_state >= DEVMIG_STATE_COUNT || (est->last_flags & ~DEVMIG_DEADLINE_FLAGS))
+			return E(FIELD);
+		for (uint32_t i = 0; i < est->narcs; i++) {
+			const struct devmig_arc_estimate *a = &est->arcs[i];
+			if (a->from >= DEVMIG_STATE_COUNT || a->to >= DEVMIG_STATE_COUNT ||
+			    a->reserved || (a->flags & ~DEVMIG_DEADLINE_PARTIAL))
+				return E(FIELD);
+		}
+		break;
+	}
+	case DEVMIG_FEATURE_DIRTY_RATE: {
+		struct devmig_feature_dirty_rate *dr = &out->u.feature.u.dirty_rate;
+		memcpy(dr, d, dlen);
+		if (dr->reserved || (dr->flags & ~DEVMIG_DIRTY_RATE_ACTIVE))
+			return E(FIELD);
+		break;
+	}
 	}
 	return OK;
 }
@@ -263,6 +304,24 @@ static enum devmig_wire_err dec_set(const struct feat_desc *fd, const uint8_t *d
 		memcpy(&out->u.feature.u.mig_state, d, sizeof(out->u.feature.u.mig_state));
 		if (out->u.feature.u.mig_state.device_state >= 8)
 			return E(STATE);
+		return OK;
+	case DEVMIG_FEATURE_MIG_STATE_DEADLINE: {
+		struct devmig_feature_mig_deadline *dl = &out->u.feature.u.deadline;
+		/* A request needs its first 16 bytes, a reply the whole outcome. */
+		size_t need = reply ? sizeof(*dl) : DEVMIG_MIG_DEADLINE_REQ_LEN;
+		if ((err = at_least(dlen, need)))
+			return err;
+		memcpy(dl, d, need);
+		if (dl->device_state >= DEVMIG_STATE_COUNT)
+			return E(STATE);
+		if (reply ? (dl->flags & ~DEVMIG_DEADLINE_FLAGS) : dl->flags)
+			return E(FIELD);
+		return OK;
+	}
+	case DEVMIG_FEATURE_DIRTY_RATE:
+		if ((err = at_least(dlen, sizeof(out->u.feature.u.dirty_rate.cap))))
+			return err;
+		memcpy(&out->u.feature.u.dirty_rate.cap, d, sizeof(out->u.feature.u.dirty_rate.cap));
 		return OK;
 	case DEVMIG_FEATURE_DMA_LOGGING_START:
 		return dec_log_start(d, dlen, reply, out);
@@ -310,9 +369,11 @@ enum devmig_wire_err devmig__decode_feature(const uint8_t *p, size_t plen, bool 
 	if ((fl & DEVMIG_FEATURE_SET) && !(fd->ops & DEVMIG_FEATURE_SET))
 		return E(FEATURE_OP);
 	/* The one descriptor a message here may carry: the data fd of the
-	 * data_fd extension, in the reply to a SET MIG_DEVICE_STATE. */
+	 * data_fd extension, in the reply to a SET MIG_DEVICE_STATE or
+	 * MIG_STATE_DEADLINE. */
 	if (nfds && !(nfds == 1 && reply && !(fl & (DEVMIG_FEATURE_PROBE | DEVMIG_FEATURE_GET)) &&
-		      fd->index == DEVMIG_FEATURE_MIG_DEVICE_STATE))
+		      (fd->index == DEVMIG_FEATURE_MIG_DEVICE_STATE ||
+		       fd->index == DEVMIG_FEATURE_MIG_STATE_DEADLINE)))
 		return E(FDS);
 	if (fl & DEVMIG_FEATURE_PROBE)
 		return OK; /* data is not used for probing */
@@ -320,6 +381,23 @@ enum devmig_wire_err devmig__decode_feature(const uint8_t *p, size_t plen, bool 
 		return reply ? dec_get_reply(fd, d, dlen, out)
 			     : dec_get_req(fd, f->argsz, d, dlen, lim, out);
 	return dec_set(fd, d, dlen, reply, out);
+}
+
+void devmig__decode_feature_error(const uint8_t *p, size_t plen,
+				  const struct devmig_wire_limits *lim, struct devmig_msg *out)
+{
+	struct devmig_msg m;
+	struct devmig_feature f;
+
+	if (plen < sizeof(f))
+		return;
+	memcpy(&f, p, sizeof(f));
+	if (f.flags != (DEVMIG_FEATURE_SET | DEVMIG_FEATURE_MIG_STATE_DEADLINE))
+		return;
+	memset(&m, 0, sizeof(m));
+	m.hdr = out->hdr;
+	if (devmig__decode_feature(p, plen, true, 0, lim, &m) == OK)
+		out->u.feature = m.u.feature;
 }
 
 enum devmig_wire_err devmig__plan_feature(const struct devmig_msg *m, bool reply,
@@ -368,6 +446,21 @@ enum devmig_wire_err devmig__plan_feature(const struct devmig_msg *m, bool reply
 	case T_COMPAT:
 		devmig__plan_add(pl, &F->u.compat, sizeof(F->u.compat));
 		return OK;
+	case T_DEADLINE_REQ:
+		devmig__plan_add(pl, &F->u.deadline, DEVMIG_MIG_DEADLINE_REQ_LEN);
+		return OK;
+	case T_DEADLINE_REP:
+		devmig__plan_add(pl, &F->u.deadline, sizeof(F->u.deadline));
+		return OK;
+	case T_ESTIMATES:
+		devmig__plan_add(pl, &F->u.estimates, sizeof(F->u.estimates));
+		return OK;
+	case T_DIRTY_CAP:
+		devmig__plan_add(pl, &F->u.dirty_rate.cap, sizeof(F->u.dirty_rate.cap));
+		return OK;
+	case T_DIRTY_RATE:
+		devmig__plan_add(pl, &F->u.dirty_rate, sizeof(F->u.dirty_rate));
+		return OK;
 	case T_LOG_START: {
 		uint32_t n = F->u.log_start.ctl.num_ranges;
 
@@ -395,4 +488,36 @@ enum devmig_wire_err devmig__plan_feature(const struct devmig_msg *m, bool reply
 	}
 	}
 	return OK;
+}
+
+struct path_est {
+	const struct devmig_feature_arc_estimates *est;
+	bool partial;
+};
+
+static uint64_t table_cost(void *opaque, enum devmig_state from, enum devmig_state to)
+{
+	struct path_est *pe = opaque;
+	uint32_t n = pe->est->narcs < DEVMIG_ARC_EST_MAX ? pe->est->narcs : DEVMIG_ARC_EST_MAX;
+
+	for (uint32_t i = 0; i < n; i++) {
+		const struct devmig_arc_estimate *a = &pe->est->arcs[i];
+		if (a->from == from && a->to == to) {
+			pe->partial |= (a->flags & DEVMIG_DEADLINE_PARTIAL) != 0;
+			return a->ns;
+		}
+	}
+	pe->partial = true; /* the device did not say */
+	return 0;
+}
+
+int devmig_arc_estimates_path(const struct devmig_feature_arc_estimates *est, uint32_t from,
+			      uint32_t to, uint64_t caps, uint64_t *ns, bool *partial)
+{
+	struct path_est pe = { est, false };
+
+	if (devmig_fsm_path_cost(from, to, caps, table_cost, &pe, ns))
+		return -EINVAL;
+	*partial = pe.partial;
+	return 0;
 }

@@ -82,6 +82,14 @@ enum devmig_wire_err devmig__decode_feature(const uint8_t *p, size_t plen, bool 
 					    const struct devmig_wire_limits *lim,
 					    struct devmig_msg *out);
 
+/*
+ * The payload of a DEVICE_FEATURE error reply: decoded into out->u.feature
+ * when it is a valid MIG_STATE_DEADLINE SET reply (a refusal's outcome),
+ * else ignored. wire_feature.c
+ */
+void devmig__decode_feature_error(const uint8_t *p, size_t plen,
+				  const struct devmig_wire_limits *lim, struct devmig_msg *out);
+
 /* DEVICE_FEATURE payload plan for m (request or reply). wire_feature.c */
 enum devmig_wire_err devmig__plan_feature(const struct devmig_msg *m, bool reply,
 					  struct devmig__plan *pl);

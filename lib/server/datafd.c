@@ -57,6 +57,7 @@ struct devmig_datafd {
 	 * after a batch (the batch counts as initial, a slight over-count). */
 	uint64_t initial_end;
 	bool initial_marked;
+	uint64_t last_initial; /* the last initial_bytes answered (UINT64_MAX: none yet) */
 	bool idle;         /* PRE_COPY: the core had nothing more; look when asked */
 	bool done;         /* the stream ended: the pipe's write end is closed */
 
@@ -327,6 +328,7 @@ struct devmig_datafd *devmig_datafd_open(struct devmig_device *dev, enum devmig_
 	ds->dev = dev;
 	ds->kind = kind;
 	ds->rd = ds->wr = -1;
+	ds->last_initial = UINT64_MAX;
 	ds->efd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
 	if (kind == DEVMIG_SESSION_SAVE)
 		ds->carry = malloc(BATCH);
@@ -464,6 +466,15 @@ int devmig_datafd_precopy_info(struct devmig_datafd *ds, uint64_t *initial, uint
 		}
 		*initial += ui;
 		*dirty += u - ui;
+		/* The core counts a record's payload, the pipe its framing too: a
+		 * batch taken from the one to the other would seem to raise
+		 * initial_bytes by its headers. It only falls (the kernel's rule);
+		 * the difference is still to come, so it counts as dirty. */
+		if (*initial > ds->last_initial) {
+			*dirty += *initial - ds->last_initial;
+			*initial = ds->last_initial;
+		}
+		ds->last_initial = *initial;
 	}
 	ds->idle = false;
 	pthread_mutex_unlock(&ds->lock);

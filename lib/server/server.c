@@ -38,6 +38,7 @@
 #include "devmig/compat.h"
 #include "devmig/server.h"
 #include "msgio.h"
+#include "unix_socket.h"
 
 #define REPLY_HEAD_MAX 4096u
 #define DMA_REPLY_TIMEOUT_S 10
@@ -59,9 +60,7 @@ struct devmig_server {
 	struct devmig_device *dev;
 	struct devmig_server_config cfg;
 	char *path;
-	int listen_fd;
-	dev_t sock_dev;              /* the socket file we created: only it is removed */
-	ino_t sock_ino;
+	struct devmig_unix_listener listener; /* only its own socket file is removed */
 	pthread_t thread;
 	bool thread_started;
 	atomic_bool stopping;
@@ -393,6 +392,9 @@ static int handle_version(struct devmig_server *s, int sock, const struct devmig
 	supported.max_data_xfer_size = s->cfg.max_data_xfer_size;
 	supported.write_multiple = true;
 	supported.ext = DEVMIG_EXT_ALL;
+	/* A cap is offered only by a device that honours it. */
+	if (!devmig_core_dirty_rate_supported(s->dev))
+		supported.ext &= ~DEVMIG_EXT_DIRTY_RATE;
 	/* A migratable device says so; its dirty bitmaps come in our largest message. */
 	supported.migration = devmig_core_mig_caps(s->dev) != 0;
 	supported.mig_pgsize = DEVMIG_MIN_PAGE_SIZE;
@@ -482,50 +484,65 @@ static int send_echo(struct devmig_server *s, int sock, struct devmig_msg *r,
 }
 
 /*
- * SET MIG_DEVICE_STATE with the data_fd extension. The pump stops while the
- * core's session changes (a load's pipe is fed to the core first: the arc
- * sees everything written before it). A session the request ended closes
- * its pipe; one it opened gets a new pipe, whose other end goes with the
- * reply; one it kept (PRE_COPY -> STOP_COPY) keeps its pipe.
+ * With the data_fd extension the server pumps a session's data through a
+ * pipe. The pump stops while the core's session changes (a load's pipe is
+ * fed to the core first: the arc sees everything written before it).
+ * datafd_after: a session the request ended closes its pipe; one it opened
+ * gets a new pipe, whose other end (*fd) goes with the reply; one it kept
+ * (PRE_COPY -> STOP_COPY) keeps its pipe. Only a request's last arc opens a
+ * session, so a refused request never has an fd to send.
  */
-static int set_state_datafd(struct devmig_server *s, int sock, struct devmig_msg *r,
-			    const struct devmig_msg *m)
+static void datafd_before(struct devmig_server *s, uint64_t *gen)
 {
-	char why[256];
-	uint64_t gen0, gen1;
-	int fd = -1;
-
 	if (s->ds)
 		devmig_datafd_pause(s->ds);
-	devmig_core_session(s->dev, &gen0);
-	struct blocking_op op = { .state = m->u.feature.u.mig_state.device_state };
-	if (run_blocking(s, sock, &op))
-		return -1; /* the client left meanwhile: its session goes with it */
-	int rc = op.rc;
-	snprintf(why, sizeof(why), "%s", op.why);
+	devmig_core_session(s->dev, gen);
+}
+
+static int datafd_after(struct devmig_server *s, uint64_t gen0, int *fd)
+{
+	uint64_t gen1;
+
+	*fd = -1;
 	enum devmig_core_session kind = devmig_core_session(s->dev, &gen1);
 	if (s->ds && (kind != devmig_datafd_kind(s->ds) || gen1 != gen0)) {
 		devmig_datafd_close(s->ds);
 		s->ds = NULL;
 	}
 	if (kind != DEVMIG_SESSION_NONE && !s->ds) {
-		char dwhy[160];
-		s->ds = devmig_datafd_open(s->dev, kind, &fd, dwhy, sizeof(dwhy));
+		char why[160];
+		s->ds = devmig_datafd_open(s->dev, kind, fd, why, sizeof(why));
 		if (!s->ds) {
 			/* The device is in its new state without a way to move its data:
 			 * the client sees the error and resets or leaves the state. */
-			vlog(s, "%s", dwhy);
-			return rc ? -rc : ENOMEM;
+			vlog(s, "%s", why);
+			return ENOMEM;
 		}
 	} else if (s->ds) {
 		devmig_datafd_resume(s->ds);
 	}
-	if (rc) {
-		vlog(s, "state change to %s refused: %s",
-		     devmig_state_name(m->u.feature.u.mig_state.device_state), why);
+	return 0;
+}
+
+/* SET MIG_DEVICE_STATE with the data_fd extension. */
+static int set_state_datafd(struct devmig_server *s, int sock, struct devmig_msg *r,
+			    const struct devmig_msg *m)
+{
+	uint64_t gen0;
+	int fd = -1;
+
+	datafd_before(s, &gen0);
+	struct blocking_op op = { .state = m->u.feature.u.mig_state.device_state };
+	if (run_blocking(s, sock, &op))
+		return -1; /* the client left meanwhile: its session goes with it */
+	int err = datafd_after(s, gen0, &fd);
+	if (op.rc || err) {
+		if (op.rc)
+			vlog(s, "state change to %s refused: %s",
+			     devmig_state_name(m->u.feature.u.mig_state.device_state), op.why);
 		if (fd >= 0)
-			close(fd); /* never: only a request's last arc opens, and a failed one drops it */
-		return -rc;
+			close(fd);
+		return op.rc ? -op.rc : err;
 	}
 	/* The request echoed, data_fd saying whether a descriptor comes with it. */
 	size_t len = m->u.feature.data_len;
@@ -541,10 +558,85 @@ static int set_state_datafd(struct devmig_server *s, int sock, struct devmig_msg
 	r->u.feature.f = m->u.feature.f;
 	r->u.feature.data = s->data;
 	r->u.feature.data_len = len;
-	rc = send_msg(s, sock, r, fd >= 0 ? &fd : NULL, fd >= 0 ? 1 : 0);
+	int rc = send_msg(s, sock, r, fd >= 0 ? &fd : NULL, fd >= 0 ? 1 : 0);
 	if (fd >= 0)
 		close(fd); /* the client has its own now */
 	return sent(rc);
+}
+
+/*
+ * SET MIG_STATE_DEADLINE: the state change within the deadline. The reply
+ * is the outcome; a refusal (ETIME) is an error reply carrying it too. With
+ * the data_fd extension a session the change opened sends its fd with it.
+ */
+static int handle_deadline(struct devmig_server *s, int sock, const struct devmig_msg *m,
+			   struct devmig_msg *r)
+{
+	const struct devmig_feature_mig_deadline *req = &m->u.feature.u.deadline;
+	const bool datafd = s->ext & DEVMIG_EXT_DATA_FD;
+	uint64_t start = devmig_core_now_ns();
+	struct devmig_core_deadline out;
+	enum devmig_state now;
+	uint64_t gen0 = 0;
+	int fd = -1;
+	char why[256];
+
+	if (datafd)
+		datafd_before(s, &gen0);
+	int rc = devmig_core_set_state_deadline(s->dev, req->device_state, start, req->deadline_ns,
+						&now, &out, why, sizeof(why));
+	int err = datafd ? datafd_after(s, gen0, &fd) : 0;
+	if (rc && rc != -ETIME) {
+		vlog(s, "state change to %s refused: %s", devmig_state_name(req->device_state), why);
+		if (fd >= 0)
+			close(fd);
+		return -rc;
+	}
+	if (err) {
+		if (fd >= 0)
+			close(fd);
+		return err;
+	}
+	if (rc)
+		vlog(s, "%s", why);
+	struct devmig_feature_mig_deadline *dl = &r->u.feature.u.deadline;
+	memset(dl, 0, sizeof(*dl));
+	dl->device_state = now;
+	dl->flags = out.flags;
+	dl->deadline_ns = req->deadline_ns;
+	dl->estimate_ns = out.estimate_ns;
+	dl->elapsed_ns = out.elapsed_ns;
+	dl->overrun_ns = out.overrun_ns;
+	if (fd >= 0)
+		dl->flags |= DEVMIG_DEADLINE_DATA_FD;
+	r->u.feature.data = NULL;
+	r->u.feature.data_len = 0;
+	r->u.feature.f.argsz = (uint32_t)(sizeof(struct devmig_feature) + sizeof(*dl));
+	if (!rc) {
+		int sr = send_msg(s, sock, r, fd >= 0 ? &fd : NULL, fd >= 0 ? 1 : 0);
+		if (fd >= 0)
+			close(fd); /* the client has its own now */
+		return sent(sr);
+	}
+	if (fd >= 0)
+		close(fd); /* never: a refused request opened no session */
+	/* The refusal: the same payload under an error header. */
+	if (m->hdr.flags & DEVMIG_HDR_NO_REPLY)
+		return 0;
+	const void *tail;
+	size_t tail_len;
+	enum devmig_wire_err werr;
+	size_t n = devmig_encode_head(s->head, sizeof(s->head), r, &tail, &tail_len, &werr);
+	if (!n || tail_len)
+		return ETIME;
+	struct devmig_hdr h;
+	memcpy(&h, s->head, sizeof(h));
+	h.flags |= DEVMIG_HDR_ERROR;
+	h.error_no = ETIME;
+	memcpy(s->head, &h, sizeof(h));
+	atomic_fetch_add(&s->errors_replied, 1);
+	struct iovec iov = { s->head, n };
+	return sent(send_locked_iov(s, sock, &iov, 1, NULL, 0));
 }
 
 static int handle_feature(struct devmig_server *s, int sock, const struct devmig_msg *m)
@@ -575,6 +667,13 @@ static int handle_feature(struct devmig_server *s, int sock, const struct devmig
 		break;
 	case DEVMIG_FEATURE_COMPAT:
 		supported = caps && (s->ext & DEVMIG_EXT_COMPAT);
+		break;
+	case DEVMIG_FEATURE_MIG_STATE_DEADLINE:
+	case DEVMIG_FEATURE_ARC_ESTIMATES:
+		supported = caps && (s->ext & DEVMIG_EXT_DEADLINE);
+		break;
+	case DEVMIG_FEATURE_DIRTY_RATE:
+		supported = (s->ext & DEVMIG_EXT_DIRTY_RATE) && devmig_core_dirty_rate_supported(s->dev);
 		break;
 	default:
 		supported = true; /* DMA logging: the core's, for every device */
@@ -670,6 +769,20 @@ static int handle_feature(struct devmig_server *s, int sock, const struct devmig
 			data_len = sizeof(*fc);
 			break;
 		}
+		case DEVMIG_FEATURE_MIG_STATE_DEADLINE:
+			return handle_deadline(s, sock, m, &r);
+		case DEVMIG_FEATURE_ARC_ESTIMATES:
+			devmig_core_arc_estimates(s->dev, &r.u.feature.u.estimates);
+			data_len = sizeof(r.u.feature.u.estimates);
+			break;
+		case DEVMIG_FEATURE_DIRTY_RATE:
+			if (!get) {
+				devmig_core_set_dirty_rate(s->dev, m->u.feature.u.dirty_rate.cap);
+				return sent(send_echo(s, sock, &r, m, NULL));
+			}
+			devmig_core_dirty_rate(s->dev, &r.u.feature.u.dirty_rate);
+			data_len = sizeof(r.u.feature.u.dirty_rate);
+			break;
 		case DEVMIG_FEATURE_DMA_LOGGING_START: {
 			struct devmig_feature_dma_logging_control ctl = m->u.feature.u.log_start.ctl;
 			uint32_t n = ctl.num_ranges;
@@ -948,7 +1061,7 @@ static void drop_refused(struct devmig_server *s, unsigned i)
 /* vfio-user serves one client at a time: tell a second one at once, not never. */
 static void refuse_busy(struct devmig_server *s)
 {
-	int fd = accept4(s->listen_fd, NULL, NULL, SOCK_CLOEXEC | SOCK_NONBLOCK);
+	int fd = accept4(s->listener.fd, NULL, NULL, SOCK_CLOEXEC | SOCK_NONBLOCK);
 	if (fd < 0)
 		return;
 	/* The error reply to the VERSION it sends first (msg_id 0). */
@@ -984,7 +1097,7 @@ static int wait_input(struct devmig_server *s, int sock, uint64_t hello_deadline
 				return 0;
 			wake = hello_deadline;
 		}
-		struct pollfd pf[2 + MAX_REFUSED] = { { sock, POLLIN, 0 }, { s->listen_fd, POLLIN, 0 } };
+		struct pollfd pf[2 + MAX_REFUSED] = { { sock, POLLIN, 0 }, { s->listener.fd, POLLIN, 0 } };
 		for (unsigned i = 0; i < s->nrefused; i++) {
 			pf[2 + i] = (struct pollfd){ s->refused[i].fd, POLLIN, 0 };
 			if (s->refused[i].until_ms < wake)
@@ -1092,7 +1205,7 @@ static bool peer_allowed(struct devmig_server *s, int sock)
 int devmig_server_run(struct devmig_server *s)
 {
 	while (!atomic_load(&s->stopping)) {
-		int sock = accept4(s->listen_fd, NULL, NULL, SOCK_CLOEXEC);
+		int sock = accept4(s->listener.fd, NULL, NULL, SOCK_CLOEXEC);
 		if (sock < 0) {
 			if (errno == EINTR || errno == ECONNABORTED)
 				continue;
@@ -1131,7 +1244,7 @@ void devmig_server_stop(struct devmig_server *s)
 	if (atomic_exchange(&s->stopping, true))
 		goto join;
 	/* shutdown() wakes a blocked accept() and recvmsg() without a poll on the hot path. */
-	shutdown(s->listen_fd, SHUT_RDWR);
+	shutdown(s->listener.fd, SHUT_RDWR);
 	pthread_mutex_lock(&s->conn_lock);
 	if (s->sock >= 0)
 		shutdown(s->sock, SHUT_RDWR);
@@ -1143,60 +1256,15 @@ join:
 	}
 }
 
-/*
- * May we bind the socket path? Nothing there, or a socket nobody answers
- * on (a server that died: removed). A live server's socket and any other
- * file are left alone.
- */
-static int claim_path(const struct sockaddr_un *sa, char *err, size_t errlen)
-{
-	struct stat st;
-
-	if (lstat(sa->sun_path, &st)) {
-		if (errno == ENOENT)
-			return 0;
-		snprintf(err, errlen, "cannot use %s: %s", sa->sun_path, strerror(errno));
-		return -1;
-	}
-	if (!S_ISSOCK(st.st_mode)) {
-		snprintf(err, errlen, "%s exists and is not a socket: it is left alone (choose "
-				      "another path or remove it)", sa->sun_path);
-		return -1;
-	}
-	int probe = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
-	if (probe < 0) {
-		snprintf(err, errlen, "socket: %s", strerror(errno));
-		return -1;
-	}
-	int rc = connect(probe, (const struct sockaddr *)sa, sizeof(*sa));
-	int e = errno;
-	close(probe);
-	if (!rc || e == EAGAIN) {
-		snprintf(err, errlen, "a server already answers at %s: it is left alone",
-			 sa->sun_path);
-		return -1;
-	}
-	if (e != ECONNREFUSED && e != ENOENT) {
-		snprintf(err, errlen, "cannot check %s: %s", sa->sun_path, strerror(e));
-		return -1;
-	}
-	/* Stale. Remove it only if it is still the file we looked at. */
-	struct stat again;
-	if (!lstat(sa->sun_path, &again) && again.st_dev == st.st_dev && again.st_ino == st.st_ino)
-		unlink(sa->sun_path);
-	return 0;
-}
-
 struct devmig_server *devmig_server_new(struct devmig_device *dev,
 					const struct devmig_server_config *cfg, char *err,
 					size_t errlen)
 {
-	struct sockaddr_un sa = { .sun_family = AF_UNIX };
+	const size_t path_max = sizeof(((struct sockaddr_un *)0)->sun_path);
 	struct devmig_server *s;
 
-	if (!cfg->socket_path || strlen(cfg->socket_path) >= sizeof(sa.sun_path)) {
-		snprintf(err, errlen, "socket path missing or longer than %zu bytes",
-			 sizeof(sa.sun_path) - 1);
+	if (!cfg->socket_path || strlen(cfg->socket_path) >= path_max) {
+		snprintf(err, errlen, "socket path missing or longer than %zu bytes", path_max - 1);
 		return NULL;
 	}
 	s = calloc(1, sizeof(*s));
@@ -1214,7 +1282,7 @@ struct devmig_server *devmig_server_new(struct devmig_device *dev,
 		s->cfg.io_timeout_ms = DEFAULT_IO_TIMEOUT_MS;
 	s->path = strdup(cfg->socket_path);
 	s->sock = -1;
-	s->listen_fd = -1;
+	s->listener.fd = -1;
 	pthread_mutex_init(&s->conn_lock, NULL);
 	pthread_mutex_init(&s->send_lock, NULL);
 	pthread_condattr_t ca;
@@ -1238,30 +1306,11 @@ struct devmig_server *devmig_server_new(struct devmig_device *dev,
 		goto fail;
 	}
 
-	strcpy(sa.sun_path, cfg->socket_path);
-	s->listen_fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
-	if (s->listen_fd < 0) {
-		snprintf(err, errlen, "socket: %s", strerror(errno));
+	if (devmig_unix_listen(cfg->socket_path, 4, &s->listener, err, errlen))
 		goto fail;
-	}
-	if (claim_path(&sa, err, errlen))
-		goto fail;
-	/* 0600 before listen(): nobody else can connect in between (connect
-	 * fails until listen), and the process umask is left alone. */
-	struct stat st;
-	if (bind(s->listen_fd, (struct sockaddr *)&sa, sizeof(sa)) ||
-	    chmod(cfg->socket_path, 0600) || lstat(cfg->socket_path, &st) ||
-	    listen(s->listen_fd, 4)) {
-		snprintf(err, errlen, "cannot listen on %s: %s", cfg->socket_path, strerror(errno));
-		goto fail;
-	}
-	s->sock_dev = st.st_dev;
-	s->sock_ino = st.st_ino;
 	devmig_core_set_dma_xfer(dev, dma_xfer, s);
 	return s;
 fail:
-	if (s->listen_fd >= 0)
-		close(s->listen_fd);
 	free(s->zeros);
 	free(s->data);
 	free(s->path);
@@ -1275,11 +1324,8 @@ void devmig_server_free(struct devmig_server *s)
 		return;
 	devmig_server_stop(s);
 	devmig_core_set_dma_xfer(s->dev, NULL, NULL);
-	close(s->listen_fd);
 	/* Only our own socket: another server may have taken the path since. */
-	struct stat st;
-	if (!lstat(s->path, &st) && st.st_dev == s->sock_dev && st.st_ino == s->sock_ino)
-		unlink(s->path);
+	devmig_unix_unlisten(&s->listener, s->path);
 	pthread_mutex_destroy(&s->conn_lock);
 	pthread_mutex_destroy(&s->send_lock);
 	pthread_cond_destroy(&s->conn_cv);

@@ -795,6 +795,9 @@ static bool session_state(enum devmig_state s)
 	       s == DEVMIG_STATE_STOP_COPY || s == DEVMIG_STATE_RESUMING;
 }
 
+static void close_fds(int *fds, unsigned n);
+static void adopt_session(struct vu_client *c, int fd, enum devmig_state now);
+
 /*
  * SET with the data_fd extension: a reply whose data_fd is 0 carries the
  * descriptor of a session the request opened (the old one, if any, is
@@ -823,8 +826,9 @@ static int set_state_fd_locked(struct vu_client *c, enum devmig_state state)
 		else if (idx != DEVMIG_DATA_FD_NONE || nfds)
 			rc = -EPROTO; /* a descriptor announced and missing, or one unannounced */
 		if (fd < 0)
-			for (unsigned i = 0; i < nfds; i++)
-				close(fds[i]);
+			close_fds(fds, nfds);
+	} else {
+		close_fds(fds, nfds); /* an error reply brings none: a broken peer's */
 	}
 	enum devmig_state now = state;
 	if (rc) {
@@ -838,10 +842,27 @@ static int set_state_fd_locked(struct vu_client *c, enum devmig_state state)
 			return rc;
 		now = (enum devmig_state)got.device_state;
 	}
+	adopt_session(c, fd, now);
+	return rc;
+}
+
+static void close_fds(int *fds, unsigned n)
+{
+	for (unsigned i = 0; i < n; i++)
+		close(fds[i]);
+}
+
+/*
+ * After a state change that left the device in now: fd (>= 0) is a session
+ * the change opened, replacing any other; without one, the session goes on
+ * only if now has one.
+ */
+static void adopt_session(struct vu_client *c, int fd, enum devmig_state now)
+{
 	if (fd >= 0) {
 		close_data_fd(c);
 		c->data_fd = fd;
-		c->data_save = state != DEVMIG_STATE_RESUMING;
+		c->data_save = now != DEVMIG_STATE_RESUMING;
 		/* The server made it so; a file status flag, shared with its end. */
 		int fl = fcntl(fd, F_GETFL);
 		if (fl >= 0 && !(fl & O_NONBLOCK))
@@ -850,7 +871,6 @@ static int set_state_fd_locked(struct vu_client *c, enum devmig_state state)
 		close_data_fd(c);
 	}
 	c->mig_state = now;
-	return rc;
 }
 
 static int vu_set_state(struct devmig_client *cl, enum devmig_state state)
@@ -905,6 +925,100 @@ static int vu_stop_copy_size(struct devmig_client *cl, uint64_t *bytes)
 	struct vu_client *c = to_vu(cl);
 	return LOCKED(c, feature_locked(c, DEVMIG_FEATURE_MIG_DATA_SIZE | DEVMIG_FEATURE_GET, NULL,
 					0, bytes, sizeof(*bytes)));
+}
+
+static int deadline_locked(struct vu_client *c, enum devmig_state state, uint64_t deadline_ns,
+			   struct devmig_deadline_result *res)
+{
+	struct devmig_feature_mig_deadline dl = { .device_state = state, .deadline_ns = deadline_ns };
+	struct devmig_msg req, rep;
+
+	init_cmd(&req, DEVMIG_CMD_DEVICE_FEATURE);
+	req.u.feature.f.flags = DEVMIG_FEATURE_MIG_STATE_DEADLINE | DEVMIG_FEATURE_SET;
+	/* Room for the outcome, which comes back instead of an echo. */
+	req.u.feature.f.argsz = (uint32_t)(sizeof(struct devmig_feature) + sizeof(dl));
+	req.u.feature.index = DEVMIG_FEATURE_MIG_STATE_DEADLINE;
+	req.u.feature.u.deadline = dl;
+	/* With data_fd, a session the change opened comes with the reply. */
+	const bool datafd = c->server.ext & DEVMIG_EXT_DATA_FD;
+	int fds[CLIENT_MAX_FDS];
+	unsigned nfds = 0;
+	int rc = xact(c, &req, NULL, 0, &rep, datafd ? fds : NULL, datafd ? &nfds : NULL);
+	if (rc && rc != -ETIME) {
+		close_fds(fds, nfds);
+		if (datafd) {
+			/* The device may have stopped anywhere on the path. */
+			struct devmig_feature_mig_state got;
+			if (!feature_locked(c, DEVMIG_FEATURE_MIG_DEVICE_STATE | DEVMIG_FEATURE_GET,
+					    NULL, 0, &got, sizeof(got)))
+				adopt_session(c, -1, (enum devmig_state)got.device_state);
+		}
+		return rc;
+	}
+	/* Success and a refusal both carry the outcome (the decoder checked it). */
+	if (rep.u.feature.index != DEVMIG_FEATURE_MIG_STATE_DEADLINE ||
+	    rep.u.feature.data_len < sizeof(dl)) {
+		close_fds(fds, nfds);
+		return rc ? rc : -EPROTO;
+	}
+	const struct devmig_feature_mig_deadline *o = &rep.u.feature.u.deadline;
+	res->state = (enum devmig_state)o->device_state;
+	res->flags = o->flags;
+	res->estimate_ns = o->estimate_ns;
+	res->elapsed_ns = o->elapsed_ns;
+	res->overrun_ns = o->overrun_ns;
+	res->flags &= ~DEVMIG_DEADLINE_DATA_FD; /* the transport's business, not the caller's */
+	if (datafd) {
+		/* A descriptor announced and missing, or one unannounced. */
+		if (nfds != ((o->flags & DEVMIG_DEADLINE_DATA_FD) ? 1u : 0u)) {
+			close_fds(fds, nfds);
+			nfds = 0;
+			rc = rc ? rc : -EPROTO;
+		}
+		adopt_session(c, nfds ? fds[0] : -1, res->state);
+	}
+	return rc;
+}
+
+static int vu_set_state_deadline(struct devmig_client *cl, enum devmig_state state,
+				 uint64_t deadline_ns, struct devmig_deadline_result *res)
+{
+	struct vu_client *c = to_vu(cl);
+
+	memset(res, 0, sizeof(*res));
+	if (!vu_has_ext(cl, DEVMIG_EXT_DEADLINE))
+		return -ENOTSUP;
+	return LOCKED(c, deadline_locked(c, state, deadline_ns, res));
+}
+
+static int vu_arc_estimates(struct devmig_client *cl, struct devmig_feature_arc_estimates *est)
+{
+	struct vu_client *c = to_vu(cl);
+
+	if (!vu_has_ext(cl, DEVMIG_EXT_DEADLINE))
+		return -ENOTSUP;
+	return LOCKED(c, feature_locked(c, DEVMIG_FEATURE_ARC_ESTIMATES | DEVMIG_FEATURE_GET, NULL,
+					0, est, sizeof(*est)));
+}
+
+static int vu_set_dirty_rate(struct devmig_client *cl, uint64_t cap)
+{
+	struct vu_client *c = to_vu(cl);
+
+	if (!vu_has_ext(cl, DEVMIG_EXT_DIRTY_RATE))
+		return -ENOTSUP;
+	return LOCKED(c, feature_locked(c, DEVMIG_FEATURE_DIRTY_RATE | DEVMIG_FEATURE_SET, &cap,
+					sizeof(cap), NULL, 0));
+}
+
+static int vu_dirty_rate(struct devmig_client *cl, struct devmig_feature_dirty_rate *dr)
+{
+	struct vu_client *c = to_vu(cl);
+
+	if (!vu_has_ext(cl, DEVMIG_EXT_DIRTY_RATE))
+		return -ENOTSUP;
+	return LOCKED(c, feature_locked(c, DEVMIG_FEATURE_DIRTY_RATE | DEVMIG_FEATURE_GET, NULL, 0,
+					dr, sizeof(*dr)));
 }
 
 static int log_start_locked(struct vu_client *c, uint64_t *page_size,
@@ -1479,6 +1593,10 @@ static const struct devmig_client_ops vu_ops = {
 	.data_read = vu_data_read,
 	.data_write = vu_data_write,
 	.data_wait = vu_data_wait,
+	.set_state_deadline = vu_set_state_deadline,
+	.arc_estimates = vu_arc_estimates,
+	.set_dirty_rate = vu_set_dirty_rate,
+	.dirty_rate = vu_dirty_rate,
 	.log_start = vu_log_start,
 	.log_stop = vu_log_stop,
 	.log_report = vu_log_report,

@@ -264,6 +264,27 @@ int devmig_client_data_wait(struct devmig_client *c, int timeout_ms)
 	return OP(c, data_wait, timeout_ms);
 }
 
+int devmig_client_set_state_deadline(struct devmig_client *c, enum devmig_state state,
+				     uint64_t deadline_ns, struct devmig_deadline_result *res)
+{
+	return OP(c, set_state_deadline, state, deadline_ns, res);
+}
+
+int devmig_client_arc_estimates(struct devmig_client *c, struct devmig_feature_arc_estimates *est)
+{
+	return OP(c, arc_estimates, est);
+}
+
+int devmig_client_set_dirty_rate(struct devmig_client *c, uint64_t cap)
+{
+	return OP(c, set_dirty_rate, cap);
+}
+
+int devmig_client_dirty_rate(struct devmig_client *c, struct devmig_feature_dirty_rate *dr)
+{
+	return OP(c, dirty_rate, dr);
+}
+
 int devmig_client_log_start(struct devmig_client *c, uint64_t *page_size,
 			    const struct devmig_dma_logging_range *ranges, uint32_t n)
 {

@@ -54,6 +54,11 @@ struct devmig_client_ops {
 	ssize_t (*data_read)(struct devmig_client *c, void *buf, size_t len);
 	ssize_t (*data_write)(struct devmig_client *c, const void *buf, size_t len);
 	int (*data_wait)(struct devmig_client *c, int timeout_ms);
+	int (*set_state_deadline)(struct devmig_client *c, enum devmig_state state,
+				  uint64_t deadline_ns, struct devmig_deadline_result *res);
+	int (*arc_estimates)(struct devmig_client *c, struct devmig_feature_arc_estimates *est);
+	int (*set_dirty_rate)(struct devmig_client *c, uint64_t cap);
+	int (*dirty_rate)(struct devmig_client *c, struct devmig_feature_dirty_rate *dr);
 	int (*log_start)(struct devmig_client *c, uint64_t *page_size,
 			 const struct devmig_dma_logging_range *ranges, uint32_t n);
 	int (*log_stop)(struct devmig_client *c);

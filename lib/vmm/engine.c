@@ -25,6 +25,14 @@
 #define READ_BATCH (2u << 20)
 #define MEM_FRAME (1u << 20)
 #define DEFAULT_TIMEOUT_MS 30000u
+/* Switchovers the devices may refuse before the migration is abandoned. */
+#define MAX_REFUSALS 3u
+/* Dirty-rate caps (QEMU's auto-converge defaults, as a cut of the rate):
+ * the first cap is 20% under the rate, each later one 10 points more, up
+ * to 99%. */
+#define THROTTLE_FIRST_PCT 20u
+#define THROTTLE_STEP_PCT 10u
+#define THROTTLE_MAX_PCT 99u
 
 uint64_t engine_now_ns(void)
 {
@@ -58,6 +66,12 @@ struct src_dev {
 	struct devmig_pci_identity id;    /* from config space, for a peer without compat */
 	bool id_known;
 	uint64_t initial, dirty, stop_copy;
+	bool deadline;        /* the deadline extension is there */
+	bool dirty_rate;      /* the dirty_rate extension is there */
+	uint64_t stop_ns;     /* its estimate of the path to STOP_COPY, reading it out included */
+	uint64_t p2p_ns;      /*   of which the arc into its P2P state */
+	uint64_t base_rate;   /* the rate its caps are cut from (0: not yet capped) */
+	uint64_t cap;         /* its dirty-rate cap now (0: none) */
 };
 
 struct engine {
@@ -75,6 +89,13 @@ struct engine {
 	bool mem_sent;        /* a whole first pass of guest memory went out */
 	unsigned cur_dev;     /* for the data sink */
 	char why[400];
+	bool held;            /* the budget was given: it is held to */
+	bool deadlines;       /* the switchover passes the budget as deadlines */
+	bool switched;        /* every device reached STOP_COPY and was read out */
+	double rate;          /* bytes/s moved in pre-copy */
+	unsigned throttle_pct;  /* the cut the caps make now (0: none) */
+	uint64_t t_throttle;    /* when the first cap was set */
+	uint64_t bytes_at_pause;
 };
 
 static int fail(struct engine *e, int rc, const char *fmt, ...)
@@ -178,19 +199,27 @@ static int drain_device_fd(struct engine *e, unsigned i)
 }
 
 /*
- * Read device i's stream until a short reply. While the guest runs, in
- * batches, so its own commands on the connection get their turn; once it is
- * paused, in one go, so the reads in flight never drain between batches.
+ * Read device i's stream until a short reply, or, in a pre-copy round,
+ * once about `limit` bytes were read (0: no limit): what was due when the
+ * round began, so a device dirtied faster than it is read still ends its
+ * rounds. While the guest runs, in batches, so its own commands on the
+ * connection get their turn; once it is paused, in one go, so the reads in
+ * flight never drain between batches.
  */
-static int drain_device(struct engine *e, unsigned i)
+static int drain_paced(struct engine *e, unsigned i, uint64_t limit);
+
+static int drain_device(struct engine *e, unsigned i, uint64_t limit)
 {
 	bool ended = false;
+	uint64_t got = 0;
 
 	int rc = drain_device_fd(e, i);
 	if (rc <= 0)
 		return rc;
 	e->cur_dev = i;
-	while (!ended) {
+	if (e->cfg.link_rate)
+		return drain_paced(e, i, limit);
+	while (!ended && (!limit || got < limit)) {
 		ssize_t n = devmig_client_mig_read_stream(e->d[i].c, e->cfg.chunk, e->cfg.read_depth,
 							  e->paused ? 0 : READ_BATCH, &ended,
 							  forward, e);
@@ -201,8 +230,40 @@ static int drain_device(struct engine *e, unsigned i)
 			return fail(e, (int)n, "source device %u: reading its state: %s", i,
 				    strerror((int)-n));
 		}
+		got += (uint64_t)n;
 	}
 	return 0;
+}
+
+/*
+ * Over a slow link (link_rate): one read at a time, each sent (and paced)
+ * before the next is asked for, so the client is never held while the
+ * link is busy (the guest's own commands on it go on) and the device sees
+ * its data read at the link's rate.
+ */
+static int drain_paced(struct engine *e, unsigned i, uint64_t limit)
+{
+	uint8_t *buf = malloc(e->cfg.chunk);
+	uint64_t got = 0;
+	int rc = 0;
+
+	if (!buf)
+		return fail(e, -ENOMEM, "out of memory for a read buffer");
+	while (!limit || got < limit) {
+		ssize_t n = devmig_client_mig_read(e->d[i].c, buf, e->cfg.chunk);
+		if (n < 0) {
+			rc = fail(e, (int)n, "source device %u: reading its state: %s", i,
+				  strerror((int)-n));
+			break;
+		}
+		if (n && (rc = forward(e, buf, (size_t)n)))
+			break;
+		if ((size_t)n < e->cfg.chunk)
+			break;
+		got += (uint64_t)n;
+	}
+	free(buf);
+	return rc;
 }
 
 /* ---- guest memory ---- */
@@ -355,6 +416,8 @@ static int prepare(struct engine *e)
 			     (d->progress || e->cfg.precopy_without_progress);
 		devmig_client_stop_copy_size(d->c, &d->stop_copy);
 		e->rep->device_state_bytes += d->stop_copy;
+		d->deadline = devmig_client_has_ext(d->c, DEVMIG_EXT_DEADLINE);
+		d->dirty_rate = devmig_client_has_ext(d->c, DEVMIG_EXT_DIRTY_RATE);
 		if (e->mem) {
 			struct devmig_dma_logging_range r = { e->cfg.guest_iova,
 							      devmig_guest_mem_size(e->mem) };
@@ -419,6 +482,312 @@ static int reinit_pending(struct engine *e)
 	return found;
 }
 
+
+/* ---- planning the stop phase with the devices' estimates ---- */
+
+/* The state a device enters first at the switchover (P2P), or its own. */
+static enum devmig_state p2p_state(const struct src_dev *d)
+{
+	if (!(d->caps & DEVMIG_MIG_P2P) || d->stopped)
+		return d->state;
+	return d->state == DEVMIG_STATE_PRE_COPY ? DEVMIG_STATE_PRE_COPY_P2P
+						 : DEVMIG_STATE_RUNNING_P2P;
+}
+
+/* Guest memory's last pass at the rate pre-copy moved data. */
+static uint64_t mem_estimate_ns(const struct engine *e)
+{
+	if (!e->mem || !e->mem_dirty_last || e->rate <= 0)
+		return 0; /* nothing measured yet (stop-and-copy): as the devices do, left out */
+	return (uint64_t)(e->mem_dirty_last / e->rate * 1e9);
+}
+
+/* What the destination's commit and run may take, which the source cannot ask. */
+static uint64_t dest_reserve_ns(const struct engine *e)
+{
+	return e->cfg.downtime_budget_ns / 10;
+}
+
+static uint64_t add_sat(uint64_t a, uint64_t b)
+{
+	return b > UINT64_MAX - a ? UINT64_MAX : a + b;
+}
+
+/*
+ * Each device's estimate of its stop (its P2P arc, its arc into STOP_COPY
+ * and reading its stream out), from its arc estimates; a part it cannot
+ * estimate yet (no transfer rate) at the rate pre-copy moved data, if any
+ * (stop-and-copy measured none: the deadlines then hold the fixed costs
+ * only, as the devices' own estimates do). The
+ * whole stop phase: every device's, guest memory's last pass, and the
+ * destination's reserve.
+ */
+static int stop_plan(struct engine *e, uint64_t *total)
+{
+	uint64_t sum = add_sat(mem_estimate_ns(e), dest_reserve_ns(e));
+
+	for (unsigned i = 0; i < e->n; i++) {
+		struct src_dev *d = &e->d[i];
+		struct devmig_feature_arc_estimates est;
+		bool pa = false, pb = false;
+		uint64_t a = 0, b = 0;
+		int rc = devmig_client_arc_estimates(d->c, &est);
+		if (rc)
+			return fail(e, rc, "source device %u: its arc estimates: %s", i, strerror(-rc));
+		enum devmig_state mid = p2p_state(d);
+		if (devmig_arc_estimates_path(&est, d->state, mid, d->caps, &a, &pa) ||
+		    devmig_arc_estimates_path(&est, mid, DEVMIG_STATE_STOP_COPY, d->caps, &b, &pb))
+			return fail(e, -EINVAL, "source device %u: no path from %s to STOP_COPY", i,
+				    devmig_state_name(d->state));
+		if (pb && e->rate > 0) /* its data at our rate; none measured (no pre-copy): left out */
+			b = add_sat(b, (uint64_t)(est.stop_copy_bytes / e->rate * 1e9));
+		d->p2p_ns = a;
+		d->stop_ns = add_sat(a, b);
+		sum = add_sat(sum, d->stop_ns);
+	}
+	*total = sum;
+	return 0;
+}
+
+/* ---- dirty-rate caps ---- */
+
+static void throttle_event(struct engine *e, unsigned i, uint64_t cap)
+{
+	struct devmig_engine_event ev = { .type = DEVMIG_EV_THROTTLE, .dev = i, .cap = cap };
+	engine_event(&e->cfg, &ev);
+}
+
+/*
+ * Rounds stopped shrinking: cap the pre-copied devices' dirty rate, or cap
+ * it lower. Each device's cap is cut from the smaller of the rate it
+ * measures and the rate pre-copy moves data (a device dirtying faster than
+ * the link can never converge). False when no cap could be set or lowered.
+ */
+static bool throttle_step(struct engine *e)
+{
+	if (e->cfg.no_throttle || e->throttle_pct >= THROTTLE_MAX_PCT)
+		return false;
+	unsigned pct = e->throttle_pct ? e->throttle_pct + THROTTLE_STEP_PCT : THROTTLE_FIRST_PCT;
+	if (pct > THROTTLE_MAX_PCT)
+		pct = THROTTLE_MAX_PCT;
+	bool any = false;
+	for (unsigned i = 0; i < e->n; i++) {
+		struct src_dev *d = &e->d[i];
+		if (!d->precopy || !d->dirty_rate)
+			continue;
+		if (!d->base_rate) {
+			struct devmig_feature_dirty_rate dr;
+			if (devmig_client_dirty_rate(d->c, &dr))
+				continue;
+			d->base_rate = dr.measured;
+			if (e->rate > 0 && (double)d->base_rate > e->rate)
+				d->base_rate = (uint64_t)e->rate;
+			if (!d->base_rate)
+				continue; /* its state does not change: nothing to cap */
+		}
+		uint64_t cap = d->base_rate / 100 * (100 - pct);
+		if (!cap)
+			cap = 1;
+		if (devmig_client_set_dirty_rate(d->c, cap))
+			continue;
+		d->cap = cap;
+		any = true;
+		if (!e->rep->throttle_cap || cap < e->rep->throttle_cap)
+			e->rep->throttle_cap = cap;
+		throttle_event(e, i, cap);
+	}
+	if (!any)
+		return false;
+	e->throttle_pct = pct;
+	e->rep->throttle_steps++;
+	if (!e->t_throttle)
+		e->t_throttle = engine_now_ns();
+	return true;
+}
+
+/* Could a cap be set or lowered (throttle_step)? */
+static bool throttle_possible(const struct engine *e)
+{
+	if (e->cfg.no_throttle || e->throttle_pct >= THROTTLE_MAX_PCT)
+		return false;
+	for (unsigned i = 0; i < e->n; i++)
+		if (e->d[i].precopy && e->d[i].dirty_rate)
+			return true;
+	return false;
+}
+
+/* The caps stopped mattering (at the switchover, or the migration ended). */
+static void throttle_over(struct engine *e, uint64_t when)
+{
+	if (e->t_throttle && !e->rep->throttle_ns)
+		e->rep->throttle_ns = when > e->t_throttle ? when - e->t_throttle : 0;
+}
+
+/* Lift every cap set (success or not: the guest must not stay slowed). */
+static void throttle_lift(struct engine *e)
+{
+	throttle_over(e, engine_now_ns());
+	for (unsigned i = 0; i < e->n; i++) {
+		struct src_dev *d = &e->d[i];
+		if (!d->cap)
+			continue;
+		devmig_client_set_dirty_rate(d->c, 0);
+		d->cap = 0;
+		throttle_event(e, i, 0);
+	}
+}
+
+/* ---- the switchover ---- */
+
+/*
+ * Device i to state `to`, with a deadline when the devices take them: what
+ * is left of the budget less what must still follow (reserve). 1 when the
+ * device refused (ETIME): nothing started, the state is unchanged.
+ */
+static int stop_set(struct engine *e, unsigned i, enum devmig_state to, uint64_t reserve)
+{
+	struct src_dev *d = &e->d[i];
+
+	if (!e->deadlines)
+		return src_set(e, i, to);
+	uint64_t used = engine_now_ns() - e->t_pause, budget = e->cfg.downtime_budget_ns;
+	uint64_t left = budget > used ? budget - used : 0;
+	uint64_t deadline = left > reserve ? left - reserve : 0;
+	struct devmig_engine_event ev = {
+		.type = DEVMIG_EV_ARC, .dev = i, .from = d->state, .to = to,
+		.deadline_ns = deadline,
+	};
+	engine_event(&e->cfg, &ev);
+	struct devmig_deadline_result res;
+	int rc = devmig_client_set_state_deadline(d->c, to, deadline, &res);
+	if (rc == -ETIME && res.state == d->state) {
+		e->rep->deadline_refusals++;
+		e->rep->refusal_estimate_ns = res.estimate_ns;
+		e->rep->refusal_deadline_ns = deadline;
+		struct devmig_engine_event r = {
+			.type = DEVMIG_EV_REFUSED, .dev = i, .from = d->state, .to = to,
+			.estimate_ns = res.estimate_ns, .deadline_ns = deadline,
+		};
+		engine_event(&e->cfg, &r);
+		return 1;
+	}
+	if (rc) {
+		char reason[DEVMIG_MIG_STATUS_REASON] = "";
+		uint64_t b;
+		int le;
+		/* As src_set: one that did not answer in time is asked nothing more. */
+		if (!engine_unanswered(rc)) {
+			devmig_client_mig_status(d->c, &b, &le, reason, sizeof(reason));
+			devmig_client_get_state(d->c, &d->state);
+		} else {
+			d->unreachable = true;
+		}
+		return fail(e, rc, "source device %u: %s -> %s refused: %s", i,
+			    devmig_state_name(ev.from), devmig_state_name(to),
+			    reason[0] ? reason : strerror(-rc));
+	}
+	if (res.overrun_ns > e->rep->overrun_ns)
+		e->rep->overrun_ns = res.overrun_ns;
+	d->state = to;
+	return 0;
+}
+
+/* A refused switchover: the devices that moved go back to pre-copy, the guest runs on. */
+static int back_out(struct engine *e)
+{
+	for (unsigned i = 0; i < e->n; i++) {
+		struct src_dev *d = &e->d[i];
+		enum devmig_state back = d->state == DEVMIG_STATE_PRE_COPY_P2P ? DEVMIG_STATE_PRE_COPY
+					 : d->state == DEVMIG_STATE_RUNNING_P2P ? DEVMIG_STATE_RUNNING
+										 : d->state;
+		if (back != d->state) {
+			int rc = src_set(e, i, back);
+			if (rc)
+				return rc;
+		}
+	}
+	if (e->cfg.resume_guest)
+		e->cfg.resume_guest(e->cfg.opaque, false);
+	e->paused = false;
+	return 0;
+}
+
+/* What a device's refusal leaves: the reason, for when no retry is left. */
+static int refused(struct engine *e)
+{
+	return fail(e, -ETIME, "the devices refused the downtime budget of %.1f ms %u time%s: the "
+		    "last needed about %.1f ms with %.1f ms left; the guest runs on at the source",
+		    e->cfg.downtime_budget_ns / 1e6, e->rep->deadline_refusals,
+		    e->rep->deadline_refusals == 1 ? "" : "s", e->rep->refusal_estimate_ns / 1e6,
+		    e->rep->refusal_deadline_ns / 1e6);
+}
+
+/*
+ * Pause the guest, every device to its P2P state, then each to STOP_COPY
+ * and its stream read out, within the budget when the devices take
+ * deadlines. 0: stopped; 1: a device refused before any stream was read
+ * (the devices are back in pre-copy and the guest runs on); -errno.
+ */
+static int switchover(struct engine *e)
+{
+	if (e->deadlines) {
+		uint64_t total;
+		int rc = stop_plan(e, &total); /* fresh estimates for the deadlines */
+		if (rc)
+			return rc;
+	}
+	if (e->cfg.pause_guest && e->cfg.pause_guest(e->cfg.opaque))
+		return fail(e, -EIO, "the guest could not be paused");
+	e->paused = true;
+	e->t_pause = engine_now_ns();
+	e->bytes_at_pause = e->rep->device_bytes + e->rep->guest_bytes;
+	progress(e, DEVMIG_EV_SWITCHOVER, e->rep->rounds, remaining_estimate(e));
+
+	/* What follows every device's part: guest memory, the destination. */
+	uint64_t tail = add_sat(mem_estimate_ns(e), dest_reserve_ns(e)), stops = 0;
+	for (unsigned i = 0; i < e->n; i++)
+		stops = add_sat(stops, e->d[i].stop_ns - e->d[i].p2p_ns);
+	/*
+	 * Every device stops initiating P2P DMA before any one stops. These
+	 * arcs are undone if a later one is refused: each is held to the
+	 * budget less the P2P arcs still to come only. An arc into STOP_COPY
+	 * cannot be undone: it is held to what is left of the budget less what
+	 * must follow it (the later devices' stops, guest memory's last pass,
+	 * the destination's reserve), so the first device's answer is the
+	 * whole plan's.
+	 */
+	uint64_t p2p_after = 0;
+	for (unsigned i = 0; i < e->n; i++)
+		p2p_after = add_sat(p2p_after, e->d[i].p2p_ns);
+	for (unsigned i = 0; i < e->n; i++) {
+		if (!(e->d[i].caps & DEVMIG_MIG_P2P) || e->d[i].stopped)
+			continue;
+		p2p_after -= e->d[i].p2p_ns;
+		int rc = stop_set(e, i, p2p_state(&e->d[i]), p2p_after);
+		if (rc > 0)
+			rc = back_out(e) ? : 1;
+		if (rc)
+			return rc;
+	}
+	/* Each device in turn: its deadline covers its arc and reading it out. */
+	for (unsigned i = 0; i < e->n; i++) {
+		stops -= e->d[i].stop_ns - e->d[i].p2p_ns;
+		int rc = stop_set(e, i, DEVMIG_STATE_STOP_COPY, add_sat(stops, tail));
+		if (rc > 0 && i == 0)
+			return back_out(e) ? : 1;
+		if (rc > 0)
+			return refused(e); /* device 0's stream is gone: no way back but the unwind */
+		if (rc)
+			return rc;
+		rc = drain_device(e, i, 0);
+		if (rc)
+			return rc;
+	}
+	e->switched = true;
+	throttle_over(e, e->t_pause);
+	return 0;
+}
+
 static int precopy(struct engine *e)
 {
 	bool any = false;
@@ -434,16 +803,26 @@ static int precopy(struct engine *e)
 		int rc = src_set(e, i, DEVMIG_STATE_PRE_COPY);
 		if (rc)
 			return rc;
+		/* What the first round is to read. */
+		struct devmig_precopy_progress pp;
+		if (e->d[i].progress && !devmig_client_precopy_progress(e->d[i].c, &pp)) {
+			e->d[i].initial = pp.initial_bytes;
+			e->d[i].dirty = pp.dirty_bytes;
+		}
 	}
 	uint64_t t_start = engine_now_ns(), moved_start = e->rep->device_bytes + e->rep->guest_bytes;
-	unsigned extra_rounds = 0, stalled = 0, reinit_rounds = 0;
-	uint64_t prev_reducible = UINT64_MAX;
+	unsigned extra_rounds = 0, stalled = 0, reinit_rounds = 0, dirty_high = 0;
+	uint64_t prev_reducible = UINT64_MAX, moved_prev = moved_start;
 	for (unsigned round = 1;; round++) {
 		for (unsigned i = 0; i < e->n; i++) {
 			struct src_dev *d = &e->d[i];
 			if (!d->precopy)
 				continue;
-			int rc = drain_device(e, i);
+			/* What was due as the round began, with room for the framing. */
+			uint64_t due = d->initial + d->dirty, limit = 0;
+			if (d->progress)
+				limit = due + due / 16 + e->cfg.chunk;
+			int rc = drain_device(e, i, limit);
 			if (rc)
 				return rc;
 			if (d->progress) {
@@ -483,6 +862,7 @@ static int precopy(struct engine *e)
 		uint64_t el = engine_now_ns() - t_start;
 		uint64_t moved = e->rep->device_bytes + e->rep->guest_bytes - moved_start;
 		double rate = el ? moved * 1e9 / el : 0;
+		e->rate = rate;
 		progress(e, DEVMIG_EV_ROUND, round, left);
 
 		bool initial = true;
@@ -493,14 +873,31 @@ static int precopy(struct engine *e)
 		/* The first memory pass says nothing about what is dirty now: look again. */
 		if (e->mem && round == 1)
 			continue;
+		/* The stop's estimate: the devices' own when they take deadlines. */
 		uint64_t est_ns = rate > 0 ? (uint64_t)(left / rate * 1e9) : UINT64_MAX;
-		bool done = est_ns <= e->cfg.downtime_budget_ns || ++extra_rounds >= e->cfg.max_rounds;
+		if (e->deadlines && (rc = stop_plan(e, &est_ns)))
+			return rc;
+		bool fits = est_ns <= e->cfg.downtime_budget_ns;
+		bool limit = ++extra_rounds >= e->cfg.max_rounds;
+		bool done = fits || limit;
+		uint64_t moved_now = e->rep->device_bytes + e->rep->guest_bytes;
+		uint64_t moved_round = moved_now - moved_prev;
+		moved_prev = moved_now;
 		if (!done) {
-			/* Two rounds without shrinking what rounds can shrink: more will not help. */
+			/* QEMU's auto-converge rule, for devices: two rounds in a row
+			 * that leave dirty more than half of what they moved cap the
+			 * devices' dirty rate, or cap it lower. Two rounds without
+			 * shrinking what rounds can shrink, and no cap left to lower:
+			 * more will not help. */
 			uint64_t reducible = reducible_estimate(e);
 			stalled = reducible >= prev_reducible ? stalled + 1 : 0;
 			prev_reducible = reducible;
-			done = stalled >= 2;
+			dirty_high = reducible > moved_round / 2 ? dirty_high + 1 : 0;
+			if (dirty_high >= 2 && throttle_step(e))
+				dirty_high = stalled = 0;
+			/* Held to a budget, rounds that dirty more than half of what
+			 * they move are as hopeless. */
+			done = (stalled >= 2 || (e->held && dirty_high >= 2)) && !throttle_possible(e);
 		}
 		if (!done)
 			continue;
@@ -509,44 +906,36 @@ static int precopy(struct engine *e)
 		rc = reinit_pending(e);
 		if (rc < 0)
 			return rc;
-		if (!rc || reinit_rounds++ >= e->cfg.max_rounds)
-			break;
+		if (rc && reinit_rounds++ < e->cfg.max_rounds)
+			continue;
+		/* Switch over only when the destination has accepted the initial data. */
+		char why[256];
+		rc = e->peer->ops->sync(e->peer, why, sizeof(why));
+		if (rc)
+			return fail(e, rc, "destination did not accept the initial data: %s", why);
+		e->rep->converged = fits;
+		rc = switchover(e);
+		if (rc <= 0)
+			return rc;
+		/* Refused: the guest runs on; more rounds (and a lower cap) and again,
+		 * unless nothing can change: rounds had stopped shrinking and no cap
+		 * is left to lower. */
+		if (limit || e->rep->deadline_refusals >= MAX_REFUSALS ||
+		    (!fits && !throttle_possible(e)))
+			return refused(e);
+		throttle_step(e);
+		stalled = dirty_high = 0;
+		prev_reducible = UINT64_MAX;
 	}
-	/* Switch over only when the destination has accepted the initial data. */
-	char why[256];
-	int rc = e->peer->ops->sync(e->peer, why, sizeof(why));
-	if (rc)
-		return fail(e, rc, "destination did not accept the initial data: %s", why);
-	return 0;
 }
 
 static int stop_and_copy(struct engine *e, bool checkpoint)
 {
-	uint64_t before = e->rep->device_bytes + e->rep->guest_bytes;
-
-	if (e->cfg.pause_guest && e->cfg.pause_guest(e->cfg.opaque))
-		return fail(e, -EIO, "the guest could not be paused");
-	e->paused = true;
-	e->t_pause = engine_now_ns();
-	progress(e, DEVMIG_EV_SWITCHOVER, e->rep->rounds, remaining_estimate(e));
-
-	/* Every device stops initiating P2P DMA before any one stops. */
-	for (unsigned i = 0; i < e->n; i++) {
-		if (!(e->d[i].caps & DEVMIG_MIG_P2P) || e->d[i].stopped)
-			continue;
-		int rc = src_set(e, i, e->d[i].state == DEVMIG_STATE_PRE_COPY
-					       ? DEVMIG_STATE_PRE_COPY_P2P
-					       : DEVMIG_STATE_RUNNING_P2P);
-		if (rc)
-			return rc;
-	}
-	for (unsigned i = 0; i < e->n; i++) {
-		int rc = src_set(e, i, DEVMIG_STATE_STOP_COPY);
-		if (rc)
-			return rc;
-	}
-	for (unsigned i = 0; i < e->n; i++) {
-		int rc = drain_device(e, i);
+	if (!e->switched) {
+		/* No pre-copy: one try; a refusal has no rounds to wait for. */
+		int rc = switchover(e);
+		if (rc > 0)
+			return refused(e);
 		if (rc)
 			return rc;
 	}
@@ -563,7 +952,7 @@ static int stop_and_copy(struct engine *e, bool checkpoint)
 		rc = mem_send(e);
 	if (rc)
 		return rc;
-	e->rep->stop_copy_bytes = e->rep->device_bytes + e->rep->guest_bytes - before;
+	e->rep->stop_copy_bytes = e->rep->device_bytes + e->rep->guest_bytes - e->bytes_at_pause;
 
 	char why[300];
 	if (checkpoint) {
@@ -687,8 +1076,12 @@ int engine_run(const struct devmig_engine_config *cfg_in, struct devmig_client *
 	for (unsigned i = 0; i < DEVMIG_ENGINE_MAX_DEVICES; i++)
 		rep->src_state[i] = rep->dst_state[i] = DEVMIG_STATE_UNKNOWN;
 	e.cfg = *cfg_in;
-	if (!e.cfg.downtime_budget_ns)
+	/* A budget given is held to (deadlines, caps); the default is only aimed at. */
+	bool held = e.held = e.cfg.downtime_budget_ns != 0;
+	if (!held) {
 		e.cfg.downtime_budget_ns = DEFAULT_BUDGET_NS;
+		e.cfg.no_deadline = e.cfg.no_throttle = true;
+	}
 	if (!e.cfg.max_rounds)
 		e.cfg.max_rounds = DEFAULT_ROUNDS;
 	if (!e.cfg.chunk)
@@ -716,7 +1109,22 @@ int engine_run(const struct devmig_engine_config *cfg_in, struct devmig_client *
 		e.d[i].c = src[i];
 
 	char why[300];
+	rep->budget_ns = e.cfg.downtime_budget_ns;
+	/* The link cap paces everything sent to the destination. */
+	struct peer *inner = peer;
+	if (e.cfg.link_rate && !(peer = e.peer = pace_peer_new(inner, e.cfg.link_rate))) {
+		free(e.bitmap);
+		free(e.d);
+		return fail(&e, -ENOMEM, "out of memory");
+	}
 	rc = prepare(&e);
+	if (!rc) {
+		/* Deadlines when every device takes them (a checkpoint has no downtime). */
+		e.deadlines = !checkpoint && !e.cfg.no_deadline;
+		for (unsigned i = 0; i < n; i++)
+			e.deadlines &= e.d[i].deadline;
+		rep->deadlines = e.deadlines;
+	}
 	if (!rc) {
 		struct peer_dev *pd = calloc(n, sizeof(*pd));
 		for (unsigned i = 0; pd && i < n; i++) {
@@ -735,9 +1143,9 @@ int engine_run(const struct devmig_engine_config *cfg_in, struct devmig_client *
 		rc = precopy(&e);
 	if (!rc)
 		rc = stop_and_copy(&e, checkpoint);
-	if (!rc || peer->run_unanswered)
+	if (!rc || inner->run_unanswered)
 		stop_logging(&e); /* after the unwind otherwise: the guest first */
-	if (rc && peer->run_unanswered) {
+	if (rc && inner->run_unanswered) {
 		/* Resuming here could run the guest on both hosts: stay stopped. */
 		rep->outcome_unknown = true;
 		size_t l = strlen(rep->error);
@@ -767,12 +1175,17 @@ int engine_run(const struct devmig_engine_config *cfg_in, struct devmig_client *
 		rep->completed = true;
 		progress(&e, DEVMIG_EV_DONE, rep->rounds, 0);
 	}
+	/* Caps go whatever happened: the source (or its guest, unwound) runs on. */
+	throttle_lift(&e);
+	rep->budget_met = rep->completed && !checkpoint && rep->downtime_ns <= rep->budget_ns;
 	/* Where each source device was left: what the caller reports. */
 	for (unsigned i = 0; i < n; i++)
 		rep->src_state[i] = e.d[i].unreachable ? DEVMIG_STATE_UNKNOWN
 						       : engine_probe_state(e.d[i].c, NULL);
 	rep->total_ns = engine_now_ns() - e.t0;
 	rep->throughput = rep->total_ns ? (rep->device_bytes + rep->guest_bytes) * 1e9 / rep->total_ns : 0;
+	if (peer != inner)
+		pace_peer_free(peer);
 	free(e.bitmap);
 	free(e.d);
 	return rc;

@@ -108,6 +108,11 @@ bool engine_unanswered(int rc);
 /* The state a device is in now, reconnecting a broken client first; UNKNOWN if unreachable. */
 int engine_probe_state(struct devmig_client *c, bool *reconnected);
 
+/* inner, with what it is sent (device data, guest memory) paced to rate bytes/s:
+ * a slow link (engine config link_rate). */
+struct peer *pace_peer_new(struct peer *inner, uint64_t rate);
+void pace_peer_free(struct peer *p);
+
 /* The channel (a transport: socket, TLS or file) as a peer. acks: wait for
  * the receiver's answers. */
 struct devmig_transport;
