@@ -832,12 +832,14 @@ static int set_state_fd_locked(struct vu_client *c, enum devmig_state state)
 	}
 	enum devmig_state now = state;
 	if (rc) {
-		/* The device may have stopped anywhere on the path. */
+		/* The device may have stopped anywhere on the path. A silent one
+		 * is not asked: each question would cost the timeout again. */
 		struct devmig_feature_mig_state got;
 		if (fd >= 0)
 			close(fd);
 		fd = -1;
-		if (feature_locked(c, DEVMIG_FEATURE_MIG_DEVICE_STATE | DEVMIG_FEATURE_GET, NULL, 0,
+		if (rc == -ETIMEDOUT ||
+		    feature_locked(c, DEVMIG_FEATURE_MIG_DEVICE_STATE | DEVMIG_FEATURE_GET, NULL, 0,
 				   &got, sizeof(got)))
 			return rc;
 		now = (enum devmig_state)got.device_state;
@@ -946,7 +948,7 @@ static int deadline_locked(struct vu_client *c, enum devmig_state state, uint64_
 	int rc = xact(c, &req, NULL, 0, &rep, datafd ? fds : NULL, datafd ? &nfds : NULL);
 	if (rc && rc != -ETIME) {
 		close_fds(fds, nfds);
-		if (datafd) {
+		if (datafd && rc != -ETIMEDOUT) {
 			/* The device may have stopped anywhere on the path. */
 			struct devmig_feature_mig_state got;
 			if (!feature_locked(c, DEVMIG_FEATURE_MIG_DEVICE_STATE | DEVMIG_FEATURE_GET,

@@ -60,13 +60,14 @@ static int src_eof(const struct dm_src *src, bool checked, struct dm_result *res
 
 /* The source had nothing: 0 when data comes, 1 at the temporary end (or
  * the round's end: what was pending when it began has moved). */
-static int src_wait(const struct dm_src *src, uint64_t moved, char *why, size_t wl)
+static int src_wait(const struct dm_src *src, struct dm_result *res, char *why, size_t wl)
 {
-	if (src->precopy && src->round && moved >= src->round)
+	if (src->precopy && src->round && res->bytes >= src->round)
 		return 1;
 	int rc = devmig_client_data_wait(src->c, src->timeout_ms);
 	if (rc == -ENOMSG)
 		return 1;
+	res->src_silent = rc == -ETIMEDOUT;
 	if (rc)
 		return errf(rc, why, wl, "waiting for its data: %s", strerror(-rc));
 	return 0;
@@ -113,6 +114,7 @@ static int local_splice(const struct dm_src *src, int sfd, int dfd, struct dm_re
 		poll(p, 2, 0);
 		if (!(p[1].revents & (POLLOUT | POLLERR | POLLHUP))) {
 			int rc = data_fd_wait(dfd, POLLOUT, src->timeout_ms);
+			res->dst_silent = rc == -ETIMEDOUT;
 			if (rc)
 				return errf(rc, why, wl, "the destination took no more data: %s",
 					    strerror(-rc));
@@ -120,7 +122,7 @@ static int local_splice(const struct dm_src *src, int sfd, int dfd, struct dm_re
 		}
 		if (p[0].revents & (POLLIN | POLLHUP))
 			continue; /* data (or the end) came meanwhile */
-		int rc = src_wait(src, res->bytes, why, wl);
+		int rc = src_wait(src, res, why, wl);
 		if (rc < 0)
 			return rc;
 		if (rc) {
@@ -144,8 +146,10 @@ static int local_copy(const struct dm_src *src, bool checked, struct devmig_clie
 		ssize_t n = devmig_client_data_read(src->c, buf, MOVE_CHUNK);
 		if (n > 0) {
 			rc = write_client(dst, buf, (size_t)n, src->timeout_ms, why, wl);
-			if (rc)
+			if (rc) {
+				res->dst_silent = rc == -ETIMEDOUT;
 				break;
+			}
 			res->bytes += (uint64_t)n;
 			continue;
 		}
@@ -161,7 +165,7 @@ static int local_copy(const struct dm_src *src, bool checked, struct devmig_clie
 			rc = errf((int)n, why, wl, "reading its data: %s", strerror((int)-n));
 			break;
 		}
-		rc = src_wait(src, res->bytes, why, wl);
+		rc = src_wait(src, res, why, wl);
 		if (rc) {
 			res->ended = rc > 0;
 			rc = rc > 0 ? 0 : rc;
@@ -268,7 +272,7 @@ static int channel_raw(const struct dm_src *src, int sfd, struct devmig_transpor
 				rc = src_eof(src, true, res, why, wl);
 				break;
 			}
-			rc = src_wait(src, res->bytes, why, wl);
+			rc = src_wait(src, res, why, wl);
 			if (rc) {
 				res->ended = rc > 0;
 				rc = rc > 0 ? 0 : rc;
@@ -348,7 +352,7 @@ static int channel_copy(const struct dm_src *src, bool checked, struct devmig_tr
 			rc = errf((int)n, why, wl, "reading its data: %s", strerror((int)-n));
 			break;
 		}
-		rc = src_wait(src, res->bytes, why, wl);
+		rc = src_wait(src, res, why, wl);
 		if (rc) {
 			res->ended = rc > 0;
 			rc = rc > 0 ? 0 : rc;

@@ -36,6 +36,8 @@ struct dm_src {
 struct dm_result {
 	uint64_t bytes;
 	bool ended;
+	bool src_silent; /* the source did not answer in time */
+	bool dst_silent; /* a local destination took no data in time */
 };
 
 /* True when src has a save session on a descriptor (the fd path applies). */

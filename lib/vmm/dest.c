@@ -222,6 +222,8 @@ static int direct_data_from(struct peer *p, unsigned dev, const struct dm_src *s
 	int rc = dm_move_local(src, d->c[dev], res, w, sizeof(w));
 	if (rc)
 		snprintf(why, wl, "to destination device %u: %s", dev, w);
+	if (res->dst_silent)
+		d->unanswered[dev] = true; /* its unwind does not wait for it again */
 	if (d->report)
 		d->report->device_bytes += res->bytes;
 	return rc;

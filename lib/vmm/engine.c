@@ -193,8 +193,11 @@ static int drain_device_fd(struct engine *e, unsigned i)
 	e->rep->device_fd_bytes += res.bytes;
 	if (rc == -EOPNOTSUPP && !res.bytes)
 		return 1;
-	if (rc)
+	if (rc) {
+		/* As with a silent reply: the unwind does not wait for it again. */
+		e->d[i].unreachable = res.src_silent;
 		return fail(e, rc, "source device %u: %s", i, why);
+	}
 	return res.ended ? 0 : fail(e, -EIO, "source device %u: its data stopped short", i);
 }
 
