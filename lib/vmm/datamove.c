@@ -132,8 +132,15 @@ static int local_splice(const struct dm_src *src, int sfd, int dfd, struct dm_re
 	}
 }
 
-static int local_copy(const struct dm_src *src, bool checked, struct devmig_client *dst,
-		      struct dm_result *res, char *why, size_t wl)
+/*
+ * Where splice does not apply: the source's session read into one bounded
+ * buffer, each piece handed to sink (0 or -errno, why filled), until the
+ * end, the temporary end, or src->limit.
+ */
+static int copy_through(const struct dm_src *src, bool checked,
+			int (*sink)(void *o, const uint8_t *p, size_t n, struct dm_result *res,
+				    char *why, size_t wl),
+			void *o, struct dm_result *res, char *why, size_t wl)
 {
 	uint8_t *buf = malloc(MOVE_CHUNK);
 	int rc = 0;
@@ -145,11 +152,9 @@ static int local_copy(const struct dm_src *src, bool checked, struct devmig_clie
 			break;
 		ssize_t n = devmig_client_data_read(src->c, buf, MOVE_CHUNK);
 		if (n > 0) {
-			rc = write_client(dst, buf, (size_t)n, src->timeout_ms, why, wl);
-			if (rc) {
-				res->dst_silent = rc == -ETIMEDOUT;
+			rc = sink(o, buf, (size_t)n, res, why, wl);
+			if (rc)
 				break;
-			}
 			res->bytes += (uint64_t)n;
 			continue;
 		}
@@ -174,6 +179,27 @@ static int local_copy(const struct dm_src *src, bool checked, struct devmig_clie
 	}
 	free(buf);
 	return rc;
+}
+
+struct client_sink {
+	struct devmig_client *dst;
+	int timeout_ms;
+};
+
+static int to_client(void *o, const uint8_t *p, size_t n, struct dm_result *res, char *why,
+		     size_t wl)
+{
+	struct client_sink *k = o;
+	int rc = write_client(k->dst, p, n, k->timeout_ms, why, wl);
+	res->dst_silent = rc == -ETIMEDOUT;
+	return rc;
+}
+
+static int local_copy(const struct dm_src *src, bool checked, struct devmig_client *dst,
+		      struct dm_result *res, char *why, size_t wl)
+{
+	struct client_sink k = { dst, src->timeout_ms };
+	return copy_through(src, checked, to_client, &k, res, why, wl);
 }
 
 int dm_move_local(const struct dm_src *src, struct devmig_client *dst, struct dm_result *res,
@@ -317,50 +343,30 @@ static int channel_raw(const struct dm_src *src, int sfd, struct devmig_transpor
 	return rc;
 }
 
+struct channel_sink {
+	struct devmig_transport *t;
+	uint32_t dev;
+	uint64_t *frames;
+};
+
+static int to_channel(void *o, const uint8_t *p, size_t n, struct dm_result *res, char *why,
+		      size_t wl)
+{
+	struct channel_sink *k = o;
+	(void)res;
+	int rc = chan_send(k->t, DEVMIG_CHAN_DEV_DATA, k->dev, p, n, NULL, 0);
+	if (rc)
+		return errf(rc, why, wl, "the channel to the destination failed: %s",
+			    strerror(-rc));
+	(*k->frames)++;
+	return 0;
+}
+
 static int channel_copy(const struct dm_src *src, bool checked, struct devmig_transport *t,
 			uint32_t dev, uint64_t *frames, struct dm_result *res, char *why, size_t wl)
 {
-	uint8_t *buf = malloc(MOVE_CHUNK);
-	int rc = 0;
-
-	if (!buf)
-		return errf(-ENOMEM, why, wl, "%s", "out of memory");
-	for (;;) {
-		if (src->limit && res->bytes >= src->limit)
-			break;
-		ssize_t n = devmig_client_data_read(src->c, buf, MOVE_CHUNK);
-		if (n > 0) {
-			rc = chan_send(t, DEVMIG_CHAN_DEV_DATA, dev, buf, (size_t)n, NULL, 0);
-			if (rc) {
-				rc = errf(rc, why, wl, "the channel to the destination failed: %s",
-					  strerror(-rc));
-				break;
-			}
-			(*frames)++;
-			res->bytes += (uint64_t)n;
-			continue;
-		}
-		if (n == 0) {
-			rc = src_eof(src, checked, res, why, wl);
-			break;
-		}
-		if (n == -ENOMSG) {
-			res->ended = true;
-			break;
-		}
-		if (n != -EAGAIN) {
-			rc = errf((int)n, why, wl, "reading its data: %s", strerror((int)-n));
-			break;
-		}
-		rc = src_wait(src, res, why, wl);
-		if (rc) {
-			res->ended = rc > 0;
-			rc = rc > 0 ? 0 : rc;
-			break;
-		}
-	}
-	free(buf);
-	return rc;
+	struct channel_sink k = { t, dev, frames };
+	return copy_through(src, checked, to_channel, &k, res, why, wl);
 }
 
 int dm_move_to_channel(const struct dm_src *src, struct devmig_transport *t, uint32_t dev,
