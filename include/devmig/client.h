@@ -267,7 +267,9 @@ int devmig_client_data_wait(struct devmig_client *c, int timeout_ms);
  * late, if it was); -ETIME when the device estimated that an arc of the
  * path would not finish in time and did not start it: res->state is where
  * the device is (unchanged when refused before the first arc) and
- * res->estimate_ns what did not fit; other -errno as for
+ * res->estimate_ns the time the path would have taken from receipt (the
+ * time elapsed at the refusal plus the estimate of the arcs left: more
+ * than deadline_ns); other -errno as for
  * devmig_client_set_state. res is filled on 0 and -ETIME.
  */
 struct devmig_deadline_result {

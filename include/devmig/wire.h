@@ -324,7 +324,9 @@ struct devmig_feature_mig_deadline {
 	uint32_t device_state; /* request: the state asked for; reply: where the device is */
 	uint32_t flags;        /* request: 0; reply: DEVMIG_DEADLINE_* */
 	uint64_t deadline_ns;  /* from receipt of the request; echoed */
-	uint64_t estimate_ns;  /* reply: the estimate of the path (refused: of what did not fit) */
+	uint64_t estimate_ns;  /* reply: the estimate of the path (refused: the time from receipt
+				* it would have taken: elapsed at the refusal plus the estimate
+				* of the arcs left, which exceeds deadline_ns) */
 	uint64_t elapsed_ns;   /* reply: receipt to reply */
 	uint64_t overrun_ns;   /* reply: how late it finished (0: in time) */
 } DEVMIG_PACKED;

@@ -43,6 +43,12 @@ uint64_t devmig_deadline_plan_left(const struct devmig_deadline_plan *p)
 	return left;
 }
 
+uint64_t devmig_deadline_plan_needed(const struct devmig_deadline_plan *p)
+{
+	uint64_t elapsed = p->refused_ns > p->start_ns ? p->refused_ns - p->start_ns : 0;
+	return add_sat(elapsed, devmig_deadline_plan_left(p));
+}
+
 bool devmig_deadline_plan_admit(const struct devmig_deadline_plan *p, uint64_t now)
 {
 	uint64_t end = add_sat(p->start_ns, p->deadline_ns);

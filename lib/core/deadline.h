@@ -26,6 +26,7 @@ struct devmig_deadline_plan {
 	enum devmig_state from[DEVMIG_FSM_MAX_PATH], to[DEVMIG_FSM_MAX_PATH];
 	uint64_t est[DEVMIG_FSM_MAX_PATH];
 	bool partial;                    /* some estimate left a part out */
+	uint64_t refused_ns;             /* when admission refused an arc (0: never) */
 };
 
 /* One arc's estimate in ns; *partial when part of it is unknown. */
@@ -39,6 +40,9 @@ enum devmig_fsm_err devmig_deadline_plan_init(struct devmig_deadline_plan *p, ui
 					      void *opaque);
 /* The estimate of the arcs not done yet (saturating). */
 uint64_t devmig_deadline_plan_left(const struct devmig_deadline_plan *p);
+/* A refused plan's projected time from receipt: what had elapsed when it
+ * was refused plus what was left. Greater than the deadline by definition. */
+uint64_t devmig_deadline_plan_needed(const struct devmig_deadline_plan *p);
 /* May the next arc start at now: does what is left fit before the deadline? */
 bool devmig_deadline_plan_admit(const struct devmig_deadline_plan *p, uint64_t now);
 /* How late at now (0: in time). */

@@ -1322,6 +1322,7 @@ static int walk_locked(struct devmig_core *c, uint32_t req, struct devmig_deadli
 		uint64_t now = devmig_core_now_ns();
 		if (plan && !devmig_deadline_plan_admit(plan, now)) {
 			uint64_t end = plan->start_ns + plan->deadline_ns;
+			plan->refused_ns = now;
 			set_error(c, "%s -> %s refused before %s -> %s: the %s needs about %.1f ms, "
 				  "%.1f ms of the %.1f ms deadline %s left%s",
 				  devmig_state_name(plan->done ? plan->from[0] : cur),
@@ -1421,7 +1422,7 @@ int devmig_core_set_state_deadline(struct devmig_device *dev, uint32_t req, uint
 		out->flags |= DEVMIG_DEADLINE_PARTIAL;
 	if (rc == -ETIME) {
 		out->flags |= DEVMIG_DEADLINE_REFUSED;
-		out->estimate_ns = devmig_deadline_plan_left(&plan);
+		out->estimate_ns = devmig_deadline_plan_needed(&plan);
 	} else {
 		out->estimate_ns = total;
 		out->overrun_ns = devmig_deadline_overrun(start_ns, deadline_ns, t);
