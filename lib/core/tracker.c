@@ -21,6 +21,7 @@
 #include <sys/mman.h>
 
 #include "le.h"
+#include "prefault.h"
 #include "stream.h"
 #include "tracker.h"
 
@@ -29,6 +30,8 @@
 #define MAX_CHUNK (1u << 20)
 #define CHUNK_COST (DEVMIG_STREAM_REC_OVERHEAD + DEVMIG_MEM_PREFIX)
 #define INFO_COST (DEVMIG_STREAM_REC_OVERHEAD + DEVMIG_MEM_INFO_LEN)
+/* How far ahead of the incoming stream the staging memory is faulted in. */
+#define PREFAULT_WINDOW (64ull << 20)
 
 struct devmig_tracker {
 	unsigned index, flags;
@@ -46,6 +49,7 @@ struct devmig_tracker {
 
 	/* load session */
 	uint8_t *stage;
+	struct devmig_prefault *prefault; /* the stage's pages, ahead of the stream */
 	uint64_t *got, *stage_written;
 	bool info_seen;
 };
@@ -113,6 +117,7 @@ void devmig_tracker_destroy(struct devmig_tracker *t)
 {
 	if (!t)
 		return;
+	devmig_prefault_stop(t->prefault);
 	if (t->mem)
 		munmap(t->mem, t->size);
 	if (t->stage)
@@ -349,6 +354,7 @@ int devmig_tracker_load_open(struct devmig_tracker *t)
 	t->stage = map_memory(t->size);
 	if (!t->stage)
 		return -ENOMEM;
+	t->prefault = devmig_prefault_start(t->stage, t->size, PREFAULT_WINDOW);
 	memset(t->got, 0, t->nwords * sizeof(uint64_t));
 	memset(t->stage_written, 0, t->nwords * sizeof(uint64_t));
 	t->info_seen = false;
@@ -416,6 +422,7 @@ int devmig_tracker_load(struct devmig_tracker *t, uint32_t type, const uint8_t *
 				      t->index, ci, len - DEVMIG_MEM_PREFIX, chunk_len(t, ci));
 		memcpy(dst, p + DEVMIG_MEM_PREFIX, len - DEVMIG_MEM_PREFIX);
 		t->stage_written[ci / 64] |= bit;
+		devmig_prefault_reach(t->prefault, (uint64_t)ci * t->chunk + chunk_len(t, ci));
 	}
 	t->got[ci / 64] |= bit;
 	return 0;
@@ -444,6 +451,8 @@ void devmig_tracker_load_apply(struct devmig_tracker *t)
 {
 	uint8_t *old = t->mem;
 
+	devmig_prefault_stop(t->prefault);
+	t->prefault = NULL;
 	t->mem = t->stage;
 	t->stage = NULL;
 	munmap(old, t->size);
@@ -458,6 +467,8 @@ void devmig_tracker_load_apply(struct devmig_tracker *t)
 
 void devmig_tracker_load_abort(struct devmig_tracker *t)
 {
+	devmig_prefault_stop(t->prefault);
+	t->prefault = NULL;
 	if (t->stage)
 		munmap(t->stage, t->size);
 	t->stage = NULL;
