@@ -427,7 +427,12 @@ static void example_variant_loads_and_migrates_with_precopy(void **state)
 	uint32_t x = 1234567;
 	assert_int_equal(devmig_client_region_write(ca, 2, 8192 + 12, &x, 4), 0);
 	assert_int_equal(devmig_client_precopy_info(ca, &initial, &dirty), 0);
-	assert_int_equal(dirty, 4096);
+	/* The chunk: 4096 bytes while the core holds it; over the data fd its
+	 * server may already have put the chunk's record in the pipe, counted
+	 * as the stream bytes still to come, its framing included. */
+	if (dirty != 4096 && (dirty < 4096 || dirty > 4096 + 64))
+		fail_msg("dirty_bytes %llu after one 4 KiB chunk was rewritten",
+			 (unsigned long long)dirty);
 	set_state(ca, DEVMIG_STATE_STOP_COPY);
 	for (;;) {
 		n = devmig_client_mig_read(ca, buf, sizeof(buf));

@@ -639,7 +639,12 @@ static void precopy_counts_exact(void **state)
 	}
 	assert_int_equal(devmig_client_precopy_info(r.src.cl, &initial, &dirty), 0);
 	assert_int_equal(initial, 0);
-	assert_int_equal(dirty, 4ull * chunk);
+	/* Four chunks. Over the data fd a pump still awake from the last query
+	 * may have put some of their records in the pipe already: those count
+	 * as stream bytes still to come, their framing included. */
+	if (dirty < 4ull * chunk || dirty > 4ull * chunk + 4 * 64)
+		fail_msg("dirty_bytes %llu after 4 chunks of %u were rewritten",
+			 (unsigned long long)dirty, chunk);
 	ssize_t n = pump(&r.src, NULL, buf, &seed, NULL);
 	assert_true(n > (ssize_t)(4 * chunk));
 	assert_int_equal(devmig_client_precopy_info(r.src.cl, &initial, &dirty), 0);
