@@ -500,6 +500,23 @@ static void api_write(struct devmig_client *c, const uint8_t *p, size_t len,
 	}
 }
 
+/* A whole migration, source to destination, through their data fds; the
+ * destination then holds the source's memory. */
+static void migrate_whole(struct rig *r, struct devmig_client *s, struct devmig_client *d)
+{
+	uint8_t *st = NULL;
+	size_t cap = 0;
+	bool temp;
+	set(s, DEVMIG_STATE_STOP_COPY);
+	size_t len = api_read(s, &st, &cap, 0, &temp);
+	assert_false(temp);
+	set(d, DEVMIG_STATE_RESUMING);
+	assert_int_equal(devmig_client_mig_write(d, st, len), 0);
+	set(d, DEVMIG_STATE_STOP);
+	assert_true(same_memory(&r->src, &r->dst));
+	free(st);
+}
+
 static size_t piece_one(size_t at, uint64_t *seed)
 {
 	(void)at;
@@ -727,16 +744,7 @@ static void a_client_that_closes_its_fd_early(void **state)
 
 	/* Both servers go on: a whole migration through them. */
 	struct devmig_client *s = fx_connect(&r->ss, NULL), *d = fx_connect(&r->ds, NULL);
-	uint8_t *st = NULL;
-	size_t cap = 0;
-	bool temp;
-	set(s, DEVMIG_STATE_STOP_COPY);
-	size_t len = api_read(s, &st, &cap, 0, &temp);
-	set(d, DEVMIG_STATE_RESUMING);
-	assert_int_equal(devmig_client_mig_write(d, st, len), 0);
-	set(d, DEVMIG_STATE_STOP);
-	assert_true(same_memory(&r->src, &r->dst));
-	free(st);
+	migrate_whole(r, s, d);
 	devmig_client_close(s);
 	devmig_client_close(d);
 }
@@ -831,16 +839,7 @@ static void reset_in_the_middle_of_a_session(void **state)
 	assert_int_equal(r->dst.reg, 0xdead);
 
 	/* Sessions after the resets work. */
-	uint8_t *st = NULL;
-	size_t cap = 0;
-	bool temp;
-	set(s, DEVMIG_STATE_STOP_COPY);
-	size_t len = api_read(s, &st, &cap, 0, &temp);
-	set(d, DEVMIG_STATE_RESUMING);
-	assert_int_equal(devmig_client_mig_write(d, st, len), 0);
-	set(d, DEVMIG_STATE_STOP);
-	assert_true(same_memory(&r->src, &r->dst));
-	free(st);
+	migrate_whole(r, s, d);
 	devmig_client_close(s);
 	devmig_client_close(d);
 }
