@@ -288,7 +288,7 @@ static void side(struct devmig_client *c, struct devmig_guest_mem *gm, int *efd)
 {
 	/* Every page resident from the start: the RSS figure takes it off exactly. */
 	memset(devmig_guest_mem_ptr(gm), 0, devmig_guest_mem_size(gm));
-	devmig_client_dma_map(c, 0, GUEST_MEM, DEVMIG_DMA_READ | DEVMIG_DMA_WRITE,
+	devmig_client_dma_map(c, 0, devmig_guest_mem_size(gm), DEVMIG_DMA_READ | DEVMIG_DMA_WRITE,
 			      devmig_guest_mem_fd(gm), 0, NULL);
 	*efd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
 	mbg_client_enable_msix(c, *efd);
@@ -518,14 +518,8 @@ static void nc_child(const char *dir, bool deadline, bool throttle, int out)
 	struct devmig_guest_mem *sm = devmig_guest_mem_new(MB_NC_GUEST_MEM, err, sizeof(err));
 	struct devmig_guest_mem *dm = devmig_guest_mem_new(MB_NC_GUEST_MEM, err, sizeof(err));
 	int sefd, defd;
-	devmig_client_dma_map(src, 0, MB_NC_GUEST_MEM, DEVMIG_DMA_READ | DEVMIG_DMA_WRITE,
-			      devmig_guest_mem_fd(sm), 0, NULL);
-	devmig_client_dma_map(dst, 0, MB_NC_GUEST_MEM, DEVMIG_DMA_READ | DEVMIG_DMA_WRITE,
-			      devmig_guest_mem_fd(dm), 0, NULL);
-	sefd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
-	defd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
-	mbg_client_enable_msix(src, sefd);
-	mbg_client_enable_msix(dst, defd);
+	side(src, sm, &sefd);
+	side(dst, dm, &defd);
 	struct mbw_config wc = {
 		.io = mbg_mmio_client(src), .irq_fd = sefd, .mem = sm,
 		.write_pct = MB_NC_WRITE_PCT, .write_span = MB_NC_WORKING_SET / MB_BLOCK_SIZE,
